@@ -1,0 +1,53 @@
+"""The ``vssl`` command line (also ``python -m benchmark``).
+
+Each subcommand lives in its own module under benchmark/commands/ and exposes
+``register(subparsers)``; handlers import heavy libraries (torch) lazily so
+that ``vssl --help`` and ``vssl status`` start fast. Bad input raises
+UserError: one line on stderr, exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from benchmark import __version__
+from benchmark.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import benchmark.commands as commands
+
+    parser = argparse.ArgumentParser(
+        prog="vssl",
+        description="vssl-bench: pre-train, evaluate and compare video self-supervised methods.",
+        epilog="Run `vssl COMMAND --help` for a command's options. Docs: README.md, docs/.",
+    )
+    parser.add_argument("--version", action="version", version=f"vssl-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"benchmark.commands.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"vssl {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"vssl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""From an index and a sampler to batches, exactly reproducible and resumable by step.
+
+Every sample is addressed by (step, slot): the video comes from a per-epoch
+permutation seeded by (seed, epoch) and the augmentation randomness from
+(seed, step, slot). So a run resumed at step s sees exactly the batches an
+uninterrupted run would, whatever the number of workers.
+
+A video that fails to decode is replaced by the next one in the index; the
+failure is counted and its path returned with the batch (``batch["bad"]``)
+so the training loop logs it and stops when the fraction passes
+``max_bad_fraction``. A run never dies on one bad file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data._utils.collate import default_collate
+
+from benchmark.data.samplers import ShortVideo
+
+log = logging.getLogger(__name__)
+MAX_REPLACEMENTS = 20
+
+
+def sample_seed(seed: int, step: int, slot: int) -> int:
+    digest = hashlib.blake2b(f"{seed}/{step}/{slot}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class StepBatches(Sampler):
+    """Yields, for steps start..total-1, a list of (step, slot, video_index) addresses."""
+
+    def __init__(self, num_videos: int, batch_size: int, total_steps: int, seed: int, start_step: int = 0):
+        self.n, self.batch, self.total, self.seed, self.start = num_videos, batch_size, total_steps, seed, start_step
+
+    def _video(self, position: int) -> int:
+        epoch, offset = divmod(position, self.n)
+        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return int(perm[offset])
+
+    def epoch_of(self, step: int) -> int:
+        return (step * self.batch) // self.n
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        for step in range(self.start, self.total):
+            base = step * self.batch
+            yield [(step, slot, self._video(base + slot)) for slot in range(self.batch)]
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+
+class SampledVideos(Dataset):
+    """records x sampler -> samples. ``__getitem__`` takes a (step, slot, video_index) address or an int."""
+
+    def __init__(self, records: Sequence, sampler, decoder: str = "auto", seed: int = 0, with_labels: bool = False):
+        self.records = list(records)
+        self.sampler = sampler
+        self.decoder = decoder
+        self.seed = seed
+        self.with_labels = with_labels
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, address: Any) -> dict:
+        from benchmark.data.video import VideoDecodeError, open_video
+
+        if isinstance(address, (int, np.integer)):
+            step, slot, index = 0, int(address), int(address)
+        else:
+            step, slot, index = address
+        rng = np.random.default_rng(sample_seed(self.seed, step, slot))
+        torch.manual_seed(int(rng.integers(2**62)))  # v2 transforms draw from torch's generator
+        bad: list[str] = []
+        for attempt in range(MAX_REPLACEMENTS):
+            record = self.records[(index + attempt) % len(self.records)]
+            try:
+                with open_video(record.path, self.decoder) as video:
+                    sample = self.sampler(video, rng)
+            except (VideoDecodeError, ShortVideo, OSError) as exc:
+                bad.append(f"{record.path}: {exc}")
+                continue
+            sample["index"] = torch.tensor((index + attempt) % len(self.records))
+            if self.with_labels:
+                sample["label"] = torch.tensor(record.label)
+            sample["bad"] = bad
+            return sample
+        raise RuntimeError(f"{MAX_REPLACEMENTS} videos in a row failed to decode; last: {bad[-1]}")
+
+
+def collate(samples: list[dict]) -> dict:
+    bad = [b for s in samples for b in s.pop("bad", [])]
+    batch = default_collate(samples)
+    batch["bad"] = bad
+    return batch
+
+
+def make_loader(dataset: SampledVideos, batches: Sampler | None = None, batch_size: int = 32, num_workers: int = 0) -> DataLoader:
+    """Training (``batches`` = StepBatches) or ordered evaluation (plain, in index order)."""
+    common: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate, persistent_workers=False)
+    if num_workers > 0:
+        common.update(prefetch_factor=4, worker_init_fn=_one_thread)
+    if batches is not None:
+        return DataLoader(dataset, batch_sampler=batches, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # decoding and augmentation in workers: avoid oversubscribing the cores

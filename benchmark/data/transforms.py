@@ -1,0 +1,73 @@
+"""Augmentations on uint8 video tensors [T, C, H, W] with torchvision.transforms.v2.
+
+v2 applies one set of random parameters to a whole tensor, so calling a
+transform on a clip shares the augmentation across its frames (what
+order-based methods need: only temporal order may differ between classes),
+while calling it frame by frame draws independent parameters (TCE's anchor
+and positive). Randomness comes from torch's global generator; the loader
+seeds it per sample, so a sample is a pure function of (seed, step, slot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class RandomGray(torch.nn.Module):
+    """With probability p, copy one randomly chosen RGB channel into all three (as TCE and DPC do)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        channel = int(torch.randint(0, 3, ()))
+        picked = x.narrow(-3, channel, 1)
+        return picked.expand_as(x).clone()
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip: bool = True
+    jitter: float = 0.5  # brightness/contrast/saturation strength (TCE: 0.5)
+    hue: float = 0.25
+    jitter_p: float = 0.8
+    gray_p: float = 0.5
+
+
+def train_transform(resolution: int, aug: AugmentConfig = AugmentConfig()) -> v2.Compose:
+    ops: list = [v2.RandomResizedCrop(resolution, scale=aug.crop_scale, antialias=True)]
+    if aug.flip:
+        ops.append(v2.RandomHorizontalFlip())
+    if aug.jitter > 0 or aug.hue > 0:
+        ops.append(v2.RandomApply([v2.ColorJitter(aug.jitter, aug.jitter, aug.jitter, aug.hue)], p=aug.jitter_p))
+    if aug.gray_p > 0:
+        ops.append(RandomGray(aug.gray_p))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return v2.Compose(ops)
+
+
+def eval_transform(resolution: int) -> v2.Compose:
+    """Resize the short side, centre crop, normalise: deterministic."""
+    return v2.Compose(
+        [
+            v2.Resize(resolution, antialias=True),
+            v2.CenterCrop(resolution),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def per_frame(transform, frames: torch.Tensor) -> torch.Tensor:
+    """Apply ``transform`` to each frame of [T, C, H, W] with independent random parameters."""
+    return torch.stack([transform(f) for f in frames])

@@ -1,0 +1,148 @@
+"""Registries for methods and samplers, with out-of-tree plugins.
+
+In-tree methods live one per module in ``methods/`` and register with a
+decorator; out-of-tree packages register through the ``vssl.methods``
+entry-point group (the entry point names a module or an object; importing it
+runs the decorators). Samplers register the same way, so a plugin can bring
+its own::
+
+    from benchmark.registry import register_method, register_sampler
+
+    @register_sampler("two_clips")
+    class TwoClips: ...
+
+    @register_method("simclr_clips")
+    class SimCLRClips(Method): ...
+
+Lookups load every plugin lazily on first use, so ``import benchmark`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from benchmark.errors import UserError, nearest
+
+T = TypeVar("T")
+ENTRY_POINT_GROUP = "vssl.methods"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    source: str  # "module.path:Object" (in-tree) or "plugin <dist> (module:Object)"
+
+
+def _source_of(obj: Any) -> str:
+    module = getattr(obj, "__module__", "?")
+    qual = getattr(obj, "__qualname__", getattr(obj, "__name__", "?"))
+    return f"{module}:{qual}"
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            source = _plugin_source(_source_of(obj))
+            if name in self._entries:
+                old = self._entries[name]
+                if old.source == source:  # the same module imported twice (e.g. reload): harmless
+                    self._entries[name] = Entry(name, obj, source)
+                    return obj
+                raise UserError(f"duplicate {self.kind} name '{name}': registered by {old.source} and by {source}")
+            setattr(obj, "registry_name", name)
+            self._entries[name] = Entry(name, obj, source)
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        load_plugins()
+        if name not in self._entries:
+            raise UserError(f"unknown {self.kind} '{name}'{nearest(name, self._entries)}; known: {', '.join(sorted(self._entries))}")
+        return self._entries[name].obj
+
+    def entries(self) -> list[Entry[T]]:
+        load_plugins()
+        return [self._entries[k] for k in sorted(self._entries)]
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries()]
+
+    def __contains__(self, name: str) -> bool:
+        load_plugins()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+METHODS: Registry[Any] = Registry("method")
+SAMPLERS: Registry[Any] = Registry("sampler")
+register_method = METHODS.register
+register_sampler = SAMPLERS.register
+
+# --------------------------------------------------------------------------- plugin loading
+_loaded = False
+_loading_dist: dict[str, str] = {}  # module prefix -> distribution name, for 'where it comes from'
+
+
+def _plugin_source(source: str) -> str:
+    module = source.split(":", 1)[0]
+    for prefix, dist in _loading_dist.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return f"plugin {dist} ({source})"
+    return source
+
+
+def load_plugins() -> None:
+    """Import in-tree samplers and methods, then every ``vssl.methods`` entry point (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    importlib.import_module("benchmark.data.samplers")
+    import methods
+
+    for info in pkgutil.iter_modules(methods.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"methods.{info.name}")
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        module = ep.value.split(":", 1)[0]
+        dist = ep.dist.name if ep.dist is not None else ep.name
+        _loading_dist[module] = dist
+        try:
+            obj = ep.load()
+        except UserError:
+            raise
+        except Exception as exc:  # a broken plugin must not take the harness down
+            raise UserError(f"plugin '{ep.name}' ({ep.value}) failed to import: {type(exc).__name__}: {exc}") from None
+        # An entry point may name a class directly rather than a module whose import registers it.
+        if inspect.isclass(obj) and getattr(obj, "registry_name", None) is None:
+            register_method(ep.name)(obj)
+
+
+def method_table() -> list[dict[str, str]]:
+    """Rows for ``vssl methods``: name, backbone kind, sampler, origin."""
+    rows = []
+    for entry in METHODS.entries():
+        cls = entry.obj
+        rows.append(
+            {
+                "name": entry.name,
+                "backbone": getattr(cls, "backbone_kind", "either"),
+                "sampler": getattr(cls, "sampler", "-") or "-",
+                "source": entry.source,
+                "summary": (inspect.getdoc(cls) or "").split("\n", 1)[0],
+            }
+        )
+    return rows

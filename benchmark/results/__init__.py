@@ -1,0 +1,1 @@
+"""Collecting run directories into tables, plots and reports (``vssl table``, ``vssl report``)."""

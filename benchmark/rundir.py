@@ -1,0 +1,233 @@
+"""The run directory: the unit every stage reads and writes (docs/run-directory.md).
+
+    RUN/
+      config.yaml        fully resolved ExperimentConfig
+      overrides.yaml     only what this run set explicitly
+      env.json           git commit + dirty flag, package versions, host, device, seed,
+                         sweep name + cell id, config hash, start/end times
+      scalars.jsonl      one JSON line per logged step: {"step", "epoch", "stage", name: value, ...}
+      checkpoints/last.pt        everything needed to resume exactly
+      checkpoints/step_N.pt      optional, for evaluation over training
+      metrics.json       {stage_key: {...}}, written atomically; stage keys:
+                         "pretrain", "<protocol>/<dataset>/split<N>" (e.g. "linear/synthetic/split1")
+
+A run is *complete* when every stage its config asks for has an entry in
+metrics.json, *corrupt* when metrics.json (or config.yaml) does not parse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import yaml
+
+CONFIG = "config.yaml"
+OVERRIDES = "overrides.yaml"
+ENV = "env.json"
+SCALARS = "scalars.jsonl"
+METRICS = "metrics.json"
+CHECKPOINTS = "checkpoints"
+
+Status = Literal["complete", "incomplete", "corrupt", "empty"]
+
+
+def stage_key(protocol: str, dataset: str | None = None, split: int | None = None) -> str:
+    """'pretrain' or '<protocol>/<dataset>/split<N>'."""
+    if protocol == "pretrain":
+        return "pretrain"
+    return f"{protocol}/{dataset}/split{split}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CorruptRun(Exception):
+    pass
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    # ---------------------------------------------------------------- writing
+    def create(self) -> "RunDir":
+        (self.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_config(self, resolved: dict, explicit: dict) -> None:
+        atomic_write_text(self.path / CONFIG, yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write_text(self.path / OVERRIDES, yaml.safe_dump(explicit, sort_keys=False))
+
+    def update_env(self, **fields: Any) -> dict:
+        env = self.env()
+        env.update(fields)
+        atomic_write_text(self.path / ENV, json.dumps(env, indent=2, sort_keys=True, default=str))
+        return env
+
+    def log_scalars(self, records: Iterable[dict]) -> None:
+        with open(self.path / SCALARS, "a") as f:
+            for rec in records:
+                f.write(json.dumps(rec, default=float) + "\n")
+            f.flush()
+
+    def truncate_scalars(self, stage: str, after_step: int) -> None:
+        """On resume: drop lines of ``stage`` logged after the checkpoint, so curves have no duplicates."""
+        path = self.path / SCALARS
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if rec.get("stage") == stage and rec.get("step", 0) > after_step:
+                continue
+            kept.append(line)
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+    def add_metrics(self, key: str, entry: dict) -> None:
+        metrics = self.metrics()
+        metrics[key] = entry
+        atomic_write_text(self.path / METRICS, json.dumps(metrics, indent=2, sort_keys=True, default=float))
+
+    # ---------------------------------------------------------------- reading
+    def config(self) -> dict:
+        try:
+            return yaml.safe_load((self.path / CONFIG).read_text()) or {}
+        except FileNotFoundError:
+            return {}
+        except yaml.YAMLError as exc:
+            raise CorruptRun(f"{self.path / CONFIG}: {exc}") from None
+
+    def overrides(self) -> dict:
+        path = self.path / OVERRIDES
+        return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+    def env(self) -> dict:
+        path = self.path / ENV
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CorruptRun(f"{path}: {exc}") from None
+
+    def metrics(self) -> dict:
+        path = self.path / METRICS
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CorruptRun(f"{path}: does not parse ({exc})") from None
+        if not isinstance(data, dict):
+            raise CorruptRun(f"{path}: expected an object of stage entries")
+        return data
+
+    def scalars(self) -> list[dict]:
+        path = self.path / SCALARS
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def checkpoint_path(self, name: str = "last.pt") -> Path:
+        return self.path / CHECKPOINTS / name
+
+    # ---------------------------------------------------------------- status
+    def required_stages(self) -> list[str]:
+        cfg = self.config()
+        run = cfg.get("run", {})
+        ev = cfg.get("eval", {})
+        keys = []
+        for stage in run.get("stages", []):
+            keys.append(stage_key(stage, ev.get("dataset"), ev.get("split")))
+        return keys
+
+    def status(self) -> tuple[Status, str]:
+        """('complete'|'incomplete'|'corrupt'|'empty', reason)."""
+        if not (self.path / CONFIG).exists():
+            return "empty", "no config.yaml"
+        try:
+            required = self.required_stages()
+            metrics = self.metrics()
+        except CorruptRun as exc:
+            return "corrupt", str(exc)
+        missing = [k for k in required if k not in metrics]
+        if missing:
+            return "incomplete", "missing stages: " + ", ".join(missing)
+        return "complete", ""
+
+    def is_complete(self) -> bool:
+        return self.status()[0] == "complete"
+
+
+# --------------------------------------------------------------------------- provenance
+def git_state(cwd: Path | None = None) -> dict:
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        return {"git_commit": commit or None, "git_dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
+def package_versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("vssl-bench", "torch", "torchvision", "timm", "av", "torchcodec", "numpy", "submitit"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def base_env(seed: int, device: str, sweep: str | None = None, cell_id: str | None = None, config_hash: str | None = None) -> dict:
+    return {
+        **git_state(),
+        "packages": package_versions(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "seed": seed,
+        "sweep": sweep,
+        "cell_id": cell_id,
+        "config_hash": config_hash,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

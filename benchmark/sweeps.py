@@ -1,0 +1,209 @@
+"""The sweep file: a base config, axes, seeds, stages and resources (docs/sweeps.md).
+
+    name: demo
+    base: ../configs/tce.yaml        # a path relative to this file, or an inline mapping
+    overrides: {optim.steps: 50}     # applied to every cell
+    grid:                            # cartesian product
+      method.temperature: [0.07, 0.2]
+    zip:                             # each group: lists of equal length that vary together
+      - method.name: [tce, arrow_of_time]
+        backbone.name: [resnet10t, resnet10t]
+    seeds: [0, 1, 2]
+    stages: [pretrain, linear, knn]
+    resources: {timeout_min: 60, gpus_per_node: 0, cpus_per_task: 2}
+
+A cell is one point of grid x zip-groups x seeds. Its id is a hash of the
+cell's own explicit overrides (the grid/zip values and the seed), so editing
+the base or adding a config field never renames cells; the hash of each
+cell's fully resolved config is recorded in its run directory and a relaunch
+warns when it drifted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from benchmark.config import (
+    KNOWN_STAGES,
+    ExperimentConfig,
+    build_dataclass,
+    build_experiment,
+    merge_overrides,
+    parse_override,
+    read_yaml,
+)
+from benchmark.errors import UserError, nearest
+
+SWEEP_KEYS = ("name", "description", "base", "overrides", "grid", "zip", "seeds", "stages", "resources", "out")
+
+
+@dataclass
+class Resources:
+    """Per-cell SLURM resources (ignored by the local runner except timeout_min as a hint)."""
+
+    timeout_min: int = 60
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    tasks_per_node: int = 1  # = GPUs for DDP
+    nodes: int = 1
+    mem_gb: int = 8
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    array_parallelism: int = 64
+    setup: list[str] = field(default_factory=list)  # shell lines run before each job (module load, conda activate)
+    gpu_hours_estimate: float | None = None  # label only; "estimate" unless measured on a GPU
+
+
+@dataclass
+class Cell:
+    id: str
+    overrides: dict[str, Any]  # the cell's own explicit values (what the id hashes)
+    tree: dict  # base + sweep overrides + cell overrides: the run's explicit config
+    config: ExperimentConfig
+
+    @property
+    def label(self) -> str:
+        parts = [f"{k.split('.')[-1]}={_short(v)}" for k, v in self.overrides.items() if k not in ("run.seed",)]
+        parts.append(f"seed={self.overrides.get('run.seed', self.config.run.seed)}")
+        return " ".join(parts)
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path | None
+    out_dir: Path
+    cells: list[Cell]
+    resources: Resources
+    stages: list[str]
+    description: str = ""
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("name", json.dumps(value, sort_keys=True)))
+    return str(value)
+
+
+def cell_id(overrides: Mapping[str, Any]) -> str:
+    blob = json.dumps(overrides, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def _axes(spec: Any, what: str) -> dict[str, list]:
+    if spec in (None, {}):
+        return {}
+    if not isinstance(spec, Mapping):
+        raise UserError(f"sweep '{what}' must be a mapping of dotted key -> list of values")
+    out = {}
+    for key, values in spec.items():
+        if not isinstance(values, list):
+            raise UserError(f"sweep axis '{key}' in {what} must be a list of values, got {values!r}")
+        if not values:
+            raise UserError(f"sweep axis '{key}' in {what} is empty: an empty grid has no cells")
+        out[str(key)] = values
+    return out
+
+
+def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = None, out_dir: str | Path | None = None) -> Sweep:
+    """Parse, expand and check a sweep: every cell's config is built (unknown keys fail here)."""
+    path = None
+    if isinstance(source, Mapping):
+        spec = dict(source)
+    else:
+        path = Path(source)
+        spec = read_yaml(path)
+    if not isinstance(spec, dict):
+        raise UserError(f"sweep file {path} must be a mapping with keys {', '.join(SWEEP_KEYS)}")
+    for key in spec:
+        if key not in SWEEP_KEYS:
+            raise UserError(f"unknown sweep key '{key}'{nearest(str(key), SWEEP_KEYS)}; keys are {', '.join(SWEEP_KEYS)}")
+    name = str(spec.get("name") or (path.stem if path else "sweep"))
+
+    base = spec.get("base", {}) or {}
+    if isinstance(base, str):
+        base_path = (path.parent / base) if path else Path(base)
+        base = read_yaml(base_path)
+    if not isinstance(base, Mapping):
+        raise UserError("sweep 'base' must be a config mapping or a path to one")
+
+    # Command-line key=value: resources.* go to resources, everything else to every cell.
+    res_over, cfg_over = {}, {}
+    for text in cli_overrides or []:
+        key, value = parse_override(text)
+        if key.startswith("resources."):
+            res_over[key.split(".", 1)[1]] = value
+        else:
+            cfg_over[key] = value
+    sweep_over = spec.get("overrides", {}) or {}
+    if not isinstance(sweep_over, Mapping):
+        raise UserError("sweep 'overrides' must be a mapping of dotted key -> value")
+    common = merge_overrides(base, {**sweep_over, **cfg_over})
+
+    grid = _axes(spec.get("grid"), "grid")
+    zips = spec.get("zip", []) or []
+    if isinstance(zips, Mapping):
+        zips = [zips]
+    zip_groups = []
+    for i, group in enumerate(zips):
+        axes = _axes(group, f"zip[{i}]")
+        lengths = {k: len(v) for k, v in axes.items()}
+        if len(set(lengths.values())) > 1:
+            raise UserError(f"zip[{i}] lists must have equal lengths, got {lengths}")
+        n = next(iter(lengths.values()), 0)
+        zip_groups.append([{k: axes[k][j] for k in axes} for j in range(n)])
+
+    seeds = spec.get("seeds", [common.get("run", {}).get("seed", 0)])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise UserError(f"sweep 'seeds' must be a non-empty list of integers, got {seeds!r}")
+    stages = spec.get("stages")
+    if stages is not None:
+        if not isinstance(stages, list) or not stages:
+            raise UserError(f"sweep 'stages' must be a non-empty list, got {stages!r}")
+        for s in stages:
+            if s not in KNOWN_STAGES:
+                raise UserError(f"unknown stage '{s}'{nearest(str(s), KNOWN_STAGES)}; stages are {', '.join(KNOWN_STAGES)}")
+        common = merge_overrides(common, {"run.stages": stages})
+
+    resources_spec = {**(spec.get("resources") or {}), **res_over}
+    resources = build_dataclass(Resources, resources_spec, prefix="resources")
+
+    grid_points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else [{}]
+    cells: list[Cell] = []
+    seen: dict[str, dict] = {}
+    for point in grid_points:
+        for zip_combo in itertools.product(*zip_groups) if zip_groups else [()]:
+            for seed in seeds:
+                own: dict[str, Any] = dict(point)
+                for part in zip_combo:
+                    own.update(part)
+                own["run.seed"] = seed
+                cid = cell_id(own)
+                if cid in seen:
+                    raise UserError(f"two cells have the same values {own}: check the grid and zip axes")
+                seen[cid] = own
+                tree = merge_overrides(common, own)
+                try:
+                    config = build_experiment(tree)
+                except UserError as exc:
+                    raise UserError(f"cell {cid} ({_describe(own)}): {exc}") from None
+                cells.append(Cell(cid, own, tree, config))
+    if not cells:
+        raise UserError("the sweep has no cells")
+    out = Path(out_dir or spec.get("out") or Path("runs") / name)
+    return Sweep(name, path, out, cells, resources, list(cells[0].config.run.stages), str(spec.get("description", "")))
+
+
+def _describe(own: Mapping) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in own.items())
+
+
+def resource_fields() -> list[str]:
+    return [f.name for f in fields(Resources)]

@@ -1,0 +1,67 @@
+import subprocess
+import sys
+
+import pytest
+
+from benchmark.config import ExperimentConfig, config_hash, load_config, parse_override
+from benchmark.errors import UserError
+
+
+def test_defaults_and_overrides():
+    cfg = load_config({"method": {"name": "tce"}}, ["optim.lr=0.01", "method.temperature=0.2", "run.stages=[pretrain, knn]"])
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.optim.lr == 0.01
+    assert cfg.method.temperature == 0.2
+    assert cfg.run.stages == ["pretrain", "knn"]
+
+
+def test_int_widens_to_float():
+    assert load_config(None, ["optim.lr=1"]).optim.lr == 1.0
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("optim.lrr=0.1", "unknown config key 'optim.lrr' (did you mean 'optim.lr'?)"),
+        ("optimm.lr=0.1", "unknown config key 'optimm' (did you mean 'optim'?)"),
+        ("method.temperture=0.1", "unknown config key 'method.temperture' (did you mean 'method.temperature'?)"),
+        ("optim.steps=abc", "config key 'optim.steps' = 'abc' should be int"),
+        ("optim.name=lamb", "config key 'optim.name' = 'lamb' should be one of 'sgd', 'adam', 'adamw'"),
+        ("run.channels_last=3", "config key 'run.channels_last' = 3 should be bool"),
+        ("method.name=tcee", "unknown method 'tcee' (did you mean 'tce'?)"),
+        ("run.stages=[pretrain, lineer]", "unknown stage 'lineer' in run.stages (did you mean 'linear'?)"),
+    ],
+)
+def test_bad_input_is_one_clear_line(override, expected):
+    with pytest.raises(UserError) as exc:
+        load_config(None, [override])
+    assert str(exc.value).startswith(expected)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(UserError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_override_needs_equals():
+    with pytest.raises(UserError, match="is not key=value"):
+        parse_override("optim.lr")
+
+
+def test_config_hash_changes_with_values():
+    assert config_hash(load_config()) == config_hash(load_config())
+    assert config_hash(load_config()) != config_hash(load_config(None, ["optim.lr=0.5"]))
+
+
+def test_cli_bad_override_exit_2_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "pretrain", "optim.lrr=3"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert "did you mean 'optim.lr'" in proc.stderr
+
+
+def test_cli_missing_config_file(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "pretrain", "missing.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "config file not found: missing.yaml" in proc.stderr

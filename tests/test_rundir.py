@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from benchmark.rundir import CorruptRun, RunDir, atomic_write_text, stage_key
+
+
+def make_run(tmp_path, stages=("pretrain", "linear")):
+    run = RunDir(tmp_path / "run").create()
+    run.write_config({"run": {"stages": list(stages)}, "eval": {"dataset": "synthetic", "split": 1}}, {"method": {"name": "tce"}})
+    return run
+
+
+def test_stage_keys():
+    assert stage_key("pretrain") == "pretrain"
+    assert stage_key("linear", "ucf101", 2) == "linear/ucf101/split2"
+
+
+def test_complete_only_when_every_stage_has_an_entry(tmp_path):
+    run = make_run(tmp_path)
+    assert run.status()[0] == "incomplete"
+    run.add_metrics("pretrain", {"steps": 3})
+    status, reason = run.status()
+    assert status == "incomplete" and "linear/synthetic/split1" in reason
+    run.add_metrics("linear/synthetic/split1", {"top1": 50.0})
+    assert run.status() == ("complete", "")
+    assert run.metrics()["pretrain"] == {"steps": 3}
+
+
+def test_half_written_metrics_is_corrupt(tmp_path):
+    run = make_run(tmp_path)
+    (run.path / "metrics.json").write_text('{"pretrain": {"steps": ')
+    assert run.status()[0] == "corrupt"
+    with pytest.raises(CorruptRun):
+        run.metrics()
+
+
+def test_empty_dir(tmp_path):
+    assert RunDir(tmp_path).status()[0] == "empty"
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    atomic_write_text(tmp_path / "a.json", json.dumps({"x": 1}))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_scalars_append_and_truncate_on_resume(tmp_path):
+    run = make_run(tmp_path)
+    run.log_scalars([{"stage": "pretrain", "step": s, "loss": 1.0 / s} for s in range(1, 6)])
+    with open(run.path / "scalars.jsonl", "a") as f:
+        f.write('{"stage": "pretrain", "st')  # a line cut by a kill
+    run.truncate_scalars("pretrain", after_step=3)
+    assert [r["step"] for r in run.scalars()] == [1, 2, 3]
+
+
+def test_overrides_and_config_roundtrip(tmp_path):
+    run = make_run(tmp_path)
+    assert run.overrides() == {"method": {"name": "tce"}}
+    assert run.config()["eval"]["dataset"] == "synthetic"

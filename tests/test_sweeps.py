@@ -1,0 +1,73 @@
+import pytest
+
+from benchmark.errors import UserError
+from benchmark.sweeps import cell_id, load_sweep
+
+BASE = {"optim": {"steps": 2}}
+
+
+def spec(**kw):
+    return {"name": "t", "base": BASE, **kw}
+
+
+def test_grid_x_zip_x_seeds():
+    sweep = load_sweep(spec(grid={"optim.lr": [0.1, 0.01], "optim.batch_size": [4, 8]},
+                            zip=[{"method.name": ["tce", "random_init"], "backbone.name": ["resnet10t", "resnet18"]}],
+                            seeds=[0, 1, 2], stages=["pretrain", "linear"]))
+    assert len(sweep.cells) == 2 * 2 * 2 * 3
+    pairs = {(c.config.method.name, c.config.backbone.name) for c in sweep.cells}
+    assert pairs == {("tce", "resnet10t"), ("random_init", "resnet18")}
+    assert {c.config.run.seed for c in sweep.cells} == {0, 1, 2}
+    assert all(c.config.run.stages == ["pretrain", "linear"] for c in sweep.cells)
+    assert len({c.id for c in sweep.cells}) == len(sweep.cells)
+
+
+def test_cell_ids_are_stable_and_ignore_base_changes():
+    a = load_sweep(spec(grid={"optim.lr": [0.1, 0.01]}))
+    b = load_sweep({"name": "t", "base": {"optim": {"steps": 99}}, "grid": {"optim.lr": [0.1, 0.01]}})
+    assert [c.id for c in a.cells] == [c.id for c in b.cells]
+    assert a.cells[0].id == cell_id({"optim.lr": 0.1, "run.seed": 0})
+    # adding an axis value keeps the old cells' ids
+    c = load_sweep(spec(grid={"optim.lr": [0.1, 0.01, 0.001]}))
+    assert {x.id for x in a.cells} < {x.id for x in c.cells}
+
+
+def test_cli_overrides_reach_cells_and_resources():
+    sweep = load_sweep(spec(), ["optim.lr=0.5", "resources.timeout_min=5"])
+    assert sweep.cells[0].config.optim.lr == 0.5
+    assert sweep.resources.timeout_min == 5
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (spec(grid={"optim.lr": []}), "is empty"),
+        (spec(grid={"optim.lrr": [1]}), "did you mean 'optim.lr'"),
+        (spec(grid={"method.name": ["nope"]}), "unknown method 'nope'"),
+        (spec(zip=[{"optim.lr": [1, 2], "optim.steps": [1]}]), "equal lengths"),
+        (spec(seeds=[]), "non-empty list of integers"),
+        (spec(stages=["pretrain", "lin"]), "unknown stage 'lin'"),
+        (spec(gird={}), "unknown sweep key 'gird' (did you mean 'grid'?)"),
+        (spec(resources={"gpus": 1}), "did you mean 'resources.gpus_per_node'"),
+    ],
+)
+def test_bad_sweeps(bad, message):
+    with pytest.raises(UserError) as exc:
+        load_sweep(bad)
+    assert message in str(exc.value)
+
+
+def test_malformed_yaml_file(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\ngrid: {a: [1,\n")
+    with pytest.raises(UserError, match="is not valid YAML"):
+        load_sweep(f)
+
+
+def test_repo_sweep_files_parse():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).resolve().parents[1].joinpath("sweeps").glob("*.yaml"))
+    assert files
+    for f in files:
+        assert load_sweep(f).cells, f
