@@ -1,0 +1,159 @@
+"""Device and precision policy: one :class:`RuntimeContext` per run.
+
+``resolve_runtime(device, precision, channels_last)`` turns the ``run.*`` options into
+a context every stage uses the same way::
+
+    ctx = resolve_runtime(cfg.run.device, cfg.run.precision, cfg.run.channels_last)
+    model = ctx.prepare(model)
+    with ctx.autocast():
+        loss = model(ctx.to_input(batch))
+
+Policy
+    device "auto"     -> cuda if available, else cpu. "cuda[:N]" without a usable GPU is
+                         a UserError.
+    precision "auto"  -> bf16 autocast on CUDA (when the GPU supports bf16) and on CPUs
+                         with native bf16 matrix instructions, else fp32. "bf16" forces
+                         autocast, "fp32" disables it (``dtype_autocast`` is None).
+    CPU bf16 check    -> ``torch.cpu._is_amx_tile_supported()`` or
+                         ``torch.cpu._is_avx512_bf16_supported()`` (AMX tiles or
+                         AVX512-BF16; older torch: the ``amx_bf16``/``avx512_bf16``
+                         flags of /proc/cpuinfo). ``torch.backends.cpu.get_cpu_capability()``
+                         is not enough: it never reports AMX, and "AVX512" alone says
+                         nothing about bf16 (without native bf16, oneDNN emulates it and
+                         bf16 is no faster than fp32). The capability string is recorded
+                         in :meth:`RuntimeContext.describe` for the run's metadata.
+    channels_last     -> parameters: 4D -> ``channels_last``, 5D -> ``channels_last_3d``.
+                         Inputs ``[..., C, H, W]`` (frames ``[N, C, H, W]``, clips
+                         ``[B, T, C, H, W]``) are laid out channels-last over their last
+                         three dims (memory order ``..., H, W, C``). That is the layout
+                         that survives what backbones do with them: folding ``[B, T]``
+                         into the batch gives a ``channels_last`` ``[BT, C, H, W]`` view,
+                         and permuting to ``[B, C, T, H, W]`` gives ``channels_last_3d``.
+                         (A 5D input here is ``[B, T, C, H, W]``, not NCDHW, so
+                         ``torch.channels_last_3d`` on it would be the wrong layout.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.errors import UserError, nearest
+
+__all__ = ["RuntimeContext", "resolve_runtime", "cpu_has_fast_bf16", "PRECISIONS"]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class RuntimeContext:
+    device: torch.device
+    dtype_autocast: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.dtype_autocast == torch.bfloat16 else "fp32" if self.dtype_autocast is None else str(self.dtype_autocast)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """torch.autocast for this device and dtype, or a no-op context in fp32."""
+        if self.dtype_autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype_autocast)
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """Move ``module`` to the device and (optionally) channels-last formats; returns it."""
+        module.to(self.device)
+        if self.channels_last:
+            module._apply(_channels_last_param)
+        return module
+
+    def to_input(self, x: Any) -> Any:
+        """Tensors (also inside dicts/lists/tuples) to the device; floating [..., C, H, W] channels-last."""
+        if isinstance(x, torch.Tensor):
+            x = x.to(self.device, non_blocking=True)
+            if self.channels_last and x.dim() >= 4 and x.is_floating_point():
+                x = channels_last_frames(x)
+            return x
+        if isinstance(x, dict):
+            return {k: self.to_input(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+            return type(x)(self.to_input(v) for v in x)
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records about its runtime."""
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cuda_device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+        }
+
+
+def channels_last_frames(x: torch.Tensor) -> torch.Tensor:
+    """Same shape, memory order [..., H, W, C] (channels_last for 4D; see module docstring)."""
+    if x.movedim(-3, -1).is_contiguous():
+        return x
+    return x.movedim(-3, -1).contiguous().movedim(-1, -3)
+
+
+def _channels_last_param(t: torch.Tensor) -> torch.Tensor:
+    if t.dim() == 4:
+        return t.contiguous(memory_format=torch.channels_last)
+    if t.dim() == 5:
+        return t.contiguous(memory_format=torch.channels_last_3d)
+    return t
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU has native bf16 matrix instructions (AMX or AVX512-BF16)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if any(callable(c) for c in checks):
+        return any(bool(c()) for c in checks if callable(c))
+    try:  # older torch: read the kernel's flags (Linux)
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+        return bool({"amx_bf16", "avx512_bf16"} & flags)
+    except OSError:
+        return False
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"run.device = {device!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"run.device = {device!r} but CUDA is not available here; use run.device=cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"run.device = {device!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"run.device = {device!r} but MPS is not available here; use run.device=cpu or auto")
+    return dev
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True) -> RuntimeContext:
+    """Resolve run.device / run.precision / run.channels_last into a RuntimeContext."""
+    if precision not in PRECISIONS:
+        raise UserError(f"run.precision = {precision!r}{nearest(str(precision), PRECISIONS)}; use one of {', '.join(PRECISIONS)}")
+    dev = _resolve_device(device)
+    if precision == "fp32":
+        dtype = None
+    elif precision == "bf16":
+        dtype = torch.bfloat16
+    elif dev.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    elif dev.type == "cpu":
+        dtype = torch.bfloat16 if cpu_has_fast_bf16() else None
+    else:
+        dtype = None
+    return RuntimeContext(device=dev, dtype_autocast=dtype, channels_last=bool(channels_last))
