@@ -1,0 +1,36 @@
+"""Shared pytest fixtures (data layer).
+
+``tiny_synth``       session-scoped: a tiny synthetic dataset (UCF101 layout + pool) written once per test
+                     session; returns its root (``<tmp>/vssl_data/synthetic``). Treat it as read-only.
+``tiny_synth_config`` the SynthConfig it was generated with.
+``synth_data_home``  sets ``$VSSL_DATA`` to the folder holding ``tiny_synth`` so the built-in dataset names
+                     ``synthetic`` / ``synthetic-pool`` resolve to it; returns that folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.data.synthetic import SynthConfig, generate
+
+TINY_SYNTH = SynthConfig(classes=3, videos_per_class=4, groups=4, test_groups=2, size=32, frames=16, pool_videos=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth_config() -> SynthConfig:
+    return TINY_SYNTH
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("vssl_data") / "synthetic"
+    generate(root, TINY_SYNTH, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture
+def synth_data_home(tiny_synth: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VSSL_DATA", str(tiny_synth.parent))
+    return tiny_synth.parent

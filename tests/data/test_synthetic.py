@@ -1,0 +1,137 @@
+"""The synthetic generator: UCF101 layout, split files, determinism, decodability, defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import av
+import pytest
+
+from benchmark.data.synthetic import SynthConfig, _plan, class_specs, generate
+from benchmark.errors import UserError
+
+SMALL = dict(classes=3, videos_per_class=4, groups=4, test_groups=2, size=32, frames=16, pool_videos=4)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "synth.json"}
+
+
+def test_layout_matches_ucf101(tiny_synth: Path, tiny_synth_config: SynthConfig):
+    cfg = tiny_synth_config
+    lists = tiny_synth / "ucfTrainTestlist"
+    class_lines = (lists / "classInd.txt").read_text().splitlines()
+    classes = [line.split(" ")[1] for line in class_lines]
+    assert [line.split(" ")[0] for line in class_lines] == [str(i) for i in range(1, cfg.classes + 1)]
+    assert classes == sorted(classes) and len(set(classes)) == cfg.classes
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", c) for c in classes)
+
+    train = (lists / "trainlist01.txt").read_text().splitlines()
+    test = (lists / "testlist01.txt").read_text().splitlines()
+    pattern = re.compile(r"(?P<c>[A-Za-z]+)/v_(?P=c)_g(?P<g>\d\d)_c(?P<k>\d\d)\.avi")
+    listed = []
+    for line in train:
+        rel, label = line.split(" ")
+        m = pattern.fullmatch(rel)
+        assert m, line
+        assert classes[int(label) - 1] == m["c"]
+        assert int(m["g"]) > cfg.effective_groups[1]  # train groups come after the test groups
+        listed.append(rel)
+    for rel in test:
+        m = pattern.fullmatch(rel)
+        assert m and " " not in rel, rel
+        assert 1 <= int(m["g"]) <= cfg.effective_groups[1]
+        listed.append(rel)
+    assert len(listed) == len(set(listed)) == cfg.classes * cfg.videos_per_class
+    on_disk = sorted(str(p.relative_to(tiny_synth)) for p in tiny_synth.glob("*/*.avi"))
+    assert on_disk == sorted(listed)
+    assert len(test) == cfg.classes * 2 and len(train) == cfg.classes * 2
+
+    pool = sorted(tiny_synth.glob("pool/*/*.avi"))
+    assert len(pool) == cfg.pool_videos
+    assert {p.parent.name for p in pool} <= set(classes)
+    summary = json.loads((tiny_synth / "synth.json").read_text())
+    assert summary["config"]["seed"] == cfg.seed and summary["classes"] == classes
+    assert summary["counts"] == {"classes": 3, "train": 6, "test": 6, "pool": cfg.pool_videos, "videos": 12 + cfg.pool_videos}
+
+
+def test_every_file_decodes(tiny_synth: Path, tiny_synth_config: SynthConfig):
+    cfg = tiny_synth_config
+    files = sorted(tiny_synth.rglob("*.avi"))
+    assert len(files) == cfg.classes * cfg.videos_per_class + cfg.pool_videos
+    for path in files:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "mpeg4" and container.format.name == "avi"
+            assert stream.frames == cfg.frames and float(stream.average_rate) == cfg.fps
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        assert len(frames) == cfg.frames
+        assert frames[0].shape == (cfg.size, cfg.size, 3)
+        assert frames[0].std() > 5  # not blank
+
+
+def test_deterministic_and_seeded(tmp_path: Path):
+    a = generate(tmp_path / "a", SynthConfig(**SMALL), workers=1, progress=False)
+    generate(tmp_path / "b", SynthConfig(**SMALL), workers=2, progress=False)  # scheduling must not matter
+    generate(tmp_path / "c", SynthConfig(**SMALL, seed=1), workers=1, progress=False)
+    ha, hb, hc = (_hashes(tmp_path / x) for x in "abc")
+    assert ha == hb
+    videos = [k for k in ha if k.endswith(".avi")]
+    assert len(videos) == a["videos"]
+    assert all(ha[k] != hc[k] for k in videos)  # a different seed changes every video
+    assert len({ha[k] for k in videos}) == len(videos)  # no two videos alike
+
+
+def test_rerun_is_skipped_unless_forced(tmp_path: Path):
+    cfg = SynthConfig(**{**SMALL, "pool_videos": 0})
+    first = generate(tmp_path / "s", cfg, workers=1, progress=False)
+    assert not first["skipped"] and first["bytes"] > 0 and first["pool"] == 0
+    assert not (tmp_path / "s" / "pool").exists()
+    again = generate(tmp_path / "s", cfg, workers=1, progress=False)
+    assert again["skipped"] and again["test"] == first["test"]
+    forced = generate(tmp_path / "s", cfg, workers=1, progress=False, force=True)
+    assert not forced["skipped"]
+    # an interrupted run (synth.json still marked incomplete) is redone, not refused or skipped
+    stored = json.loads((tmp_path / "s" / "synth.json").read_text())
+    (tmp_path / "s" / "synth.json").write_text(json.dumps({**stored, "complete": False}))
+    (tmp_path / "s" / "ucfTrainTestlist" / "classInd.txt").unlink()
+    assert not generate(tmp_path / "s", cfg, workers=1, progress=False)["skipped"]
+    assert (tmp_path / "s" / "ucfTrainTestlist" / "classInd.txt").is_file()
+    # a different config replaces the previous dataset (no stale classes left behind)
+    generate(tmp_path / "s", SynthConfig(**{**SMALL, "classes": 2, "pool_videos": 0}), workers=1, progress=False)
+    assert len([p for p in (tmp_path / "s").iterdir() if p.is_dir() and p.name != "ucfTrainTestlist"]) == 2
+
+
+def test_refuses_foreign_directory(tmp_path: Path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not written by"):
+        generate(tmp_path / "x", SynthConfig(**SMALL), workers=1, progress=False)
+
+
+def test_defaults_design():
+    cfg = SynthConfig()
+    specs, train, test, pool = _plan(cfg)
+    assert len(test) >= 300 and len(train) >= 300 and len(pool) == 600
+    assert {j.relpath.split("/")[1] for j in pool}.isdisjoint({j.relpath.split("/")[1] for j in train + test})
+    # 12 classes = 6 shapes x 2 fills, each with its own motion
+    assert len({(s.shape, s.fill) for s in specs}) == 12 and len({s.shape for s in specs}) == 6
+    assert len({s.motion for s in specs}) == 12
+    assert not any(s.shape == "Circle" and s.motion in ("Spinning", "Whirling", "Rocking") for s in specs)
+    assert [s.name for s in class_specs(3)] == [s.name for s in specs[:3]]  # prefix-stable ordering
+
+
+@pytest.mark.parametrize("bad", [dict(classes=99), dict(size=33), dict(test_groups=20), dict(frames=1)])
+def test_bad_config(bad):
+    with pytest.raises(UserError):
+        SynthConfig(**bad).validate()
+
+
+def test_few_videos_still_give_both_splits():
+    cfg = SynthConfig(classes=2, videos_per_class=4)  # fewer videos than the 20 default groups
+    _, train, test, _ = _plan(cfg)
+    assert len(train) == 4 and len(test) == 4
