@@ -40,8 +40,24 @@ CHECKPOINTS = "checkpoints"
 Status = Literal["complete", "incomplete", "corrupt", "empty"]
 
 
-def stage_key(protocol: str, dataset: str | None = None, split: int | None = None) -> str:
-    """'pretrain' or '<protocol>/<dataset>/split<N>'."""
+def parse_stage(stage: str, dataset: str | None = None, split: int | None = None) -> tuple[str, str | None, int | None]:
+    """A stage spec -> (protocol, dataset, split).
+
+    'linear' evaluates on the config's eval.dataset / eval.split; 'finetune:hmdb51'
+    or 'finetune:hmdb51:2' names another downstream set (and split), so one
+    pre-training serves several columns of a table.
+    """
+    protocol, *rest = stage.split(":")
+    if rest and rest[0]:
+        dataset = rest[0]
+    if len(rest) > 1 and rest[1]:
+        split = int(rest[1])
+    return protocol, dataset, split
+
+
+def stage_key(stage: str, dataset: str | None = None, split: int | None = None) -> str:
+    """'pretrain' or '<protocol>/<dataset>/split<N>' (see parse_stage for 'protocol:dataset:split' specs)."""
+    protocol, dataset, split = parse_stage(stage, dataset, split)
     if protocol == "pretrain":
         return "pretrain"
     return f"{protocol}/{dataset}/split{split}"

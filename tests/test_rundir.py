@@ -57,3 +57,27 @@ def test_overrides_and_config_roundtrip(tmp_path):
     run = make_run(tmp_path)
     assert run.overrides() == {"method": {"name": "tce"}}
     assert run.config()["eval"]["dataset"] == "synthetic"
+
+
+def test_stage_specs_name_other_downstream_sets():
+    from benchmark.rundir import parse_stage
+
+    assert parse_stage("linear", "synthetic", 1) == ("linear", "synthetic", 1)
+    assert parse_stage("finetune:hmdb51", "ucf101", 1) == ("finetune", "hmdb51", 1)
+    assert stage_key("knn:ucf101:3", "synthetic", 1) == "knn/ucf101/split3"
+
+
+def test_required_stages_follow_stage_specs(tmp_path):
+    run = RunDir(tmp_path / "r").create()
+    run.write_config({"run": {"stages": ["pretrain", "finetune:ucf101", "finetune:hmdb51"]},
+                      "eval": {"dataset": "ucf101", "split": 1}}, {})
+    assert run.required_stages() == ["pretrain", "finetune/ucf101/split1", "finetune/hmdb51/split1"]
+
+
+@pytest.mark.parametrize("bad", ["lineer", "pretrain:x", "knn:a:b", "knn:a:1:2"])
+def test_bad_stage_specs(bad):
+    from benchmark.config import load_config
+    from benchmark.errors import UserError
+
+    with pytest.raises(UserError):
+        load_config(None, [f"run.stages=[{bad}]"])
