@@ -1,31 +1,68 @@
-"""vssl table: collect a sweep's run directories into a results table."""
+"""vssl table: collect a sweep's run directories into a Table-1-style results table."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+FORMATS = ("terminal", "md", "latex", "csv")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("table", help="collect a sweep's runs into a results table",
-                       description="Read every run directory of a sweep and print one row per method/backbone.")
-    p.add_argument("sweep_dir", help="sweep folder (runs/<name>) or a single run directory")
+    p = sub.add_parser("table", help="collect a sweep's runs into a Table-1-style results table",
+                       description="Read every run directory of a sweep: one row per method x backbone x pre-training set, "
+                                   "one column per downstream dataset x protocol, mean ± std over seeds with n and a 95%% "
+                                   "interval, the published numbers beside ours. Incomplete and corrupt runs are listed "
+                                   "and skipped.")
+    p.add_argument("sweep_dir", help="sweep folder (runs/<name>), a single run directory, or a folder of sweeps")
+    p.add_argument("--format", default="terminal", choices=FORMATS, help="output format (default terminal)")
+    p.add_argument("--out", default=None, help="write the table to this file instead of stdout")
+    p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
+    p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
+    p.add_argument("--baseline", default="random_init",
+                   help="method the paired differences are taken against (default random_init; '' for none)")
+    p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
+    p.add_argument("--runs-csv", default=None, help="also write the per-run frame (every config field and metric) as CSV")
     p.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
-    print_quick_table(Path(args.sweep_dir))
+    from benchmark.errors import UserError
+    from benchmark.results.collect import collect
+    from benchmark.results.table import build_table, paired_vs_baseline, render
+
+    if args.n_boot < 100:
+        raise UserError(f"--n-boot {args.n_boot} is too few for a 95% interval; use at least 100 (default 10000)")
+    coll = collect(Path(args.sweep_dir), allow_mixed=args.allow_mixed, include_incomplete=args.include_incomplete)
+    for name, reason in coll.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    table = build_table(coll)
+    # the paired differences follow the terminal and Markdown tables; CSV and LaTeX hold the table alone
+    paired = paired_vs_baseline(table, args.baseline, n_boot=args.n_boot) if args.baseline and args.format in ("terminal", "md") else None
+    text = render(table, args.format, paired)
+    if args.runs_csv:
+        coll.runs.to_csv(args.runs_csv, index=False)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out} ({len(table.rows)} rows, {len(coll.runs)} runs)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
 def print_quick_table(sweep_dir: Path) -> None:
-    from tabulate import tabulate
-
+    """The table printed at the end of `vssl sweep --table` (terminal format, paired differences included)."""
+    from benchmark.errors import UserError
     from benchmark.results.collect import collect
+    from benchmark.results.table import build_table, paired_vs_baseline, render
 
-    df, skipped = collect(sweep_dir)
-    for name, reason in skipped:
+    try:
+        coll = collect(Path(sweep_dir))
+        table = build_table(coll)
+    except UserError as exc:
+        print(f"no table: {exc}")
+        return
+    for name, reason in coll.skipped:
         print(f"skipped {name}: {reason}")
-    metric_cols = [c for c in df.columns if c.endswith((".top1", ".knn_top1", ".knn_acc")) and not c.startswith("cfg.")]
-    show = ["cfg.method.name", "cfg.backbone.name", "cfg.run.seed", *sorted(metric_cols)]
-    show = [c for c in show if c in df.columns]
-    print(tabulate(df[show].sort_values(show[:3]), headers=[c.replace("cfg.", "") for c in show], showindex=False, floatfmt=".1f"))
+    print(render(table, "terminal", paired_vs_baseline(table)))

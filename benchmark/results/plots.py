@@ -1,0 +1,256 @@
+"""Figures for a sweep (seaborn; each saved as PNG and PDF).
+
+- ``table1_bars``: Table 1 as grouped bars, one group per column, one bar per
+  row, error bars = the table's 95% t-interval, dots = the seeds.
+- ``hn_ablation``: the paper's Figure 5 style: top-1 per hard-negative
+  schedule. Which config fields define a "schedule" is the argument ``axes``
+  (default :data:`ABLATION_AXES`); only fields present and varying are used.
+- ``over_training``: top-1 against the pre-training step, where intermediate
+  checkpoints were evaluated (metric keys with an ``@step_N`` suffix).
+- ``loss_curves``: pre-training loss per row from scalars.jsonl (mean and sd over seeds).
+- ``smoothness``: every logged scalar named ``smooth_*`` against the step.
+- ``trajectories``: RUN/trajectories.png written by ``vssl trajectories`` (Figure 3 style),
+  copied for the first run of each row that has one.
+
+Each function returns a :class:`Figure` or None when the sweep has nothing to draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from benchmark.results.collect import parse_eval_key
+from benchmark.results.stats import summarize
+from benchmark.results.table import Column, Table, _row_label, fmt_value
+
+# TCE's hard-negative fields (methods/tce.py); only those present and varying in a sweep label a setting
+ABLATION_AXES: tuple[str, ...] = ("method.mining_schedule", "method.mining_r", "method.mining_fixed_threshold",
+                                  "method.mining_t_low", "method.mining_t_high", "method.mining_step_count",
+                                  "method.max_hard_fraction")
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    caption: str
+    files: tuple[Path, ...]  # .png, then .pdf when drawn here
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    return plt, sns
+
+
+def save(fig, out_dir: Path, name: str) -> tuple[Path, ...]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = (out_dir / f"{name}.png", out_dir / f"{name}.pdf")
+    fig.tight_layout()
+    fig.savefig(files[0], dpi=150)
+    fig.savefig(files[1])
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return files
+
+
+def _t_interval(values) -> tuple[float, float]:
+    s = summarize(list(values))
+    return (s.ci_low, s.ci_high) if s.has_ci else (s.mean, s.mean)
+
+
+def row_labels(table: Table) -> dict[str, str]:
+    return {rid: _row_label(table.rows, rid) for rid in table.rows.index}
+
+
+# --------------------------------------------------------------------------- Table 1
+def table1_bars(table: Table, out_dir: Path) -> Figure | None:
+    plt, sns = _pyplot()
+    runs = table.collection.runs
+    labels = row_labels(table)
+    long = pd.concat([pd.DataFrame({"row": runs["row.id"].map(labels), "column": c.label, "value": runs[c.source]})
+                      for c in table.columns], ignore_index=True).dropna(subset=["value"])
+    if long.empty:
+        return None
+    order = [labels[r] for r in table.rows.index]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(table.columns) * max(1, len(order)) ** 0.5 + 2), 4.2))
+    sns.barplot(long, x="column", y="value", hue="row", hue_order=order, errorbar=_t_interval, capsize=0.1, ax=ax)
+    sns.stripplot(long, x="column", y="value", hue="row", hue_order=order, dodge=True, palette={o: "black" for o in order},
+                  size=2.5, legend=False, ax=ax)
+    ax.set(xlabel="", ylabel="%", title=f"{table.collection.manifest.get('name') or table.collection.source.name}: "
+                                        "mean over seeds, 95% t-interval, dots = seeds")
+    ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    return Figure("table1", "Table 1 as bars: mean over seeds with the 95% t-interval; each dot is one seed.",
+                  save(fig, out_dir, "table1"))
+
+
+# --------------------------------------------------------------------------- hard-negative ablation
+def ablation_fields(runs: pd.DataFrame, axes: Iterable[str]) -> list[str]:
+    cols = [f"cfg.{a}" if not a.startswith("cfg.") else a for a in axes]
+    return [c for c in cols if c in runs and runs[c].astype(str).nunique() > 1]
+
+
+def _schedule_labels(runs: pd.DataFrame, fields: list[str]) -> pd.Series:
+    def one(row) -> str:
+        return ", ".join(f"{f.rsplit('.', 1)[-1]}={fmt_value(row[f])}" for f in fields if pd.notna(row[f]))
+
+    return runs[fields].apply(one, axis=1)
+
+
+def primary_column(table: Table, protocol: str = "linear", field: str = "top1") -> Column | None:
+    cols = [c for c in table.columns if c.protocol == protocol and c.field == field] or \
+           [c for c in table.columns if c.field == "top1"]
+    return cols[0] if cols else None
+
+
+def ablation_frame(table: Table, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> tuple[pd.DataFrame, list[str], Column | None]:
+    """(runs with a 'schedule' label and the plotted 'value', the fields used, the column plotted)."""
+    runs = table.collection.runs
+    fields = ablation_fields(runs, axes)
+    col = primary_column(table, protocol)
+    if not fields or col is None:
+        return pd.DataFrame(columns=["schedule", "value"]), fields, col
+    sub = runs[runs[fields].notna().any(axis=1)].copy()
+    sub["schedule"] = _schedule_labels(sub, fields)
+    sub["value"] = sub[col.source]
+    return sub.dropna(subset=["value"]), fields, col
+
+
+def hn_ablation(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> Figure | None:
+    sub, fields, col = ablation_frame(table, axes, protocol)
+    if sub.empty:
+        return None
+    plt, sns = _pyplot()
+    order = sorted(sub["schedule"].unique())
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(order) + 2), 4))
+    sns.barplot(sub, x="schedule", y="value", order=order, errorbar=_t_interval, capsize=0.1, color="tab:blue", ax=ax)
+    sns.stripplot(sub, x="schedule", y="value", order=order, color="black", size=3, ax=ax)
+    ax.set(xlabel="hard-negative setting", ylabel=f"{col.label} (%)", title="Hard-negative mining (Figure 5 style)")
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    return Figure("hn_ablation", f"{col.label} per hard-negative setting ({', '.join(f[4:] for f in fields)}): "
+                                 "mean over seeds, 95% t-interval, dots = seeds.", save(fig, out_dir, "hn_ablation"))
+
+
+def checkpoint_evals(table: Table, protocol: str = "linear", field: str = "top1") -> pd.DataFrame:
+    """Long frame (run, row.id, step, value) over intermediate and final checkpoints of one protocol."""
+    runs = table.collection.runs
+    parts = []
+    for key in table.collection.eval_keys():
+        e = parse_eval_key(key)
+        if e is None or e.protocol != protocol or f"{key}.{field}" not in runs:
+            continue
+        step = runs.get(f"{key}.checkpoint_step")
+        if step is None:
+            step = runs.get("pretrain.steps") if not e.checkpoint else pd.Series(
+                int("".join(ch for ch in e.checkpoint if ch.isdigit()) or 0), index=runs.index)
+        parts.append(pd.DataFrame({"run": runs["run"], "row.id": runs["row.id"], "dataset": e.dataset,
+                                   "intermediate": bool(e.checkpoint), "step": step, "value": runs[f"{key}.{field}"]}))
+    if not parts:
+        return pd.DataFrame(columns=["run", "row.id", "dataset", "intermediate", "step", "value"])
+    return pd.concat(parts, ignore_index=True).dropna(subset=["step", "value"])
+
+
+def over_training(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> Figure | None:
+    long = checkpoint_evals(table, protocol)
+    with_steps = set(long.loc[long["intermediate"], "run"])
+    long = long[long["run"].isin(with_steps)]
+    if long.empty:
+        return None
+    runs = table.collection.runs.set_index("run")
+    fields = ablation_fields(table.collection.runs, axes)
+    labels = row_labels(table)
+    long["series"] = long["row.id"].map(labels)
+    if fields:
+        sched = _schedule_labels(runs.loc[long["run"]], fields).values
+        long["series"] = [s or lab for s, lab in zip(sched, long["series"])]
+    plt, sns = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(long, x="step", y="value", hue="series", errorbar=_t_interval, marker="o", ax=ax)
+    ax.set(xlabel="pre-training step", ylabel=f"{long['dataset'].iloc[0]} {protocol} top-1 (%)",
+           title="Top-1 over pre-training (evaluated checkpoints)")
+    ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return Figure("over_training", f"{protocol} top-1 of checkpoints taken during pre-training; band = 95% t-interval over seeds.",
+                  save(fig, out_dir, "over_training"))
+
+
+# --------------------------------------------------------------------------- scalars
+def scalars_frame(table: Table, prefix: str | None = None, names: Iterable[str] = ("loss",)) -> pd.DataFrame:
+    """Pre-training scalars of every run, long: run, series, step, name, value."""
+    from benchmark.rundir import RunDir
+
+    labels = row_labels(table)
+    row_of = dict(zip(table.collection.runs["run"], table.collection.runs["row.id"]))
+    wanted = set(names)
+    recs = []
+    for run, path in table.collection.paths.items():
+        for rec in RunDir(path).scalars():
+            if rec.get("stage", "pretrain") != "pretrain" or "step" not in rec:
+                continue
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and ((prefix and k.startswith(prefix)) or k in wanted):
+                    recs.append((run, labels[row_of[run]], rec["step"], k, float(v)))
+    return pd.DataFrame(recs, columns=["run", "series", "step", "name", "value"])
+
+
+def loss_curves(table: Table, out_dir: Path) -> Figure | None:
+    long = scalars_frame(table, names=("loss",))
+    if long.empty:
+        return None
+    plt, sns = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(long, x="step", y="value", hue="series", errorbar="sd", ax=ax)
+    ax.set(xlabel="pre-training step", ylabel="training loss", title="Pre-training loss (each method's own objective)")
+    ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return Figure("loss_curves", "Pre-training loss per row from scalars.jsonl: mean over seeds, band = ±1 sd. "
+                                 "Losses of different methods are different objectives: compare shapes, not levels.",
+                  save(fig, out_dir, "loss_curves"))
+
+
+def smoothness(table: Table, out_dir: Path) -> Figure | None:
+    long = scalars_frame(table, prefix="smooth_", names=())
+    if long.empty:
+        return None
+    plt, sns = _pyplot()
+    grid = sns.relplot(long, x="step", y="value", hue="series", col="name", kind="line", errorbar="sd",
+                       facet_kws={"sharey": False}, height=3.2, aspect=1.2)
+    grid.set_axis_labels("pre-training step", "")
+    grid.set_titles("{col_name}")
+    return Figure("smoothness", "Embedding smoothness scalars (smooth_*) logged during pre-training (Figure 3 style): "
+                                "mean over seeds, band = ±1 sd.", save(grid.figure, out_dir, "smoothness"))
+
+
+def trajectories(table: Table, out_dir: Path) -> list[Figure]:
+    """Copies of the trajectory plots `vssl trajectories` left in run directories (one per row)."""
+    import shutil
+
+    figs = []
+    for i, rid in enumerate(table.rows.index):
+        for run in table.runs_of(rid)["run"]:
+            src = table.collection.paths[run] / "trajectories.png"
+            if src.exists():
+                dst = Path(out_dir) / f"trajectories_{i}.png"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                figs.append(Figure(f"trajectories_{i}", f"Frame trajectories of a few videos (2D PCA per checkpoint, Figure 3 "
+                                                        f"style), {_row_label(table.rows, rid)}, run {run}.", (dst,)))
+                break
+    return figs
+
+
+def all_figures(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES) -> list[Figure]:
+    axes = tuple(axes)
+    makers = [lambda: table1_bars(table, out_dir), lambda: hn_ablation(table, out_dir, axes),
+              lambda: over_training(table, out_dir, axes), lambda: loss_curves(table, out_dir),
+              lambda: smoothness(table, out_dir)]
+    return [f for f in (m() for m in makers) if f is not None] + trajectories(table, out_dir)

@@ -1,0 +1,162 @@
+"""Numbers behind every table cell: mean +- std over seeds with a 95% interval,
+and the paired test of "method minus random init".
+
+Seed summary
+    mean, sample std (ddof 1), n, and the Student-t interval of the mean,
+    mean +- t(0.975, n-1) * std / sqrt(n). The t quantile is computed exactly
+    for integer degrees of freedom (closed-form CDF, Abramowitz & Stegun
+    26.7.3-4, inverted by bisection), so no SciPy is needed.
+
+Paired difference (``paired_difference``)
+    Both rows are evaluated on the same test videos, and row A's seed s starts
+    from the same initialisation as the baseline's seed s, so the comparison is
+    paired twice. From the per-video correctness stored in metrics.json
+    (``per_video_correct`` in the order of ``test_video_ids``) we build
+    D[s, v] = correct_A(s, v) - correct_B(s, v) over the common seeds and
+    videos. The statistic is the mean of D (= mean over seeds of the top-1
+    difference). Its 95% interval is a two-way percentile bootstrap: each
+    replicate resamples seeds with replacement and, independently, test videos
+    with replacement, and applies the same resample to both rows. Resampling
+    seeds accounts for training randomness, resampling videos for the finite
+    test set. With one seed only the video part varies: the report says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float  # sample std (ddof 1); nan when n == 1
+    n: int
+    ci_low: float  # Student-t interval of the mean; nan when n == 1
+    ci_high: float
+
+    @property
+    def has_ci(self) -> bool:
+        return self.n > 1 and math.isfinite(self.ci_low)
+
+    def contains(self, value: float) -> bool:
+        return self.has_ci and self.ci_low <= value <= self.ci_high
+
+
+def _t_two_sided_mass(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer df (A&S 26.7.3 odd df, 26.7.4 even df)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 1:
+        if df == 1:
+            return 2 * theta / math.pi
+        term, total = 1.0, 1.0
+        for k in range(1, (df - 1) // 2):  # 1 + 2/3 c2 + (2*4)/(3*5) c2^2 + ...
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        return (2 / math.pi) * (theta + math.sin(theta) * math.cos(theta) * total)
+    term, total = 1.0, 1.0
+    for k in range(1, df // 2):  # 1 + 1/2 c2 + (1*3)/(2*4) c2^2 + ...
+        term *= c2 * (2 * k - 1) / (2 * k)
+        total += term
+    return math.sin(theta) * total
+
+
+@lru_cache(maxsize=256)
+def t_quantile(level: float, df: int) -> float:
+    """t such that P(|T| <= t) = level (the two-sided critical value) for integer df >= 1."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    hi = 1.0
+    while _t_two_sided_mass(hi, df) < level:
+        hi *= 2
+    lo = 0.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if _t_two_sided_mass(mid, df) < level:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def summarize(values: Sequence[float], level: float = LEVEL) -> Summary:
+    """Mean, sample std, n and the t interval of the mean over the finite values."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Summary(math.nan, math.nan, 0, math.nan, math.nan)
+    mean = float(x.mean())
+    if n == 1:
+        return Summary(mean, math.nan, 1, math.nan, math.nan)
+    std = float(x.std(ddof=1))
+    half = t_quantile(level, n - 1) * std / math.sqrt(n)
+    return Summary(mean, std, n, mean - half, mean + half)
+
+
+# --------------------------------------------------------------------------- paired test
+@dataclass(frozen=True)
+class PairedResult:
+    mean: float  # mean difference, percentage points
+    ci_low: float
+    ci_high: float
+    n_seeds: int
+    n_videos: int
+    n_boot: int
+    level: float = LEVEL
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def paired_bootstrap(diff: np.ndarray, n_boot: int = 10000, level: float = LEVEL, seed: int = 0) -> PairedResult:
+    """Two-way (seeds x videos) percentile bootstrap of mean(diff); diff is [seeds, videos] in {-1, 0, 1}."""
+    diff = np.asarray(diff, dtype=float)
+    if diff.ndim != 2 or diff.size == 0:
+        raise ValueError("diff must be a non-empty [seeds, videos] matrix")
+    s, v = diff.shape
+    rng = np.random.default_rng(seed)
+    # Multinomial counts are the same resample as drawing indices with replacement, and let
+    # one matrix product evaluate every replicate: stat_b = c_seed_b . D . c_video_b / (S V).
+    seed_counts = rng.multinomial(s, np.full(s, 1 / s), size=n_boot).astype(float)
+    video_counts = rng.multinomial(v, np.full(v, 1 / v), size=n_boot).astype(float)
+    stats = ((seed_counts @ diff) * video_counts).sum(1) / (s * v)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return PairedResult(100 * float(diff.mean()), 100 * float(lo), 100 * float(hi), s, v, n_boot, level)
+
+
+def align_per_video(a: dict[int, tuple[list, list]], b: dict[int, tuple[list, list]]) -> tuple[np.ndarray, list[int], int]:
+    """Per-seed {seed: (video_ids, correct)} of two rows -> (D [seeds, videos], common seeds, n videos).
+
+    Raises ValueError when the rows share no seed or were tested on different videos
+    (then they cannot be paired, and no difference is claimed).
+    """
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError(f"no common seeds (row {sorted(a)}, baseline {sorted(b)})")
+    ids = None
+    rows = []
+    for s in seeds:
+        ca, cb = _by_id(*a[s]), _by_id(*b[s])
+        if set(ca) != set(cb):
+            raise ValueError(f"seed {s}: the two rows were tested on different videos")
+        if ids is None:
+            ids = sorted(ca)
+        elif set(ca) != set(ids):
+            raise ValueError(f"seed {s}: test videos differ between seeds")
+        rows.append([ca[i] - cb[i] for i in ids])
+    return np.asarray(rows, dtype=float), seeds, len(ids or [])
+
+
+def _by_id(ids: list, correct: list) -> dict:
+    if len(ids) != len(correct):
+        raise ValueError("test_video_ids and per_video_correct differ in length")
+    return {str(i): int(bool(c)) for i, c in zip(ids, correct)}

@@ -1,0 +1,490 @@
+"""Table 1 from a collection of runs: rows method x backbone x pre-training set,
+columns downstream dataset x protocol x metric, cells mean +- std over seeds.
+
+Which numbers become columns is the declarative list :data:`METRICS`
+(protocol -> metric fields). Other config fields that vary inside a
+(method, backbone, pre-training) group, such as a swept temperature, split the
+row and are shown in its "variant" cell, so different configurations are never
+pooled as if they were seeds.
+
+Renderers: terminal (tabulate), Markdown, LaTeX (booktabs), CSV (numeric).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import pandas as pd
+
+from benchmark.errors import UserError
+from benchmark.results import published
+from benchmark.results.collect import Collection, parse_eval_key
+from benchmark.results.stats import LEVEL, PairedResult, Summary, align_per_video, paired_bootstrap, summarize
+
+FORMATS = ("terminal", "md", "latex", "csv")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    protocol: str
+    field: str  # a field of the metrics.json entry
+    label: str  # column header after the dataset name
+
+
+# The columns a table shows, in order. Protocols without an entry here show their "top1".
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("linear", "top1", "linear top-1"),
+    MetricSpec("knn", "top1", "kNN top-1"),
+    MetricSpec("knn", "r@1", "kNN R@1"),
+    MetricSpec("knn", "r@5", "kNN R@5"),
+    MetricSpec("finetune", "top1", "fine-tune top-1"),
+)
+# Config fields that never make two runs different experiments (so never split a row).
+BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every", "run.epoch_checkpoints",
+               "run.time_budget_s", "data.num_workers", "eval.dataset", "eval.split", "eval.batch_size")
+ROW_KEYS = ("method", "backbone", "dims", "pretrain")
+THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
+METHOD_ORDER = {"random_init": 0, "supervised": 2}  # reference rows first and last, methods between
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # metrics key, e.g. "linear/synthetic/split1"
+    dataset: str
+    split: int
+    protocol: str
+    field: str
+    label: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.key}.{self.field}"
+
+
+@dataclass
+class Table:
+    rows: pd.DataFrame  # index: row id; method, name, backbone, dims, params_m, pretrain, variant, seeds, n_runs
+    columns: list[Column]
+    cells: dict[tuple[str, str], Summary]  # (row id, column.source)
+    refs: dict[str, published.Reference | None]
+    matches: dict[tuple[str, str], tuple[bool, str]]  # (row id, column.source) -> protocol match vs paper
+    collection: Collection
+    variant_fields: list[str] = field(default_factory=list)
+
+    def runs_of(self, row_id: str) -> pd.DataFrame:
+        runs = self.collection.runs
+        return runs[runs["row.id"] == row_id]
+
+
+# --------------------------------------------------------------------------- building
+def _dims(runs: pd.DataFrame) -> pd.Series:
+    kinds = [c for c in runs.columns if c.endswith(".backbone_kind") and parse_eval_key(c.rsplit(".", 1)[0])]
+    measured = pd.Series(None, index=runs.index, dtype=object)
+    for k in kinds:  # the first evaluation that recorded it
+        measured = measured.fillna(runs[k])
+    name = runs.get("cfg.backbone.name", pd.Series("?", index=runs.index)).astype(str)
+    inflated = runs.get("cfg.backbone.inflate", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
+    guessed = (name.isin(THREE_D) | inflated).map({True: "3D", False: "2D"})
+    return measured.fillna(guessed).astype(str).str.upper()
+
+
+def add_row_keys(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Adds row.* columns (method, backbone, dims, pretrain, variant, id); returns the variant fields."""
+    runs = runs.copy()
+    runs["row.method"] = runs.get("cfg.method.name", pd.Series("?", index=runs.index)).astype(str)
+    backbone = runs.get("cfg.backbone.name", pd.Series("?", index=runs.index)).astype(str)
+    inflated = runs.get("cfg.backbone.inflate", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
+    runs["row.backbone"] = backbone.where(~inflated, backbone + " (inflated)")
+    runs["row.dims"] = _dims(runs)
+    trained = runs.get("pretrain.trained", pd.Series(True, index=runs.index)).fillna(True).astype(bool)
+    untrained = ~trained | (runs["row.method"] == "random_init")
+    pretrain = runs.get("cfg.data.dataset", pd.Series("?", index=runs.index)).astype(str)
+    runs["row.pretrain"] = pretrain.where(~untrained, "none")
+    base = [f"row.{k}" for k in ROW_KEYS]
+    skip = {"cfg.method.name", "cfg.backbone.name", "cfg.backbone.inflate", "cfg.data.dataset", *(f"cfg.{b}" for b in BOOKKEEPING)}
+    candidates = [c for c in runs.columns if c.startswith("cfg.") and c not in skip]
+    varying: list[str] = []
+    if candidates:
+        nunique = runs[candidates].astype(str).groupby([runs[b] for b in base]).nunique()
+        varying = [c for c in candidates if (nunique[c] > 1).any()]
+    short = {c: _short_name(c, varying) for c in varying}
+    if varying:
+        texts = runs[varying].astype(object).where(runs[varying].notna(), None)
+        runs["row.variant"] = [", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(varying, vals) if v is not None)
+                               for vals in texts.itertuples(index=False, name=None)]
+    else:
+        runs["row.variant"] = ""
+    runs["row.id"] = runs[base + ["row.variant"]].astype(str).agg(" | ".join, axis=1)
+    return runs, varying
+
+
+def fmt_value(v) -> str:
+    """Config values in labels: 5.0 -> '5' (a NaN elsewhere in the column turns ints into floats)."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _short_name(col: str, all_cols: Iterable[str]) -> str:
+    """'cfg.method.mining_r' -> 'mining_r' unless another varying field has the same last part."""
+    leaf = col.rsplit(".", 1)[-1]
+    clash = sum(c.rsplit(".", 1)[-1] == leaf for c in all_cols) > 1
+    return col[4:] if clash else leaf
+
+
+def table_columns(runs: pd.DataFrame, metrics: Iterable[MetricSpec] = METRICS) -> list[Column]:
+    metrics = list(metrics)
+    keys = {c.rsplit(".", 1)[0] for c in runs.columns if not c.startswith(("cfg.", "env.", "row.")) and "." in c}
+    parsed = [(k, parse_eval_key(k)) for k in sorted(keys)]
+    finals = [(k, e) for k, e in parsed if e is not None and not e.checkpoint]
+    splits_per_dataset: dict[str, set] = {}
+    for _, e in finals:
+        splits_per_dataset.setdefault(e.dataset, set()).add(e.split)
+    protocol_rank = {}
+    for i, m in enumerate(metrics):
+        protocol_rank.setdefault(m.protocol, i)
+    cols = []
+    for key, e in finals:
+        specs = [m for m in metrics if m.protocol == e.protocol] or [MetricSpec(e.protocol, "top1", f"{e.protocol} top-1")]
+        for spec in specs:
+            if f"{key}.{spec.field}" not in runs or runs[f"{key}.{spec.field}"].isna().all():
+                continue
+            label = f"{e.dataset} {spec.label}"
+            if len(splits_per_dataset[e.dataset]) > 1:
+                label += f" (split {e.split})"
+            cols.append(Column(key, e.dataset, e.split, e.protocol, spec.field, label))
+    order = {id(c): i for i, c in enumerate(cols)}
+    spec_rank = {(m.protocol, m.field): i for i, m in enumerate(metrics)}
+    cols.sort(key=lambda c: (c.dataset, c.split, protocol_rank.get(c.protocol, len(metrics)),
+                             spec_rank.get((c.protocol, c.field), len(metrics)), order[id(c)]))
+    return cols
+
+
+def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Table:
+    runs, varying = add_row_keys(coll.runs)
+    coll.runs = runs
+    columns = table_columns(runs, metrics)
+    if not columns:
+        raise UserError(f"{coll.source}: the runs have no evaluation results yet (no '<protocol>/<dataset>/split<N>' "
+                        f"entries in metrics.json); run the sweep's evaluation stages first")
+    groups = runs.groupby("row.id", sort=False)
+    first = groups.first()
+    rows = pd.DataFrame({
+        "method": first["row.method"],
+        "name": first["row.method"].map(published.display_name),
+        "backbone": first["row.backbone"],
+        "dims": first["row.dims"],
+        "params_m": groups["pretrain.params_millions"].mean() if "pretrain.params_millions" in runs else math.nan,
+        "pretrain": first["row.pretrain"],
+        "variant": first["row.variant"],
+        "seeds": groups["cfg.run.seed"].agg(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))) if "cfg.run.seed" in runs else "",
+        "n_runs": groups.size(),
+    })
+    # the paper's grouping: by pre-training set (no pre-training first), reference rows around the methods
+    rows["_untrained"] = rows["pretrain"] != "none"
+    rows["_order"] = rows["method"].map(lambda m: METHOD_ORDER.get(m, 1))
+    rows = rows.sort_values(["_untrained", "pretrain", "_order", "name", "dims", "backbone", "variant"]).drop(columns=["_untrained", "_order"])
+    values = groups[[c.source for c in columns]].agg(list)
+    cells = {(rid, c.source): summarize(values.at[rid, c.source]) for rid in rows.index for c in columns}
+    refs = {rid: published.reference_for(r.method, r.backbone, r.dims, r.pretrain) for rid, r in rows.iterrows()}
+    matches = {}
+    for rid, ref in refs.items():
+        if ref is None:
+            continue
+        sub = runs[runs["row.id"] == rid]
+        label_fraction = _first(sub, "cfg.eval.label_fraction")
+        for c in columns:
+            frozen = _first(sub, f"{c.key}.frozen")
+            matches[(rid, c.source)] = published.protocol_match(ref, c.dataset, c.split, c.protocol, frozen, label_fraction)
+    return Table(rows, columns, cells, refs, matches, coll, varying)
+
+
+def _first(df: pd.DataFrame, col: str):
+    if col not in df:
+        return None
+    vals = df[col].dropna()
+    return vals.iloc[0] if len(vals) else None
+
+
+# --------------------------------------------------------------------------- cells
+def fmt_cell(s: Summary, digits: int = 1) -> str:
+    if s.n == 0:
+        return "—"
+    if s.n == 1:
+        return f"{s.mean:.{digits}f} (n=1)"
+    return f"{s.mean:.{digits}f} ± {s.std:.{digits}f} (n={s.n}) [{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]"
+
+
+def paper_marks(table: Table, rid: str) -> str:
+    ref = table.refs.get(rid)
+    if ref is None:
+        return ""
+    marks = [m.split(":")[0] for m in ref.mismatches]
+    if not any(table.matches.get((rid, c.source), (False,))[0] for c in table.columns):
+        marks.append("protocol")
+    return " ".join(f"≠{m}" for m in marks) or "match"
+
+
+def delta_columns(table: Table) -> list[Column]:
+    """Our columns that match the paper's protocol for at least one row (only these get a difference)."""
+    return [c for c in table.columns if any(table.matches.get((rid, c.source), (False,))[0] for rid in table.rows.index)]
+
+
+def fmt_delta(table: Table, rid: str, c: Column) -> str:
+    ref = table.refs.get(rid)
+    ok, _ = table.matches.get((rid, c.source), (False, ""))
+    s = table.cells[(rid, c.source)]
+    if ref is None or not ok or s.n == 0:
+        return ""
+    paper = ref.value(c.dataset)
+    if not s.has_ci:
+        return f"{s.mean - paper:+.1f} (n=1, no CI)"
+    return f"{s.mean - paper:+.1f}" + (" (paper inside our 95% CI)" if s.contains(paper) else "")
+
+
+def display_frame(table: Table) -> pd.DataFrame:
+    """The table as strings, one row per table row, in the paper's column order."""
+    r = table.rows
+    out = pd.DataFrame({"method": r["name"], "backbone": r["backbone"], "2D/3D": r["dims"],
+                        "params (M)": r["params_m"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}"),
+                        "pre-training": r["pretrain"]})
+    if table.variant_fields:
+        out["variant"] = r["variant"]
+    for c in table.columns:
+        out[c.label] = [fmt_cell(table.cells[(rid, c.source)]) for rid in r.index]
+    if any(ref is not None for ref in table.refs.values()):
+        out["paper UCF101"] = [_num(table.refs[rid].ucf101_top1 if table.refs[rid] else math.nan) for rid in r.index]
+        out["paper HMDB51"] = [_num(table.refs[rid].hmdb51_top1 if table.refs[rid] else math.nan) for rid in r.index]
+        out["vs paper"] = [paper_marks(table, rid) for rid in r.index]
+        for c in delta_columns(table):
+            out[f"Δ paper: {c.label}"] = [fmt_delta(table, rid, c) for rid in r.index]
+    return out.reset_index(drop=True)
+
+
+def _num(x: float) -> str:
+    return "" if pd.isna(x) else f"{x:.1f}"
+
+
+def notes(table: Table) -> list[str]:
+    lines = [f"Cells: mean ± std over seeds (n runs) [{LEVEL:.0%} t-interval of the mean]; accuracies and recalls in %."]
+    if any(ref is not None for ref in table.refs.values()):
+        lines.append(f"Paper: {published.SOURCE}. A difference to the paper is shown only where downstream set, split "
+                     "and full fine-tuning match; ≠ names what differs, and mismatched numbers are never compared.")
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for rid, ref in table.refs.items():
+            if ref is None:
+                continue
+            row = table.rows.loc[rid]
+            reasons = {table.matches[(rid, c.source)][1] for c in table.columns if not table.matches[(rid, c.source)][0]}
+            why = "; ".join(list(ref.mismatches) + sorted(reasons)) or "same backbone, pre-training and protocol"
+            who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
+            names = grouped.setdefault((ref.label, why), [])
+            if who not in names:  # variants of one row share the same comparison
+                names.append(who)
+        for (label, why), names in grouped.items():
+            lines.append(f"{', '.join(names)} vs paper row '{label}': {why}")
+    skipped = table.collection.skipped
+    if skipped:
+        lines.append(f"{len(skipped)} run(s) skipped (incomplete or corrupt): " + ", ".join(n for n, _ in skipped[:10])
+                     + (" ..." if len(skipped) > 10 else ""))
+    return lines
+
+
+# --------------------------------------------------------------------------- rendering
+def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> str:
+    if fmt not in FORMATS:
+        from benchmark.errors import nearest
+
+        raise UserError(f"unknown format '{fmt}'{nearest(fmt, FORMATS)}; choose from {', '.join(FORMATS)}")
+    if fmt == "csv":
+        return numeric_frame(table).to_csv(index=False)
+    frame = display_frame(table)
+    if fmt == "latex":
+        return render_latex(frame, notes(table))
+    from tabulate import tabulate
+
+    body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple",
+                    disable_numparse=True)
+    text = [body, ""]
+    if fmt == "md":
+        text += [f"- {n}" for n in notes(table)]
+    else:
+        text += notes(table)
+    if paired:
+        text += ["", render_paired(paired, fmt)]
+    return "\n".join(text) + "\n"
+
+
+def numeric_frame(table: Table) -> pd.DataFrame:
+    """CSV form: one row per table row, numbers unformatted (mean, std, n, CI per column)."""
+    r = table.rows
+    out = pd.DataFrame({"method": r["method"], "backbone": r["backbone"], "dims": r["dims"], "params_millions": r["params_m"],
+                        "pretrain": r["pretrain"], "variant": r["variant"], "seeds": r["seeds"]})
+    for c in table.columns:
+        cells = [table.cells[(rid, c.source)] for rid in r.index]
+        out[f"{c.label} mean"] = [s.mean for s in cells]
+        out[f"{c.label} std"] = [s.std for s in cells]
+        out[f"{c.label} n"] = [s.n for s in cells]
+        out[f"{c.label} ci95_low"] = [s.ci_low for s in cells]
+        out[f"{c.label} ci95_high"] = [s.ci_high for s in cells]
+    out["paper_row"] = [table.refs[rid].label if table.refs[rid] else "" for rid in r.index]
+    out["paper_ucf101_top1"] = [table.refs[rid].ucf101_top1 if table.refs[rid] else math.nan for rid in r.index]
+    out["paper_hmdb51_top1"] = [table.refs[rid].hmdb51_top1 if table.refs[rid] else math.nan for rid in r.index]
+    out["vs_paper"] = [paper_marks(table, rid) for rid in r.index]
+    for c in delta_columns(table):
+        out[f"{c.label} minus paper"] = [
+            table.cells[(rid, c.source)].mean - table.refs[rid].value(c.dataset)
+            if table.refs[rid] and table.matches[(rid, c.source)][0] else math.nan for rid in r.index]
+    return out.reset_index(drop=True)
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SYMBOLS = {"±": r"$\pm$", "≠": r"$\neq$", "Δ": r"$\Delta$", "—": "--", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+    for sym, tex in _LATEX_SYMBOLS.items():
+        out = out.replace(sym, tex)
+    return out
+
+
+def render_latex(frame: pd.DataFrame, note_lines: list[str]) -> str:
+    """A booktabs tabular, ready to paste (needs \\usepackage{booktabs}); the notes follow as comments."""
+    spec = "l" * len(frame.columns)
+    buf = io.StringIO()
+    buf.write("% Generated by `vssl table --format latex`; needs \\usepackage{booktabs}\n")
+    buf.write(f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n")
+    buf.write(" & ".join(latex_escape(c) for c in frame.columns) + " \\\\\n\\midrule\n")
+    for row in frame.itertuples(index=False, name=None):
+        buf.write(" & ".join(latex_escape(v) for v in row) + " \\\\\n")
+    buf.write("\\bottomrule\n\\end{tabular}\n")
+    for line in note_lines:
+        buf.write(f"% {line}\n")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- paired differences
+@dataclass(frozen=True)
+class PairedRow:
+    row_id: str
+    label: str  # e.g. "TCE (resnet10t)"
+    column: Column
+    baseline_id: str | None
+    result: PairedResult | None
+    reason: str  # why no result, when result is None
+
+    @property
+    def verdict(self) -> str:
+        if self.result is None:
+            return f"not tested: {self.reason}"
+        caveat = " (1 seed: the interval covers test videos, not training randomness)" if self.result.n_seeds == 1 else ""
+        if self.result.excludes_zero:
+            return f"CI excludes 0: {'better' if self.result.mean > 0 else 'worse'} than the baseline{caveat}"
+        return f"CI includes 0: no difference claimed{caveat}"
+
+
+def _row_label(rows: pd.DataFrame, rid: str) -> str:
+    r = rows.loc[rid]
+    extra = ", ".join(x for x in (r["backbone"], r["pretrain"] if r["pretrain"] != "none" else "", r["variant"]) if x)
+    return f"{r['name']} ({extra})"
+
+
+def _baseline_for(table: Table, rid: str, baseline: str, settings: dict[str, tuple]) -> tuple[str | None, str]:
+    """The baseline row to pair ``rid`` with; ``settings``: each row's eval/backbone/variant values as text."""
+    rows = table.rows
+    row = rows.loc[rid]
+    cands = rows[(rows["method"] == baseline) & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
+    if cands.empty:
+        return None, f"no {baseline} row with backbone {row['backbone']}"
+    if len(cands) == 1:
+        return cands.index[0], ""
+    # Several candidates (e.g. an optim.lr axis that random init shares): the one agreeing on most settings.
+    score = {c: sum(a == b for a, b in zip(settings[c], settings[rid])) for c in cands.index}
+    top = [c for c, v in score.items() if v == max(score.values())]
+    if len(top) == 1:
+        return top[0], ""
+    return None, f"{len(top)} {baseline} rows fit equally well as the baseline; none is chosen"
+
+
+def _per_seed(table: Table, members: list[tuple[str, int]], c: Column, top1: dict) -> dict[int, tuple[list, list]]:
+    """{seed: (test_video_ids, per_video_correct)} of one row's runs for one column."""
+    out = {}
+    for run, seed in members:
+        pv = table.collection.per_video.get((run, c.key))
+        if pv is None:
+            continue
+        if seed in out:
+            raise ValueError(f"two runs with seed {seed}")
+        t = top1.get(run)
+        if t is not None and pd.notna(t) and abs(100.0 * sum(map(bool, pv[1])) / max(len(pv[1]), 1) - float(t)) > 0.01:
+            raise ValueError(f"run {run}: per_video_correct does not reproduce top1")
+        out[seed] = pv
+    return out
+
+
+def paired_vs_baseline(table: Table, baseline: str = "random_init", n_boot: int = 10000, seed: int = 0,
+                       protocols: Iterable[str] | None = None) -> list[PairedRow]:
+    """Method minus baseline on every top-1 column with per-video results (see stats.paired_bootstrap)."""
+    cols = [c for c in table.columns if c.field == "top1" and (protocols is None or c.protocol in set(protocols))]
+    runs = table.collection.runs
+    keys = [c for c in runs.columns if c.startswith(("cfg.eval.", "cfg.backbone.", "cfg.data.resolution"))]
+    keys += [c for c in table.variant_fields if not c.startswith("cfg.method.")]
+    first = runs.groupby("row.id")[keys].first().astype(str)
+    settings = dict(zip(first.index, first.itertuples(index=False, name=None)))
+    seeds = runs["cfg.run.seed"] if "cfg.run.seed" in runs else pd.Series(0, index=runs.index)
+    members: dict[str, list[tuple[str, int]]] = {}
+    for run, rid, s in zip(runs["run"], runs["row.id"], seeds):
+        members.setdefault(rid, []).append((run, int(s)))
+    top1 = {c.key: dict(zip(runs["run"], runs[c.source])) for c in cols}
+    out = []
+    for rid in table.rows.index:
+        if table.rows.at[rid, "method"] == baseline:
+            continue
+        base_id, why = _baseline_for(table, rid, baseline, settings)
+        label = _row_label(table.rows, rid)
+        for c in cols:
+            if base_id is None:
+                out.append(PairedRow(rid, label, c, None, None, why))
+                continue
+            try:
+                a, b = _per_seed(table, members[rid], c, top1[c.key]), _per_seed(table, members[base_id], c, top1[c.key])
+                if not a or not b:
+                    raise ValueError("no per-video results (per_video_correct, test_video_ids) in metrics.json")
+                diff, _, _ = align_per_video(a, b)
+                out.append(PairedRow(rid, label, c, base_id, paired_bootstrap(diff, n_boot, LEVEL, seed), ""))
+            except ValueError as exc:
+                out.append(PairedRow(rid, label, c, base_id, None, str(exc)))
+    return out
+
+
+def paired_frame(rows: list[PairedRow], baseline: str = "random_init") -> pd.DataFrame:
+    recs = []
+    for p in rows:
+        r = p.result
+        recs.append({
+            "row": p.label, "column": p.column.label,
+            f"minus {published.display_name(baseline)} (points)": "" if r is None else f"{r.mean:+.1f}",
+            f"{LEVEL:.0%} CI": "" if r is None else f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]",
+            "seeds x videos": "" if r is None else f"{r.n_seeds} x {r.n_videos}",
+            "verdict": p.verdict,
+        })
+    return pd.DataFrame(recs)
+
+
+def render_paired(rows: list[PairedRow], fmt: str = "terminal", baseline: str = "random_init") -> str:
+    from tabulate import tabulate
+
+    if not rows:
+        return f"(no rows to compare with {published.display_name(baseline)})"
+    frame = paired_frame(rows, baseline)
+    head = (f"Paired difference vs {published.display_name(baseline)}: mean over common seeds of the per-video top-1 "
+            f"difference; {LEVEL:.0%} CI from a two-way bootstrap over seeds and test videos (benchmark/results/stats.py).")
+    if fmt == "latex":
+        return render_latex(frame, [head])
+    body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
+    return f"{head}\n\n{body}\n"

@@ -1,0 +1,72 @@
+"""`vssl table` and `vssl report` through the real CLI entry point."""
+
+import io
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.commands.table import print_quick_table
+from benchmark.results.fakeruns import FakeRun, write_fake_run, write_fake_sweep
+
+
+def test_table_csv_to_stdout_skips_listed_on_stderr(table1_sweep, capsys):
+    bad = sorted((table1_sweep / "cells").iterdir())[0]
+    (bad / "metrics.json").write_text('{"pretrain": ')
+    assert main(["table", str(table1_sweep), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    df = pd.read_csv(io.StringIO(out))
+    assert len(df) == 4 and sorted(df["synthetic linear top-1 n"]) == [2, 3, 3, 3]
+    assert err.strip().startswith(f"skipped {bad.name}: corrupt: metrics.json does not parse (Expecting value")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_table_out_file_and_terminal(table1_sweep, tmp_path, capsys):
+    out = tmp_path / "t" / "table.tex"
+    assert main(["table", str(table1_sweep), "--format", "latex", "--out", str(out)]) == 0
+    assert "\\toprule" in out.read_text()
+    assert main(["table", str(table1_sweep), "--n-boot", "500"]) == 0
+    text = capsys.readouterr().out
+    assert "synthetic linear top-1" in text and "Paired difference vs random init" in text
+
+
+@pytest.mark.parametrize("setup,message", [
+    ("empty", "holds no run directories"),
+    ("mixed", "mixes runs of different sweeps"),
+    ("corrupt", "none of its 1 run directories is usable"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, message):
+    root = tmp_path / "runs"
+    root.mkdir()
+    if setup == "mixed":
+        write_fake_sweep(root / "a", [FakeRun()], name="a")
+        write_fake_sweep(root / "b", [FakeRun()], name="b")
+    if setup == "corrupt":
+        run = write_fake_run(root / "cells" / "x", FakeRun())
+        (run.path / "metrics.json").write_text('{"pretrain": {"steps": 3}, "linear/synthetic/split1": {"top1": 4')
+    assert main(["table", str(root)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("vssl table: error: ") and message in err
+
+
+def test_quick_table_after_a_sweep(table1_sweep, tmp_path, capsys):
+    print_quick_table(table1_sweep)
+    assert "TCE" in capsys.readouterr().out
+    (tmp_path / "nothing").mkdir()
+    print_quick_table(tmp_path / "nothing")  # never raises after a sweep: says why there is no table
+    assert capsys.readouterr().out.startswith("no table: ")
+
+
+def test_report_without_figures(table1_sweep, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "500"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "paired.md", "runs.csv", "table.csv", "table.md", "table.tex", "table.txt"]
+    readme = (out / "README.md").read_text()
+    for section in ("## Table 1", "## Paired difference vs random init", "## Protocol of every column", "## Provenance",
+                    "## Configuration of every row"):
+        assert section in readme
+    assert "commit `" + "0" * 40 + "`, 12 runs" in readme  # the runs' recorded commit
+    assert "- **TCE (resnet10t, synthetic-pool)**, seeds 0,1,2: `method.name=tce`" in readme
+    assert len(pd.read_csv(out / "runs.csv")) == 12
+    assert "percentile bootstrap (500 replicates)" in readme
