@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from benchmark.config import (
-    KNOWN_STAGES,
+    check_stage,
     ExperimentConfig,
     build_dataclass,
     build_experiment,
@@ -58,6 +58,8 @@ class Resources:
     constraint: str | None = None
     array_parallelism: int = 64
     setup: list[str] = field(default_factory=list)  # shell lines run before each job (module load, conda activate)
+    signal_delay_s: int = 120  # SLURM's warning signal this long before the time limit: checkpoint + requeue
+    max_requeues: int = 10  # timeouts after which a checkpointable job is no longer requeued
     gpu_hours_estimate: float | None = None  # label only; "estimate" unless measured on a GPU
 
 
@@ -67,10 +69,11 @@ class Cell:
     overrides: dict[str, Any]  # the cell's own explicit values (what the id hashes)
     tree: dict  # base + sweep overrides + cell overrides: the run's explicit config
     config: ExperimentConfig
+    resources: "Resources | None" = None  # the sweep's, with this cell's own resources.* axis values
 
     @property
     def label(self) -> str:
-        parts = [f"{k.split('.')[-1]}={_short(v)}" for k, v in self.overrides.items() if k not in ("run.seed",)]
+        parts = [f"{_label_key(k)}={_short(v)}" for k, v in self.overrides.items() if k not in ("run.seed",)]
         parts.append(f"seed={self.overrides.get('run.seed', self.config.run.seed)}")
         return " ".join(parts)
 
@@ -84,6 +87,12 @@ class Sweep:
     resources: Resources
     stages: list[str]
     description: str = ""
+
+
+def _label_key(key: str) -> str:
+    """'backbone.name' -> 'backbone', 'optim.lr' -> 'lr': short but unambiguous labels."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
 def _short(value: Any) -> str:
@@ -153,6 +162,9 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
         zips = [zips]
     zip_groups = []
     for i, group in enumerate(zips):
+        if isinstance(group, list):  # a zip group written as rows: [{method.name: tce, backbone.name: resnet18}, ...]
+            zip_groups.append(_zip_rows(group, f"zip[{i}]"))
+            continue
         axes = _axes(group, f"zip[{i}]")
         lengths = {k: len(v) for k, v in axes.items()}
         if len(set(lengths.values())) > 1:
@@ -168,8 +180,7 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
         if not isinstance(stages, list) or not stages:
             raise UserError(f"sweep 'stages' must be a non-empty list, got {stages!r}")
         for s in stages:
-            if s not in KNOWN_STAGES:
-                raise UserError(f"unknown stage '{s}'{nearest(str(s), KNOWN_STAGES)}; stages are {', '.join(KNOWN_STAGES)}")
+            check_stage(s, "the sweep's stages")
         common = merge_overrides(common, {"run.stages": stages})
 
     resources_spec = {**(spec.get("resources") or {}), **res_over}
@@ -189,16 +200,27 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
                 if cid in seen:
                     raise UserError(f"two cells have the same values {own}: check the grid and zip axes")
                 seen[cid] = own
-                tree = merge_overrides(common, own)
+                # resources.* axes (e.g. more time for a bigger backbone) go to the cell's resources
+                cfg_own = {k: v for k, v in own.items() if not k.startswith("resources.")}
+                res_own = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith("resources.")}
+                tree = merge_overrides(common, cfg_own)
                 try:
                     config = build_experiment(tree)
+                    cell_res = build_dataclass(Resources, {**resources_spec, **res_own}, prefix="resources") if res_own else resources
                 except UserError as exc:
                     raise UserError(f"cell {cid} ({_describe(own)}): {exc}") from None
-                cells.append(Cell(cid, own, tree, config))
+                cells.append(Cell(cid, own, tree, config, cell_res))
     if not cells:
         raise UserError("the sweep has no cells")
     out = Path(out_dir or spec.get("out") or Path("runs") / name)
     return Sweep(name, path, out, cells, resources, list(cells[0].config.run.stages), str(spec.get("description", "")))
+
+
+def _zip_rows(rows: list, what: str) -> list[dict]:
+    """A zip group written as rows; each row sets only the keys it names (rows may differ)."""
+    if not rows or not all(isinstance(r, Mapping) and r for r in rows):
+        raise UserError(f"{what}: a zip group written as a list must hold non-empty mappings (rows), e.g. - {{method.name: tce}}")
+    return [{str(k): v for k, v in row.items()} for row in rows]
 
 
 def _describe(own: Mapping) -> str:

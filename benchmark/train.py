@@ -9,8 +9,10 @@ resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,22 +95,47 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
 
 
 class CheckpointRequest:
-    """Set by a signal (SLURM's pre-timeout warning, preemption) so the loop checkpoints at the next step."""
+    """Set by SLURM's pre-timeout/preemption signal (submitit's USR2) so the loop checkpoints at the next step.
+
+    Inside a submitit job the signal's own handler (checkpoint the callable, requeue, exit) is kept
+    and run right after our checkpoint is on disk (:meth:`hand_over`), so a requeued job resumes
+    from the exact step it stopped at. Without a previous handler the run checkpoints and goes on.
+    """
 
     def __init__(self) -> None:
         self.requested = False
         self.stop = False
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @staticmethod
+    def signals() -> tuple[int, ...]:
+        name = "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+        return (getattr(signal, name, signal.SIGUSR2),)
 
     def install(self, stop_after: bool = False) -> None:
         def handler(signum, frame):
             self.requested = True
-            self.stop = stop_after
+            self.signum = signum
+            self.stop = stop_after or callable(self._previous.get(signum))
 
-        for sig in (signal.SIGUSR2,):
+        for sig in self.signals():
             try:
-                signal.signal(sig, handler)
+                self._previous[sig] = signal.signal(sig, handler)
             except ValueError:  # not in the main thread
                 pass
+
+    def uninstall(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def hand_over(self) -> None:
+        """After the checkpoint: run the handler we displaced (submitit requeues and exits there)."""
+        previous = self._previous.get(self.signum) if self.signum is not None else None
+        self.uninstall()
+        if callable(previous):
+            previous(self.signum, None)
 
 
 def rng_state() -> dict:
@@ -139,27 +166,37 @@ def save_checkpoint(path: Path, method: Method, optimizer, step: int, extra: dic
 
 def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | None = None, cell_id: str | None = None,
              progress_bar: bool = True, stop_at_step: int | None = None) -> dict:
-    """Run (or resume) the pre-training stage; returns its metrics entry. ``stop_at_step`` simulates an interruption."""
+    """Run (or resume) the pre-training stage; returns its metrics entry. ``stop_at_step`` simulates an interruption.
+
+    In a multi-process job (benchmark.launch.distributed) every rank trains on its shard of each
+    global batch under DDP and rank 0 alone writes the run directory.
+    """
     from benchmark.data.loader import SampledVideos, StepBatches, make_loader
     from benchmark.data.samplers import build_sampler
     from benchmark.device import resolve_runtime
+    from benchmark.launch import distributed
 
+    rank = distributed.info()
+    main = rank.is_main
     run.create()
-    run.write_config(to_dict(cfg), explicit)
-    ctx = resolve_runtime(cfg.run.device, cfg.run.precision, cfg.run.channels_last)
-    env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
-    run.update_env(**{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast)})
+    if main:
+        run.write_config(to_dict(cfg), explicit)
+    ctx = resolve_runtime(distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last)
+    if main:
+        env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
+        run.update_env(**{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size})
 
     method_cls = METHODS.get(cfg.method.name)
     total = cfg.optim.steps if method_cls.trains else 0
     built = build_for_pretraining(cfg) if method_cls.trains else None
     if built is None:  # random init: the seeded initialisation, saved so every evaluation reads the same weights
         method = build_method(cfg, 1)
-        save_checkpoint(run.checkpoint_path(), method, None, 0)
         entry = {"steps": 0, "trained": False, "backbone_init": getattr(method.backbone, "init", {}),
                  "params_millions": _params_m(method.backbone)}
-        run.add_metrics("pretrain", entry)
-        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if main:
+            save_checkpoint(run.checkpoint_path(), method, None, 0)
+            run.add_metrics("pretrain", entry)
+            run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         return entry
 
     method = ctx.prepare(built.method)
@@ -167,6 +204,8 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.optim))
 
     start = 0
+    bad_total, seen = 0, 0
+    step_losses: list[float] = []
     ckpt_path = run.checkpoint_path()
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=ctx.device, weights_only=False)
@@ -177,61 +216,88 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         start = state["step"]
+        # the loss window behind final_loss and the sample counters continue, so a resumed run reports as one
+        loop = state.get("loop", {})
+        step_losses = list(loop.get("recent_losses", []))
+        bad_total, seen = int(loop.get("bad_samples", 0)), int(loop.get("samples", 0))
+    if main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
         run.truncate_scalars("pretrain", start)
 
     sampler = build_sampler(method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video,
                             **method_cls.sampler_options(cfg.method, built.info))
     dataset = SampledVideos(built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels)
+    if rank.enabled and cfg.optim.batch_size % rank.world_size:
+        raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
     batches = StepBatches(len(built.records), cfg.optim.batch_size, total, cfg.run.seed, start_step=start)
-    loader = make_loader(dataset, batches, num_workers=cfg.data.num_workers)
+    loader = make_loader(dataset, distributed.shard(batches), num_workers=cfg.data.num_workers)
+    train_step = distributed.training_step_fn(method)
+
+    def checkpoint(path: Path, step: int) -> None:
+        if main:
+            loop = {"recent_losses": step_losses[-10:], "bad_samples": bad_total, "samples": seen}
+            save_checkpoint(path, method, optimizer, step, {"scheduler": scheduler.state_dict(), "loop": loop})
 
     request = CheckpointRequest()
     request.install()
-    bad_total, seen, t0, data_wait = 0, 0, time.perf_counter(), 0.0
-    step_losses: list[float] = []
+    t0, data_wait = time.perf_counter(), 0.0
     pending: list[dict] = []
     method.train()
-    bar = tqdm(total=total, initial=start, desc=f"pretrain {cfg.method.name}", disable=not progress_bar, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start, desc=f"pretrain {cfg.method.name}", disable=not (progress_bar and main), dynamic_ncols=True)
     step = start
     t_wait = time.perf_counter()
-    for batch in loader:
-        data_wait += time.perf_counter() - t_wait
-        bad = batch.pop("bad")
-        bad_total += len(bad)
-        seen += cfg.optim.batch_size
-        for b in bad:
-            tqdm.write(f"warning: skipped bad sample {b}")
-        if seen >= 10 * cfg.optim.batch_size and bad_total / seen > cfg.data.max_bad_fraction:
-            raise UserError(f"{bad_total} of {seen} samples failed to decode (> data.max_bad_fraction={cfg.data.max_bad_fraction}); run `vssl check-data`")
-        batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
-        progress = Progress(step=step, total_steps=total, epoch=batches.epoch_of(step))
-        with ctx.autocast():
-            out = method.training_step(batch, progress)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        step_losses.append(float(out.loss.detach()))
-        if not math.isfinite(step_losses[-1]):
-            raise RuntimeError(f"loss is {step_losses[-1]} at step {step}")
-        if step % cfg.run.log_every == 0 or step == total:
-            pending.append({"stage": "pretrain", "step": step, "epoch": progress.epoch, "lr": scheduler.get_last_lr()[0], **out.scalars})
-            run.log_scalars(pending)
-            pending = []
-            bar.set_postfix(loss=f"{step_losses[-1]:.3f}")
-        bar.update(1)
-        if step in cfg.run.epoch_checkpoints:
-            save_checkpoint(run.checkpoint_path(f"step_{step}.pt"), method, optimizer, step, {"scheduler": scheduler.state_dict()})
-        if step % cfg.run.checkpoint_every == 0 or request.requested or step == total:
-            save_checkpoint(ckpt_path, method, optimizer, step, {"scheduler": scheduler.state_dict()})
-            request.requested = False
-        if request.stop or (stop_at_step is not None and step >= stop_at_step):
-            bar.close()
-            return {"interrupted_at": step}
-        t_wait = time.perf_counter()
+    try:
+        for batch in loader:
+            data_wait += time.perf_counter() - t_wait
+            bad = batch.pop("bad")
+            bad_total += len(bad)
+            seen += cfg.optim.batch_size
+            for b in bad:
+                tqdm.write(f"warning: skipped bad sample {b}")
+            if seen >= 10 * cfg.optim.batch_size and bad_total / seen > cfg.data.max_bad_fraction:
+                raise UserError(f"{bad_total} of {seen} samples failed to decode (> data.max_bad_fraction={cfg.data.max_bad_fraction}); run `vssl check-data`")
+            batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
+            progress = Progress(step=step, total_steps=total, epoch=batches.epoch_of(step))
+            with ctx.autocast():
+                out = train_step(batch, progress)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss = float(out.loss.detach())
+            if rank.enabled:  # one collective per step: the mean loss, and whether any rank was signalled
+                (loss,) = distributed.all_reduce_mean([loss])
+                request.requested, request.stop = distributed.any_rank(request.requested, request.stop)
+            step_losses.append(loss)
+            del step_losses[:-10]
+            if not math.isfinite(loss):
+                raise RuntimeError(f"loss is {loss} at step {step}")
+            if main and (step % cfg.run.log_every == 0 or step == total):
+                pending.append({"stage": "pretrain", "step": step, "epoch": progress.epoch, "lr": scheduler.get_last_lr()[0], **out.scalars})
+                run.log_scalars(pending)
+                pending = []
+                bar.set_postfix(loss=f"{loss:.3f}")
+            bar.update(1)
+            if step in cfg.run.epoch_checkpoints:
+                checkpoint(run.checkpoint_path(f"step_{step}.pt"), step)
+            if step % cfg.run.checkpoint_every == 0 or request.requested or step == total:
+                checkpoint(ckpt_path, step)
+                request.requested = False
+            if request.stop:
+                bar.close()
+                print(f"pretrain: checkpoint at step {step} on signal {request.signum}; handing over to the job's handler",
+                      file=sys.stderr, flush=True)
+                request.hand_over()  # submitit: requeue this job and exit; otherwise go on
+                request.stop = False
+                request.install()
+            if stop_at_step is not None and step >= stop_at_step:
+                bar.close()
+                return {"interrupted_at": step}
+            t_wait = time.perf_counter()
+    finally:
+        request.uninstall()
     bar.close()
     wall = time.perf_counter() - t0
     entry = {
@@ -240,16 +306,18 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
         "resumed_from": start,
         "final_loss": float(np.mean(step_losses[-10:])) if step_losses else None,
         "wall_s": round(wall, 2),
-        "samples_per_s": round(seen / wall, 2) if wall > 0 else None,
+        "samples_per_s": round((seen - start * cfg.optim.batch_size) / wall, 2) if wall > 0 else None,
         "data_wait_fraction": round(data_wait / wall, 4) if wall > 0 else None,
         "bad_samples": bad_total,
         "num_videos": len(built.records),
         "dataset": cfg.data.dataset,
+        "world_size": rank.world_size,
         "backbone_init": getattr(method.backbone, "init", {}),
         "params_millions": _params_m(method.backbone),
     }
-    run.add_metrics("pretrain", entry)
-    run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if main:
+        run.add_metrics("pretrain", entry)
+        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return entry
 
 

@@ -71,3 +71,16 @@ def test_repo_sweep_files_parse():
     assert files
     for f in files:
         assert load_sweep(f).cells, f
+
+
+def test_zip_group_as_rows_equals_lists():
+    rows = load_sweep(spec(zip=[[{"method.name": "tce", "optim.lr": 0.1}, {"method.name": "random_init", "optim.lr": 0.2}]]))
+    lists = load_sweep(spec(zip=[{"method.name": ["tce", "random_init"], "optim.lr": [0.1, 0.2]}]))
+    assert [c.id for c in rows.cells] == [c.id for c in lists.cells]
+
+
+def test_zip_rows_may_set_different_keys():
+    sweep = load_sweep(spec(zip=[[{"method.name": "tce"}, {"method.name": "random_init", "optim.lr": 0.2}]]))
+    assert [(c.config.method.name, c.config.optim.lr) for c in sweep.cells] == [("tce", 0.001), ("random_init", 0.2)]
+    with pytest.raises(UserError, match="non-empty mappings"):
+        load_sweep(spec(zip=[[{"method.name": "tce"}, 3]]))

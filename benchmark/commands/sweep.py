@@ -1,44 +1,78 @@
-"""vssl sweep: expand a sweep file into cells and run them."""
+"""vssl sweep: expand a sweep file into cells and run them (here, or as SLURM job arrays)."""
 
 from __future__ import annotations
+
+import argparse
+
+CLUSTERS = ("local", "debug", "slurm")
 
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run a sweep file (grid x zip x seeds), skipping complete cells",
-                       description="Expand a sweep file into cells and run every incomplete one. "
-                                   "Relaunching is safe: complete cells are skipped, failed or new ones run.")
+                       description="Expand a sweep file into cells and run every incomplete one: in this process "
+                                   "(--cluster local), in submitit's debug executor, or as SLURM job arrays. "
+                                   "Relaunching is safe: complete cells are skipped, queued ones left alone, failed or new ones run.")
     p.add_argument("file", help="sweep YAML (see docs/sweeps.md)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every cell (resources.* for resources)")
-    p.add_argument("--cluster", default="local", help="local (in process, default) | debug | slurm")
+    p.add_argument("--cluster", default="local", help="local (in process, default) | debug (submitit, in process) | slurm")
     p.add_argument("--out", default=None, help="sweep folder (default: the file's `out`, else runs/<name>)")
-    p.add_argument("--dry-run", action="store_true", help="resolve and check every cell, print them, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve every cell, build its model on the meta device, print cells, ids and resources; run nothing")
+    p.add_argument("--smoke", action="store_true",
+                   help="every cell for two steps of each stage on a tiny synthetic stand-in, in <out>-smoke")
+    p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has ended, then print the status")
+    p.add_argument("--poll-s", dest="poll_s", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--table", action="store_true", help="print the results table when done")
     p.set_defaults(handler=handle)
+    _overrides_anywhere(p)
+
+
+def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept key=value overrides after the options too (`vssl sweep F --cluster slurm optim.lr=0.1`):
+    argparse alone stops filling a positional list once an option came between."""
+    takes_value = {o for a in parser._actions if a.nargs != 0 for o in a.option_strings}
+    parse = parser.parse_known_args
+
+    def reordered(args=None, namespace=None):
+        args = list(args or [])
+        positionals, options = [], []
+        for i, tok in enumerate(args):
+            after_option = i > 0 and args[i - 1] in takes_value and "=" not in args[i - 1]
+            (positionals if not tok.startswith("-") and not after_option else options).append(tok)
+        return parse(positionals + options, namespace)
+
+    parser.parse_known_args = reordered  # type: ignore[method-assign]
 
 
 def handle(args) -> int:
-    from tabulate import tabulate
-
     from benchmark.errors import UserError, nearest
     from benchmark.sweeps import load_sweep
 
-    clusters = ("local", "debug", "slurm")
-    if args.cluster not in clusters:
-        raise UserError(f"unknown cluster '{args.cluster}'{nearest(args.cluster, clusters)}; choose from {', '.join(clusters)}")
+    if args.cluster not in CLUSTERS:
+        raise UserError(f"unknown cluster '{args.cluster}'{nearest(args.cluster, CLUSTERS)}; choose from {', '.join(CLUSTERS)}")
     sweep = load_sweep(args.file, args.overrides, args.out)
+    check_cells(sweep, datasets=not args.smoke)  # a smoke run replaces the datasets
+    if args.cluster == "slurm" or args.dry_run:
+        from benchmark.launch.slurm import check_reachable, check_resources
+
+        check_resources(sweep)
+        if not args.dry_run:
+            check_reachable()
+    args.cell_env = {}
+    if args.smoke:
+        from benchmark.launch.local import smoke_sweep
+
+        sweep, args.cell_env = smoke_sweep(sweep, progress=not args.no_progress)
     if args.dry_run:
-        rows = [[c.id, c.label, c.config.method.name, c.config.backbone.name] for c in sweep.cells]
-        print(tabulate(rows, headers=["cell", "label", "method", "backbone"]))
-        print(f"{len(sweep.cells)} cells, stages {sweep.stages}, out {sweep.out_dir} (dry run: nothing ran)")
-        return 0
+        return dry_run(sweep, args.cluster)
     if args.cluster != "local":
-        from benchmark.launch import slurm  # noqa: F401  (provided by the SLURM launcher)
+        from benchmark.launch import slurm
 
         return slurm.launch(sweep, args)
     from benchmark.launch.local import run_local
 
-    outcome = run_local(sweep, progress_bar=not args.no_progress)
+    outcome = run_local(sweep, progress_bar=not args.no_progress, env=args.cell_env)
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
     print(f"sweep {sweep.name}: {len(outcome) - len(failed)} of {len(outcome)} cells complete, out {sweep.out_dir}")
     if args.table:
@@ -46,3 +80,75 @@ def handle(args) -> int:
 
         print_quick_table(sweep.out_dir)
     return 1 if failed else 0
+
+
+def check_cells(sweep, datasets: bool = True) -> None:
+    """What fails every job of a cell fails the launch instead (one line): unknown backbone, a method that
+    cannot take its backbone, a dataset the paths file does not know or whose root is missing."""
+    from benchmark.backbones import backbone_kind
+    from benchmark.paths import resolve_dataset
+    from benchmark.registry import METHODS
+    from benchmark.rundir import parse_stage
+    from benchmark.train import check_compatible
+
+    seen_backbones: dict[str, str] = {}
+    seen_data: set[str] = set()
+    for cell in sweep.cells:
+        cfg = cell.config
+        where = f"cell {cell.id} ({cell.label})"
+        try:
+            key = repr(sorted(cfg.backbone.__dict__.items()))
+            if key not in seen_backbones:
+                seen_backbones[key] = backbone_kind(cfg.backbone)
+            method_cls = METHODS.get(cfg.method.name)
+            check_compatible(method_cls, seen_backbones[key], cfg.method.name, cfg.backbone.name)
+            if datasets:
+                needed = [parse_stage(s, cfg.eval.dataset, cfg.eval.split)[1] for s in cfg.run.stages if s != "pretrain"]
+                if getattr(method_cls, "trains", True) and cfg.optim.steps > 0:
+                    needed.append(cfg.data.dataset)
+                for name in needed:
+                    if name not in seen_data:
+                        resolve_dataset(name, must_exist=True)
+                        seen_data.add(name)
+        except Exception as exc:
+            from benchmark.errors import UserError
+
+            if isinstance(exc, UserError):
+                raise UserError(f"{where}: {exc}") from None
+            raise
+
+
+def dry_run(sweep, cluster: str) -> int:
+    """Print every cell (id, label, model size, resources group, whether it would run); submit nothing."""
+    from tabulate import tabulate
+
+    from benchmark.launch.local import cell_dir
+    from benchmark.launch.slurm import describe_resources, resource_groups
+    from benchmark.rundir import RunDir
+    from benchmark.train import build_method
+
+    groups = resource_groups(sweep, sweep.cells)
+    group_of = {c.id: i for i, (_, cells) in enumerate(groups, 1) for c in cells}
+    params: dict[str, float] = {}
+    rows = []
+    for cell in sweep.cells:
+        cfg = cell.config
+        key = repr((cfg.method, cfg.backbone))
+        if key not in params:  # the model on the meta device: shapes and sizes, no memory, no weights
+            from benchmark.registry import METHODS
+
+            num_classes = 101 if getattr(METHODS.get(cfg.method.name), "needs_labels", False) else 0
+            model = build_method(cfg, 1024, num_classes, meta=True)
+            params[key] = sum(p.numel() for p in model.parameters()) / 1e6
+        status = RunDir(cell_dir(sweep.out_dir, cell.id)).status()[0]
+        rows.append([cell.id, cell.label, cfg.method.name, cfg.backbone.name, f"{params[key]:.2f}", group_of[cell.id],
+                     "skip (complete)" if status == "complete" else "run"])
+    print(tabulate(rows, headers=["cell", "label", "method", "backbone", "params (M)", "array", "launch would"]))
+    print()
+    for i, (res, cells) in enumerate(groups, 1):
+        est = f", ~{res.gpu_hours_estimate} GPU-h/cell (estimate)" if res.gpu_hours_estimate else ""
+        print(f"array {i}: {len(cells)} cells: {describe_resources(res)}{est}")
+    todo = sum(r[-1] == "run" for r in rows)
+    print(f"{len(rows)} cells ({todo} to run), stages {sweep.stages}, {len(groups)} job array(s) on {cluster}, "
+          f"out {sweep.out_dir} (dry run: nothing submitted)")
+    return 0

@@ -1,33 +1,73 @@
 """One sweep cell, start to end: every stage its config asks for, skipping stages already done.
 
-``run_cell`` is what every launcher executes (in process, submitit local or
-SLURM): it takes a plain dict so it pickles cheaply.
+``run_cell`` is what every launcher executes (in process, submitit debug or
+SLURM): it takes a plain dict so it pickles cheaply. On SLURM the callable is
+:class:`CellJob`, a submitit ``Checkpointable``: on the pre-timeout or
+preemption signal pre-training writes ``checkpoints/last.pt`` at the step it
+is on, submitit requeues the job, and the requeued job resumes from there
+(see benchmark.train.CheckpointRequest). Nothing here imports torch at module
+level: ``vssl status`` imports this package.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import os
+import time
+import traceback
 from pathlib import Path
 
 from benchmark.config import build_experiment, config_hash
-from benchmark.rundir import RunDir, stage_key
+from benchmark.rundir import RunDir, parse_stage, stage_key
 
 log = logging.getLogger(__name__)
+ERROR = "error.txt"
 
 
-def cell_spec(sweep_name: str, cell, run_path: Path) -> dict:
-    return {"sweep": sweep_name, "cell_id": cell.id, "tree": cell.tree, "run_path": str(run_path), "label": cell.label}
+def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None) -> dict:
+    """What a job needs to run one cell. ``env``: variables set in the job before it starts (e.g. VSSL_DATA)."""
+    return {"sweep": sweep_name, "cell_id": cell.id, "tree": cell.tree, "run_path": str(run_path), "label": cell.label,
+            "env": dict(env or {})}
+
+
+def required_keys(cfg) -> list[str]:
+    """metrics.json keys that make this cell complete (what ``vssl status`` checks without parsing the config)."""
+    return [stage_key(s, cfg.eval.dataset, cfg.eval.split) for s in cfg.run.stages]
 
 
 def run_cell(spec: dict, progress_bar: bool = True) -> dict:
+    with _environment(spec.get("env") or {}):
+        return _run_stages(spec, progress_bar)
+
+
+@contextlib.contextmanager
+def _environment(env: dict):
+    """Set a cell's variables (e.g. a smoke run's VSSL_DATA) for its duration only (in-process runs share os.environ)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_stages(spec: dict, progress_bar: bool) -> dict:
     from benchmark.evaluation import evaluate
+    from benchmark.launch import distributed
     from benchmark.train import pretrain
 
     cfg = build_experiment(spec["tree"])
     run = RunDir(Path(spec["run_path"])).create()
+    main = distributed.is_main()
     old = run.env().get("config_hash")
     new = config_hash(cfg)
-    if old and old != new:
+    if main and old and old != new:
         log.warning("cell %s: resolved config changed since its first launch (%s -> %s)", spec["cell_id"], old, new)
         run.update_env(config_hash=new, config_hash_previous=old)
     done = run.metrics() if (run.path / "metrics.json").exists() else {}
@@ -42,6 +82,69 @@ def run_cell(spec: dict, progress_bar: bool = True) -> dict:
         else:
             if "pretrain" not in run.metrics():
                 pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
-            entry = evaluate(run, cfg, stage, progress_bar=progress_bar)
+            if not main:  # evaluations run on rank 0 alone; the other ranks only helped pre-train
+                continue
+            protocol, dataset, split = parse_stage(stage, cfg.eval.dataset, cfg.eval.split)
+            eval_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, dataset=dataset, split=split))
+            entry = evaluate(run, eval_cfg, protocol, progress_bar=progress_bar)
         results[key] = {k: v for k, v in entry.items() if isinstance(v, (int, float, str, bool)) or v is None}
     return results
+
+
+def write_error(run_path: Path, text: str) -> None:
+    path = Path(run_path) / ERROR
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _bump_requeues(run_path: Path) -> None:
+    run = RunDir(Path(run_path))
+    if run.path.exists():
+        env = run.env()
+        run.update_env(requeues=int(env.get("requeues", 0)) + 1,
+                       last_requeue=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+try:  # submitit is a dependency, but keep this module importable (and `vssl status` fast) without it
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover
+    _Checkpointable = object  # type: ignore[assignment,misc]
+
+
+class CellJob(_Checkpointable):
+    """The callable a submitit job runs: one cell, on one or (DDP) several tasks.
+
+    Requeue-safe: ``checkpoint`` (called by submitit on timeout/preemption, after
+    pre-training saved its state) records the requeue in env.json and resubmits
+    the same spec; the next attempt skips finished stages and resumes pre-training.
+    """
+
+    def __call__(self, spec: dict) -> dict:
+        from benchmark.launch import distributed
+
+        _threads_from_slurm()
+        if distributed.slurm_world_size() > 1:
+            distributed.init_from_slurm()
+        try:
+            return run_cell(spec, progress_bar=False)
+        except Exception:
+            if distributed.is_main():
+                write_error(Path(spec["run_path"]), traceback.format_exc())
+            raise
+        finally:
+            distributed.shutdown()
+
+    def checkpoint(self, spec: dict):  # type: ignore[override]
+        from submitit.helpers import DelayedSubmission
+
+        _bump_requeues(Path(spec["run_path"]))
+        return DelayedSubmission(self, spec)
+
+
+def _threads_from_slurm() -> None:
+    """torch's intra-op threads = the CPUs SLURM gave this task (without cgroups torch would take every core)."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if cpus.isdigit() and int(cpus) > 0:
+        import torch
+
+        torch.set_num_threads(int(cpus))

@@ -3,7 +3,8 @@
 Layout of a sweep directory (shared with the SLURM launcher):
 
     runs/<sweep>/
-      sweep.json            name, source file, resources, and every cell: id, label, overrides
+      sweep.json            name, source file, resources, and every cell: id, label, overrides, required metric keys
+    jobs.json             SLURM job of each cell (benchmark.launch.slurm)
       cells/<cell_id>/      one run directory per cell (benchmark.rundir)
 """
 
@@ -14,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmark.launch.cell import cell_spec, run_cell
+from benchmark.launch.cell import cell_spec, required_keys, run_cell
 from benchmark.rundir import RunDir, atomic_write_text
 from benchmark.sweeps import Sweep
 
@@ -35,7 +36,8 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
         raise UserError(f"{sweep.out_dir} holds sweep '{old.get('name')}', not '{sweep.name}': choose another output folder")
     cells = old.get("cells", {})
     for c in sweep.cells:
-        cells.setdefault(c.id, {"label": c.label, "overrides": c.overrides})
+        # "required": the metric keys that make the cell complete, so `vssl status` needs no YAML parsing
+        cells[c.id] = {**cells.get(c.id, {}), "label": c.label, "overrides": c.overrides, "required": required_keys(c.config)}
     manifest = {
         **old,
         "name": sweep.name,
@@ -50,8 +52,8 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
     return path
 
 
-def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True) -> dict[str, str]:
-    """Returns {cell_id: 'done' | 'skipped' | 'failed: <reason>'}."""
+def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True, env: dict | None = None) -> dict[str, str]:
+    """Returns {cell_id: 'done' | 'skipped' | 'failed: <reason>'}. ``env``: variables every cell runs with."""
     write_manifest(sweep)
     outcome: dict[str, str] = {}
     n = len(sweep.cells)
@@ -64,7 +66,7 @@ def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True) 
         print(f"[{i}/{n}] {cell.id} {cell.label}", flush=True)
         t0 = time.perf_counter()
         try:
-            run_cell(cell_spec(sweep.name, cell, path), progress_bar=progress_bar)
+            run_cell(cell_spec(sweep.name, cell, path, env), progress_bar=progress_bar)
             outcome[cell.id] = "done"
             print(f"[{i}/{n}] {cell.id} done in {time.perf_counter() - t0:.0f} s", flush=True)
         except Exception as exc:  # one bad cell must not sink the sweep
@@ -76,3 +78,66 @@ def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True) 
             if not keep_going:
                 raise
     return outcome
+
+
+# --------------------------------------------------------------------------- smoke runs
+# A tiny stand-in of the built-in synthetic set (UCF101 layout + unlabelled pool), written per smoke sweep.
+SMOKE_SYNTH = {"classes": 3, "videos_per_class": 4, "groups": 4, "test_groups": 2, "size": 32, "frames": 16, "pool_videos": 6}
+
+
+def smoke_overrides(cfg, world_size: int = 1) -> dict:
+    """Two steps of each stage at tiny resolution on the stand-in; method and backbone untouched."""
+    from benchmark.paths import resolve_dataset
+    from benchmark.registry import METHODS
+
+    pool_format = False
+    try:
+        pool_format = resolve_dataset(cfg.data.dataset, must_exist=False).format == "folder"
+    except Exception:  # noqa: BLE001 (an unknown name is a smoke run's business only if it was meant to fail)
+        pass
+    labelled = METHODS.get(cfg.method.name).needs_labels or not pool_format
+    return {
+        "data.dataset": "synthetic" if labelled else "synthetic-pool",
+        "data.split": 1,
+        "data.resolution": min(cfg.data.resolution, 32),
+        "data.num_workers": 0,
+        "optim.steps": min(cfg.optim.steps, 2),
+        "optim.warmup_steps": 0,
+        "optim.batch_size": 2 * world_size,
+        "eval.dataset": "synthetic",
+        "eval.split": 1,
+        "eval.batch_size": 8,
+        "eval.frames": 2,
+        "eval.clips": 1,
+        "eval.crops": 1,
+        "eval.num_workers": 0,
+        "eval.linear_epochs": 2,
+        "eval.linear_weight_decays": [],
+        "eval.finetune_epochs": 1,
+        "eval.finetune_batch_size": 4,
+        "eval.knn_ks": [1],
+        "eval.knn_k": 1,
+        # 'finetune:hmdb51:2' -> 'finetune': every evaluation on the stand-in
+        "run.stages": list(dict.fromkeys(stage.split(":")[0] for stage in cfg.run.stages)),
+        "run.log_every": 1,
+        "run.checkpoint_every": 1,
+        "run.epoch_checkpoints": [],
+    }
+
+
+def smoke_sweep(sweep: Sweep, progress: bool = True) -> tuple[Sweep, dict]:
+    """The same cells (same ids) on a tiny stand-in, in their own folder <out>-smoke; returns (sweep, cell env)."""
+    import dataclasses
+
+    from benchmark.config import build_dataclass, build_experiment, merge_overrides
+    from benchmark.data.synthetic import SynthConfig, generate
+
+    out = Path(str(sweep.out_dir) + "-smoke")
+    data = (out / "data").resolve()
+    generate(data / "synthetic", build_dataclass(SynthConfig, SMOKE_SYNTH, prefix="synth"), workers=1, progress=progress)
+    cells = []
+    for c in sweep.cells:
+        res = c.resources or sweep.resources
+        tree = merge_overrides(c.tree, smoke_overrides(c.config, max(1, res.tasks_per_node) * max(1, res.nodes)))
+        cells.append(dataclasses.replace(c, tree=tree, config=build_experiment(tree)))
+    return dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells), {"VSSL_DATA": str(data)}

@@ -1,0 +1,385 @@
+"""Sweeps on SLURM through submitit: one job array per distinct set of resources.
+
+    runs/<sweep>/
+      sweep.json          every cell (id, label, overrides, required metric keys): benchmark.launch.local
+      jobs.json           which SLURM job runs (ran) each cell, and every submission
+      slurm/<stamp>/<job_id>/   submitit's pickles and logs (<job_id>_0_log.out / .err)
+      cells/<cell_id>/    the run directories
+
+A launch submits only what needs to run: complete cells are skipped, cells
+whose last job is still pending or running are left alone, failed and missing
+ones are (re)submitted. Submission returns at once; ``--wait`` polls until
+every submitted job has ended. Job states come from ``sacct`` (one call for all
+arrays; ``squeue`` when accounting is off), so ``vssl status`` can re-attach to
+a sweep's jobs from any shell, days later.
+
+The job callable is :class:`benchmark.launch.cell.CellJob` (a submitit
+Checkpointable): on the warning signal SLURM sends ``resources.signal_delay_s``
+before the time limit (or on preemption), pre-training checkpoints the step it
+is on and the job requeues itself (at most ``resources.max_requeues`` times).
+
+This module imports neither torch nor submitit at load time: ``vssl status`` uses
+its queries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from benchmark.errors import UserError
+from benchmark.rundir import atomic_write_text
+
+JOBS = "jobs.json"
+CLUSTERS = ("local", "debug", "slurm")
+# SLURM states of a job that still holds (or waits for) resources: never submit its cell twice.
+PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
+RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+LIVE_STATES = PENDING_STATES | RUNNING_STATES
+
+
+# --------------------------------------------------------------------------- manifest
+def read_jobs(sweep_dir: Path) -> dict:
+    path = Path(sweep_dir) / JOBS
+    if not path.exists():
+        return {"cells": {}, "submissions": []}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} does not parse ({exc}); move it away to start a fresh job record") from None
+    data.setdefault("cells", {})
+    data.setdefault("submissions", [])
+    return data
+
+
+def record_submission(sweep_dir: Path, cluster: str, folder: Path, arrays: list[dict], smoke: bool) -> dict:
+    """Add one launch to jobs.json: each array's id, resources and cells; each cell's latest job."""
+    data = read_jobs(sweep_dir)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for array in arrays:
+        for cid, job_id in array["jobs"].items():
+            prev = data["cells"].get(cid, {})
+            data["cells"][cid] = {"job_id": job_id, "folder": str(folder), "cluster": cluster, "submitted": stamp,
+                                  "submissions": int(prev.get("submissions", 0)) + 1}
+    data["submissions"].append({"time": stamp, "cluster": cluster, "folder": str(folder), "smoke": smoke,
+                                "arrays": [{k: v for k, v in a.items()} for a in arrays]})
+    atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1))
+    return data
+
+
+def job_log(folder: str, job_id: str, stream: str = "err") -> Path:
+    """submitit's log of task 0 of a job (folder is the submission's folder, which holds %j)."""
+    return Path(folder.replace("%j", job_id)) / f"{job_id}_0_log.{stream}"
+
+
+# --------------------------------------------------------------------------- talking to SLURM
+@dataclass
+class JobState:
+    state: str  # SLURM's word: PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, CANCELLED, ...
+    requeues: int = 0  # earlier records of the same job in accounting (requeued attempts)
+    exit_code: str = ""
+
+
+def _run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def check_reachable() -> None:
+    """One-line UserError unless a SLURM controller answers (before anything is written or submitted)."""
+    if shutil.which("sbatch") is None or shutil.which("srun") is None:
+        raise UserError("SLURM is not reachable: no sbatch/srun on PATH (on a machine with root, scripts/slurm_up.sh starts a local one)")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():  # sinfo would retry for a minute
+        raise UserError(f"SLURM is not reachable: SLURM_CONF={conf} does not exist")
+    try:
+        out = _run(["sinfo", "-h", "-o", "%P %a"], timeout=15)
+    except subprocess.TimeoutExpired:
+        raise UserError("SLURM is not reachable: sinfo did not answer within 15 s") from None
+    except OSError as exc:
+        raise UserError(f"SLURM is not reachable: sinfo failed ({exc})") from None
+    if out.returncode != 0:
+        msg = (out.stderr or out.stdout).strip().splitlines()
+        raise UserError(f"SLURM is not reachable: {msg[-1] if msg else f'sinfo exited {out.returncode}'}")
+
+
+def _expand(job_id: str) -> list[str]:
+    """'12_[3-5,8%2]' -> ['12_3', '12_4', '12_5', '12_8']; other ids unchanged."""
+    m = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", job_id)
+    if not m:
+        return [job_id]
+    out = []
+    for part in m.group(2).split(","):
+        lo, _, hi = part.partition("-")
+        out += [f"{m.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
+def query_states(job_ids: Iterable[str]) -> dict[str, JobState]:
+    """Live and past states of jobs ('12' or array tasks '12_3'), keyed by the ids as given.
+
+    Two calls whatever the number of jobs: ``squeue`` for what the controller holds now (it
+    knows a job the moment sbatch returns; accounting may lag), then ``sacct`` for the
+    history (finished jobs, for days; requeued attempts with -D). An id neither knows is absent.
+    """
+    ids = sorted({str(j) for j in job_ids if j})
+    if not ids or shutil.which("squeue") is None:
+        return {}
+    bases = ",".join(sorted({j.split("_")[0] for j in ids}))
+    live = {jid: state for jid, state in _table(["squeue", "-h", "-r", "-o", "%i|%T", "-j", bases])}
+    history: dict[str, list[tuple[str, str]]] = {}
+    for jid, state, code in _table(["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State,ExitCode", "-j", bases], 3):
+        history.setdefault(jid, []).append((state, code))
+    states = {}
+    for jid in ids:
+        recs = history.get(jid, [])
+        requeues = max(0, len(recs) - 1)  # sacct -D lists a requeued job's earlier attempts first
+        if jid in live:
+            states[jid] = JobState(live[jid], requeues)
+        elif recs:
+            states[jid] = JobState(recs[-1][0], requeues, recs[-1][1])
+    return states
+
+
+def _table(cmd: list[str], width: int = 2) -> list[tuple[str, ...]]:
+    """Rows of a '|'-separated SLURM listing, array ranges expanded; [] when the command fails."""
+    try:
+        out = _run(cmd)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    rows = []
+    for line in out.stdout.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < width or not parts[0]:
+            continue
+        state = parts[1].split()[0] if parts[1] else "UNKNOWN"  # "CANCELLED by 0" -> CANCELLED
+        for jid in _expand(parts[0]):
+            rows.append((jid, state, *parts[2:width]))
+    return rows
+
+
+# --------------------------------------------------------------------------- resources
+def world_size(res) -> int:
+    return max(1, res.tasks_per_node) * max(1, res.nodes)
+
+
+def check_resources(sweep) -> None:
+    """Impossible resource requests fail before submission (one line)."""
+    for cell in sweep.cells:
+        res = cell.resources or sweep.resources
+        where = f"cell {cell.id} ({cell.label})"
+        if res.gpus_per_node > 1 and res.tasks_per_node not in (1, res.gpus_per_node):
+            raise UserError(f"{where}: resources.tasks_per_node={res.tasks_per_node} must equal gpus_per_node={res.gpus_per_node} (one DDP process per GPU)")
+        if res.gpus_per_node > 1 and res.tasks_per_node == 1:
+            raise UserError(f"{where}: {res.gpus_per_node} GPUs but tasks_per_node=1; set resources.tasks_per_node={res.gpus_per_node} for DDP")
+        n = world_size(res)
+        if cell.config.optim.batch_size % n:
+            raise UserError(f"{where}: optim.batch_size={cell.config.optim.batch_size} is not divisible by the {n} DDP processes")
+        if res.timeout_min < 1:
+            raise UserError(f"{where}: resources.timeout_min must be at least 1")
+        if res.signal_delay_s >= res.timeout_min * 60:
+            raise UserError(f"{where}: resources.signal_delay_s={res.signal_delay_s} is not shorter than the time limit ({res.timeout_min} min)")
+
+
+def resource_groups(sweep, cells: list) -> list[tuple[Any, list]]:
+    """Cells with identical resources share one job array; groups in first-appearance order."""
+    groups: dict[str, tuple[Any, list]] = {}
+    for cell in cells:
+        res = cell.resources or sweep.resources
+        key = json.dumps(dataclasses.asdict(res), sort_keys=True, default=str)
+        groups.setdefault(key, (res, []))[1].append(cell)
+    return list(groups.values())
+
+
+def describe_resources(res) -> str:
+    parts = [f"{res.timeout_min} min", f"{res.nodes} node(s) x {res.tasks_per_node} task(s)", f"{res.cpus_per_task} cpus/task",
+             f"{res.gpus_per_node} gpus/node", f"{res.mem_gb} GB"]
+    for name in ("partition", "account", "qos", "constraint"):
+        if getattr(res, name):
+            parts.append(f"{name}={getattr(res, name)}")
+    return ", ".join(parts)
+
+
+def executor_parameters(res, name: str) -> dict:
+    """Our Resources -> submitit AutoExecutor parameters (generic names + slurm_* specifics)."""
+    params: dict[str, Any] = {
+        "name": name,
+        "timeout_min": int(res.timeout_min),
+        "nodes": int(res.nodes),
+        "tasks_per_node": int(res.tasks_per_node),
+        "cpus_per_task": int(res.cpus_per_task),
+        "gpus_per_node": int(res.gpus_per_node),
+        "mem_gb": res.mem_gb,
+        "slurm_array_parallelism": int(res.array_parallelism),
+        "slurm_signal_delay_s": int(res.signal_delay_s),
+        "slurm_setup": list(res.setup),
+    }
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(res, key):
+            params[f"slurm_{key}"] = getattr(res, key)
+    if not res.gpus_per_node:
+        params.pop("gpus_per_node")  # some clusters reject --gpus-per-node=0
+    return params
+
+
+def make_executor(cluster: str, folder: Path, res, name: str):
+    import submitit
+
+    ex = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=int(res.max_requeues))
+    params = executor_parameters(res, name)
+    if cluster != "slurm":
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    ex.update_parameters(**params)
+    return ex
+
+
+# --------------------------------------------------------------------------- submitting
+@dataclass
+class Plan:
+    run: list  # cells to submit
+    complete: list  # skipped: every stage done
+    live: dict  # cell id -> job id still pending/running (skipped)
+
+
+def plan(sweep, sweep_dir: Path) -> Plan:
+    from benchmark.launch.local import cell_dir
+    from benchmark.rundir import RunDir
+
+    jobs = read_jobs(sweep_dir)["cells"]
+    states = query_states(j["job_id"] for j in jobs.values() if j.get("cluster") == "slurm")
+    out = Plan([], [], {})
+    for cell in sweep.cells:
+        if RunDir(cell_dir(sweep_dir, cell.id)).is_complete():
+            out.complete.append(cell)
+            continue
+        job = jobs.get(cell.id, {})
+        st = states.get(job.get("job_id", ""))
+        if st is not None and st.state in LIVE_STATES:
+            out.live[cell.id] = job["job_id"]
+            continue
+        out.run.append(cell)
+    return out
+
+
+def submit(sweep, cells: list, cluster: str = "slurm", env: dict | None = None, job=None, smoke: bool = False) -> list:
+    """Submit ``cells`` (one array per resource group); record them in jobs.json; return submitit jobs.
+
+    ``job``: the callable (default a CellJob); tests pass subclasses.
+    """
+    from benchmark.launch.cell import CellJob, cell_spec
+    from benchmark.launch.local import cell_dir
+
+    sweep_dir = Path(sweep.out_dir).resolve()
+    folder = sweep_dir / "slurm" / time.strftime("%Y%m%d-%H%M%S") / "%j"
+    job = job or CellJob()
+    submitted, arrays = [], []
+    for res, group in resource_groups(sweep, cells):
+        ex = make_executor(cluster, folder, res, f"vssl-{sweep.name}")
+        specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env) for c in group]
+        jobs = ex.map_array(job, specs)  # one sbatch: a job array
+        submitted += jobs
+        arrays.append({"array_job_id": str(jobs[0].job_id).split("_")[0], "resources": dataclasses.asdict(res),
+                       "jobs": {c.id: str(j.job_id) for c, j in zip(group, jobs)}})
+    if cluster == "slurm":
+        record_submission(sweep_dir, cluster, folder, arrays, smoke)
+    return submitted
+
+
+def wait(sweep_dir: Path, job_ids: list[str], poll_s: float = 5.0, progress_bar: bool = True, timeout_s: float | None = None) -> dict[str, JobState]:
+    """Block until none of ``job_ids`` is pending or running; returns their last states."""
+    from tqdm.auto import tqdm
+
+    t0 = time.monotonic()
+    bar = tqdm(total=len(job_ids), desc="jobs finished", disable=not progress_bar, dynamic_ncols=True)
+    states: dict[str, JobState] = {}
+    while True:
+        states = query_states(job_ids)
+        # a job neither squeue nor sacct knows: just submitted (a minute's grace), or long gone
+        unknown_live = time.monotonic() - t0 < 60
+        live = [j for j in job_ids if (j not in states and unknown_live) or (j in states and states[j].state in LIVE_STATES)]
+        bar.n = len(job_ids) - len(live)
+        bar.refresh()
+        if not live:
+            break
+        if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+            bar.close()
+            raise TimeoutError(f"{len(live)} jobs still pending or running after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+    bar.close()
+    return states
+
+
+def launch(sweep, args) -> int:
+    """`vssl sweep --cluster slurm|debug`: submit incomplete cells, print what went where; --wait blocks."""
+    cluster = args.cluster
+    if cluster not in ("slurm", "debug"):
+        raise UserError(f"the SLURM launcher runs clusters slurm and debug, not '{cluster}'")
+    if cluster == "slurm":
+        check_reachable()
+    check_resources(sweep)
+    from benchmark.launch.local import write_manifest
+
+    sweep_dir = Path(sweep.out_dir)
+    p = plan(sweep, sweep_dir) if cluster == "slurm" else _plan_without_jobs(sweep, sweep_dir)
+    write_manifest(sweep)
+    for cid, jid in p.live.items():
+        print(f"{cid}: job {jid} still pending or running, not resubmitted")
+    if not p.run:
+        print(f"sweep {sweep.name}: nothing to submit ({len(p.complete)} complete, {len(p.live)} queued), out {sweep_dir}")
+        return 0
+    env = getattr(args, "cell_env", None) or {}
+    t0 = time.perf_counter()
+    jobs = submit(sweep, p.run, cluster, env=env, smoke=bool(getattr(args, "smoke", False)))
+    took = time.perf_counter() - t0
+    arrays = sorted({str(j.job_id).split("_")[0] for j in jobs})
+    print(f"sweep {sweep.name}: submitted {len(jobs)} cells as {len(arrays)} job array(s) [{', '.join(arrays)}] in {took:.1f} s "
+          f"({len(p.complete)} complete, {len(p.live)} queued); out {sweep_dir}")
+    if cluster == "debug":  # submitit's debug executor runs each job in this process when asked for its result
+        return _run_debug(jobs)
+    if not getattr(args, "wait", False):
+        print(f"follow it with: vssl status {sweep_dir}")
+        return 0
+    wait(sweep_dir, [str(j.job_id) for j in jobs], poll_s=float(getattr(args, "poll_s", 5.0)), progress_bar=not args.no_progress)
+    from benchmark.commands.status import sweep_status, print_status
+
+    rows = sweep_status(sweep_dir)
+    print_status(rows)
+    if getattr(args, "table", False):
+        from benchmark.commands.table import print_quick_table
+
+        print_quick_table(sweep_dir)
+    return 1 if any(r.state == "failed" for r in rows) else 0
+
+
+def _plan_without_jobs(sweep, sweep_dir: Path) -> Plan:
+    from benchmark.launch.local import cell_dir
+    from benchmark.rundir import RunDir
+
+    out = Plan([], [], {})
+    for cell in sweep.cells:
+        (out.complete if RunDir(cell_dir(sweep_dir, cell.id)).is_complete() else out.run).append(cell)
+    return out
+
+
+def _run_debug(jobs: list) -> int:
+    failed = 0
+    for job in jobs:
+        try:
+            job.result()
+            print(f"{job.job_id}: done", flush=True)
+        except Exception as exc:  # noqa: BLE001 (one cell's failure is reported, the others go on)
+            failed += 1
+            last = str(exc).strip().splitlines()
+            print(f"{job.job_id}: FAILED: {last[-1] if last else type(exc).__name__}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+

@@ -1,0 +1,144 @@
+"""`vssl sweep`: bad input fails with one line and submits nothing; dry run; smoke run; relaunch; debug cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark.cli import main
+
+from .conftest import tiny_base
+
+
+def write(tmp_path: Path, spec: dict | str, name: str = "s.yaml") -> Path:
+    f = tmp_path / name
+    f.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec))
+    return f
+
+
+def random_init_spec(**kw) -> dict:
+    """Cells that need no data: random init, pre-train stage only (saves the seeded init)."""
+    base = {"backbone": {"name": "resnet10t"}, "method": {"name": "random_init"}, "run": {"device": "cpu"}}
+    return {"name": "r", "base": base, "stages": ["pretrain"], "resources": {"timeout_min": 5, "cpus_per_task": 1, "mem_gb": 1}, **kw}
+
+
+BAD = [
+    ("name: x\ngrid: {optim.lr: [1,\n", [], "is not valid YAML"),
+    (random_init_spec(grid={"optim.lrr": [0.1]}), [], "unknown config key 'optim.lrr' (did you mean 'optim.lr'?)"),
+    (random_init_spec(grid={"optim.lr": []}), [], "is empty"),
+    (random_init_spec(zip=[{"method.name": ["random_init", "tcee"]}]), [], "unknown method 'tcee'"),
+    (random_init_spec(grid={"backbone.name": ["resnet10t", "resnet_nope"]}), [], "unknown backbone 'resnet_nope'"),
+    (random_init_spec(), ["--cluster", "slurn"], "unknown cluster 'slurn' (did you mean 'slurm'?)"),
+    (random_init_spec(grid={"method.name": ["tce"], "backbone.name": ["r3d_18"]}), [], "needs a 2D backbone"),
+    (random_init_spec(stages=["pretrain", "linear"]), ["eval.dataset=ucf101"], "unknown dataset 'ucf101'"),
+    (random_init_spec(resources={"gpus_per_node": 2}), ["--cluster", "slurm"], "tasks_per_node=2 for DDP"),
+    (random_init_spec(), ["--cluster", "slurm", "optim.batch_size=3", "resources.tasks_per_node=2"], "not divisible by the 2 DDP"),
+]
+
+
+@pytest.mark.parametrize("spec, extra, message", BAD, ids=[b[2][:30] for b in BAD])
+def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, capsys, spec, extra, message):
+    out = tmp_path / "out"
+    rc = main(["sweep", str(write(tmp_path, spec)), "--out", str(out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert message in err
+    assert len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("env, message", [({"SLURM_CONF": "/nonexistent/slurm.conf"}, "SLURM_CONF=/nonexistent/slurm.conf does not exist"),
+                                          ({"PATH": "/nonexistent"}, "no sbatch/srun on PATH")])
+def test_slurm_unreachable_submits_nothing(tmp_path, capsys, monkeypatch, env, message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "out"
+    rc = main(["sweep", str(write(tmp_path, random_init_spec())), "--cluster", "slurm", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "SLURM is not reachable" in err and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_dry_run_prints_cells_ids_resources_and_submits_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no SLURM needed to plan a SLURM sweep
+    spec = random_init_spec(grid={"backbone.name": ["resnet10t", "resnet18"], "resources.timeout_min": [5, 30]}, seeds=[0, 1])
+    out = tmp_path / "out"
+    # overrides may come after the options
+    rc = main(["sweep", str(write(tmp_path, spec)), "--cluster", "slurm", "--dry-run", "--out", str(out), "resources.mem_gb=3"])
+    text = capsys.readouterr().out
+    assert rc == 0 and not out.exists()
+    from benchmark.sweeps import load_sweep
+
+    sweep = load_sweep(spec)
+    assert len(sweep.cells) == 8
+    for cell in sweep.cells:
+        assert cell.id in text
+    from benchmark.backbones import build_backbone, param_count_millions
+    from benchmark.config import BackboneConfig
+
+    for name in ("resnet10t", "resnet18"):  # model sizes (random init = the bare backbone), from meta-device models
+        assert f"{param_count_millions(build_backbone(BackboneConfig(name=name), device_meta=True)):.2f}" in text
+    assert text.count("5 min") == 1 and text.count("30 min") == 1  # two job arrays, one per time limit
+    assert "3 GB" in text
+    assert "8 cells (8 to run)" in text and "2 job array(s) on slurm" in text and "nothing submitted" in text
+
+
+@pytest.mark.slow
+def test_local_relaunch_skips_done_and_runs_only_new_cells(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0]))), "--out", str(out), "--no-progress"]) == 0
+    (first,) = [d for d in (out / "cells").iterdir()]
+    before = (first / "metrics.json").read_text()
+    stamp = (first / "metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0, 1]))), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert f"{first.name} seed=0: complete, skipped" in text
+    assert len(list((out / "cells").iterdir())) == 2
+    assert (first / "metrics.json").read_text() == before and (first / "metrics.json").stat().st_mtime_ns == stamp
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert len(manifest["cells"]) == 2 and all(c["required"] == ["pretrain"] for c in manifest["cells"].values())
+
+
+@pytest.mark.slow
+def test_debug_cluster_runs_cells_and_reports_a_failure(tmp_path, capsys):
+    out = tmp_path / "out"
+    spec = random_init_spec(zip=[{"backbone.name": ["resnet10t", "resnet18"], "run.device": ["cpu", "cuda:7"]}])
+    rc = main(["sweep", str(write(tmp_path, spec)), "--cluster", "debug", "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 1  # one cell failed, the other completed
+    from benchmark.commands.status import sweep_status
+    from benchmark.sweeps import load_sweep
+
+    by_id = {r.cell_id: r for r in sweep_status(out)}
+    rows = {c.config.backbone.name: by_id[c.id] for c in load_sweep(spec).cells}
+    assert rows["resnet10t"].state == "done"
+    assert rows["resnet18"].state == "failed"
+    assert "cuda:7" in rows["resnet18"].error[-1] and "FAILED" in captured.err
+
+
+@pytest.mark.slow
+def test_smoke_runs_every_cell_for_two_steps_on_a_stand_in(tmp_path, capsys):
+    spec = {"name": "sm", "base": {**tiny_base(), "data": {"dataset": "synthetic-pool", "resolution": 64}},
+            "zip": [{"method": [tiny_base()["method"], {"name": "random_init"}]}], "stages": ["pretrain", "linear"],
+            "overrides": {"optim.steps": 500, "eval.linear_epochs": 300}}
+    out = tmp_path / "out"
+    rc = main(["sweep", str(write(tmp_path, spec)), "--smoke", "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert not out.exists()  # the real sweep folder is untouched
+    from benchmark.sweeps import load_sweep
+
+    ids = {c.id for c in load_sweep(spec).cells}
+    smoke = Path(str(out) + "-smoke")
+    assert {d.name for d in (smoke / "cells").iterdir()} == ids  # the same cells
+    for cid in ids:
+        metrics = json.loads((smoke / "cells" / cid / "metrics.json").read_text())
+        assert "linear/synthetic/split1" in metrics
+        cfg = yaml.safe_load((smoke / "cells" / cid / "config.yaml").read_text())
+        assert cfg["data"]["resolution"] == 32 and cfg["eval"]["linear_epochs"] == 2
+        if metrics["pretrain"]["trained"]:
+            assert metrics["pretrain"]["steps"] == 2
+    assert (smoke / "data" / "synthetic").is_dir()
