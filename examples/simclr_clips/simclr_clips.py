@@ -1,0 +1,106 @@
+"""SimCLR on clips: a vssl-bench method plugin (an example of the out-of-tree path).
+
+SimCLR (Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual
+Representations", ICML 2020) with the two views taken as two clips from different times of one video,
+each with its own augmentation (the temporal-view idea of CVRL, Qian et al., CVPR 2021). Loss: NT-Xent
+over the 2B embeddings of a batch (each clip's positive is the other clip of its video; every other clip
+in the batch is a negative).
+
+Deviations from SimCLR / CVRL: a 2-layer projection head with BatchNorm at small width (SimCLR: 2048 ->
+128); negatives are the clips of the local batch (under DDP not gathered across ranks); no LARS optimiser
+(the run's ``optim`` section decides); 2D backbones average their per-frame features over the clip.
+
+Registered entirely from here: the harness finds this module through the ``vssl.methods`` entry point in
+pyproject.toml, and importing it runs the two decorators below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.config import MethodConfig
+from benchmark.data.samplers import Sampler, loop_index
+from benchmark.data.transforms import AugmentConfig, train_transform
+from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.registry import register_method, register_sampler
+
+
+@register_sampler("two_clips")
+class TwoClips(Sampler):
+    """Two clips of ``clip_len`` frames at ``stride`` from independent random times of one video, each with its
+    own augmentation (shared by that clip's frames) -> {"clip_a": [T,C,H,W], "clip_b": [T,C,H,W]}."""
+
+    def __init__(self, clip_len: int = 8, stride: int = 2, aug: AugmentConfig = AugmentConfig(), **kw: Any):
+        super().__init__(**kw)
+        self.clip_len, self.stride = clip_len, stride
+        self.frames_needed = (clip_len - 1) * stride + 1
+        if self.train:
+            self.transform = train_transform(self.resolution, aug)
+
+    def random_clip(self, video, rng: np.random.Generator) -> torch.Tensor:
+        n = video.num_frames
+        start = int(rng.integers(0, max(1, n - self.frames_needed + 1)))
+        indices = loop_index(range(start, start + self.frames_needed, self.stride), n)  # loop-pads a short video
+        return self.transform(video.get_frames(indices))  # one call: one augmentation for the whole clip
+
+    def __call__(self, video, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        self.check_length(video.num_frames)  # raises ShortVideo when data.short_video=skip
+        return {"clip_a": self.random_clip(video, rng), "clip_b": self.random_clip(video, rng)}
+
+
+@dataclass
+class SimCLRClipsConfig(MethodConfig):
+    name: str = "simclr_clips"
+    clip_len: int = 8
+    stride: int = 2
+    embed_dim: int = 128
+    hidden_dim: int = 512
+    temperature: float = 0.1
+
+
+def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent over 2B unit vectors where rows i and i+B are the two views of one video."""
+    n = len(z) // 2
+    logits = z @ z.t() / temperature
+    logits.fill_diagonal_(float("-inf"))  # a view is not its own positive or negative
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, target)
+
+
+@register_method("simclr_clips")
+class SimCLRClips(Method):
+    """SimCLR on clips (plugin example): two clips of a video attract, other videos' clips repel (NT-Xent)."""
+
+    Config = SimCLRClipsConfig
+    sampler = "two_clips"
+    backbone_kind = "either"
+
+    def __init__(self, cfg: SimCLRClipsConfig, backbone: nn.Module, info: DataInfo):
+        super().__init__(cfg, backbone, info)
+        f = backbone.num_features
+        self.projection = nn.Sequential(nn.Linear(f, cfg.hidden_dim), nn.BatchNorm1d(cfg.hidden_dim),
+                                        nn.ReLU(inplace=True), nn.Linear(cfg.hidden_dim, cfg.embed_dim))
+
+    @classmethod
+    def sampler_options(cls, cfg: SimCLRClipsConfig, info: DataInfo) -> dict:
+        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
+
+    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(clips)  # 3D: [N, F]; 2D: [N, T, F]
+        if features.dim() == 3:
+            features = features.mean(1)
+        return F.normalize(self.projection(features).float(), dim=-1)
+
+    def training_step(self, batch: dict, progress: Progress) -> StepOutput:
+        z = self.embed(torch.cat([batch["clip_a"], batch["clip_b"]]))
+        loss = nt_xent(z, self.cfg.temperature)
+        with torch.no_grad():
+            a, b = z.chunk(2)
+            positive_similarity = (a * b).sum(-1).mean().item()
+        return StepOutput(loss, {"loss": loss.item(), "pos_sim": positive_similarity})

@@ -1,0 +1,108 @@
+"""Arrow of Time (Wei, Lim, Zisserman, Freeman, "Learning and Using the Arrow of Time", CVPR 2018).
+
+Is this clip playing forwards or backwards? A binary classifier on a clip's features, with every batch
+exactly half reversed.
+
+Our adaptation and deviations from the paper:
+- input is an RGB clip of ``clip_len`` frames at ``stride`` (paper: two groups of 10 optical-flow frames;
+  flow is not computed here, which makes the task easier to solve from appearance cues, see below);
+- 2D backbone: per-frame features in time order into a small temporal head, either an MLP over their
+  concatenation (``head_2d: concat``, default, closest to the paper's concatenated groups) or a 1-layer temporal
+  convolution, ReLU and average over time (``head_2d: temporal_conv``), then -> 2 classes;
+- 3D backbone: the clip feature -> Linear -> 2 (paper: VGG-16-BN trunk, two conv layers, global pool, linear);
+- balance: the paper shows every training video once forwards and once reversed. Here a sampler sees one
+  video, not the batch, so the method reverses the clips itself: slot i of step s is reversed when (i + s) is
+  odd. Every batch of even size is exactly half reversed (odd: off by one), and a video drawn at the same slot
+  in consecutive steps is seen both ways; the choice is a pure function of (step, slot), so resumes repeat it;
+- shortcut guard: one spatial and colour augmentation for all frames of a clip (the sampler's default), so only
+  order differs between the classes. The paper's removal of black borders and camera-motion stabilisation is
+  not done;
+- the optimiser and schedule come from the run's ``optim`` section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.config import MethodConfig
+from benchmark.errors import UserError
+from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.registry import register_method
+
+
+@dataclass
+class ArrowOfTimeConfig(MethodConfig):
+    name: str = "arrow_of_time"
+    clip_len: int = 8  # frames per clip
+    stride: int = 2  # frame stride inside the clip
+    head_2d: Literal["concat", "temporal_conv"] = "concat"  # temporal head on per-frame features (2D backbones)
+    hidden_dim: int = 256  # width of the 2D temporal head
+
+
+def reversal_mask(batch_size: int, step: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """True where slot i of this step plays backwards: (i + step) odd. Exactly half of an even batch."""
+    return (torch.arange(batch_size, device=device) + step) % 2 == 1
+
+
+class ConcatHead(nn.Module):
+    """Per-frame features concatenated in time order -> MLP -> 2."""
+
+    def __init__(self, num_features: int, clip_len: int, hidden_dim: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(clip_len * num_features, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, 2))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, T, F]
+        return self.mlp(features.flatten(1))
+
+
+class TemporalConvHead(nn.Module):
+    """One temporal convolution (kernel 3) over the frame features, ReLU, mean over time -> Linear -> 2."""
+
+    def __init__(self, num_features: int, hidden_dim: int):
+        super().__init__()
+        self.conv = nn.Conv1d(num_features, hidden_dim, kernel_size=3, padding=1)
+        self.fc = nn.Linear(hidden_dim, 2)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, T, F]
+        return self.fc(F.relu(self.conv(features.transpose(1, 2))).mean(-1))
+
+
+@register_method("arrow_of_time")
+class ArrowOfTime(Method):
+    """Arrow of Time: does this clip play forwards or backwards? (RGB clips, exactly balanced batches)."""
+
+    Config = ArrowOfTimeConfig
+    sampler = "clip"
+    backbone_kind = "either"
+
+    def __init__(self, cfg: ArrowOfTimeConfig, backbone: nn.Module, info: DataInfo):
+        super().__init__(cfg, backbone, info)
+        if cfg.clip_len < 2:
+            raise UserError(f"method.clip_len={cfg.clip_len}: a clip needs at least 2 frames to have a direction")
+        f = backbone.num_features
+        if backbone.kind == "3d":
+            self.head: nn.Module = nn.Linear(f, 2)
+        elif cfg.head_2d == "concat":
+            self.head = ConcatHead(f, cfg.clip_len, cfg.hidden_dim)
+        else:
+            self.head = TemporalConvHead(f, cfg.hidden_dim)
+
+    @classmethod
+    def sampler_options(cls, cfg: ArrowOfTimeConfig, info: DataInfo) -> dict:
+        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
+
+    def training_step(self, batch: dict, progress: Progress) -> StepOutput:
+        clip = batch["clip"]  # [B, T, C, H, W], in playing order
+        backwards = reversal_mask(len(clip), progress.step, clip.device)
+        clip = torch.where(backwards[:, None, None, None, None], clip.flip(1), clip)
+        logits = self.head(self.backbone(clip)).float()  # 2D: [B, T, F] -> head; 3D: [B, F] -> linear
+        target = backwards.long()
+        loss = F.cross_entropy(logits, target)
+        with torch.no_grad():
+            accuracy = (logits.argmax(1) == target).float().mean().item()
+        return StepOutput(loss, {"loss": loss.item(), "accuracy": accuracy})
