@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
 	$(PY) -m pip install -e '.[test]'
-	bash scripts/install_system_deps.sh || echo "note: optional system packages not installed (torchcodec tests will skip)"
+	bash scripts/install_system_deps.sh $(PY) || echo "note: optional system packages not installed (torchcodec tests will skip)"
 	touch $(STAMP)
 
 setup: $(STAMP)

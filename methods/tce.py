@@ -2,18 +2,28 @@
 
 Frames close in time in one video embed close together; frames of other
 videos embed far apart. A per-frame 2D backbone, a projection to a unit
-sphere, a memory bank with one slot per video, and a contrastive loss over
-(positive, K negatives drawn from the bank).
+sphere, a memory bank with one slot per video, a contrastive loss over
+(positive, K negatives from the bank) and hard-negative mining whose
+similarity threshold rises over training. The math lives in
+:mod:`benchmark.losses` and :mod:`benchmark.mining`; this file wires it.
 
 Deviations from the authors' release (see shared reference tce.md):
-- the temporal offset d defaults to uniform in [1, 4] (the release's d = 0 is a bug);
+- the temporal offset d defaults to uniform in [1, 4]; d = 0 (the release's
+  default, a bug) needs ``allow_zero_offset: true`` and is an ablation;
 - random resized crop is real (the release's crop was a no-op);
-- InfoNCE is the default loss; the release's binary NCE is available as ``loss: nce``.
+- InfoNCE is the default loss; the release's binary NCE is ``loss: nce``
+  (its normaliser Z is estimated once and stored in the checkpoint);
+- mining is vectorised, compares against the bank's transpose, honours
+  ``mining_schedule: none``, and its exponential schedule rises (the
+  release's never left -1, so it never mined);
+- the rotation task (``rotation_aux``) rotates the augmented anchor frame
+  rather than a third, separately augmented copy (one decode fewer);
+- ``batch_negatives`` (off by default; not in the release) adds the batch's
+  live positives of other videos to InfoNCE's negatives.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,21 +32,66 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.diagnostics import embedding_smoothness
+from benchmark.errors import UserError
+from benchmark.launch.distributed import all_gather_cat
+from benchmark.losses import binary_nce, contrastive_logits, estimate_normaliser, info_nce_from_logits
+from benchmark.losses.rotation import rotate_quarter_turns, rotation_loss
 from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.mining import SCHEDULES, ThresholdSchedule, init_bank, mine_negatives, momentum_update_
 from benchmark.registry import register_method
 
 
 @dataclass
 class TCEConfig(MethodConfig):
     name: str = "tce"
-    offset_min: int = 1  # temporal offset window of the positive, in frames
+    # sampling: the positive is d frames from the anchor, d uniform in [offset_min, offset_max]
+    offset_min: int = 1
     offset_max: int = 4
+    allow_zero_offset: bool = False  # d = 0 (the release's bug) only as an explicit ablation
+    # network
     embed_dim: int = 128
-    head: Literal["linear", "mlp"] = "mlp"
+    head: Literal["linear", "mlp"] = "mlp"  # release: linear
+    # loss
+    loss: Literal["infonce", "nce"] = "infonce"  # nce: the release's binary NCE with a constant normaliser
     temperature: float = 0.07
-    negatives: int = 1024  # K negatives from the memory bank per anchor
+    negatives: int = 1024  # K per anchor (release: 8192); capped at bank size - 1
     bank_momentum: float = 0.5  # 0: overwrite the anchor's slot; m: m*old + (1-m)*new, renormalised
-    loss: Literal["infonce", "nce"] = "infonce"
+    batch_negatives: bool = False  # infonce: also the batch's live positives of other videos (not in the release)
+    # hard-negative mining: threshold thr(step); entries >= thr are not eligible, the hardest eligible are taken
+    mining_schedule: Literal["none", "fixed", "exponential", "linear", "step"] = "exponential"
+    mining_r: float = 5.0  # exponential: thr = t_low + (t_high - t_low)(1 - exp(-r s/S))
+    mining_t_low: float = -1.0
+    mining_t_high: float = 1.0
+    mining_fixed_threshold: float = 0.5  # fixed
+    mining_step_count: int = 4  # step: rises in this many equal steps
+    max_hard_fraction: float = 1.0  # at most this fraction of the K negatives is hard
+    # auxiliary rotation prediction (the release's; unverified in the paper)
+    rotation_aux: bool = False
+    rotation_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.offset_min < 0 or self.offset_max < self.offset_min:
+            raise UserError(f"method.offset_min/offset_max = {self.offset_min}/{self.offset_max}: need 0 <= offset_min <= offset_max")
+        if self.offset_min == 0 and not self.allow_zero_offset:
+            raise UserError("method.offset_min = 0 makes the positive the anchor frame itself (the release's bug); "
+                            "set method.allow_zero_offset=true to run it as an ablation")
+        if self.temperature <= 0 or self.negatives < 1 or self.embed_dim < 1:
+            raise UserError("method.temperature must be > 0 and method.negatives, method.embed_dim >= 1")
+        if not 0 <= self.bank_momentum < 1:
+            raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")
+        if not 0 <= self.max_hard_fraction <= 1:
+            raise UserError(f"method.max_hard_fraction = {self.max_hard_fraction} should be in [0, 1]")
+        if self.mining_t_low > self.mining_t_high or self.mining_step_count < 1:
+            raise UserError("method.mining_t_low must be <= mining_t_high and mining_step_count >= 1")
+        if self.batch_negatives and self.loss != "infonce":
+            raise UserError("method.batch_negatives needs method.loss=infonce (the release's NCE uses bank negatives only)")
+        if self.mining_schedule not in SCHEDULES:
+            raise UserError(f"method.mining_schedule = {self.mining_schedule!r} should be one of {', '.join(SCHEDULES)}")
+
+    def schedule(self) -> ThresholdSchedule:
+        return ThresholdSchedule(self.mining_schedule, self.mining_t_low, self.mining_t_high, self.mining_r,
+                                 self.mining_fixed_threshold, self.mining_step_count)
 
 
 def projection_head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
@@ -45,17 +100,15 @@ def projection_head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, in_dim), nn.BatchNorm1d(in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
 
 
-def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Softmax cross-entropy over [positive, K negatives]; anchor/positive [B, D], negatives [B, K, D], all unit norm."""
-    pos = (anchor * positive).sum(-1, keepdim=True)
-    neg = torch.einsum("bd,bkd->bk", anchor, negatives)
-    logits = torch.cat([pos, neg], dim=1) / temperature
-    return F.cross_entropy(logits, torch.zeros(len(anchor), dtype=torch.long, device=anchor.device))
+def rotation_head(in_dim: int, hidden: int = 200) -> nn.Module:
+    """C -> 200 -> 200 -> 4 with BN + ReLU, as in the release."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 4))
 
 
 @register_method("tce")
 class TCE(Method):
-    """Temporally Coherent Embeddings: nearby frames close, other videos far (memory bank + contrastive loss)."""
+    """Temporally Coherent Embeddings: nearby frames close, other videos far (memory bank, hard-negative mining)."""
 
     Config = TCEConfig
     sampler = "frame_pair"
@@ -63,10 +116,15 @@ class TCE(Method):
 
     def __init__(self, cfg: TCEConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
+        if info.num_videos < 2:
+            raise UserError(f"TCE needs at least 2 pre-training videos (one bank slot each), got {info.num_videos}")
         self.head = projection_head(backbone.num_features, cfg.embed_dim, cfg.head)
-        bound = 1.0 / math.sqrt(cfg.embed_dim / 3)
-        bank = torch.rand(info.num_videos, cfg.embed_dim) * 2 * bound - bound
-        self.register_buffer("bank", F.normalize(bank, dim=1))
+        self.rotation_head = rotation_head(backbone.num_features) if cfg.rotation_aux else None
+        self.schedule = cfg.schedule()
+        self.num_negatives = min(cfg.negatives, info.num_videos - 1)
+        self.register_buffer("bank", init_bank(info.num_videos, cfg.embed_dim))
+        # NCE's normaliser Z: 0 until estimated from the first batch; a buffer, so checkpoints carry it
+        self.register_buffer("nce_normaliser", torch.zeros(()))
 
     @classmethod
     def sampler_options(cls, cfg: TCEConfig, info: DataInfo) -> dict:
@@ -75,27 +133,46 @@ class TCE(Method):
     def embed(self, frames: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.backbone(frames)).float(), dim=-1)
 
-    def draw_negatives(self, index: torch.Tensor) -> torch.Tensor:
-        """K uniform bank entries per anchor, never the anchor's own video: [B, K] indices."""
-        n, k = self.bank.shape[0], min(self.cfg.negatives, self.bank.shape[0] - 1)
-        draw = torch.randint(0, n - 1, (len(index), k), device=index.device)
-        return draw + (draw >= index[:, None]).long()  # skip the anchor's slot
-
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
-        index = batch["index"]
-        both = torch.cat([batch["anchor"], batch["positive"]])
-        z = self.embed(both)
-        anchor, positive = z.chunk(2)
-        negatives = self.bank[self.draw_negatives(index)]
-        loss = info_nce(anchor, positive, negatives, self.cfg.temperature)
+        index = batch["index"].to(device=batch["anchor"].device, dtype=torch.long)
+        frames = [batch["anchor"], batch["positive"]]
+        if self.rotation_head is not None:
+            turns = torch.randint(0, 4, (len(index),), device=index.device)
+            frames.append(rotate_quarter_turns(batch["anchor"], turns))
+        features = self.backbone(torch.cat(frames))
+        anchor, positive = F.normalize(self.head(features[: 2 * len(index)]).float(), dim=-1).chunk(2)
+        with torch.autocast(device_type=anchor.device.type, enabled=False):  # the loss and mining in fp32
+            loss, scalars = self.contrastive_loss(anchor, positive, index, progress)
+        if self.rotation_head is not None:
+            logits = self.rotation_head(features[2 * len(index):]).float()
+            rot = rotation_loss(logits, turns)
+            scalars.update(loss_rotation=rot.item(), rotation_acc=(logits.argmax(1) == turns).float().mean().item())
+            scalars["loss_contrastive"] = loss.item()
+            loss = loss + self.cfg.rotation_weight * rot
         self.update_bank(index, anchor.detach())
-        with torch.no_grad():
-            pos_sim = (anchor * positive).sum(-1).mean().item()
-            neg_sim = torch.einsum("bd,bkd->bk", anchor, negatives).mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "pos_sim": pos_sim, "neg_sim": neg_sim})
+        scalars.update(embedding_smoothness(anchor, positive, index))
+        return StepOutput(loss, {"loss": loss.item(), **scalars})
+
+    def contrastive_loss(self, anchor: torch.Tensor, positive: torch.Tensor, index: torch.Tensor,
+                         progress: Progress) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mine K negatives from the bank, then InfoNCE or NCE; gradients reach anchor and positive, never the bank."""
+        threshold = self.schedule(progress.step, progress.total_steps)
+        mined = mine_negatives(anchor.detach(), self.bank, index, self.num_negatives, threshold, self.cfg.max_hard_fraction)
+        negatives = self.bank[mined.indices].detach()  # [B, K, D]
+        logits = contrastive_logits(anchor, positive, negatives, self.cfg.temperature)
+        if self.cfg.batch_negatives:  # live negatives carry gradient: they push the videos of a batch apart
+            in_batch = (anchor @ positive.T / self.cfg.temperature).masked_fill(index[:, None] == index[None, :], float("-inf"))
+            logits = torch.cat([logits, in_batch], dim=1)
+        if self.cfg.loss == "nce":
+            if float(self.nce_normaliser) == 0.0:  # estimated once (averaged over DDP ranks), then constant
+                self.nce_normaliser.fill_(float(all_gather_cat(estimate_normaliser(logits, len(self.bank))[None]).mean()))
+            loss = binary_nce(logits, self.nce_normaliser, len(self.bank))
+        else:
+            loss = info_nce_from_logits(logits)
+        neg_sim = float(logits[:, 1 : 1 + self.num_negatives].detach().mean()) * self.cfg.temperature
+        return loss, {**mined.stats(), "neg_sim": neg_sim}
 
     @torch.no_grad()
     def update_bank(self, index: torch.Tensor, z: torch.Tensor) -> None:
-        m = self.cfg.bank_momentum
-        new = z if m == 0 else F.normalize(m * self.bank[index] + (1 - m) * z, dim=1)
-        self.bank[index] = new.to(self.bank.dtype)
+        index, z = all_gather_cat(index), all_gather_cat(z)  # DDP: every rank writes the whole global batch
+        momentum_update_(self.bank, index, z, self.cfg.bank_momentum)

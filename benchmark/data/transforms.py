@@ -71,3 +71,11 @@ def eval_transform(resolution: int) -> v2.Compose:
 def per_frame(transform, frames: torch.Tensor) -> torch.Tensor:
     """Apply ``transform`` to each frame of [T, C, H, W] with independent random parameters."""
     return torch.stack([transform(f) for f in frames])
+
+
+def augment(transform, frames: torch.Tensor, shared: bool = True) -> torch.Tensor:
+    """[T, C, H, W] (or [C, H, W]) -> transformed. ``shared``: one draw of the random parameters for the
+    whole clip (order-based methods: only temporal order may differ); else one draw per frame (TCE)."""
+    if shared or frames.dim() == 3:
+        return transform(frames)
+    return per_frame(transform, frames)

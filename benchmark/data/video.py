@@ -8,11 +8,16 @@ Decoders:
 * ``pyav`` -- PyAV (bundled FFmpeg). Random access seeks to the keyframe at or
   before the first wanted frame and decodes forward only as far as the last
   one; runs of wanted frames far apart are reached by separate seeks. Frame
-  numbers come from presentation timestamps, so a seek that lands elsewhere is
-  noticed (the handle then falls back to decoding from the start). One
-  decoding thread per handle (one per DataLoader worker).
+  numbers come from presentation timestamps (a constant-rate grid, or a
+  demuxed timestamp table for variable frame rates), so a seek that lands
+  elsewhere is noticed; h264/hevc inside AVI, whose seeks return wrong frames,
+  and files with unusable timestamps are decoded from the start instead
+  (``handle.mode == "sequential"``). One decoding thread per handle (one per
+  DataLoader worker).
 * ``torchcodec`` -- used when ``import torchcodec`` works (it needs FFmpeg
-  shared libraries on the system); exact seek mode, one thread.
+  shared libraries on the system); exact seek mode, one thread. Returns the
+  same frames as PyAV (both convert with swscale's defaults). Seek-unsafe
+  files (h264/hevc in AVI) are handed to PyAV's sequential mode.
 * ``auto`` -- torchcodec when importable, else PyAV.
 
 A directory is a pre-extracted frame folder (``frame000001.jpg``,
@@ -25,9 +30,13 @@ training loader catches, counts and names it.
 
 from __future__ import annotations
 
+import bisect
+import logging
 import os
 import re
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +51,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 FRAME_FOLDER_FPS = 25.0  # a frame folder records no rate; UCF101/HMDB51 frames are extracted at 25 fps
 RESEEK_GAP = 16  # wanted frames further apart than this are reached by a new seek, not by decoding through
 _SEEK_UNSAFE = {("avi", "h264"), ("avi", "hevc")}  # seeking returned wrong frames here: decode sequentially
+
+
+log = logging.getLogger(__name__)
 
 
 class VideoDecodeError(Exception):
@@ -64,6 +76,7 @@ class VideoHandle:
     height: int
     width: int
     decoder: str = ""
+    mode: str = ""  # how frame i is found: grid, table, sequential (PyAV), exact (torchcodec), frames
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """uint8 [len(indices), 3, H, W] in the order asked; indices may repeat or be unsorted."""
@@ -71,9 +84,11 @@ class VideoHandle:
         if not wanted:
             return torch.empty((0, 3, self.height, self.width), dtype=torch.uint8)
         got = self._decode(sorted(set(wanted)))
-        return torch.stack([got[i] for i in wanted])
+        # numpy, not torch: tiny copies through torch's intra-op thread pool are ~7x slower on a busy 2-core machine
+        return torch.from_numpy(np.stack([got[i] for i in wanted]))
 
-    def _decode(self, unique_sorted: list[int]) -> dict[int, torch.Tensor]:
+    def _decode(self, unique_sorted: list[int]) -> dict[int, np.ndarray]:
+        """Unique sorted indices -> uint8 [3, H, W] arrays."""
         raise NotImplementedError
 
     def _check(self, indices: Sequence[int]) -> list[int]:
@@ -100,8 +115,10 @@ class VideoHandle:
 
 
 # ====================================================================== PyAV
-_FRAME_COUNT_CACHE: dict[tuple[str, int, int], int] = {}
 _LOCAL = threading.local()
+TIMELINE_CACHE_SIZE = 2048  # per process: demuxed timestamp tables of non-CFR files (a few KB each)
+_TIMELINES: "OrderedDict[tuple[str, int, int], _Timeline]" = OrderedDict()
+_SEQUENTIAL_FILES: set[tuple[str, int, int]] = set()  # files whose seeks went wrong once: decoded from the start
 
 
 def _reformatter():
@@ -114,16 +131,56 @@ def _reformatter():
     return _LOCAL.reformatter
 
 
+@dataclass
+class _Timeline:
+    """Presentation timestamps of every frame (sorted) and which frames are keyframes, from demuxing."""
+
+    pts: list[int]
+    keyframes: list[int]  # frame indices
+    index_of: dict[int, int]
+
+    @classmethod
+    def from_packets(cls, packets: list[tuple[int, bool]]) -> "_Timeline | None":
+        """None when timestamps are unusable (missing or repeated): the file is then decoded sequentially."""
+        if any(pts is None for pts, _ in packets):
+            return None
+        order = sorted(range(len(packets)), key=lambda k: packets[k][0])
+        pts = [packets[k][0] for k in order]
+        if len(set(pts)) != len(pts):
+            return None
+        keyframes = [i for i, k in enumerate(order) if packets[k][1]]
+        return cls(pts, keyframes, {p: i for i, p in enumerate(pts)})
+
+    def keyframe_before(self, index: int) -> int:
+        k = bisect.bisect_right(self.keyframes, index) - 1
+        return self.keyframes[k] if k >= 0 else 0
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
 class PyAVVideo(VideoHandle):
+    """PyAV with keyframe seeks. Frame ``i`` is the i-th frame in presentation order, found by one of:
+
+    * ``grid`` -- constant frame rate (AVI, or a header whose average and base rates agree): frame i has
+      timestamp start + i/fps, so no index is needed; every decoded frame's timestamp is checked against it;
+    * ``table`` -- variable frame rate, no frame count in the header, or a grid that didn't hold: the
+      timestamps of all packets, demuxed once (no decoding) and cached per file;
+    * ``sequential`` -- timestamps that can't be trusted (h264/hevc inside AVI, missing or repeated
+      timestamps, a seek that overshot): frames are counted from the start of the file.
+    """
+
     decoder = "pyav"
 
     def __init__(self, path: str):
         self.path = str(path)
         self._container = None
         self._iter = None  # live frame iterator (after a seek or from the start)
-        self._next = 0  # index of the frame the iterator yields next; -1 = unknown (just after a seek)
+        self._next: int | None = 0  # index of the frame the iterator yields next; None = unknown (after a seek)
         self._fresh = True  # nothing decoded since opening: the start needs no reopen
-        self._sequential = False
+        self._timeline: _Timeline | None = None
         self._open()
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -137,14 +194,25 @@ class PyAVVideo(VideoHandle):
             raise VideoDecodeError("video stream has no frame size")
         self._tb = stream.time_base or Fraction(1, 1)
         self._start = stream.start_time or 0
+        self._key = _file_key(self.path)
         codec = stream.codec_context.name or ""
         formats = {f.strip() for f in (self._container.format.name or "").split(",")}
-        self._sequential = any((f, codec) in _SEEK_UNSAFE for f in formats)
-        self.num_frames = int(stream.frames or 0) or self._count_frames()
+        self.container_format = sorted(formats)[0] if formats else ""
+        self.codec = codec
+        header_frames = int(stream.frames or 0)
+        if self._key in _SEQUENTIAL_FILES or any((f, codec) in _SEEK_UNSAFE for f in formats):
+            self.mode = "sequential"
+            self.num_frames = header_frames or len(self._demux())
+        elif header_frames > 0 and ("avi" in formats or _constant_rate(stream)):
+            self.mode = "grid"
+            self.num_frames = header_frames
+        else:
+            self._use_table()
         if self.num_frames <= 0:
             self.close()
             raise VideoDecodeError("video stream has no frames")
 
+    # ------------------------------------------------------------------ opening, timing models
     def _open(self) -> None:
         import av
 
@@ -169,51 +237,91 @@ class PyAVVideo(VideoHandle):
         self._stream.codec_context.thread_count = 1
         self._iter, self._next, self._fresh = None, 0, True
 
-    def _count_frames(self) -> int:
-        """Frame count by demuxing packets (no decoding), cached per (path, size, mtime)."""
-        import av
-
-        st = os.stat(self.path)
-        key = (os.path.abspath(self.path), st.st_size, st.st_mtime_ns)
-        if key not in _FRAME_COUNT_CACHE:
-            try:
-                n = sum(1 for packet in self._container.demux(self._stream) if packet.size > 0)
-            except av.FFmpegError as exc:
-                raise VideoDecodeError(f"cannot demux: {_short(exc)}") from None
-            _FRAME_COUNT_CACHE[key] = n
-            self._reopen()
-        return _FRAME_COUNT_CACHE[key]
-
     def _reopen(self) -> None:
         self.close()
         self._open()
 
+    def _demux(self) -> list[tuple[int, bool]]:
+        """(pts, is_keyframe) of every packet in file order, without decoding."""
+        import av
+
+        try:
+            packets = [(p.pts, bool(p.is_keyframe)) for p in self._container.demux(self._stream) if p.size > 0]
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(f"cannot demux: {_short(exc)}") from None
+        self._reopen()
+        return packets
+
+    def _use_table(self) -> None:
+        """Switch to the demuxed timestamp table (cached per file), or to sequential when it is unusable."""
+        timeline = _TIMELINES.get(self._key)
+        if timeline is None:
+            packets = self._demux()
+            timeline = _Timeline.from_packets(packets)
+            if timeline is None:
+                self.mode, self.num_frames = "sequential", len(packets)
+                return
+            _TIMELINES[self._key] = timeline
+            while len(_TIMELINES) > TIMELINE_CACHE_SIZE:
+                _TIMELINES.popitem(last=False)
+        _TIMELINES.move_to_end(self._key)
+        self._timeline, self.mode, self.num_frames = timeline, "table", len(timeline.pts)
+
+    def _fall_back(self, reason: str) -> None:
+        """grid -> table -> sequential; remembered per file for the process when sequential."""
+        self._iter = None
+        if self.mode == "grid":
+            self._use_table()
+        else:
+            self.mode = "sequential"
+            _SEQUENTIAL_FILES.add(self._key)
+        log.debug("%s: %s; decoding in %s mode", self.path, reason, self.mode)
+
+    # ------------------------------------------------------------------ frame numbers
     def _frame_index(self, frame) -> int | None:
+        """Index of a decoded frame from its timestamp; None when it isn't a frame of the model."""
         pts = frame.pts
         if pts is None:
             return None
-        return int(round(float((pts - self._start) * self._tb) * self.fps))
+        if self.mode == "table":
+            return self._timeline.index_of.get(pts)
+        exact = float((pts - self._start) * self._tb) * self.fps
+        index = round(exact)
+        return index if abs(exact - index) < 0.25 else None
+
+    def _seek_pts(self, index: int) -> int:
+        if self.mode == "table":
+            return self._timeline.pts[index]
+        return self._start + int(round(index / self.fps / float(self._tb)))
 
     def _position(self, index: int) -> None:
         """Start a frame iterator at or before ``index``: a keyframe seek, or the beginning in sequential mode."""
         import av
 
         self._iter = None
-        if self._sequential or index == 0:
+        if self.mode == "sequential" or index == 0:
             if not self._fresh:
                 self._reopen()
             self._next = 0
         else:
-            target = self._start + int(round(index / self.fps / float(self._tb)))
             try:
-                self._container.seek(target, backward=True, any_frame=False, stream=self._stream)
-                self._next = -1  # unknown until the first frame's timestamp
+                self._container.seek(self._seek_pts(index), backward=True, any_frame=False, stream=self._stream)
+                self._next = None  # unknown until the first frame's timestamp
             except av.FFmpegError:
-                self._sequential = True
-                self._reopen()
-                self._next = 0
+                self._fall_back("seek failed")
+                return self._position(index)
         self._fresh = False
         self._iter = self._container.decode(self._stream)
+
+    def _worth_seeking(self, target: int) -> bool:
+        """Whether a new seek beats decoding forward from where the iterator is."""
+        if self._iter is None or self._next is None or self._next > target:
+            return True
+        if self.mode == "sequential":
+            return False
+        if self.mode == "table":
+            return self._timeline.keyframe_before(target) > self._next
+        return target - self._next > RESEEK_GAP
 
     def _pull(self):
         import av
@@ -226,49 +334,44 @@ class PyAVVideo(VideoHandle):
             self._iter = None
             raise VideoDecodeError(f"decode error: {_short(exc)}") from None
 
-    def _go_sequential(self, index: int) -> None:
-        """Timestamps can't be trusted (missing, gaps, a seek that overshot): count frames from the start."""
-        self._sequential = True
-        self._position(index)
-
-    def _decode(self, wanted: list[int]) -> dict[int, torch.Tensor]:
-        got: dict[int, torch.Tensor] = {}
+    def _decode(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        """Each pass of the outer loop positions once and collects >= 1 frame, or falls back one mode
+        (at most twice per handle), so it always ends."""
+        got: dict[int, np.ndarray] = {}
         i = 0
         while i < len(wanted):
-            first = wanted[i]
-            reachable = self._iter is not None and 0 <= self._next <= first
-            if not (reachable and (self._sequential or first - self._next <= RESEEK_GAP)):
-                self._position(first)
+            if self._worth_seeking(wanted[i]):
+                self._position(wanted[i])
             while i < len(wanted):
                 frame = self._pull()
                 if frame is None:
                     self._iter = None
                     raise VideoDecodeError(
-                        f"frame {wanted[i]} not decodable: stream ended (header says {self.num_frames} frames)")
-                if self._sequential:
+                        f"frame {wanted[i]} not decodable: stream ended (expected {self.num_frames} frames)")
+                if self.mode == "sequential":
                     idx = self._next
                 else:
                     idx = self._frame_index(frame)
-                    after_seek = self._next < 0
+                    after_seek = self._next is None
                     if idx is None or (after_seek and idx > wanted[i]) or (not after_seek and idx != self._next):
-                        # no pts, a seek past the target, a gap or a step back: count from the start instead
-                        self._go_sequential(wanted[i])
-                        continue
+                        self._fall_back("timestamps off the frame grid, a seek past the target, or a gap")
+                        break
                 self._next = idx + 1
                 if idx == wanted[i]:
-                    got[idx] = self._to_tensor(frame)
+                    got[idx] = self._to_array(frame)
                     i += 1
-                if i < len(wanted) and not self._sequential and wanted[i] - self._next > RESEEK_GAP:
-                    break  # far ahead: a new seek is cheaper than decoding through
+                    if i < len(wanted) and self._worth_seeking(wanted[i]):
+                        break  # far ahead: a new seek is cheaper than decoding through
         return got
 
-    def _to_tensor(self, frame) -> torch.Tensor:
+    def _to_array(self, frame) -> np.ndarray:
         try:
-            rgb = _reformatter().reformat(frame, width=self.width, height=self.height, format="rgb24")
+            # threads=1: swscale's default (0 = one per CPU) oversubscribes the cores DataLoader workers share
+            rgb = _reformatter().reformat(frame, width=self.width, height=self.height, format="rgb24", threads=1)
             arr = rgb.to_ndarray()
         except Exception as exc:  # noqa: BLE001 -- any conversion failure is a bad frame
             raise VideoDecodeError(f"frame conversion failed: {_short(exc)}") from None
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
     def close(self) -> None:
         self._iter = None
@@ -283,6 +386,12 @@ class PyAVVideo(VideoHandle):
             self.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _constant_rate(stream) -> bool:
+    """Average and base ("r_frame_rate") rates agree: no variable frame rate announced."""
+    avg, base = stream.average_rate, stream.guessed_rate or stream.base_rate
+    return bool(avg and base) and abs(float(avg) / float(base) - 1) < 1e-3
 
 
 # ====================================================================== torchcodec
@@ -302,7 +411,12 @@ def torchcodec_status() -> tuple[bool, str]:
 
 
 class TorchCodecVideo(VideoHandle):
+    """torchcodec in exact seek mode (it scans the file once, so variable frame rates index correctly), one
+    FFmpeg thread. Files whose seeks are known to go wrong (h264/hevc inside AVI) are read by PyAV's
+    sequential mode instead -- see :func:`open_video`."""
+
     decoder = "torchcodec"
+    mode = "exact"
 
     def __init__(self, path: str):
         from torchcodec.decoders import VideoDecoder
@@ -319,10 +433,20 @@ class TorchCodecVideo(VideoHandle):
             self.num_frames = int(md.num_frames or len(self._dec))
             self.fps = float(md.average_fps or 0.0) or FRAME_FOLDER_FPS
             self.height, self.width = int(md.height), int(md.width)
+            self.codec = str(md.codec or "")
         except Exception as exc:  # noqa: BLE001 -- torchcodec raises RuntimeError/ValueError
             raise VideoDecodeError(f"cannot open: {_short(exc)}") from None
         if self.num_frames <= 0:
             raise VideoDecodeError("video stream has no frames")
+        header = int(getattr(md, "num_frames_from_header", 0) or 0)
+        if header > self.num_frames and Path(self.path).suffix.lower() == ".avi":
+            # AVI's header counts every frame written; fewer in the file means it was cut (PyAV fails on the
+            # missing frames too, so both decoders call it bad)
+            raise VideoDecodeError(f"truncated: header says {header} frames, {self.num_frames} in the file")
+
+    @property
+    def seek_unsafe(self) -> bool:
+        return Path(self.path).suffix.lower() == ".avi" and self.codec in {c for _, c in _SEEK_UNSAFE}
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = self._check(indices)
@@ -353,6 +477,7 @@ def list_frame_files(folder: str | Path) -> list[str]:
 
 class FrameFolderVideo(VideoHandle):
     decoder = "frames"
+    mode = "frames"
 
     def __init__(self, path: str):
         self.path = str(path)
@@ -369,7 +494,7 @@ class FrameFolderVideo(VideoHandle):
         except Exception as exc:  # noqa: BLE001
             raise VideoDecodeError(f"cannot read {self._files[0]}: {_short(exc)}") from None
 
-    def _decode(self, wanted: list[int]) -> dict[int, torch.Tensor]:
+    def _decode(self, wanted: list[int]) -> dict[int, np.ndarray]:
         from PIL import Image
 
         out = {}
@@ -382,7 +507,7 @@ class FrameFolderVideo(VideoHandle):
                 raise VideoDecodeError(f"cannot decode {name}: {_short(exc)}") from None
             if arr.shape[:2] != (self.height, self.width):
                 raise VideoDecodeError(f"{name} is {arr.shape[1]}x{arr.shape[0]}, expected {self.width}x{self.height}")
-            out[i] = torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+            out[i] = np.ascontiguousarray(arr.transpose(2, 0, 1))
         return out
 
 
@@ -407,5 +532,8 @@ def open_video(path: str | os.PathLike, decoder: str = "auto") -> VideoHandle:
     if os.path.isdir(path):
         return FrameFolderVideo(str(path))
     if name == "torchcodec":
-        return TorchCodecVideo(str(path))
+        video = TorchCodecVideo(str(path))
+        if not video.seek_unsafe:
+            return video
+        video.close()  # torchcodec's seeks return wrong frames here; PyAV counts frames from the start
     return PyAVVideo(str(path))

@@ -1,20 +1,37 @@
 """Downstream evaluation: one function per protocol, one entry per protocol in metrics.json.
 
+Protocols (docs: ../shared/reference/protocol.md):
+
+* ``linear``   -- frozen backbone, cached per-video features, BatchNorm without affine + linear layer
+                  (benchmark.evaluation.linear);
+* ``knn``      -- frozen backbone, cosine kNN retrieval of test videos in the train split (VCOP, CoCLR)
+                  and kNN classification (benchmark.evaluation.knn);
+* ``finetune`` -- all layers trained, TSN-style for 2D backbones, random clips for 3D; epoch chosen on a
+                  held-out part of the train split (benchmark.evaluation.finetune).
+
 Every entry carries what a table needs to label the number: protocol,
-dataset, split, frames/clips at test, selection rule, and the checkpoint it
-came from.
+dataset, split, frozen, frames/clips/crops at test, selection rule, train /
+test video counts, the checkpoint and its step, skipped (undecodable) videos,
+and ``test_video_ids`` with ``per_video_correct`` (paired tests across runs).
+Keys are ``<protocol>/<dataset>/split<N>``, with ``@step_N`` appended when an
+intermediate checkpoint (``checkpoints/step_N.pt``) is evaluated.
+
+A protocol is a function ``fn(run, cfg, *, checkpoint, progress_bar) -> entry``
+registered with ``@protocol(name)``.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from benchmark.config import ExperimentConfig
-from benchmark.errors import UserError
+from benchmark.errors import UserError, nearest
 from benchmark.rundir import RunDir, stage_key
 
-PROTOCOLS: dict[str, Callable[[RunDir, ExperimentConfig], dict]] = {}
+PROTOCOLS: dict[str, Callable[..., dict]] = {}
 
 
 def protocol(name: str):
@@ -26,6 +43,7 @@ def protocol(name: str):
 
 
 def labelled_splits(cfg: ExperimentConfig):
+    """(train, test) VideoIndex of eval.dataset / eval.split."""
     from benchmark.data.datasets import build_index
 
     train = build_index(cfg.eval.dataset, split=cfg.eval.split, subset="train")
@@ -33,71 +51,106 @@ def labelled_splits(cfg: ExperimentConfig):
     if not train.records or not test.records:
         raise UserError(f"dataset '{cfg.eval.dataset}' split {cfg.eval.split} needs labelled train and test videos "
                         f"(found {len(train.records)} / {len(test.records)})")
+    if any(r.label < 0 for r in (*train.records, *test.records)):
+        raise UserError(f"dataset '{cfg.eval.dataset}' has unlabelled videos; evaluation needs a labelled set")
     return train, test
 
 
-def cached_features(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt", progress_bar: bool = True):
-    from benchmark.evaluation.features import extract
+def check_bad(bad: list, total: int, subset: str, cfg: ExperimentConfig) -> None:
+    """Too many undecodable videos make a number meaningless: stop (the data needs fixing first)."""
+    if total and len(bad) / total > cfg.data.max_bad_fraction:
+        raise UserError(f"{len(bad)} of {total} {subset} videos of '{cfg.eval.dataset}' failed to decode "
+                        f"(> data.max_bad_fraction={cfg.data.max_bad_fraction}); first: {bad[0]['path']}: {bad[0]['reason']}")
+
+
+def skipped_fields(**bad_by_subset: list) -> dict:
+    """Entry fields naming the videos that were skipped because they failed to decode."""
+    skipped = [{"subset": subset, **b} for subset, bad in bad_by_subset.items() for b in bad]
+    return {"skipped_videos": len(skipped), "skipped": skipped}
+
+
+@dataclass
+class FrozenFeatures:
+    """Cached per-video features of a frozen backbone on the train and test splits (bad videos left out)."""
+
+    train: object  # features.Outputs
+    test: object
+    train_records: list  # the records of train.x's rows, in order
+    classes: list[str]
+    provenance: dict  # checkpoint, checkpoint_step, backbone_kind, test sampling fields, skipped videos
+
+
+def runtime(cfg: ExperimentConfig):
+    from benchmark.device import resolve_runtime
+
+    return resolve_runtime(cfg.run.device, cfg.run.precision, cfg.run.channels_last)
+
+
+def frozen_features(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt", progress_bar: bool = True) -> FrozenFeatures:
+    """Features of both splits from the run's checkpoint, extracted once and cached under RUN/cache."""
+    from benchmark.evaluation.features import extract, view_spec
+    from benchmark.evaluation.selection import label_subset
     from benchmark.train import load_backbone
 
     backbone, ckpt_path, step = load_backbone(run, cfg, checkpoint)
     train, test = labelled_splits(cfg)
+    ctx = runtime(cfg)
+    spec = view_spec(cfg.eval, cfg.data.resolution, backbone.kind)
+    common = dict(frames_per_batch=cfg.eval.batch_size, decoder=cfg.data.decoder, num_workers=cfg.eval.num_workers,
+                  progress_bar=progress_bar)
     cache = run.path / "cache"
-    ftr = extract(backbone, train.records, cfg, ckpt_path, cache, desc="features train", progress_bar=progress_bar)
-    fte = extract(backbone, test.records, cfg, ckpt_path, cache, desc="features test", progress_bar=progress_bar)
-    return ftr, fte, train, test, {"checkpoint": ckpt_path, "checkpoint_step": step, "backbone_kind": backbone.kind}
+    ftr = extract(backbone, train.records, spec, ctx, ckpt_path, cache, desc="features train", **common)
+    fte = extract(backbone, test.records, spec, ctx, ckpt_path, cache, desc="features test", **common)
+    check_bad(ftr.bad, len(train.records), "train", cfg)
+    check_bad(fte.bad, len(test.records), "test", cfg)
+    by_id = {r.video_id: r for r in train.records}
+    train_records = [by_id[i] for i in ftr.video_ids]
+    if cfg.eval.label_fraction < 1:
+        from benchmark.evaluation.features import Outputs
+
+        kept = label_subset(train_records, cfg.eval.label_fraction, cfg.run.seed)
+        keep_ids = {r.video_id for r in kept}
+        rows = [i for i, v in enumerate(ftr.video_ids) if v in keep_ids]
+        ftr = Outputs(ftr.x[rows], ftr.y[rows], [ftr.video_ids[i] for i in rows], ftr.bad)
+        train_records = kept
+    prov = {"checkpoint": ckpt_path, "checkpoint_step": step, "backbone_kind": backbone.kind,
+            **spec.entry_fields(), **skipped_fields(train=ftr.bad, test=fte.bad)}
+    return FrozenFeatures(ftr, fte, train_records, list(train.classes), prov)
 
 
-def _test_sampling(cfg: ExperimentConfig, kind: str) -> dict:
-    if kind == "2d":
-        return {"frames_at_test": cfg.eval.frames, "clips_at_test": None, "crops_at_test": 1}
-    return {"frames_at_test": None, "clips_at_test": cfg.eval.clips, "clip_len": cfg.eval.clip_len, "crops_at_test": 1}
+def counts(train_videos: int, test_videos: int, num_classes: int, cfg: ExperimentConfig) -> dict:
+    return {"train_videos": train_videos, "test_videos": test_videos, "num_classes": num_classes,
+            "label_fraction": cfg.eval.label_fraction}
 
 
-@protocol("linear")
-def run_linear(run: RunDir, cfg: ExperimentConfig, progress_bar: bool = True) -> dict:
-    from benchmark.evaluation.linear import LinearProbeConfig, linear_probe
-
-    ftr, fte, train, test, prov = cached_features(run, cfg, progress_bar=progress_bar)
-    probe = LinearProbeConfig(cfg.eval.linear_epochs, cfg.eval.linear_lr, cfg.eval.linear_weight_decay, cfg.run.seed)
-    metrics = linear_probe(ftr.x, ftr.y, fte.x, fte.y, len(train.classes), probe)
-    return {
-        **metrics,
-        "test_video_ids": fte.video_ids,
-        "frozen": True,
-        "selection": "none (fixed recipe, no model selection)",
-        "train_videos": len(ftr.y),
-        "test_videos": len(fte.y),
-        "num_classes": len(train.classes),
-        **_test_sampling(cfg, prov["backbone_kind"]),
-        **prov,
-    }
+_STEP_CKPT = re.compile(r"^step_(\d+)\.pt$")
 
 
-def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True) -> dict:
+def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = "last.pt") -> str:
+    """metrics.json key: '<protocol>/<dataset>/split<N>', plus '@step_N' for an intermediate checkpoint."""
+    key = stage_key(name, cfg.eval.dataset, cfg.eval.split)
+    if checkpoint != "last.pt":
+        key += "@" + checkpoint.removesuffix(".pt")
+    return key
+
+
+def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = "last.pt") -> dict:
     """Run protocol ``name`` on a run directory and record its metrics entry (atomically)."""
     if name not in PROTOCOLS:
-        from benchmark.errors import nearest
-
         raise UserError(f"unknown protocol '{name}'{nearest(name, PROTOCOLS)}; known: {', '.join(PROTOCOLS)}")
+    if checkpoint != "last.pt" and not _STEP_CKPT.match(checkpoint):
+        raise UserError(f"checkpoint '{checkpoint}' should be last.pt or step_N.pt (in {run.path / 'checkpoints'})")
     t0 = time.perf_counter()
-    entry = PROTOCOLS[name](run, cfg, progress_bar=progress_bar)
+    entry = PROTOCOLS[name](run, cfg, checkpoint=checkpoint, progress_bar=progress_bar)
     entry.update({"protocol": name, "dataset": cfg.eval.dataset, "split": cfg.eval.split,
                   "wall_s": round(time.perf_counter() - t0, 2)})
-    run.add_metrics(stage_key(name, cfg.eval.dataset, cfg.eval.split), entry)
+    run.add_metrics(entry_key(name, cfg, checkpoint), entry)
     return entry
 
 
 def _register_builtin() -> None:
-    # Protocol modules register themselves on import; missing optional ones are simply absent.
-    import importlib
-
-    for mod in ("benchmark.evaluation.knn", "benchmark.evaluation.finetune"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    # the protocol modules register themselves on import
+    from benchmark.evaluation import finetune, knn, linear  # noqa: F401
 
 
 _register_builtin()

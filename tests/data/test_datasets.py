@@ -115,3 +115,162 @@ def test_unknown_format_and_registration(tmp_path):
         assert build_index(DatasetLocation("k", tmp_path, "one-video")).records[0].video_id == "v"
     finally:
         BUILDERS.pop("one-video")
+
+
+# ---------------------------------------------------------------------- fixture datasets (real videos)
+from tests.data import fixtures  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("datasets")
+    return {"ucf": fixtures.make_ucf(base / "UCF101", frames=4), "hmdb": fixtures.make_hmdb(base / "hmdb51", frames=4),
+            "kinetics": fixtures.make_kinetics(base / "k400", frames=4)}
+
+
+def test_ucf101_three_splits(datasets):
+    """make_ucf puts group g in split g's test list: each split's test set is exactly one group."""
+    loc = DatasetLocation("ucf", datasets["ucf"], "ucf101")
+    every = set()
+    for split in (1, 2, 3):
+        train, test = build_index(loc, split, "train"), build_index(loc, split, "test")
+        assert {r.group for r in test.records} == {f"g{split:02d}"}
+        assert f"g{split:02d}" not in {r.group for r in train.records}
+        assert len(train) == 6 and len(test) == 3 and not train.missing and not test.missing
+        assert sorted(r.label for r in test.records) == [0, 1, 2]
+        every |= {r.video_id for r in train.records + test.records}
+    assert len(every) == 9
+
+
+def test_hmdb51_tags(datasets):
+    root = datasets["hmdb"]
+    expected = fixtures.hmdb_expected(root)
+    loc = DatasetLocation("hmdb", root, "hmdb51")
+    for split in (1, 2, 3):
+        train, test, both = (build_index(loc, split, s) for s in ("train", "test", "all"))
+        assert {r.video_id for r in train.records} == expected.get((split, 1), set())
+        assert {r.video_id for r in test.records} == expected.get((split, 2), set())
+        assert len(both) == len(train) + len(test)  # tag 0: in neither
+        assert train.classes == ["brush_hair", "cartwheel"]
+        assert all(r.label == train.classes.index(r.video_id.split("/")[0]) for r in both.records)
+    # hand check of one line: "(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi 1" in split 1
+    assert "cartwheel/(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0" in {
+        r.video_id for r in build_index(loc, 1, "train").records}
+
+
+def test_hmdb51_missing_and_errors(tmp_path):
+    root = tmp_path / "hmdb"
+    lists = root / "testTrainMulti_7030_splits"
+    lists.mkdir(parents=True)
+    (lists / "jump_test_split1.txt").write_text("a.avi 1\nb.avi 2\nc.avi 0\n")
+    (root / "jump").mkdir()
+    (root / "jump" / "a.avi").write_bytes(b"x")
+    (root / "jump" / "b").mkdir()  # a frame folder
+    loc = DatasetLocation("h", root, "hmdb51")
+    index = build_index(loc, 1, "all")
+    assert [r.video_id for r in index.records] == ["jump/a", "jump/b"] and index.storage == "mixed"
+    (root / "jump" / "a.avi").unlink()
+    assert build_index(loc, 1, "train").missing == ["jump/a.avi"]
+    with pytest.raises(UserError, match="no <class>_test_split2"):
+        build_index(loc, 2)
+    (lists / "jump_test_split1.txt").write_text("a.avi 3\n")
+    with pytest.raises(UserError, match="jump_test_split1.txt:1"):
+        build_index(loc, 1)
+
+
+@pytest.mark.parametrize("is_cc", [True, False])
+def test_kinetics_csv_missing_clips_and_names(tmp_path, is_cc):
+    root = fixtures.make_kinetics(tmp_path / "k400", is_cc=is_cc, frames=2)
+    loc = DatasetLocation("k", root, "kinetics")
+    train = build_index(loc, subset="train")
+    assert train.classes == ["abseiling", "air drumming"]
+    rows = fixtures.KINETICS_ROWS
+    on_disk = {f"{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows if sp == "train" and style}
+    assert {r.video_id for r in train.records} == on_disk  # both file-name conventions found
+    assert sorted(train.missing) == sorted(f"train/{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows
+                                           if sp == "train" and not style)
+    assert all(r.label == train.classes.index(r.video_id.split("/")[0]) for r in train.records)
+    test = build_index(loc, subset="test")  # the validation CSV
+    assert len(test) == 2 and len(test.missing) == 1 and test.classes == train.classes
+    assert "missing" in test.summary()
+
+
+def test_kinetics_split_dir_and_errors(tmp_path, datasets):
+    root = datasets["kinetics"]
+    elsewhere = tmp_path / "csvs"
+    elsewhere.mkdir()
+    (elsewhere / "kinetics_400_train.csv").write_text((root / "annotations" / "train.csv").read_text())
+    index = build_index(DatasetLocation("k", root, "kinetics"), subset="train", split_dir=elsewhere)
+    assert len(index) == 3
+    with pytest.raises(UserError, match="no val/validate/validation/test CSV"):
+        build_index(DatasetLocation("k", root, "kinetics"), subset="test", split_dir=elsewhere)
+    (elsewhere / "kinetics_400_train.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="youtube_id"):
+        build_index(DatasetLocation("k", root, "kinetics"), subset="train", split_dir=elsewhere)
+    with pytest.raises(UserError, match="split folder not found"):
+        build_index(DatasetLocation("k", root, "kinetics"), split_dir=tmp_path / "nope")
+
+
+def test_ucf101_split_dir_and_flat_frame_folders(tmp_path):
+    root = _ucf(tmp_path)
+    lists = tmp_path / "elsewhere"
+    (root / "ucfTrainTestlist").rename(lists)
+    loc = DatasetLocation("ucf", root, "ucf101")
+    with pytest.raises(UserError, match="ucfTrainTestlist"):
+        build_index(loc)
+    assert len(build_index(loc, split_dir=lists)) == 3
+    flat = tmp_path / "frames"  # ROOT/<video_stem>/img_*.jpg, no class folders
+    (flat / "v_ApplyEyeMakeup_g08_c01").mkdir(parents=True)
+    index = build_index(DatasetLocation("f", flat, "ucf101"), split_dir=lists)
+    assert [r.video_id for r in index.records] == ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"]
+    assert index.storage == "frames"
+
+
+def test_storage_choice(tmp_path):
+    root = _ucf(tmp_path)
+    (root / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g08_c01").mkdir()  # frames beside the video file
+    loc = DatasetLocation("ucf", root, "ucf101")
+    auto = build_index(loc)
+    assert auto.records[0].path.endswith(".avi") and auto.storage == "mixed"
+    frames = build_index(loc, storage="frames")
+    assert [Path(r.path).name for r in frames.records] == ["v_ApplyEyeMakeup_g08_c01", "v_YoYo_g10_c03"]
+    video = build_index(loc, storage="video")
+    assert video.storage == "video" and len(video) == 2
+    with pytest.raises(UserError, match="storage"):
+        build_index(loc, storage="tape")
+
+
+# ---------------------------------------------------------------------- index cache
+def test_index_cache_is_hit_on_the_second_build(datasets, monkeypatch, index_cache_dir):
+    calls = []
+    real = BUILDERS["kinetics"]
+    monkeypatch.setitem(BUILDERS, "kinetics", lambda *a, **k: calls.append(1) or real(*a, **k))
+    loc = DatasetLocation("k", datasets["kinetics"], "kinetics")
+    first = build_index(loc, subset="all")
+    second = build_index(loc, subset="all")
+    assert len(calls) == 1 and not first.from_cache and second.from_cache
+    assert second.records == first.records and second.missing == first.missing and second.classes == first.classes
+    assert list((index_cache_dir / "index").glob("kinetics-*.json"))
+    build_index(loc, subset="train")  # another subset: its own entry
+    assert len(calls) == 2
+
+
+def test_index_cache_is_invalidated_by_changes(tmp_path, monkeypatch):
+    root = _ucf(tmp_path)
+    loc = DatasetLocation("ucf", root, "ucf101")
+    calls = []
+    real = BUILDERS["ucf101"]
+    monkeypatch.setitem(BUILDERS, "ucf101", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert len(build_index(loc).missing) == 1
+    build_index(loc)
+    assert len(calls) == 1
+    (root / "HandStandPushups" / "v_HandStandPushups_g09_c02.avi").write_bytes(b"x")  # the missing video appears
+    index = build_index(loc)
+    assert len(calls) == 2 and not index.missing and len(index) == 4
+    with open(root / "ucfTrainTestlist" / "trainlist01.txt", "a") as f:  # a split file changes
+        f.write("YoYo/v_YoYo_g11_c01.avi 3\n")
+    assert build_index(loc).missing == ["YoYo/v_YoYo_g11_c01.avi"] and len(calls) == 3
+    monkeypatch.setenv("VSSL_CACHE", "off")
+    build_index(loc)
+    build_index(loc)
+    assert len(calls) == 5
