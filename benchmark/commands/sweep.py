@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--poll-s", dest="poll_s", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--table", action="store_true", help="print the results table when done")
+    p.add_argument("--only", metavar="TEXT", action="append", default=None,
+                   help="run only cells whose id or label contains TEXT (repeatable: any match); "
+                        "e.g. --only method=tce to finish a sweep over several launches")
     p.set_defaults(handler=handle)
     _overrides_anywhere(p)
 
@@ -52,6 +55,8 @@ def handle(args) -> int:
     if args.cluster not in CLUSTERS:
         raise UserError(f"unknown cluster '{args.cluster}'{nearest(args.cluster, CLUSTERS)}; choose from {', '.join(CLUSTERS)}")
     sweep = load_sweep(args.file, args.overrides, args.out)
+    if args.only:
+        sweep = select_cells(sweep, args.only)
     check_cells(sweep, datasets=not args.smoke)  # a smoke run replaces the datasets
     if args.cluster == "slurm" or args.dry_run:
         from benchmark.launch.slurm import check_reachable, check_resources
@@ -80,6 +85,18 @@ def handle(args) -> int:
 
         print_quick_table(sweep.out_dir)
     return 1 if failed else 0
+
+
+def select_cells(sweep, patterns: list[str]):
+    """The sweep restricted to cells whose id or label contains any pattern (ids stay the same)."""
+    import dataclasses
+
+    from benchmark.errors import UserError
+
+    chosen = [c for c in sweep.cells if any(p in c.id or p in f"{c.label} " for p in patterns)]
+    if not chosen:
+        raise UserError(f"--only {' '.join(patterns)} matches none of the {len(sweep.cells)} cells (labels look like '{sweep.cells[0].label}')")
+    return dataclasses.replace(sweep, cells=chosen)
 
 
 def check_cells(sweep, datasets: bool = True) -> None:
