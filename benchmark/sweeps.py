@@ -154,7 +154,7 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
     sweep_over = spec.get("overrides", {}) or {}
     if not isinstance(sweep_over, Mapping):
         raise UserError("sweep 'overrides' must be a mapping of dotted key -> value")
-    common = merge_overrides(base, {**sweep_over, **cfg_over})
+    common = merge_overrides(base, sweep_over)
 
     grid = _axes(spec.get("grid"), "grid")
     zips = spec.get("zip", []) or []
@@ -182,6 +182,7 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
         for s in stages:
             check_stage(s, "the sweep's stages")
         common = merge_overrides(common, {"run.stages": stages})
+    common = merge_overrides(common, cfg_over)  # the command line wins over the file (stages included)
 
     resources_spec = {**(spec.get("resources") or {}), **res_over}
     resources = build_dataclass(Resources, resources_spec, prefix="resources")

@@ -84,3 +84,8 @@ def test_zip_rows_may_set_different_keys():
     assert [(c.config.method.name, c.config.optim.lr) for c in sweep.cells] == [("tce", 0.001), ("random_init", 0.2)]
     with pytest.raises(UserError, match="non-empty mappings"):
         load_sweep(spec(zip=[[{"method.name": "tce"}, 3]]))
+
+
+def test_command_line_overrides_win_over_sweep_stages():
+    sweep = load_sweep(spec(stages=["pretrain", "linear", "finetune"]), ["run.stages=[pretrain, linear]"])
+    assert sweep.cells[0].config.run.stages == ["pretrain", "linear"]
