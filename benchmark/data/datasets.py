@@ -221,8 +221,20 @@ def _read_cache(path: Path, stamp: str, root: Path, fmt: str) -> VideoIndex | No
     base = str(root)
     records = [VideoRecord(p if os.path.isabs(p) else os.path.join(base, p), label, vid, group)
                for p, label, vid, group in data["records"]]
+    try:
+        os.utime(path)  # used: kept by _prune
+    except OSError:
+        pass
     log.debug("index of %s read from %s", root, path)
     return VideoIndex(records, data["classes"], data["missing"], root, fmt, from_cache=True)
+
+
+def _prune(folder: Path, max_age_days: float = 30) -> None:
+    """Drop entries unused for a month (indexes of deleted or temporary roots)."""
+    cutoff = time.time() - max_age_days * 86400
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".json") and entry.stat().st_mtime < cutoff:
+            os.unlink(entry.path)
 
 
 def _write_cache(path: Path, stamp: str, index: VideoIndex) -> None:
@@ -234,6 +246,7 @@ def _write_cache(path: Path, stamp: str, index: VideoIndex) -> None:
             "classes": index.classes, "missing": index.missing, "records": rows}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _prune(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, separators=(",", ":"))

@@ -1,0 +1,81 @@
+"""vssl check-data: bad, missing and odd videos of a fixture UCF101 copy are found and reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.data.check import CheckOptions, check_dataset
+from benchmark.paths import DatasetLocation
+from tests.data import fixtures
+
+BAD = {"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": "zero", "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi": "truncated",
+       "ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi": "text"}
+ODD = {"HandStandPushups/v_HandStandPushups_g01_c01.avi": "h264_avi",
+       "HandStandPushups/v_HandStandPushups_g02_c01.mp4": "vfr_mp4",
+       "HandStandPushups/v_HandStandPushups_g03_c01.avi": "short"}
+MISSING = "YoYo/v_YoYo_g01_c01.avi"
+
+
+@pytest.fixture(scope="module")
+def messy_ucf(tmp_path_factory) -> Path:
+    root = fixtures.make_ucf(tmp_path_factory.mktemp("messy") / "UCF101", frames=12)
+    donor = root / "YoYo" / "v_YoYo_g02_c01.avi"
+    for rel, kind in BAD.items():
+        fixtures.write_broken(root / rel, kind, donor=fixtures.write_video(root / ".donor.avi", 40))
+    for rel, kind in ODD.items():
+        (root / rel).with_suffix(".avi").unlink()
+        fixtures.write_odd(root / rel, kind)
+    (root / MISSING).unlink()
+    return root
+
+
+def test_check_finds_bad_missing_and_odd(messy_ucf):
+    report = check_dataset(DatasetLocation("u", messy_ucf, "ucf101"), CheckOptions(decoder="pyav"), progress=False)
+    rel = lambda findings: {str(Path(f.path).relative_to(messy_ucf)) if Path(f.path).is_absolute() else f.path: f.reason
+                            for f in findings}
+    assert set(rel(report.bad)) == set(BAD)
+    assert "empty file" in rel(report.bad)["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"]
+    assert set(rel(report.missing)) == {MISSING}
+    odd = rel(report.odd)
+    assert set(odd) == set(ODD)
+    assert "seeking unreliable" in odd["HandStandPushups/v_HandStandPushups_g01_c01.avi"]
+    assert "variable frame rate" in odd["HandStandPushups/v_HandStandPushups_g02_c01.mp4"]
+    assert "only 3 frames" in odd["HandStandPushups/v_HandStandPushups_g03_c01.avi"]
+    assert report.checked == 8 and report.failed == 4
+
+
+def test_full_check_with_torchcodec_agrees(messy_ucf):
+    from benchmark.data.video import torchcodec_status
+
+    decoder = "torchcodec" if torchcodec_status()[0] else "pyav"
+    report = check_dataset(DatasetLocation("u", messy_ucf, "ucf101"), CheckOptions(decoder=decoder, full=True),
+                           progress=False)
+    assert {Path(f.path).name for f in report.bad} == {Path(p).name for p in BAD}
+    assert len(report.odd) == 3 and report.checked == 8
+
+
+def test_cli_table_summary_and_exit_status(messy_ucf, tmp_path, capsys):
+    out_csv = tmp_path / "findings.csv"
+    rc = main(["check-data", str(messy_ucf), "--format", "ucf101", "--decoder", "pyav", "--no-progress",
+               "--csv", str(out_csv)])
+    text = capsys.readouterr().out
+    assert rc == 1
+    assert "bad (3):" in text and "v_ApplyEyeMakeup_g02_c01.avi" in text and "missing (1):" in text
+    assert "8 videos checked: 3 bad, 1 missing, 3 with warnings, 5 decode" in text
+    assert len(out_csv.read_text().splitlines()) == 1 + 3 + 1 + 3
+
+
+def test_cli_clean_dataset_exits_0(tmp_path, capsys):
+    root = fixtures.make_ucf(tmp_path / "clean", groups=2, frames=10)
+    assert main(["check-data", str(root), "--format", "ucf101", "--no-progress"]) == 0
+    assert "6 videos checked: 0 bad" in capsys.readouterr().out
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["check-data", str(tmp_path / "nope"), "--format", "ucf101"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["check-data", str(tmp_path), "--format", "ucf101"]) == 2  # no split files
+    assert "ucfTrainTestlist" in capsys.readouterr().err

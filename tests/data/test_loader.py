@@ -1,0 +1,99 @@
+"""The loader under broken files: replaced, counted and named; a run completes, or stops past the threshold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data.loader import SampledVideos, StepBatches, make_loader
+from benchmark.data.samplers import build_sampler
+from benchmark.errors import UserError
+from tests.data import fixtures
+
+
+def _pool(root: Path, good: int, broken: list[str]) -> Path:
+    """A class-per-folder set: ``good`` fine videos and one broken file per kind in ``broken``."""
+    for i in range(good):
+        fixtures.write_video(root / f"c{i % 2}" / f"good{i}.avi", 8, seed=i)
+    for k, kind in enumerate(broken):
+        if kind == "missing":
+            continue
+        fixtures.write_broken(root / "c0" / f"a_bad{k}.avi", kind, donor=root / "c0" / "good0.avi")  # sorted first
+    return root
+
+
+def test_bad_videos_are_replaced_and_named(tmp_path):
+    from benchmark.data.datasets import build_index
+    from benchmark.paths import DatasetLocation
+
+    root = _pool(tmp_path / "pool", 4, ["zero", "text", "truncated"])
+    records = build_index(DatasetLocation("p", root, "folder")).records
+    assert len(records) == 7
+    dataset = SampledVideos(records, build_sampler("clip", resolution=16, clip_len=2, stride=1), decoder="pyav", seed=0)
+    names = [Path(r.path).name for r in records]
+    sample = dataset[(0, 0, names.index("a_bad0.avi"))]  # a_bad0, a_bad1, a_bad2 then good0
+    assert [b.split(":")[0] for b in sample["bad"]] == [r.path for r in records[:3]]
+    assert "empty file" in sample["bad"][0]
+    assert int(sample["index"]) == 3 and sample["clip"].shape == (2, 3, 16, 16)
+    loader = make_loader(dataset, StepBatches(len(records), 7, 1, seed=0))
+    (batch,) = list(loader)
+    assert len(batch["bad"]) >= 3 and batch["clip"].shape[0] == 7  # every bad file seen once at least, batch full
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny steps on a shared 2-core machine: a second intra-op thread only spins (10x slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _pretrain(tmp_path, monkeypatch, root: Path, steps: int, max_bad: float) -> dict:
+    from benchmark.config import build_experiment
+    from benchmark.rundir import RunDir
+    from benchmark.train import pretrain
+
+    paths = tmp_path / "paths.yaml"
+    paths.write_text(f"datasets:\n  messy: {{root: {root}, format: folder}}\n")
+    monkeypatch.setenv("VSSL_PATHS", str(paths))
+    tree = {"data": {"dataset": "messy", "resolution": 16, "decoder": "pyav", "max_bad_fraction": max_bad},
+            "backbone": {"name": "resnet10t"}, "method": {"name": "tce", "negatives": 4, "embed_dim": 16},
+            "optim": {"batch_size": 2, "steps": steps, "lr": 0.01},
+            "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 100, "stages": ["pretrain"]}}
+    return pretrain(RunDir(tmp_path / "run"), build_experiment(tree), tree, progress_bar=False)
+
+
+@pytest.mark.slow
+def test_run_with_a_few_broken_files_completes(tmp_path, monkeypatch, capsys, one_thread):
+    root = _pool(tmp_path / "pool", 10, ["zero", "truncated", "text"])
+    entry = _pretrain(tmp_path, monkeypatch, root, steps=7, max_bad=0.5)  # 14 samples: every video at least once
+    assert entry["steps"] == 7 and entry["bad_samples"] >= 3
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert stored["pretrain"]["bad_samples"] == entry["bad_samples"]
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err
+    assert logged.count("warning: skipped bad sample") == entry["bad_samples"] and "a_bad1.avi" in logged
+
+
+@pytest.mark.slow
+def test_run_past_the_bad_fraction_stops_with_a_clear_message(tmp_path, monkeypatch, one_thread):
+    root = _pool(tmp_path / "pool", 3, ["zero", "text", "truncated", "random", "zero", "text"])
+    with pytest.raises(UserError, match=r"failed to decode \(> data.max_bad_fraction=0.1\); run `vssl check-data`"):
+        _pretrain(tmp_path, monkeypatch, root, steps=12, max_bad=0.1)  # checked from 10 batches on
+
+
+def test_one_decoding_thread_per_worker():
+    from benchmark.data import loader
+
+    before = torch.get_num_threads()
+    try:
+        loader._one_thread(0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert np.isfinite(before)
