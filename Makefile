@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 VSSL   := $(VENV)/bin/vssl
 STAMP  := $(VENV)/.installed
-DEMO_SWEEP ?= sweeps/demo.yaml
+DEMO_SWEEP ?= sweeps/table1-mini.yaml
 
 .PHONY: setup demo test clean help
 
