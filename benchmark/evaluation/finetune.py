@@ -1,0 +1,223 @@
+"""Full fine-tuning: every layer trained with a new linear head, video-level top-1 on the test split.
+
+* 2D backbones, TSN-style (Wang et al., ECCV 2016; TCE, Knights et al., ICPR
+  2020, Table 1): per training video one random frame from each of S =
+  ``eval.finetune_segments`` equal segments (sampler "segments"), the S
+  per-frame logits averaged (the segmental consensus) before the loss.
+* 3D backbones: one random clip of ``eval.clip_len`` frames per video
+  (sampler "clip", stride ``eval.clip_stride``).
+* Test: F = ``eval.frames`` evenly spaced frames (2D) or M = ``eval.clips``
+  uniformly spaced clips (3D), x ``eval.crops`` spatial crops; logits averaged
+  over all views into one video-level prediction.
+* Model selection (VCOP, Xu et al., CVPR 2019, held out 800 UCF101 train
+  videos): after every epoch the model is scored on a held-out part of the
+  TRAIN split (``eval.heldout_fraction``; class-stratified, group-disjoint,
+  benchmark.evaluation.selection) and the best epoch's weights are kept; the
+  test split is evaluated once, with those weights. Never selected on test.
+
+Training augmentation is crop + flip only (no colour jitter / grey, which are
+pre-training augmentations): random resized crop, scale (0.5, 1).
+SGD with momentum 0.9 and a per-step cosine schedule.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from benchmark.config import ExperimentConfig
+from benchmark.data.transforms import AugmentConfig
+from benchmark.evaluation import check_bad, counts, entry_key, labelled_splits, protocol, runtime, skipped_fields
+from benchmark.rundir import RunDir
+
+FINETUNE_AUG = AugmentConfig(crop_scale=(0.5, 1.0), flip=True, jitter=0.0, hue=0.0, gray_p=0.0)
+
+
+class VideoClassifier(nn.Module):
+    """Backbone + linear head. Input [B, V, ...] (V frames or clips of each video); ``view_logits`` gives
+    [B, V, K], ``forward`` their mean over V: the TSN consensus in training, the test-time average at test."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, seed: int = 0):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.num_features, num_classes)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.head.weight.normal_(0, 0.01, generator=g)
+            self.head.bias.zero_()
+
+    def view_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.view_logits(x).mean(1)
+
+
+@dataclass(frozen=True)
+class FinetuneSchedule:
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def schedule_for(num_videos: int, cfg: ExperimentConfig) -> FinetuneSchedule:
+    """An epoch is ceil(N / B) steps of B videos (the loader's per-epoch permutations wrap across steps)."""
+    batch = max(1, min(cfg.eval.finetune_batch_size, num_videos))
+    return FinetuneSchedule(cfg.eval.finetune_epochs, max(1, math.ceil(num_videos / batch)), batch)
+
+
+def training_sampler(kind: str, cfg: ExperimentConfig):
+    from benchmark.data.samplers import build_sampler
+    from benchmark.data.transforms import train_transform
+
+    ev = cfg.eval
+    if kind == "2d":
+        sampler = build_sampler("segments", cfg.data.resolution, train=True, count=ev.finetune_segments)
+    else:
+        sampler = build_sampler("clip", cfg.data.resolution, train=True, clip_len=ev.clip_len, stride=ev.clip_stride)
+    sampler.transform = train_transform(cfg.data.resolution, FINETUNE_AUG)
+    return sampler
+
+
+def training_views(batch: dict) -> torch.Tensor:
+    """[B, V, ...] views of a training batch: S segments (2D) or one clip (3D, V=1)."""
+    return batch["frames"] if "frames" in batch else batch["clip"].unsqueeze(1)
+
+
+def predict(model: VideoClassifier, records: list, spec, ctx, cfg: ExperimentConfig, desc: str, progress_bar: bool):
+    """Video-level logits (mean over views) of ``records``, from an inference copy of ``model``."""
+    from benchmark.evaluation.features import inference_copy, video_outputs
+
+    clip = (spec.clip_len,) if spec.kind == "3d" else ()
+    probe = torch.randn(1, 1, *clip, 3, spec.resolution, spec.resolution, generator=torch.Generator().manual_seed(0))
+    frozen = ctx.prepare(inference_copy(model, probe))
+    return video_outputs(frozen.view_logits, records, spec, ctx, frames_per_batch=cfg.eval.batch_size,
+                         decoder=cfg.data.decoder, num_workers=cfg.eval.num_workers, desc=desc, progress_bar=progress_bar)
+
+
+def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return round(100.0 * (logits.argmax(1) == y).float().mean().item(), 3) if len(y) else float("nan")
+
+
+@protocol("finetune")
+def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
+    from benchmark.data.loader import SampledVideos, StepBatches, make_loader
+    from benchmark.evaluation.features import single_threaded, view_spec
+    from benchmark.evaluation.linear import topk_accuracy
+    from benchmark.evaluation.selection import heldout_split, label_subset
+    from benchmark.train import load_backbone, seed_everything
+
+    ev = cfg.eval
+    backbone, ckpt_path, ckpt_step = load_backbone(run, cfg, checkpoint)
+    train, test = labelled_splits(cfg)
+    records = label_subset(train.records, ev.label_fraction, cfg.run.seed)
+    split = heldout_split(records, ev.heldout_fraction, cfg.run.seed)
+    if ev.heldout_fraction > 0 and not split.heldout:
+        from benchmark.errors import UserError
+
+        raise UserError(f"eval.heldout_fraction={ev.heldout_fraction} holds out no train video of '{ev.dataset}' "
+                        "(every class has a single group?); set eval.heldout_fraction=0 to train without selection")
+    num_classes = len(train.classes)
+    ctx = runtime(cfg)
+    seed_everything(cfg.run.seed)
+    model = ctx.prepare(VideoClassifier(backbone, num_classes, cfg.run.seed))
+    spec = view_spec(ev, cfg.data.resolution, backbone.kind)
+
+    sched = schedule_for(len(split.fit), cfg)
+    dataset = SampledVideos(split.fit, training_sampler(backbone.kind, cfg), cfg.data.decoder, cfg.run.seed, with_labels=True)
+    loader = make_loader(dataset, StepBatches(len(split.fit), sched.batch_size, sched.total_steps, cfg.run.seed),
+                         num_workers=cfg.data.num_workers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=ev.finetune_lr, momentum=0.9, weight_decay=ev.finetune_weight_decay)
+    lr_at = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / sched.total_steps)))
+
+    stage = entry_key("finetune", cfg, checkpoint)
+    run.truncate_scalars(stage, 0)
+    best = {"epoch": sched.epochs, "top1": -1.0, "state": None}
+    curve, losses, epoch_s, heldout_bad = [], [], [], []
+    bad_train = 0
+    batches = single_threaded(loader) if cfg.data.num_workers == 0 else iter(loader)
+    for epoch in range(1, sched.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total_loss = 0.0
+        bar = tqdm(range(sched.steps_per_epoch), desc=f"finetune epoch {epoch}/{sched.epochs}", disable=not progress_bar,
+                   dynamic_ncols=True, leave=False)
+        for _ in bar:
+            batch = next(batches)
+            bad_train += len(batch.pop("bad"))
+            x, y = ctx.to_input(training_views(batch)), batch["label"].to(ctx.device)
+            with ctx.autocast():
+                loss = F.cross_entropy(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lr_at.step()
+            value = float(loss.detach())
+            total_loss += value
+            bar.set_postfix(loss=f"{value:.3f}")
+        bar.close()
+        train_s = time.perf_counter() - t0
+        losses.append(round(total_loss / sched.steps_per_epoch, 5))
+        if not math.isfinite(losses[-1]):
+            raise RuntimeError(f"fine-tuning loss is {losses[-1]} in epoch {epoch}")
+        scalars = {"stage": stage, "step": epoch, "epoch": epoch, "lr": lr_at.get_last_lr()[0], "loss": losses[-1],
+                   "train_s": round(train_s, 2)}
+        if split.heldout:
+            out = predict(model, split.heldout, spec, ctx, cfg, "held-out", progress_bar)
+            heldout_bad = out.bad
+            curve.append(top1(out.x, out.y))
+            scalars["heldout_top1"] = curve[-1]
+            if curve[-1] > best["top1"]:  # the first best epoch
+                best = {"epoch": epoch, "top1": curve[-1], "state": copy.deepcopy(model.state_dict())}
+        epoch_s.append(round(time.perf_counter() - t0, 2))
+        run.log_scalars([scalars])
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+
+    out = predict(model, test.records, spec, ctx, cfg, "test", progress_bar)
+    check_bad(out.bad, len(test.records), "test", cfg)
+    metrics = topk_accuracy(out.x, out.y)
+    if split.heldout:
+        selection = (f"epoch with the best held-out top-1 on {len(split.heldout)} train videos (class-stratified, "
+                     f"group-disjoint); test evaluated once, at that epoch")
+    else:
+        selection = "none: last epoch (eval.heldout_fraction=0); test evaluated once"
+    return {
+        **metrics,
+        "per_video_correct": (out.x.argmax(1) == out.y).int().tolist(),
+        "test_video_ids": out.video_ids,
+        "frozen": False,
+        "selection": selection,
+        "epochs": sched.epochs,
+        "selected_epoch": best["epoch"],
+        "heldout_top1": best["top1"] if split.heldout else None,
+        "heldout_curve": curve,
+        "heldout_videos": len(split.heldout),
+        "heldout_video_ids": split.heldout_ids,
+        "train_loss": losses,
+        "epoch_wall_s": epoch_s,
+        "steps_per_epoch": sched.steps_per_epoch,
+        "batch_size": sched.batch_size,
+        "lr": ev.finetune_lr,
+        "weight_decay": ev.finetune_weight_decay,
+        "segments": ev.finetune_segments if backbone.kind == "2d" else None,
+        "train_clip_len": ev.clip_len if backbone.kind == "3d" else None,
+        "bad_train_samples": bad_train,
+        **counts(len(split.fit), len(out.y), num_classes, cfg),
+        "checkpoint": ckpt_path,
+        "checkpoint_step": ckpt_step,
+        "backbone_kind": backbone.kind,
+        **spec.entry_fields(),
+        **skipped_fields(heldout=heldout_bad, test=out.bad),
+    }

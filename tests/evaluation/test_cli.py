@@ -1,0 +1,32 @@
+"""`vssl evaluate`: several protocols in one call, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.cli import main
+
+
+@pytest.mark.slow
+def test_evaluate_linear_and_knn(tiny_run, synth_data_home, capsys):
+    assert main(["evaluate", str(tiny_run.path), "--protocol", "linear,knn", "--no-progress", "eval.knn_k=1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("linear/synthetic/split1: top1=") and out[1].startswith("knn/synthetic/split1: r@1=")
+    assert tiny_run.metrics()["knn/synthetic/split1"]["k"] == 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--protocol", "fintune"], "unknown protocol 'fintune' (did you mean 'finetune'?)"),
+    (["--checkpoint", "step_7.pt"], "no checkpoint step_7.pt"),
+    (["eval.knn_kk=3"], "unknown config key 'eval.knn_kk'"),
+    (["--split", "3"], "split 3"),
+])
+def test_bad_input_is_one_line(tiny_run, synth_data_home, capsys, argv, message):
+    assert main(["evaluate", str(tiny_run.path), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_not_a_run_directory(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
