@@ -166,6 +166,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-4' as text; on the command line it means a number
+            value = float(value) if any(c in value.lower() for c in ".e") else value
+        except ValueError:
+            pass
     return key, value
 
 

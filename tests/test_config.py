@@ -65,3 +65,8 @@ def test_cli_bad_override_exit_2_no_traceback(tmp_path):
 def test_cli_missing_config_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmark", "pretrain", "missing.yaml"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "config file not found: missing.yaml" in proc.stderr
+
+
+def test_scientific_notation_override_is_a_number():
+    assert load_config(None, ["optim.lr=1e-4"]).optim.lr == 1e-4
+    assert parse_override("method.name=tce") == ("method.name", "tce")
