@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from benchmark.data.samplers import ShortVideo
+from benchmark.device import single_thread_worker
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 20
@@ -106,11 +107,8 @@ def make_loader(dataset: SampledVideos, batches: Sampler | None = None, batch_si
     """Training (``batches`` = StepBatches) or ordered evaluation (plain, in index order)."""
     common: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate, persistent_workers=False)
     if num_workers > 0:
-        common.update(prefetch_factor=4, worker_init_fn=_one_thread)
+        common.update(prefetch_factor=4, worker_init_fn=single_thread_worker)
     if batches is not None:
         return DataLoader(dataset, batch_sampler=batches, **common)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)
 
-
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)  # decoding and augmentation in workers: avoid oversubscribing the cores

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from benchmark.device import single_thread_worker
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # bump when extraction changes what it computes (2: bad videos skipped, not replaced)
@@ -154,12 +155,8 @@ def collate_views(samples: list[dict]) -> dict:
     return out
 
 
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)
-
-
 def views_loader(records: Sequence, spec: ViewSpec, decoder: str, videos_per_batch: int, num_workers: int = 0) -> DataLoader:
-    extra = {"worker_init_fn": _one_thread, "prefetch_factor": 4} if num_workers > 0 else {}
+    extra = {"worker_init_fn": single_thread_worker, "prefetch_factor": 4} if num_workers > 0 else {}
     return DataLoader(EvalVideos(records, spec, decoder), batch_size=max(1, videos_per_batch), shuffle=False,
                       num_workers=num_workers, collate_fn=collate_views, **extra)
 

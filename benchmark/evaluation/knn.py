@@ -74,7 +74,7 @@ def knn_vote(neighbour_sims: torch.Tensor, neighbour_labels: torch.Tensor, num_c
 
 def knn_evaluate(train_x, train_y, test_x, test_y, num_classes: int, ks, k: int, vote: str = "majority") -> dict:
     """Retrieval r@k for every k in ``ks`` and kNN classification with ``k`` neighbours."""
-    from benchmark.evaluation.linear import one_thread
+    from benchmark.device import one_thread
 
     with one_thread():
         gallery, queries = centre_and_normalise(train_x.float(), test_x.float())

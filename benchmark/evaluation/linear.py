@@ -13,13 +13,13 @@ refitted on the whole train split with it and the test split is evaluated once.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from benchmark.config import ExperimentConfig
+from benchmark.device import one_thread
 from benchmark.evaluation import counts, frozen_features, protocol
 from benchmark.rundir import RunDir
 
@@ -80,18 +80,6 @@ def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[str,
         out[f"top{k}"] = round(100.0 * hit, 3)
     return out
 
-
-@contextlib.contextmanager
-def one_thread():
-    """Small full-batch problems on one intra-op thread: on the shared 2-core machine two threads made a
-    576 x 512 probe 45x slower (threads spinning while the other waits for a core); 1 thread was also
-    faster on a 9,537 x 2,048 (UCF101-sized) probe (15 s vs 25 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: LinearProbeConfig) -> dict:

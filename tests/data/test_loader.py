@@ -92,7 +92,7 @@ def test_one_decoding_thread_per_worker():
 
     before = torch.get_num_threads()
     try:
-        loader._one_thread(0)
+        loader.single_thread_worker(0)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import numpy as np
 import torch
 
 from benchmark.config import load_config
+from benchmark.device import one_thread  # noqa: F401  (re-exported for the per-method tests)
 from benchmark.method import Method, Progress
 from benchmark.registry import METHODS
 from benchmark.train import build_method
@@ -22,17 +20,6 @@ def tiny_method(name: str, overrides: tuple[str, ...] = (), backbone: str = "res
     batch = tiny_batch(METHODS.get(name), cfg, method.info, batch_size=8)
     return method, batch
 
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """One intra-op thread inside the block: at these tiny sizes thread synchronisation dominates, and on the
-    shared 2-core machine 2 threads measured ~8x slower per training step than 1."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def overfit_losses(method: Method, batch: dict, steps: int = 30, lr: float = 1e-3, fixed_step: int | None = None) -> list[float]:
