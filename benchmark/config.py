@@ -120,6 +120,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CPU with AMX/AVX512-bf16 and on CUDA
     channels_last: bool = True
+    threads: int = 0  # torch intra-op threads; 0: torch's default (OMP_NUM_THREADS, else one per core). On a busy
+    #                   2-core CPU one thread measured 5-10x faster than two (results/table1-cpu)
     log_every: int = 10
     checkpoint_every: int = 50  # steps between checkpoints/last.pt (also written at the end)
     epoch_checkpoints: list[int] = field(default_factory=list)  # steps to keep as checkpoints/step_N.pt

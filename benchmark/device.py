@@ -141,8 +141,16 @@ def _resolve_device(device: str) -> torch.device:
     return dev
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True) -> RuntimeContext:
-    """Resolve run.device / run.precision / run.channels_last into a RuntimeContext."""
+def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True,
+                    threads: int = 0) -> RuntimeContext:
+    """Resolve run.device / run.precision / run.channels_last into a RuntimeContext.
+
+    ``threads`` > 0 sets torch's intra-op threads for this process (run.threads); 0 keeps torch's
+    choice (OMP_NUM_THREADS, else one per core)."""
+    if threads < 0:
+        raise UserError(f"run.threads = {threads}: use 0 (torch's default) or a positive count")
+    if threads:
+        torch.set_num_threads(threads)
     if precision not in PRECISIONS:
         raise UserError(f"run.precision = {precision!r}{nearest(str(precision), PRECISIONS)}; use one of {', '.join(PRECISIONS)}")
     dev = _resolve_device(device)

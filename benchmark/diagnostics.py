@@ -103,7 +103,7 @@ def frame_trajectories(run_path: str | Path, out: str | Path, checkpoints: list[
         raise UserError(f"no checkpoint {', '.join(missing) or '*.pt'} in {run.path / 'checkpoints'}: pre-train first "
                         f"(run.epoch_checkpoints keeps intermediate ones)")
     exp = build_experiment(run.config())
-    index = build_index(exp.data.dataset, split=exp.data.split, subset="train")
+    index = build_index(exp.data.dataset, split=exp.data.split, subset="train", storage=exp.data.storage)
     if not index.records:
         raise UserError(f"dataset '{exp.data.dataset}' has no videos to plot")
     count = max(1, min(cfg.videos, len(index.records)))

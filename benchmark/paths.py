@@ -14,6 +14,10 @@ Format::
       ucf101:      {root: /datasets/UCF101, format: ucf101}
       hmdb51:      {root: /datasets/hmdb51, format: hmdb51}
       kinetics400: {root: /datasets/kinetics400, format: kinetics}
+      ucf101-frames: {root: /datasets/UCF101-jpg, format: ucf101, split_dir: /datasets/UCF101/ucfTrainTestlist}
+
+``split_dir`` (optional) is where the format's split files are, when they are
+not in their usual place under the root (a frame-folder copy, a custom split).
 
 Two datasets are built in and need no entry: ``synthetic`` (the labelled
 UCF101-layout set) and ``synthetic-pool`` (its unlabelled pre-training pool),
@@ -36,6 +40,7 @@ class DatasetLocation:
     name: str
     root: Path
     format: str  # one of FORMATS
+    split_dir: Path | None = None  # the format's split files, when not in their usual place under root
 
 
 def data_home() -> Path:
@@ -80,7 +85,16 @@ def site_datasets() -> dict[str, DatasetLocation]:
         root = Path(os.path.expandvars(os.path.expanduser(str(entry["root"]))))
         if not root.is_absolute():
             root = (path.parent / root).resolve()
-        out[name] = DatasetLocation(name, root, fmt)
+        split_dir = entry.get("split_dir")
+        if split_dir is not None:
+            split_dir = Path(os.path.expandvars(os.path.expanduser(str(split_dir))))
+            if not split_dir.is_absolute():
+                split_dir = (path.parent / split_dir).resolve()
+        unknown = sorted(set(entry) - {"root", "format", "split_dir"})
+        if unknown:
+            raise UserError(f"{path}: dataset '{name}' has unknown key '{unknown[0]}'"
+                            f"{nearest(unknown[0], ('root', 'format', 'split_dir'))}; keys: root, format, split_dir")
+        out[name] = DatasetLocation(name, root, fmt, split_dir)
     return out
 
 

@@ -67,7 +67,7 @@ def build_for_pretraining(cfg: ExperimentConfig) -> Built:
     from benchmark.data.datasets import build_index
 
     method_cls = METHODS.get(cfg.method.name)
-    index = build_index(cfg.data.dataset, split=cfg.data.split, subset="train")
+    index = build_index(cfg.data.dataset, split=cfg.data.split, subset="train", storage=cfg.data.storage)
     if not index.records:
         raise UserError(f"dataset '{cfg.data.dataset}' has no videos in split {cfg.data.split} train ({index.root})")
     num_classes = len(index.classes) if method_cls.needs_labels else 0
@@ -181,7 +181,8 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
     run.create()
     if main:
         run.write_config(to_dict(cfg), explicit)
-    ctx = resolve_runtime(distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last)
+    ctx = resolve_runtime(distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last,
+                          cfg.run.threads)
     if main:
         env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
         run.update_env(**{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size})

@@ -24,6 +24,7 @@ Deviations from the authors' release (see shared reference tce.md):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +41,9 @@ from benchmark.losses.rotation import rotate_quarter_turns, rotation_loss
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.mining import SCHEDULES, ThresholdSchedule, init_bank, mine_negatives, momentum_update_
 from benchmark.registry import register_method
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,6 +126,11 @@ class TCE(Method):
         self.rotation_head = rotation_head(backbone.num_features) if cfg.rotation_aux else None
         self.schedule = cfg.schedule()
         self.num_negatives = min(cfg.negatives, info.num_videos - 1)
+        if cfg.mining_schedule != "none" and self.num_negatives == info.num_videos - 1:
+            # every other video is a negative anyway: mining can only reorder them, which no loss here sees
+            log.warning("TCE: K = %d negatives covers the whole bank of %d videos, so hard-negative mining "
+                        "cannot change the negatives; set method.negatives below %d for mining to matter",
+                        self.num_negatives, info.num_videos, info.num_videos - 1)
         self.register_buffer("bank", init_bank(info.num_videos, cfg.embed_dim))
         # NCE's normaliser Z: 0 until estimated from the first batch; a buffer, so checkpoints carry it
         self.register_buffer("nce_normaliser", torch.zeros(()))

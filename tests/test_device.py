@@ -83,3 +83,17 @@ def test_to_input_layouts():
 def test_describe():
     d = resolve_runtime("cpu", "fp32").describe()
     assert d["device"] == "cpu" and d["precision"] == "fp32" and d["cpu_capability"]
+
+
+def test_run_threads_sets_torch_threads_and_zero_keeps_them():
+    before = torch.get_num_threads()
+    try:
+        resolve_runtime("cpu", "fp32", threads=1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        resolve_runtime("cpu", "fp32", threads=0)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(UserError, match="run.threads"):
+            resolve_runtime("cpu", "fp32", threads=-1)
+    finally:
+        torch.set_num_threads(before)

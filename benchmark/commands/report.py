@@ -18,6 +18,9 @@ def register(sub) -> None:
                         "(default: TCE's method.mining_* fields and method.max_hard_fraction; only varying ones are used)")
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
     p.add_argument("--no-figures", action="store_true", help="tables and README only")
+    p.add_argument("--summary", default=None, metavar="FILE",
+                   help="a Markdown file with your findings (what the table shows, what is missing), placed under "
+                        "the README's title so that regenerating the report keeps it")
     p.set_defaults(handler=handle)
 
 
@@ -31,9 +34,16 @@ def handle(args) -> int:
     if args.n_boot < 100:
         raise UserError(f"--n-boot {args.n_boot} is too few for a 95% interval; use at least 100 (default 10000)")
 
+    summary = ""
+    if args.summary:
+        path = Path(args.summary)
+        if not path.is_file():
+            raise UserError(f"--summary file not found: {path}")
+        summary = path.read_text()
     opts = ReportOptions(out_dir=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
                          include_incomplete=args.include_incomplete, baseline=args.baseline,
-                         ablation_axes=parse_axes(args.ablation_axes), figures=not args.no_figures, n_boot=args.n_boot)
+                         ablation_axes=parse_axes(args.ablation_axes), figures=not args.no_figures, n_boot=args.n_boot,
+                         summary=summary)
     readme = write_report(Path(args.sweep_dir), opts)
     print(f"wrote {readme} and the tables and figures beside it", file=sys.stderr)
     return 0

@@ -79,7 +79,10 @@ def handle(args) -> int:
 
     outcome = run_local(sweep, progress_bar=not args.no_progress, env=args.cell_env)
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
-    print(f"sweep {sweep.name}: {len(outcome) - len(failed)} of {len(outcome)} cells complete, out {sweep.out_dir}")
+    elsewhere = sum(v == "skipped: running in another process" for v in outcome.values())
+    done = len(outcome) - len(failed) - elsewhere
+    print(f"sweep {sweep.name}: {done} of {len(outcome)} cells complete"
+          f"{f', {elsewhere} running in another process' if elsewhere else ''}, out {sweep.out_dir}")
     if args.table:
         from benchmark.commands.table import print_quick_table
 

@@ -124,6 +124,8 @@ def build_index(name_or_location: str | DatasetLocation, split: int = 1, subset:
         raise UserError(f"dataset '{loc.name}': format '{loc.format}' has no index builder (known: {known})")
     if not Path(loc.root).is_dir():
         raise UserError(f"dataset '{loc.name}' root is not a directory: {loc.root}")
+    if split_dir is None:
+        split_dir = loc.split_dir  # the paths file's per-dataset split folder, if any
     if split_dir is not None and not Path(split_dir).is_dir():
         raise UserError(f"split folder not found: {split_dir}")
     root = Path(loc.root)

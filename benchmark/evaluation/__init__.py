@@ -83,7 +83,7 @@ class FrozenFeatures:
 def runtime(cfg: ExperimentConfig):
     from benchmark.device import resolve_runtime
 
-    return resolve_runtime(cfg.run.device, cfg.run.precision, cfg.run.channels_last)
+    return resolve_runtime(cfg.run.device, cfg.run.precision, cfg.run.channels_last, cfg.run.threads)
 
 
 def frozen_features(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt", progress_bar: bool = True) -> FrozenFeatures:

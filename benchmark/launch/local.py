@@ -1,5 +1,10 @@
 """Run a sweep on this machine, cell after cell, skipping complete cells.
 
+Several local processes may work on one sweep (e.g. ``--only inflate=True`` in
+one and everything in another, one torch thread each): a cell being run holds
+an exclusive lock on ``cells/<id>/.lock`` (flock, released when its process
+ends, even by a kill), and the other processes pass it by.
+
 Layout of a sweep directory (shared with the SLURM launcher):
 
     runs/<sweep>/
@@ -10,9 +15,13 @@ Layout of a sweep directory (shared with the SLURM launcher):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmark.launch.cell import cell_spec, required_keys, run_cell
@@ -24,6 +33,25 @@ MANIFEST = "sweep.json"
 
 def cell_dir(sweep_dir: Path, cell_id: str) -> Path:
     return Path(sweep_dir) / "cells" / cell_id
+
+
+@contextlib.contextmanager
+def cell_lock(path: Path) -> Iterator[bool]:
+    """Yields True while this process holds the cell's lock, False when another process holds it."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
@@ -63,21 +91,33 @@ def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True, 
             print(f"[{i}/{n}] {cell.id} {cell.label}: complete, skipped", flush=True)
             outcome[cell.id] = "skipped"
             continue
-        print(f"[{i}/{n}] {cell.id} {cell.label}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            run_cell(cell_spec(sweep.name, cell, path, env), progress_bar=progress_bar)
-            outcome[cell.id] = "done"
-            print(f"[{i}/{n}] {cell.id} done in {time.perf_counter() - t0:.0f} s", flush=True)
-        except Exception as exc:  # one bad cell must not sink the sweep
-            err = f"{type(exc).__name__}: {exc}"
-            (path / "error.txt").parent.mkdir(parents=True, exist_ok=True)
-            (path / "error.txt").write_text(traceback.format_exc())
-            outcome[cell.id] = f"failed: {err}"
-            print(f"[{i}/{n}] {cell.id} FAILED: {err}", flush=True)
-            if not keep_going:
-                raise
+        with cell_lock(path) as mine:
+            if not mine:
+                print(f"[{i}/{n}] {cell.id} {cell.label}: running in another process, skipped", flush=True)
+                outcome[cell.id] = "skipped: running in another process"
+                continue
+            if RunDir(path).is_complete():  # finished by another process between the check above and the lock
+                outcome[cell.id] = "skipped"
+                continue
+            outcome[cell.id] = _run_one(sweep, cell, path, env, f"[{i}/{n}]", progress_bar, keep_going)
     return outcome
+
+
+def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progress_bar: bool, keep_going: bool) -> str:
+    print(f"{tag} {cell.id} {cell.label}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        run_cell(cell_spec(sweep.name, cell, path, env), progress_bar=progress_bar)
+        print(f"{tag} {cell.id} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        return "done"
+    except Exception as exc:  # one bad cell must not sink the sweep
+        err = f"{type(exc).__name__}: {exc}"
+        (path / "error.txt").parent.mkdir(parents=True, exist_ok=True)
+        (path / "error.txt").write_text(traceback.format_exc())
+        print(f"{tag} {cell.id} FAILED: {err}", flush=True)
+        if not keep_going:
+            raise
+        return f"failed: {err}"
 
 
 # --------------------------------------------------------------------------- smoke runs

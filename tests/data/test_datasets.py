@@ -226,6 +226,23 @@ def test_ucf101_split_dir_and_flat_frame_folders(tmp_path):
     assert index.storage == "frames"
 
 
+def test_paths_file_split_dir_is_used_by_name(tmp_path, monkeypatch):
+    """A paths-file entry's split_dir (relative to the paths file) reaches build_index by dataset name."""
+    root = _ucf(tmp_path)
+    (root / "ucfTrainTestlist").rename(tmp_path / "lists")
+    paths = tmp_path / "paths.yaml"
+    paths.write_text(f"datasets:\n  ucf: {{root: {root}, format: ucf101, split_dir: lists}}\n"
+                     f"  plain: {{root: {root}, format: ucf101}}\n")
+    monkeypatch.setenv("VSSL_PATHS", str(paths))
+    monkeypatch.setenv("VSSL_CACHE", "off")
+    assert len(build_index("ucf")) == 3
+    with pytest.raises(UserError, match="ucfTrainTestlist"):
+        build_index("plain")
+    paths.write_text(f"datasets:\n  ucf: {{root: {root}, format: ucf101, splits: lists}}\n")
+    with pytest.raises(UserError, match="unknown key 'splits'.*split_dir"):
+        build_index("ucf")
+
+
 def test_storage_choice(tmp_path):
     root = _ucf(tmp_path)
     (root / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g08_c01").mkdir()  # frames beside the video file

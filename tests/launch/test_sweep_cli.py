@@ -103,6 +103,25 @@ def test_local_relaunch_skips_done_and_runs_only_new_cells(tmp_path, capsys):
     assert len(manifest["cells"]) == 2 and all(c["required"] == ["pretrain"] for c in manifest["cells"].values())
 
 
+def test_two_local_processes_never_run_the_same_cell(tmp_path, capsys):
+    """A cell whose lock another process holds is passed by (and said so); the lock dies with its holder."""
+    from benchmark.launch.local import cell_dir, cell_lock
+    from benchmark.sweeps import load_sweep
+
+    out = tmp_path / "out"
+    spec = write(tmp_path, random_init_spec(seeds=[0, 1]))
+    busy = load_sweep(spec, [], out).cells[0]
+    with cell_lock(cell_dir(out, busy.id)) as held:  # stands in for a second `vssl sweep` working on that cell
+        assert held
+        assert main(["sweep", str(spec), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert f"{busy.id} {busy.label}: running in another process, skipped" in text
+    assert "1 of 2 cells complete, 1 running in another process" in text
+    assert not (cell_dir(out, busy.id) / "metrics.json").exists()
+    assert main(["sweep", str(spec), "--out", str(out), "--no-progress"]) == 0  # lock released: now it runs
+    assert (cell_dir(out, busy.id) / "metrics.json").exists() and "2 of 2 cells complete" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_debug_cluster_runs_cells_and_reports_a_failure(tmp_path, capsys):
     out = tmp_path / "out"

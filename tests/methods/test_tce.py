@@ -89,6 +89,17 @@ def test_update_bank_gathers_every_rank_before_writing(monkeypatch):
     assert torch.equal(method.bank[torch.tensor([1, 2])], mine) and torch.equal(method.bank[other_idx], other_z)
 
 
+def test_warns_when_the_negatives_cover_the_whole_bank_so_mining_is_moot(caplog):
+    with caplog.at_level("WARNING", logger="methods.tce"):
+        tiny_method("tce", ("method.negatives=1024",))  # 16 videos: K is capped at 15 = the whole bank
+    assert "cannot change the negatives" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="methods.tce"):
+        tiny_method("tce", ("method.negatives=6",))
+        tiny_method("tce", ("method.negatives=1024", "method.mining_schedule=none"))
+    assert "cannot change the negatives" not in caplog.text
+
+
 def test_mining_schedule_none_never_mines_and_a_high_fixed_threshold_does():
     off, batch = tiny_method("tce", ("method.mining_schedule=none", "method.negatives=6"))
     out = off.training_step(batch, Progress(0, 10))

@@ -70,3 +70,16 @@ def test_report_without_figures(table1_sweep, tmp_path, capsys):
     assert "- **TCE (resnet10t, synthetic-pool)**, seeds 0,1,2: `method.name=tce`" in readme
     assert len(pd.read_csv(out / "runs.csv")) == 12
     assert "percentile bootstrap (500 replicates)" in readme
+
+
+def test_report_summary_goes_under_the_title_and_a_missing_file_is_one_line(table1_sweep, tmp_path, capsys):
+    summary = tmp_path / "summary.md"
+    summary.write_text("> **Goal not reached.** What ran and why.\n")
+    out = tmp_path / "report"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200",
+                 "--summary", str(summary)]) == 0
+    lines = (out / "README.md").read_text().splitlines()
+    assert lines[0].startswith("# ") and lines[2] == "> **Goal not reached.** What ran and why."
+    assert main(["report", str(table1_sweep), "--out", str(out), "--summary", str(tmp_path / "nope.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--summary file not found: " + str(tmp_path / "nope.md")) and "Traceback" not in "".join(err)
