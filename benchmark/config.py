@@ -125,6 +125,7 @@ class RunConfig:
     log_every: int = 10
     checkpoint_every: int = 50  # steps between checkpoints/last.pt (also written at the end)
     epoch_checkpoints: list[int] = field(default_factory=list)  # steps to keep as checkpoints/step_N.pt
+    evaluate_epoch_checkpoints: bool = False  # every evaluation stage also on each step_N.pt ('<key>@step_N')
     time_budget_s: float = 0.0  # informational: a CPU-minute budget the step count was chosen for
     stages: list[str] = field(default_factory=lambda: ["pretrain", "linear"])
 

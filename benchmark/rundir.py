@@ -63,6 +63,25 @@ def stage_key(stage: str, dataset: str | None = None, split: int | None = None) 
     return f"{protocol}/{dataset}/split{split}"
 
 
+def evaluated_checkpoints(run: dict, optim: dict) -> list[int]:
+    """Steps N whose step_N.pt every evaluation stage also reads (run.evaluate_epoch_checkpoints), from config dicts."""
+    if not run.get("evaluate_epoch_checkpoints"):
+        return []
+    steps = int(optim.get("steps", 0) or 0)
+    return sorted({int(n) for n in run.get("epoch_checkpoints", []) if 0 < int(n) <= steps})
+
+
+def required_keys(stages: list[str], dataset: str | None, split: int | None, checkpoint_steps: list[int] = ()) -> list[str]:
+    """metrics.json keys that make a run complete: one per stage, plus '<key>@step_N' per evaluated checkpoint."""
+    keys = []
+    for stage in stages:
+        key = stage_key(stage, dataset, split)
+        keys.append(key)
+        if key != "pretrain":
+            keys += [f"{key}@step_{n}" for n in checkpoint_steps]
+    return keys
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,12 +202,9 @@ class RunDir:
     # ---------------------------------------------------------------- status
     def required_stages(self) -> list[str]:
         cfg = self.config()
-        run = cfg.get("run", {})
-        ev = cfg.get("eval", {})
-        keys = []
-        for stage in run.get("stages", []):
-            keys.append(stage_key(stage, ev.get("dataset"), ev.get("split")))
-        return keys
+        run, ev = cfg.get("run", {}), cfg.get("eval", {})
+        return required_keys(run.get("stages", []), ev.get("dataset"), ev.get("split"),
+                             evaluated_checkpoints(run, cfg.get("optim", {})))
 
     def status(self) -> tuple[Status, str]:
         """('complete'|'incomplete'|'corrupt'|'empty', reason)."""

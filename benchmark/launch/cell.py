@@ -19,8 +19,8 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmark.config import build_experiment, config_hash
-from benchmark.rundir import RunDir, parse_stage, stage_key
+from benchmark.config import build_experiment, config_hash, to_dict
+from benchmark.rundir import RunDir, evaluated_checkpoints, parse_stage, required_keys as _required_keys, stage_key
 
 log = logging.getLogger(__name__)
 ERROR = "error.txt"
@@ -34,7 +34,12 @@ def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None) ->
 
 def required_keys(cfg) -> list[str]:
     """metrics.json keys that make this cell complete (what ``vssl status`` checks without parsing the config)."""
-    return [stage_key(s, cfg.eval.dataset, cfg.eval.split) for s in cfg.run.stages]
+    return _required_keys(cfg.run.stages, cfg.eval.dataset, cfg.eval.split, checkpoint_steps(cfg))
+
+
+def checkpoint_steps(cfg) -> list[int]:
+    """Intermediate checkpoints every evaluation stage also reads (run.evaluate_epoch_checkpoints)."""
+    return evaluated_checkpoints(to_dict(cfg.run), to_dict(cfg.optim))
 
 
 def run_cell(spec: dict, progress_bar: bool = True) -> dict:
@@ -74,21 +79,31 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
     results = {}
     for stage in cfg.run.stages:
         key = stage_key(stage, cfg.eval.dataset, cfg.eval.split)
-        if key in done:
-            results[key] = "skipped (done)"
-            continue
         if stage == "pretrain":
+            if key in done:
+                results[key] = "skipped (done)"
+                continue
             entry = pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
-        else:
+            results[key] = _scalars(entry)
+            continue
+        # every evaluation reads last.pt, and also step_N.pt for each evaluated intermediate checkpoint (Figure 5's x axis)
+        for checkpoint in ["last.pt"] + [f"step_{n}.pt" for n in checkpoint_steps(cfg)]:
+            ckey = key if checkpoint == "last.pt" else f"{key}@{checkpoint.removesuffix('.pt')}"
+            if ckey in done:
+                results[ckey] = "skipped (done)"
+                continue
             if "pretrain" not in run.metrics():
                 pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
             if not main:  # evaluations run on rank 0 alone; the other ranks only helped pre-train
                 continue
             protocol, dataset, split = parse_stage(stage, cfg.eval.dataset, cfg.eval.split)
             eval_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, dataset=dataset, split=split))
-            entry = evaluate(run, eval_cfg, protocol, progress_bar=progress_bar)
-        results[key] = {k: v for k, v in entry.items() if isinstance(v, (int, float, str, bool)) or v is None}
+            results[ckey] = _scalars(evaluate(run, eval_cfg, protocol, progress_bar=progress_bar, checkpoint=checkpoint))
     return results
+
+
+def _scalars(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
 def write_error(run_path: Path, text: str) -> None:

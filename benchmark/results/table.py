@@ -44,6 +44,7 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 # Config fields that never make two runs different experiments (so never split a row).
 BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every", "run.epoch_checkpoints",
+               "run.evaluate_epoch_checkpoints", "run.threads",
                "run.time_budget_s", "data.num_workers", "eval.dataset", "eval.split", "eval.batch_size")
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")

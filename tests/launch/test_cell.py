@@ -1,0 +1,38 @@
+"""One cell through run_cell: every stage, and evaluations of intermediate checkpoints (Figure 5's x axis)."""
+
+from __future__ import annotations
+
+from benchmark.config import build_experiment
+from benchmark.launch.cell import required_keys, run_cell
+from benchmark.rundir import RunDir
+
+from .conftest import tiny_base
+
+
+def _spec(tmp_path, tree):
+    return {"sweep": "t", "cell_id": "c", "tree": tree, "run_path": str(tmp_path / "run"), "label": "c", "env": {}}
+
+
+def test_epoch_checkpoints_are_evaluated_when_asked_and_make_the_run_complete(tmp_path, synth_data_home):
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain", "knn"], epoch_checkpoints=[2, 4, 99], evaluate_epoch_checkpoints=True)
+    cfg = build_experiment(tree)
+    keys = required_keys(cfg)
+    assert keys == ["pretrain", "knn/synthetic/split1", "knn/synthetic/split1@step_2", "knn/synthetic/split1@step_4"]
+    results = run_cell(_spec(tmp_path, tree), progress_bar=False)
+    run = RunDir(tmp_path / "run")
+    assert run.is_complete() and set(keys) <= set(run.metrics())
+    assert [run.metrics()[k]["checkpoint_step"] for k in keys[1:]] == [6, 2, 4]  # last.pt is step 6
+    assert all(isinstance(results[k], dict) for k in keys)
+    again = run_cell(_spec(tmp_path, tree), progress_bar=False)  # a relaunch redoes nothing
+    assert all(again[k] == "skipped (done)" for k in keys)
+
+
+def test_without_the_switch_only_last_pt_is_evaluated(tmp_path, synth_data_home):
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain", "knn"], epoch_checkpoints=[2])
+    assert required_keys(build_experiment(tree)) == ["pretrain", "knn/synthetic/split1"]
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    run = RunDir(tmp_path / "run")
+    assert run.is_complete() and sorted(run.metrics()) == ["knn/synthetic/split1", "pretrain"]
+    assert (run.path / "checkpoints" / "step_2.pt").exists()
