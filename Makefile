@@ -13,11 +13,12 @@ DEMO_SWEEP ?= sweeps/table1-mini.yaml
 # 14 min for the mini table); raise it on a bigger machine: make demo DEMO_THREADS=8
 DEMO_THREADS ?= 1
 
-.PHONY: setup demo test clean help
+.PHONY: setup demo test table1-cpu clean help
 
 help:
 	@echo "make demo   - set up .venv and run the main job (synthetic data -> sweep -> table)"
 	@echo "make test   - set up .venv and run the tests"
+	@echo "make table1-cpu - the 3-seed CPU table: two sweep processes (3D rows | the rest), then the report"
 	@echo "make clean  - remove runs/ and generated data/ (keeps .venv)"
 
 $(STAMP): pyproject.toml
@@ -35,6 +36,15 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The informative CPU table (about an hour on 2 cores): two local processes of one torch thread each share
+# the sweep (cells are locked while they run), then the report goes to runs/table1-cpu/report.
+table1-cpu: setup
+	$(VSSL) synth
+	mkdir -p runs
+	OMP_NUM_THREADS=1 $(VSSL) sweep sweeps/table1-cpu.yaml --no-progress --only inflate=True > runs/table1-cpu-3d.log 2>&1 & \
+	sleep 30; OMP_NUM_THREADS=1 $(VSSL) sweep sweeps/table1-cpu.yaml --no-progress; wait
+	OMP_NUM_THREADS=1 $(VSSL) report runs/table1-cpu
 
 clean:
 	rm -rf runs data

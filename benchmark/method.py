@@ -80,6 +80,7 @@ class Method(nn.Module):
     backbone_kind: ClassVar[Literal["2d", "3d", "either"]] = "either"
     needs_labels: ClassVar[bool] = False  # True: pre-training reads the labelled split (supervised row)
     trains: ClassVar[bool] = True  # False: no pre-training stage (random-init row)
+    learns: ClassVar[bool] = True  # False: a pre-training stage that changes no weight (BN-statistics control row)
     registry_name: ClassVar[str | None] = None
 
     def __init__(self, cfg: MethodConfig, backbone: nn.Module, info: DataInfo):

@@ -12,7 +12,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report), e.g. results/table1-mini")
     p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
-    p.add_argument("--baseline", default="random_init", help="method for the paired differences ('' for none)")
+    p.add_argument("--baseline", default="random_init", help="method(s) for the paired differences, comma-separated, e.g. random_init,random_init_bn ('' for none)")
     p.add_argument("--ablation-axes", default=None,
                    help="comma-separated config fields that name a hard-negative setting "
                         "(default: TCE's method.mining_* fields and method.max_hard_fraction; only varying ones are used)")

@@ -34,7 +34,8 @@ PAPER_NAMES = {
     "rotnet3d": "3DRotNet",
 }
 # names shown for our rows (reference rows have no paper row)
-DISPLAY_NAMES = {**PAPER_NAMES, "random_init": "random init", "supervised": "supervised"}
+DISPLAY_NAMES = {**PAPER_NAMES, "random_init": "random init", "random_init_bn": "random init + BN stats",
+                 "supervised": "supervised"}
 # our backbone (name, 2D/3D) -> the paper's backbone name; anything else never matches
 BACKBONES = {
     ("resnet18", "2D"): "2D ResNet-18",

@@ -57,7 +57,7 @@ class ReportOptions:
     out_dir: Path | None = None  # default: SWEEP_DIR/report
     allow_mixed: bool = False
     include_incomplete: bool = False
-    baseline: str = "random_init"
+    baseline: str = "random_init"  # comma-separated: one paired section per baseline method
     ablation_axes: tuple[str, ...] | None = None  # default: plots.ABLATION_AXES
     figures: bool = True
     n_boot: int = 10000
@@ -70,12 +70,15 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
     out = Path(opts.out_dir) if opts.out_dir else sweep_dir / "report"
     coll = collect(sweep_dir, allow_mixed=opts.allow_mixed, include_incomplete=opts.include_incomplete)
     table = build_table(coll)
-    paired = paired_vs_baseline(table, opts.baseline, n_boot=opts.n_boot) if opts.baseline else []
+    baselines = [b.strip() for b in opts.baseline.split(",") if b.strip()]
+    paired = {b: paired_vs_baseline(table, b, n_boot=opts.n_boot) for b in baselines}
     out.mkdir(parents=True, exist_ok=True)
     for fmt, name in (("md", "table.md"), ("terminal", "table.txt"), ("latex", "table.tex"), ("csv", "table.csv")):
         atomic_write_text(out / name, render(table, fmt))
-    if paired:
-        atomic_write_text(out / "paired.md", render_paired(paired, "md", opts.baseline))
+    if any(paired.values()):
+        atomic_write_text(out / "paired.md", "\n".join(
+            (f"## vs {published.display_name(b)}\n\n" if len(paired) > 1 else "") + render_paired(rows, "md", b)
+            for b, rows in paired.items() if rows))
     atomic_write_text(out / "runs.csv", coll.runs.drop(columns=[c for c in coll.runs if c.startswith("row.")]).to_csv(index=False))
     figures = []
     if opts.figures:
@@ -83,13 +86,14 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
 
         figures = all_figures(table, out / "figures", opts.ablation_axes or ABLATION_AXES)
     readme = out / "README.md"
-    atomic_write_text(readme, readme_text(table, paired, figures, out, opts.baseline, opts.n_boot, opts.summary))
+    atomic_write_text(readme, readme_text(table, paired, figures, out, opts.n_boot, opts.summary))
     return readme
 
 
 # --------------------------------------------------------------------------- README sections
-def readme_text(table: Table, paired: list[PairedRow], figures: list, out: Path, baseline: str, n_boot: int = 10000,
+def readme_text(table: Table, paired: dict[str, list[PairedRow]], figures: list, out: Path, n_boot: int = 10000,
                 summary: str = "") -> str:
+    """``paired``: baseline method -> its paired rows (one README section per baseline)."""
     coll = table.collection
     name = coll.manifest.get("name") or (coll.sweeps[0] if len(coll.sweeps) == 1 else coll.source.name)
     code = git_state()
@@ -104,7 +108,8 @@ def readme_text(table: Table, paired: list[PairedRow], figures: list, out: Path,
               "`table.tex` (booktabs), `table.csv` (numbers), `paired.md`, `runs.csv` (every run's config and metrics), "
               "`figures/` (PNG and PDF).", ""]
     lines += ["## Table 1", "", render(table, "md").rstrip(), ""]
-    lines += paired_section(paired, baseline, n_boot)
+    for baseline, rows in paired.items():
+        lines += paired_section(rows, baseline, n_boot)
     lines += figures_section(figures, out)
     lines += protocol_section(table)
     lines += provenance_section(table)

@@ -48,7 +48,7 @@ BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every"
                "run.time_budget_s", "data.num_workers", "eval.dataset", "eval.split", "eval.batch_size")
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
-METHOD_ORDER = {"random_init": 0, "supervised": 2}  # reference rows first and last, methods between
+METHOD_ORDER = {"random_init": 0, "random_init_bn": 0.5, "supervised": 2}  # reference rows first and last, methods between
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def tiny_batch(method_cls, cfg, info, batch_size: int = 4) -> dict:
     return batch
 
 
-TRAINABLE = [e.name for e in METHODS.entries() if e.obj.trains]
+TRAINABLE = [e.name for e in METHODS.entries() if e.obj.trains and e.obj.learns]
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
@@ -85,3 +85,19 @@ def test_state_dict_roundtrip(name):
 
 def test_random_init_does_not_train():
     assert METHODS.get("random_init").trains is False
+
+
+def test_bn_statistics_row_changes_running_statistics_and_no_weight():
+    cfg = load_config(None, ["method.name=random_init_bn", "backbone.name=resnet10t", f"data.resolution={RES}"])
+    method = build_method(cfg, num_videos=16)
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    optimizer = torch.optim.AdamW(method.parameters(), lr=0.1, weight_decay=0.5)  # decay would show if it stepped
+    method.train()
+    out = method.training_step(tiny_batch(METHODS.get("random_init_bn"), cfg, method.info), Progress(step=0, total_steps=1))
+    out.loss.backward()
+    optimizer.step()
+    after = method.state_dict()
+    params = {k for k, _ in method.named_parameters()}
+    assert params and all(torch.equal(before[k], after[k]) for k in params)
+    moved = [k for k in after if k.endswith("running_mean") and not torch.equal(before[k], after[k])]
+    assert moved, "no BatchNorm running mean moved"

@@ -83,3 +83,13 @@ def test_report_summary_goes_under_the_title_and_a_missing_file_is_one_line(tabl
     assert main(["report", str(table1_sweep), "--out", str(out), "--summary", str(tmp_path / "nope.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("--summary file not found: " + str(tmp_path / "nope.md")) and "Traceback" not in "".join(err)
+
+
+def test_report_with_two_baselines_has_a_paired_section_for_each(table1_sweep, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200",
+                 "--baseline", "random_init,supervised"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "## Paired difference vs random init" in readme and "## Paired difference vs supervised" in readme
+    paired = (out / "paired.md").read_text()
+    assert "## vs random init" in paired and "## vs supervised" in paired
