@@ -225,11 +225,15 @@ class RunDir:
 
 
 # --------------------------------------------------------------------------- provenance
-def git_state(cwd: Path | None = None) -> dict:
+def git_state(cwd: Path | None = None, exclude: Path | None = None) -> dict:
+    """The commit of the code and whether tracked files differ from it (``exclude``: a folder whose changes do not
+    count, e.g. the report folder being written)."""
     cwd = cwd or Path(__file__).resolve().parent
+    spec = ["--", ":/", f":(exclude){Path(exclude).resolve()}"] if exclude is not None else []
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *spec], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
         return {"git_commit": commit or None, "git_dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "git_dirty": None}

@@ -81,3 +81,24 @@ def test_bad_stage_specs(bad):
 
     with pytest.raises(UserError):
         load_config(None, [f"run.stages=[{bad}]"])
+
+
+def test_git_state_can_leave_out_the_folder_being_written(tmp_path):
+    import subprocess
+
+    from benchmark.rundir import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "table.md").write_text("old\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+    (tmp_path / "report" / "table.md").write_text("new\n")
+    assert git_state(tmp_path)["git_dirty"] is True
+    assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is True

@@ -96,7 +96,7 @@ def readme_text(table: Table, paired: dict[str, list[PairedRow]], figures: list,
     """``paired``: baseline method -> its paired rows (one README section per baseline)."""
     coll = table.collection
     name = coll.manifest.get("name") or (coll.sweeps[0] if len(coll.sweeps) == 1 else coll.source.name)
-    code = git_state()
+    code = git_state(exclude=out)  # the files being written here are not "uncommitted code"
     lines = [f"# {name}: results", ""]
     if summary.strip():
         lines += [summary.strip(), ""]
