@@ -123,8 +123,16 @@ def ablation_frame(table: Table, axes: Iterable[str] = ABLATION_AXES, protocol: 
         return pd.DataFrame(columns=["schedule", "value"]), fields, col
     sub = runs[runs[fields].notna().any(axis=1)].copy()
     sub["schedule"] = _schedule_labels(sub, fields)
+    sub["others"] = _other_labels(table, sub, fields)
     sub["value"] = sub[col.source]
     return sub.dropna(subset=["value"]), fields, col
+
+
+def _other_labels(table: Table, runs: pd.DataFrame, fields: list[str]) -> pd.Series:
+    """What else varies between the runs (e.g. the loss): one series per value, so that runs differing in
+    anything but the hard-negative setting are never pooled into one bar."""
+    others = [c for c in table.variant_fields if c not in fields and c in runs]
+    return _schedule_labels(runs, others) if others else pd.Series("", index=runs.index)
 
 
 def hn_ablation(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> Figure | None:
@@ -133,10 +141,16 @@ def hn_ablation(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES
         return None
     plt, sns = _pyplot()
     order = sorted(sub["schedule"].unique())
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(order) + 2), 4))
-    sns.barplot(sub, x="schedule", y="value", order=order, errorbar=_t_interval, capsize=0.1, color="tab:blue", ax=ax)
-    sns.stripplot(sub, x="schedule", y="value", order=order, color="black", size=3, ax=ax)
+    hues = sorted(sub["others"].unique())
+    hue = dict(hue="others", hue_order=hues) if len(hues) > 1 else dict(color="tab:blue")
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(order) * max(1, len(hues)) ** 0.5 + 2), 4))
+    sns.barplot(sub, x="schedule", y="value", order=order, errorbar=_t_interval, capsize=0.1, ax=ax, **hue)
+    strip = dict(hue="others", hue_order=hues, dodge=True, palette={h: "black" for h in hues}, legend=False) \
+        if len(hues) > 1 else dict(color="black")
+    sns.stripplot(sub, x="schedule", y="value", order=order, size=3, ax=ax, **strip)
     ax.set(xlabel="hard-negative setting", ylabel=f"{col.label} (%)", title="Hard-negative mining (Figure 5 style)")
+    if len(hues) > 1:
+        ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     return Figure("hn_ablation", f"{col.label} per hard-negative setting ({', '.join(f[4:] for f in fields)}): "
                                  "mean over seeds, 95% t-interval, dots = seeds.", save(fig, out_dir, "hn_ablation"))
@@ -172,8 +186,10 @@ def over_training(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AX
     labels = row_labels(table)
     long["series"] = long["row.id"].map(labels)
     if fields:
-        sched = _schedule_labels(runs.loc[long["run"]], fields).values
-        long["series"] = [s or lab for s, lab in zip(sched, long["series"])]
+        picked = runs.loc[long["run"]]
+        sched = _schedule_labels(picked, fields).values
+        others = _other_labels(table, picked, fields).values
+        long["series"] = [", ".join(x for x in (o, s) if x) or lab for s, o, lab in zip(sched, others, long["series"])]
     plt, sns = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     sns.lineplot(long, x="step", y="value", hue="series", errorbar=_t_interval, marker="o", ax=ax)

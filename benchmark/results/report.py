@@ -79,6 +79,8 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
         atomic_write_text(out / "paired.md", "\n".join(
             (f"## vs {published.display_name(b)}\n\n" if len(paired) > 1 else "") + render_paired(rows, "md", b)
             for b, rows in paired.items() if rows))
+    elif (out / "paired.md").exists():  # a stale one from an earlier report with a baseline
+        (out / "paired.md").unlink()
     atomic_write_text(out / "runs.csv", coll.runs.drop(columns=[c for c in coll.runs if c.startswith("row.")]).to_csv(index=False))
     figures = []
     if opts.figures:

@@ -70,3 +70,19 @@ def test_report_writes_every_figure_as_png_and_pdf(ablation_sweep, table1_sweep,
     files += [tmp_path / "smooth" / "smoothness.png", tmp_path / "smooth" / "smoothness.pdf"]
     for f in files:
         assert f.read_bytes()[:4] == (b"\x89PNG" if f.suffix == ".png" else b"%PDF")
+
+
+def test_runs_differing_in_anything_else_are_never_pooled_into_one_bar(tmp_path):
+    """Two losses share the schedules: each (schedule, loss) is its own bar, as each is its own table row."""
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+
+    specs = [FakeRun(seed=s, accuracy=acc, overrides={"method.mining_schedule": sched, "method.loss": loss})
+             for s in (0, 1) for sched in ("none", "exponential")
+             for loss, acc in (("infonce", 0.45), ("nce", 0.20))]
+    table = build_table(collect(write_fake_sweep(tmp_path / "sweep", specs)))
+    sub, fields, col = ablation_frame(table)
+    assert fields == ["cfg.method.mining_schedule"] and sorted(sub["others"].unique()) == ["loss=infonce", "loss=nce"]
+    for (_, _), group in sub.groupby(["schedule", "others"]):
+        (rid,) = group["row.id"].unique()  # one table row per bar
+        assert group["value"].mean() == pytest.approx(table.cells[(rid, col.source)].mean)
+    assert hn_ablation(table, tmp_path / "fig") is not None
