@@ -63,6 +63,11 @@ def stage_key(stage: str, dataset: str | None = None, split: int | None = None) 
     return f"{protocol}/{dataset}/split{split}"
 
 
+def checkpoint_key(key: str, checkpoint: str = "last.pt") -> str:
+    """An evaluation's metrics key for a checkpoint file: ``key`` for last.pt, ``key@step_N`` for step_N.pt."""
+    return key if checkpoint == "last.pt" else f"{key}@{checkpoint.removesuffix('.pt')}"
+
+
 def evaluated_checkpoints(run: dict, optim: dict) -> list[int]:
     """Steps N whose step_N.pt every evaluation stage also reads (run.evaluate_epoch_checkpoints), from config dicts."""
     if not run.get("evaluate_epoch_checkpoints"):
@@ -78,7 +83,7 @@ def required_keys(stages: list[str], dataset: str | None, split: int | None, che
         key = stage_key(stage, dataset, split)
         keys.append(key)
         if key != "pretrain":
-            keys += [f"{key}@step_{n}" for n in checkpoint_steps]
+            keys += [checkpoint_key(key, f"step_{n}.pt") for n in checkpoint_steps]
     return keys
 
 

@@ -75,11 +75,11 @@ def handle(args) -> int:
         from benchmark.launch import slurm
 
         return slurm.launch(sweep, args)
-    from benchmark.launch.local import run_local
+    from benchmark.launch.local import RUNNING_ELSEWHERE, run_local
 
     outcome = run_local(sweep, progress_bar=not args.no_progress, env=args.cell_env)
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
-    elsewhere = sum(v == "skipped: running in another process" for v in outcome.values())
+    elsewhere = sum(v == RUNNING_ELSEWHERE for v in outcome.values())
     done = len(outcome) - len(failed) - elsewhere
     print(f"sweep {sweep.name}: {done} of {len(outcome)} cells complete"
           f"{f', {elsewhere} running in another process' if elsewhere else ''}, out {sweep.out_dir}")

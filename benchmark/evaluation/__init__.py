@@ -29,7 +29,7 @@ from typing import Callable
 
 from benchmark.config import ExperimentConfig
 from benchmark.errors import UserError, nearest
-from benchmark.rundir import RunDir, stage_key
+from benchmark.rundir import RunDir, checkpoint_key, stage_key
 
 PROTOCOLS: dict[str, Callable[..., dict]] = {}
 
@@ -128,10 +128,7 @@ _STEP_CKPT = re.compile(r"^step_(\d+)\.pt$")
 
 def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = "last.pt") -> str:
     """metrics.json key: '<protocol>/<dataset>/split<N>', plus '@step_N' for an intermediate checkpoint."""
-    key = stage_key(name, cfg.eval.dataset, cfg.eval.split)
-    if checkpoint != "last.pt":
-        key += "@" + checkpoint.removesuffix(".pt")
-    return key
+    return checkpoint_key(stage_key(name, cfg.eval.dataset, cfg.eval.split), checkpoint)
 
 
 def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = "last.pt") -> dict:

@@ -20,7 +20,8 @@ import traceback
 from pathlib import Path
 
 from benchmark.config import build_experiment, config_hash, to_dict
-from benchmark.rundir import RunDir, evaluated_checkpoints, parse_stage, required_keys as _required_keys, stage_key
+from benchmark.rundir import RunDir, checkpoint_key, evaluated_checkpoints, parse_stage, stage_key
+from benchmark.rundir import required_keys as _required_keys
 
 log = logging.getLogger(__name__)
 ERROR = "error.txt"
@@ -88,7 +89,7 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
             continue
         # every evaluation reads last.pt, and also step_N.pt for each evaluated intermediate checkpoint (Figure 5's x axis)
         for checkpoint in ["last.pt"] + [f"step_{n}.pt" for n in checkpoint_steps(cfg)]:
-            ckey = key if checkpoint == "last.pt" else f"{key}@{checkpoint.removesuffix('.pt')}"
+            ckey = checkpoint_key(key, checkpoint)
             if ckey in done:
                 results[ckey] = "skipped (done)"
                 continue

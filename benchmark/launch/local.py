@@ -29,6 +29,7 @@ from benchmark.rundir import RunDir, atomic_write_text
 from benchmark.sweeps import Sweep
 
 MANIFEST = "sweep.json"
+RUNNING_ELSEWHERE = "skipped: running in another process"  # a cell's outcome when another process holds its lock
 
 
 def cell_dir(sweep_dir: Path, cell_id: str) -> Path:
@@ -94,7 +95,7 @@ def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True, 
         with cell_lock(path) as mine:
             if not mine:
                 print(f"[{i}/{n}] {cell.id} {cell.label}: running in another process, skipped", flush=True)
-                outcome[cell.id] = "skipped: running in another process"
+                outcome[cell.id] = RUNNING_ELSEWHERE
                 continue
             if RunDir(path).is_complete():  # finished by another process between the check above and the lock
                 outcome[cell.id] = "skipped"
