@@ -82,20 +82,20 @@ def site_datasets() -> dict[str, DatasetLocation]:
         fmt = entry.get("format", "folder")
         if fmt not in FORMATS:
             raise UserError(f"{path}: dataset '{name}' has unknown format '{fmt}'{nearest(fmt, FORMATS)}")
-        root = Path(os.path.expandvars(os.path.expanduser(str(entry["root"]))))
-        if not root.is_absolute():
-            root = (path.parent / root).resolve()
-        split_dir = entry.get("split_dir")
-        if split_dir is not None:
-            split_dir = Path(os.path.expandvars(os.path.expanduser(str(split_dir))))
-            if not split_dir.is_absolute():
-                split_dir = (path.parent / split_dir).resolve()
+        root = _site_path(entry["root"], path.parent)
+        split_dir = _site_path(entry["split_dir"], path.parent) if entry.get("split_dir") is not None else None
         unknown = sorted(set(entry) - {"root", "format", "split_dir"})
         if unknown:
             raise UserError(f"{path}: dataset '{name}' has unknown key '{unknown[0]}'"
                             f"{nearest(unknown[0], ('root', 'format', 'split_dir'))}; keys: root, format, split_dir")
         out[name] = DatasetLocation(name, root, fmt, split_dir)
     return out
+
+
+def _site_path(value, base: Path) -> Path:
+    """A path from the paths file: ~ and $VARS expanded, relative paths taken from the file's folder."""
+    p = Path(os.path.expandvars(os.path.expanduser(str(value))))
+    return p if p.is_absolute() else (base / p).resolve()
 
 
 def resolve_dataset(name: str, must_exist: bool = True) -> DatasetLocation:
