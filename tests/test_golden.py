@@ -1,0 +1,162 @@
+"""Golden test: a refactoring guard over every in-tree method.
+
+For each method: a fixed-seed 10-step pre-training plus a linear probe on the tiny synthetic set, in fp32
+with one torch thread and no data workers. Recorded in tests/golden/golden.json: the metrics entries (wall
+times, throughput and temp paths excluded), the logged scalars, and every tensor of the checkpoint (sha256 of
+its bytes, plus its shape, dtype and sum).
+
+On the machine kind that recorded them (same torch version and CPU capability) everything must be
+bit-identical. Elsewhere (another CPU's kernels round differently) tensors and losses are compared with a
+tolerance and accuracies are not compared.
+
+A change that alters behaviour on purpose re-records the values in a commit that names the change::
+
+    VSSL_RECORD_GOLDEN=1 python -m pytest tests/test_golden.py
+
+Keys renamed by a refactoring (a head moved, a scalar renamed) are mapped explicitly in RENAMES
+(old recorded name -> new name), so a rename never hides a changed value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pkgutil
+from pathlib import Path
+
+import pytest
+import torch
+
+GOLDEN = Path(__file__).parent / "golden" / "golden.json"
+RECORD = os.environ.get("VSSL_RECORD_GOLDEN") == "1"
+
+# old recorded key -> new key, per method and per kind ("scalars", "tensors", "metrics")
+RENAMES: dict[str, dict[str, dict[str, str]]] = {}
+
+# method name -> its own overrides (the tiny set's videos have 16 frames)
+METHOD_OVERRIDES: dict[str, list[str]] = {
+    "supervised": ["data.dataset=synthetic"],
+    "vcop": ["backbone.inflate=true", "method.clip_len=4", "method.gap=2", "optim.batch_size=2"],
+    "rotnet3d": ["backbone.inflate=true", "method.clip_len=4", "method.rotations=one", "optim.batch_size=2"],
+    "dpc": ["backbone.inflate=true", "method.num_blocks=4", "method.block_len=3", "optim.batch_size=2"],
+}
+COMMON = [
+    "data.dataset=synthetic-pool", "data.resolution=32", "data.num_workers=0", "backbone.name=resnet10t",
+    "optim.steps=10", "optim.batch_size=4", "optim.warmup_steps=2", "eval.dataset=synthetic", "eval.frames=2",
+    "eval.clips=1", "eval.clip_len=4", "eval.batch_size=16", "eval.linear_epochs=20", "eval.num_workers=0",
+    "run.precision=fp32", "run.threads=1", "run.log_every=1", "run.checkpoint_every=5", "run.seed=0",
+    "run.stages=[pretrain,linear]",
+]
+# entry fields that depend on the machine, the clock or the temp folder
+VOLATILE = {"wall_s", "samples_per_s", "data_wait_fraction", "checkpoint", "extract_s", "seconds", "time"}
+
+
+def in_tree_methods() -> list[str]:
+    import methods
+    from benchmark.registry import METHODS
+
+    modules = {f"methods.{m.name}" for m in pkgutil.iter_modules(methods.__path__) if not m.name.startswith("_")}
+    return sorted(e.name for e in METHODS.entries() if e.obj.__module__ in modules)
+
+
+def machine() -> dict:
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def tensor_record(t: torch.Tensor) -> dict:
+    t = t.detach().cpu().contiguous()
+    raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    total = float(t.double().sum()) if t.is_floating_point() or t.dtype in (torch.int64, torch.int32) else 0.0
+    return {"shape": list(t.shape), "dtype": str(t.dtype), "sha": digest, "sum": total}
+
+
+def clean(entry: object) -> object:
+    if isinstance(entry, dict):
+        return {k: clean(v) for k, v in entry.items() if k not in VOLATILE}
+    if isinstance(entry, list):
+        return [clean(v) for v in entry]
+    return entry
+
+
+def run_method(name: str, root: Path) -> dict:
+    from benchmark.config import load_config
+    from benchmark.evaluation import evaluate
+    from benchmark.rundir import RunDir
+    from benchmark.train import pretrain
+
+    cfg = load_config({}, [*COMMON, f"method.name={name}", *METHOD_OVERRIDES.get(name, [])])
+    run = RunDir(root / name)
+    threads = torch.get_num_threads()
+    try:
+        pretrain(run, cfg, {}, progress_bar=False)
+        evaluate(run, cfg, "linear", progress_bar=False)
+    finally:
+        torch.set_num_threads(threads)
+    state = torch.load(run.checkpoint_path(), map_location="cpu", weights_only=False)
+    tensors = {f"model.{k}": tensor_record(v) for k, v in state["model"].items()}
+    tensors.update({f"backbone.{k}": tensor_record(v) for k, v in state["backbone"].items()})
+    scalars = [{k: v for k, v in rec.items() if k not in VOLATILE} for rec in run.scalars()]
+    return {"metrics": clean(run.metrics()), "scalars": scalars, "tensors": tensors}
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    if RECORD:
+        return {"machine": machine(), "methods": {}}
+    if not GOLDEN.exists():
+        pytest.fail(f"{GOLDEN} is missing: record it with VSSL_RECORD_GOLDEN=1")
+    return json.loads(GOLDEN.read_text())
+
+
+def renamed(method: str, kind: str, recorded: dict) -> dict:
+    mapping = RENAMES.get(method, {}).get(kind, {})
+    return {mapping.get(k, k): v for k, v in recorded.items()}
+
+
+def close(a: float, b: float, rel: float = 1e-3, abs_: float = 1e-5) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+
+
+@pytest.mark.slow
+def test_every_in_tree_method_is_recorded(golden):
+    if RECORD:
+        pytest.skip("recording")
+    assert sorted(golden["methods"]) == in_tree_methods(), "record the golden values of a new method (see the docstring)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", in_tree_methods())
+def test_golden_run(name, golden, synth_data_home, tmp_path):
+    got = run_method(name, tmp_path)
+    if RECORD:
+        golden["methods"][name] = got
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
+        return
+    want = golden["methods"][name]
+    exact = golden["machine"] == machine()
+    want_tensors = renamed(name, "tensors", want["tensors"])
+    assert sorted(got["tensors"]) == sorted(want_tensors), "checkpoint keys differ (map renames in RENAMES)"
+    for key, rec in want_tensors.items():
+        new = got["tensors"][key]
+        assert (new["shape"], new["dtype"]) == (rec["shape"], rec["dtype"]), key
+        if exact:
+            assert new["sha"] == rec["sha"], f"{key}: tensor changed (sum {rec['sum']} -> {new['sum']})"
+        else:
+            assert close(new["sum"], rec["sum"], rel=1e-2, abs_=1e-3), f"{key}: sum {rec['sum']} -> {new['sum']}"
+    assert len(got["scalars"]) == len(want["scalars"])
+    for old, new in zip(want["scalars"], got["scalars"]):
+        old = renamed(name, "scalars", old)
+        assert sorted(old) == sorted(new), f"scalar names differ at step {old.get('step')}"
+        if exact:
+            assert new == old
+        else:
+            assert close(new["loss"], old["loss"], rel=1e-2, abs_=1e-4), f"loss at step {old.get('step')}"
+    want_metrics = renamed(name, "metrics", want["metrics"])
+    if exact:
+        assert got["metrics"] == want_metrics
+    else:
+        assert sorted(got["metrics"]) == sorted(want_metrics)
