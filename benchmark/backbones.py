@@ -98,7 +98,16 @@ class Backbone(nn.Module):
 
     kind: str = "2d"
 
-    def __init__(self, net: nn.Module, *, name: str, num_features: int, map_features: int, init: dict[str, Any], inflated: bool = False):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        num_features: int,
+        map_features: int,
+        init: dict[str, Any],
+        inflated: bool = False,
+    ):
         super().__init__()
         self.net = net
         self.name = name
@@ -202,14 +211,20 @@ def _check_name(cfg: BackboneConfig) -> str:
     name = cfg.name
     if name in VIDEO_3D_MODELS:
         if cfg.inflate:
-            raise UserError(f"backbone.inflate=true needs a timm 2D ResNet (e.g. resnet18); '{name}' is already a 3D model, set backbone.inflate=false")
+            raise UserError(
+                f"backbone.inflate=true needs a timm 2D ResNet (e.g. resnet18); '{name}' is already a 3D model, set backbone.inflate=false"
+            )
         return "3d"
     if not isinstance(name, str) or not timm.models.is_model(name):
         hint = nearest(str(name), (*VIDEO_3D_MODELS, *_timm_names()))
-        raise UserError(f"unknown backbone '{name}'{hint}; use a timm 2D model name (timm.list_models()) or one of {', '.join(VIDEO_3D_MODELS)}")
+        raise UserError(
+            f"unknown backbone '{name}'{hint}; use a timm 2D model name (timm.list_models()) or one of {', '.join(VIDEO_3D_MODELS)}"
+        )
     if cfg.inflate:
         if not timm.models.is_model_in_modules(name, ["resnet"]):
-            raise UserError(f"backbone.inflate=true needs a timm ResNet-family model (resnet10t, resnet18, resnet34, resnet50, ...); '{name}' is not one")
+            raise UserError(
+                f"backbone.inflate=true needs a timm ResNet-family model (resnet10t, resnet18, resnet34, resnet50, ...); '{name}' is not one"
+            )
         t = cfg.inflate_time_kernel
         if not isinstance(t, int) or t < 1 or t % 2 == 0:
             raise UserError(f"backbone.inflate_time_kernel = {t!r} should be a positive odd integer (1, 3, 5, ...)")
@@ -255,7 +270,9 @@ def _create_timm(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]]:
             if not rejected:
                 raise
             if "drop_path_rate" in rejected:
-                raise UserError(f"backbone '{cfg.name}' does not support backbone.drop_path_rate; set it to 0") from None
+                raise UserError(
+                    f"backbone '{cfg.name}' does not support backbone.drop_path_rate; set it to 0"
+                ) from None
             for k in rejected:
                 del options[k]
     init = {
@@ -269,7 +286,9 @@ def _create_timm(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]]:
 
 def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
     from torchvision.models import video as tv_video
-    from torchvision.models.video.resnet import BasicBlock as VBasic, Bottleneck as VBottle, VideoResNet
+    from torchvision.models.video.resnet import BasicBlock as VBasic
+    from torchvision.models.video.resnet import Bottleneck as VBottle
+    from torchvision.models.video.resnet import VideoResNet
 
     if cfg.drop_path_rate:
         raise UserError(f"backbone '{cfg.name}' (torchvision) does not support backbone.drop_path_rate; set it to 0")
@@ -290,14 +309,32 @@ def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
         num_features = 1024
         zero_init_last = None
         trunk = "s3d"
-    init = {"scheme": "torchvision-default", "source": "torchvision", "zero_init_last": zero_init_last, "drop_path_rate": 0.0}
+    init = {
+        "scheme": "torchvision-default",
+        "source": "torchvision",
+        "zero_init_last": zero_init_last,
+        "drop_path_rate": 0.0,
+    }
     return VideoBackbone3D(net, trunk, name=cfg.name, num_features=num_features, map_features=num_features, init=init)
 
 
 def _inflated_backbone(net: nn.Module, init: dict[str, Any], cfg: BackboneConfig) -> VideoBackbone3D:
     net = inflate_resnet(net, time_kernel=cfg.inflate_time_kernel)
-    init = {**init, "scheme": "timm-default-inflated", "inflate_time_kernel": cfg.inflate_time_kernel, "temporal_padding": "zeros"}
-    return VideoBackbone3D(net, "timm", name=cfg.name, num_features=net.num_features, map_features=net.num_features, init=init, inflated=True)
+    init = {
+        **init,
+        "scheme": "timm-default-inflated",
+        "inflate_time_kernel": cfg.inflate_time_kernel,
+        "temporal_padding": "zeros",
+    }
+    return VideoBackbone3D(
+        net,
+        "timm",
+        name=cfg.name,
+        num_features=net.num_features,
+        map_features=net.num_features,
+        init=init,
+        inflated=True,
+    )
 
 
 # --------------------------------------------------------------------------- inflation
@@ -347,8 +384,14 @@ def _inflate_conv(conv: nn.Conv2d, t: int, temporal_padding: str) -> nn.Conv3d:
 def _inflate_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm3d:
     state = bn.state_dict()
     device = next(iter(state.values())).device if state else None
-    new = nn.BatchNorm3d(bn.num_features, eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
-                         track_running_stats=bn.track_running_stats, device=device)
+    new = nn.BatchNorm3d(
+        bn.num_features,
+        eps=bn.eps,
+        momentum=bn.momentum,
+        affine=bn.affine,
+        track_running_stats=bn.track_running_stats,
+        device=device,
+    )
     new.load_state_dict(state)
     new.train(bn.training)
     return new
@@ -359,19 +402,42 @@ def _pair(v: Any) -> tuple[int, int]:
 
 
 def _inflate_maxpool(p: nn.MaxPool2d) -> nn.MaxPool3d:
-    return nn.MaxPool3d((1, *_pair(p.kernel_size)), stride=(1, *_pair(p.stride)), padding=(0, *_pair(p.padding)),
-                        dilation=(1, *_pair(p.dilation)), ceil_mode=p.ceil_mode)
+    return nn.MaxPool3d(
+        (1, *_pair(p.kernel_size)),
+        stride=(1, *_pair(p.stride)),
+        padding=(0, *_pair(p.padding)),
+        dilation=(1, *_pair(p.dilation)),
+        ceil_mode=p.ceil_mode,
+    )
 
 
 def _inflate_avgpool(p: nn.AvgPool2d) -> nn.AvgPool3d:
-    return nn.AvgPool3d((1, *_pair(p.kernel_size)), stride=(1, *_pair(p.stride)), padding=(0, *_pair(p.padding)),
-                        ceil_mode=p.ceil_mode, count_include_pad=p.count_include_pad, divisor_override=p.divisor_override)
+    return nn.AvgPool3d(
+        (1, *_pair(p.kernel_size)),
+        stride=(1, *_pair(p.stride)),
+        padding=(0, *_pair(p.padding)),
+        ceil_mode=p.ceil_mode,
+        count_include_pad=p.count_include_pad,
+        divisor_override=p.divisor_override,
+    )
 
 
 # Modules whose forward is valid on any number of trailing dims (elementwise or over dim 1).
 _SHAPE_AGNOSTIC: tuple[type, ...] = (
-    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish, nn.ELU,
-    nn.Sigmoid, nn.Tanh, nn.Dropout, nn.GroupNorm, timm.layers.DropPath,
+    nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.Mish,
+    nn.ELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Dropout,
+    nn.GroupNorm,
+    timm.layers.DropPath,
 )
 
 
@@ -405,7 +471,9 @@ def inflate_resnet(model: nn.Module, time_kernel: int = 3, temporal_padding: str
             elif isinstance(child, containers):
                 walk(child, where)
             elif not isinstance(child, _SHAPE_AGNOSTIC):
-                raise UserError(f"cannot inflate this ResNet: module '{where}' ({type(child).__name__}) has no 3D equivalent; use a plain ResNet (resnet10t, resnet18, resnet50, ...)")
+                raise UserError(
+                    f"cannot inflate this ResNet: module '{where}' ({type(child).__name__}) has no 3D equivalent; use a plain ResNet (resnet10t, resnet18, resnet50, ...)"
+                )
 
     walk(model, "")
     return model

@@ -25,9 +25,10 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import yaml
 
@@ -199,7 +200,9 @@ def merge_overrides(tree: Mapping, overrides: Mapping[str, Any] | Sequence[str])
     return out
 
 
-def load_config(source: str | Path | Mapping | None = None, overrides: Mapping | Sequence[str] = ()) -> ExperimentConfig:
+def load_config(
+    source: str | Path | Mapping | None = None, overrides: Mapping | Sequence[str] = ()
+) -> ExperimentConfig:
     """Build a checked ExperimentConfig from a YAML path or mapping plus overrides."""
     tree = explicit_tree(source, overrides)
     return build_experiment(tree)
@@ -241,8 +244,10 @@ def check_stage(stage: str, where: str) -> None:
     """A stage is a protocol, optionally with a downstream set and split: 'linear', 'finetune:hmdb51:2'."""
     protocol, *rest = str(stage).split(":")
     if protocol not in KNOWN_STAGES:
-        raise UserError(f"unknown stage '{stage}' in {where}{nearest(protocol, KNOWN_STAGES)}; stages are {', '.join(KNOWN_STAGES)} "
-                        "(optionally 'protocol:dataset:split')")
+        raise UserError(
+            f"unknown stage '{stage}' in {where}{nearest(protocol, KNOWN_STAGES)}; stages are {', '.join(KNOWN_STAGES)} "
+            "(optionally 'protocol:dataset:split')"
+        )
     if len(rest) > 2 or (protocol == "pretrain" and rest) or (len(rest) == 2 and not rest[1].isdigit()):
         raise UserError(f"stage '{stage}' in {where} should look like 'linear', 'finetune:hmdb51' or 'knn:ucf101:2'")
 

@@ -57,7 +57,13 @@ class RuntimeContext:
 
     @property
     def precision(self) -> str:
-        return "bf16" if self.dtype_autocast == torch.bfloat16 else "fp32" if self.dtype_autocast is None else str(self.dtype_autocast)
+        return (
+            "bf16"
+            if self.dtype_autocast == torch.bfloat16
+            else "fp32"
+            if self.dtype_autocast is None
+            else str(self.dtype_autocast)
+        )
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """torch.autocast for this device and dtype, or a no-op context in fp32."""
@@ -141,8 +147,9 @@ def _resolve_device(device: str) -> torch.device:
     return dev
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True,
-                    threads: int = 0) -> RuntimeContext:
+def resolve_runtime(
+    device: str = "auto", precision: str = "auto", channels_last: bool = True, threads: int = 0
+) -> RuntimeContext:
     """Resolve run.device / run.precision / run.channels_last into a RuntimeContext.
 
     ``threads`` > 0 sets torch's intra-op threads for this process (run.threads); 0 keeps torch's
@@ -152,7 +159,9 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     if threads:
         torch.set_num_threads(threads)
     if precision not in PRECISIONS:
-        raise UserError(f"run.precision = {precision!r}{nearest(str(precision), PRECISIONS)}; use one of {', '.join(PRECISIONS)}")
+        raise UserError(
+            f"run.precision = {precision!r}{nearest(str(precision), PRECISIONS)}; use one of {', '.join(PRECISIONS)}"
+        )
     dev = _resolve_device(device)
     if precision == "fp32":
         dtype = None

@@ -80,8 +80,13 @@ def checkpoint_names(run_path: Path) -> list[str]:
     return names
 
 
-def frame_trajectories(run_path: str | Path, out: str | Path, checkpoints: list[str] | None = None,
-                       cfg: TrajectoryConfig = TrajectoryConfig(), progress_bar: bool = True) -> Path:
+def frame_trajectories(
+    run_path: str | Path,
+    out: str | Path,
+    checkpoints: list[str] | None = None,
+    cfg: TrajectoryConfig = TrajectoryConfig(),
+    progress_bar: bool = True,
+) -> Path:
     """Plot a few pre-training videos' frame trajectories (2D PCA per checkpoint) into a PNG; returns its path."""
     from tqdm.auto import tqdm
 
@@ -100,8 +105,10 @@ def frame_trajectories(run_path: str | Path, out: str | Path, checkpoints: list[
     names = checkpoints or checkpoint_names(run.path)
     missing = [n for n in names if not run.checkpoint_path(n).exists()]
     if not names or missing:
-        raise UserError(f"no checkpoint {', '.join(missing) or '*.pt'} in {run.path / 'checkpoints'}: pre-train first "
-                        f"(run.epoch_checkpoints keeps intermediate ones)")
+        raise UserError(
+            f"no checkpoint {', '.join(missing) or '*.pt'} in {run.path / 'checkpoints'}: pre-train first "
+            f"(run.epoch_checkpoints keeps intermediate ones)"
+        )
     exp = build_experiment(run.config())
     index = build_index(exp.data.dataset, split=exp.data.split, subset="train", storage=exp.data.storage)
     if not index.records:
@@ -126,8 +133,13 @@ def frame_trajectories(run_path: str | Path, out: str | Path, checkpoints: list[
         flat = pca_2d(torch.cat(list(embedded.values())))
         points = dict(zip(embedded, flat.split([len(v) for v in embedded.values()])))
         same, diff = _panel_cosines(embedded)
-        panels.append((f"{name.removesuffix('.pt')} (step {int(state.get('step', 0))})\n"
-                       f"cos next frame {same:.3f}, other videos {diff:.3f}", points))
+        panels.append(
+            (
+                f"{name.removesuffix('.pt')} (step {int(state.get('step', 0))})\n"
+                f"cos next frame {same:.3f}, other videos {diff:.3f}",
+                points,
+            )
+        )
     return plot_trajectories(panels, Path(out), title=f"{exp.method.name}: frame trajectories ({cfg.space}, PCA)")
 
 

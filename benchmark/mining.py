@@ -125,8 +125,10 @@ class MinedNegatives:
     def stats(self) -> dict[str, float]:
         """Per-step scalars: the threshold (-1 when mining is off: nothing is eligible), hard negatives found
         per anchor, and (only when some were found) their mean similarity to the anchor."""
-        out = {"mining_threshold": -1.0 if self.threshold is None else float(self.threshold),
-               "hard_found": float(self.num_hard.float().mean())}
+        out = {
+            "mining_threshold": -1.0 if self.threshold is None else float(self.threshold),
+            "hard_found": float(self.num_hard.float().mean()),
+        }
         found = torch.isfinite(self.hard_similarity)
         if bool(found.any()):
             out["hard_sim"] = float(self.hard_similarity[found].mean())
@@ -139,9 +141,15 @@ def hard_cap(num_negatives: int, max_hard_fraction: float) -> int:
 
 
 @torch.no_grad()
-def mine_negatives(anchor: torch.Tensor, bank: torch.Tensor, own_index: torch.Tensor, num_negatives: int,
-                   threshold: float | None, max_hard_fraction: float = 1.0,
-                   generator: torch.Generator | None = None) -> MinedNegatives:
+def mine_negatives(
+    anchor: torch.Tensor,
+    bank: torch.Tensor,
+    own_index: torch.Tensor,
+    num_negatives: int,
+    threshold: float | None,
+    max_hard_fraction: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> MinedNegatives:
     """Hard-negative mining for a batch: anchor [B, D] and bank [N, D] unit-norm, own_index [B] -> MinedNegatives.
 
     ``threshold=None`` turns mining off (all K negatives uniform random). Similarities are computed
@@ -183,8 +191,15 @@ def _hard_then_fill(hard_idx: torch.Tensor, num_hard: torch.Tensor, fill: torch.
     return torch.where(col < num_hard[:, None], from_hard, from_fill)
 
 
-def random_fill(n: int, k: int, own_index: torch.Tensor, hard_idx: torch.Tensor, num_hard: torch.Tensor,
-                generator: torch.Generator | None = None, sparse_ratio: float = 8.0) -> torch.Tensor:
+def random_fill(
+    n: int,
+    k: int,
+    own_index: torch.Tensor,
+    hard_idx: torch.Tensor,
+    num_hard: torch.Tensor,
+    generator: torch.Generator | None = None,
+    sparse_ratio: float = 8.0,
+) -> torch.Tensor:
     """[B, k] bank rows; the first ``k - num_hard[b]`` of row b are a uniform random subset of the rows that are
     neither ``own_index[b]`` nor in ``hard_idx[b]`` (so unique, and disjoint from the hard ones).
 
@@ -201,8 +216,9 @@ def random_fill(n: int, k: int, own_index: torch.Tensor, hard_idx: torch.Tensor,
     return fill
 
 
-def _fill_dense(n: int, k: int, own_index: torch.Tensor, hard_idx: torch.Tensor,
-                generator: torch.Generator | None) -> torch.Tensor:
+def _fill_dense(
+    n: int, k: int, own_index: torch.Tensor, hard_idx: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     keys = torch.rand(own_index.shape[0], n, generator=generator, device=own_index.device)
     keys.scatter_(1, own_index[:, None], float("inf"))
     if hard_idx.shape[1]:
@@ -210,8 +226,14 @@ def _fill_dense(n: int, k: int, own_index: torch.Tensor, hard_idx: torch.Tensor,
     return keys.topk(k, dim=1, largest=False).indices  # sorted by key: every prefix is a uniform subset
 
 
-def _fill_sparse(n: int, k: int, own_index: torch.Tensor, hard_idx: torch.Tensor, num_hard: torch.Tensor,
-                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _fill_sparse(
+    n: int,
+    k: int,
+    own_index: torch.Tensor,
+    hard_idx: torch.Tensor,
+    num_hard: torch.Tensor,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     b, pool, dev = own_index.shape[0], n - 1, own_index.device
     h = hard_idx.shape[1]
     expected_loss = k * k / (2 * pool) + k * h / pool  # repeats + hits on hard rows, in expectation

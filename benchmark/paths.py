@@ -86,8 +86,10 @@ def site_datasets() -> dict[str, DatasetLocation]:
         split_dir = _site_path(entry["split_dir"], path.parent) if entry.get("split_dir") is not None else None
         unknown = sorted(set(entry) - {"root", "format", "split_dir"})
         if unknown:
-            raise UserError(f"{path}: dataset '{name}' has unknown key '{unknown[0]}'"
-                            f"{nearest(unknown[0], ('root', 'format', 'split_dir'))}; keys: root, format, split_dir")
+            raise UserError(
+                f"{path}: dataset '{name}' has unknown key '{unknown[0]}'"
+                f"{nearest(unknown[0], ('root', 'format', 'split_dir'))}; keys: root, format, split_dir"
+            )
         out[name] = DatasetLocation(name, root, fmt, split_dir)
     return out
 

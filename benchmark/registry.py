@@ -22,9 +22,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from benchmark.errors import UserError, nearest
 
@@ -59,7 +60,7 @@ class Registry(Generic[T]):
                     self._entries[name] = Entry(name, obj, source)
                     return obj
                 raise UserError(f"duplicate {self.kind} name '{name}': registered by {old.source} and by {source}")
-            setattr(obj, "registry_name", name)
+            obj.registry_name = name
             self._entries[name] = Entry(name, obj, source)
             return obj
 
@@ -68,7 +69,9 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         load_plugins()
         if name not in self._entries:
-            raise UserError(f"unknown {self.kind} '{name}'{nearest(name, self._entries)}; known: {', '.join(sorted(self._entries))}")
+            raise UserError(
+                f"unknown {self.kind} '{name}'{nearest(name, self._entries)}; known: {', '.join(sorted(self._entries))}"
+            )
         return self._entries[name].obj
 
     def entries(self) -> list[Entry[T]]:

@@ -24,9 +24,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -76,7 +77,9 @@ def evaluated_checkpoints(run: dict, optim: dict) -> list[int]:
     return sorted({int(n) for n in run.get("epoch_checkpoints", []) if 0 < int(n) <= steps})
 
 
-def required_keys(stages: list[str], dataset: str | None, split: int | None, checkpoint_steps: list[int] = ()) -> list[str]:
+def required_keys(
+    stages: list[str], dataset: str | None, split: int | None, checkpoint_steps: list[int] = ()
+) -> list[str]:
     """metrics.json keys that make a run complete: one per stage, plus '<key>@step_N' per evaluated checkpoint."""
     keys = []
     for stage in stages:
@@ -114,7 +117,7 @@ class RunDir:
         self.path = Path(self.path)
 
     # ---------------------------------------------------------------- writing
-    def create(self) -> "RunDir":
+    def create(self) -> RunDir:
         (self.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         return self
 
@@ -208,8 +211,9 @@ class RunDir:
     def required_stages(self) -> list[str]:
         cfg = self.config()
         run, ev = cfg.get("run", {}), cfg.get("eval", {})
-        return required_keys(run.get("stages", []), ev.get("dataset"), ev.get("split"),
-                             evaluated_checkpoints(run, cfg.get("optim", {})))
+        return required_keys(
+            run.get("stages", []), ev.get("dataset"), ev.get("split"), evaluated_checkpoints(run, cfg.get("optim", {}))
+        )
 
     def status(self) -> tuple[Status, str]:
         """('complete'|'incomplete'|'corrupt'|'empty', reason)."""
@@ -236,9 +240,16 @@ def git_state(cwd: Path | None = None, exclude: Path | None = None) -> dict:
     cwd = cwd or Path(__file__).resolve().parent
     spec = ["--", ":/", f":(exclude){Path(exclude).resolve()}"] if exclude is not None else []
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *spec], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", *spec],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return {"git_commit": commit or None, "git_dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "git_dirty": None}
@@ -256,7 +267,9 @@ def package_versions() -> dict:
     return out
 
 
-def base_env(seed: int, device: str, sweep: str | None = None, cell_id: str | None = None, config_hash: str | None = None) -> dict:
+def base_env(
+    seed: int, device: str, sweep: str | None = None, cell_id: str | None = None, config_hash: str | None = None
+) -> dict:
     return {
         **git_state(),
         "packages": package_versions(),

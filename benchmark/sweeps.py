@@ -24,15 +24,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from benchmark.config import (
-    check_stage,
     ExperimentConfig,
     build_dataclass,
     build_experiment,
+    check_stage,
     merge_overrides,
     parse_override,
     read_yaml,
@@ -69,7 +70,7 @@ class Cell:
     overrides: dict[str, Any]  # the cell's own explicit values (what the id hashes)
     tree: dict  # base + sweep overrides + cell overrides: the run's explicit config
     config: ExperimentConfig
-    resources: "Resources | None" = None  # the sweep's, with this cell's own resources.* axis values
+    resources: Resources | None = None  # the sweep's, with this cell's own resources.* axis values
 
     @property
     def label(self) -> str:
@@ -121,7 +122,9 @@ def _axes(spec: Any, what: str) -> dict[str, list]:
     return out
 
 
-def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = None, out_dir: str | Path | None = None) -> Sweep:
+def load_sweep(
+    source: str | Path | Mapping, cli_overrides: list[str] | None = None, out_dir: str | Path | None = None
+) -> Sweep:
     """Parse, expand and check a sweep: every cell's config is built (unknown keys fail here)."""
     path = None
     if isinstance(source, Mapping):
@@ -133,7 +136,9 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
         raise UserError(f"sweep file {path} must be a mapping with keys {', '.join(SWEEP_KEYS)}")
     for key in spec:
         if key not in SWEEP_KEYS:
-            raise UserError(f"unknown sweep key '{key}'{nearest(str(key), SWEEP_KEYS)}; keys are {', '.join(SWEEP_KEYS)}")
+            raise UserError(
+                f"unknown sweep key '{key}'{nearest(str(key), SWEEP_KEYS)}; keys are {', '.join(SWEEP_KEYS)}"
+            )
     name = str(spec.get("name") or (path.stem if path else "sweep"))
 
     base = spec.get("base", {}) or {}
@@ -173,7 +178,11 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
         zip_groups.append([{k: axes[k][j] for k in axes} for j in range(n)])
 
     seeds = spec.get("seeds", [common.get("run", {}).get("seed", 0)])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         raise UserError(f"sweep 'seeds' must be a non-empty list of integers, got {seeds!r}")
     stages = spec.get("stages")
     if stages is not None:
@@ -207,7 +216,11 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
                 tree = merge_overrides(common, cfg_own)
                 try:
                     config = build_experiment(tree)
-                    cell_res = build_dataclass(Resources, {**resources_spec, **res_own}, prefix="resources") if res_own else resources
+                    cell_res = (
+                        build_dataclass(Resources, {**resources_spec, **res_own}, prefix="resources")
+                        if res_own
+                        else resources
+                    )
                 except UserError as exc:
                     raise UserError(f"cell {cid} ({_describe(own)}): {exc}") from None
                 cells.append(Cell(cid, own, tree, config, cell_res))
@@ -220,7 +233,9 @@ def load_sweep(source: str | Path | Mapping, cli_overrides: list[str] | None = N
 def _zip_rows(rows: list, what: str) -> list[dict]:
     """A zip group written as rows; each row sets only the keys it names (rows may differ)."""
     if not rows or not all(isinstance(r, Mapping) and r for r in rows):
-        raise UserError(f"{what}: a zip group written as a list must hold non-empty mappings (rows), e.g. - {{method.name: tce}}")
+        raise UserError(
+            f"{what}: a zip group written as a list must hold non-empty mappings (rows), e.g. - {{method.name: tce}}"
+        )
     return [{str(k): v for k, v in row.items()} for row in rows]
 
 

@@ -45,7 +45,9 @@ def seed_everything(seed: int) -> None:
 def check_compatible(method_cls: type[Method], backbone_kind: str, method_name: str, backbone_name: str) -> None:
     want = getattr(method_cls, "backbone_kind", "either")
     if want != "either" and want != backbone_kind:
-        raise UserError(f"method '{method_name}' needs a {want.upper()} backbone, but '{backbone_name}' is {backbone_kind.upper()} (set backbone.name or backbone.inflate)")
+        raise UserError(
+            f"method '{method_name}' needs a {want.upper()} backbone, but '{backbone_name}' is {backbone_kind.upper()} (set backbone.name or backbone.inflate)"
+        )
 
 
 def build_method(cfg: ExperimentConfig, num_videos: int, num_classes: int = 0, meta: bool = False) -> Method:
@@ -164,8 +166,15 @@ def save_checkpoint(path: Path, method: Method, optimizer, step: int, extra: dic
     tmp.replace(path)
 
 
-def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | None = None, cell_id: str | None = None,
-             progress_bar: bool = True, stop_at_step: int | None = None) -> dict:
+def pretrain(
+    run: RunDir,
+    cfg: ExperimentConfig,
+    explicit: dict,
+    sweep: str | None = None,
+    cell_id: str | None = None,
+    progress_bar: bool = True,
+    stop_at_step: int | None = None,
+) -> dict:
     """Run (or resume) the pre-training stage; returns its metrics entry. ``stop_at_step`` simulates an interruption.
 
     In a multi-process job (benchmark.launch.distributed) every rank trains on its shard of each
@@ -181,19 +190,26 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
     run.create()
     if main:
         run.write_config(to_dict(cfg), explicit)
-    ctx = resolve_runtime(distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last,
-                          cfg.run.threads)
+    ctx = resolve_runtime(
+        distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last, cfg.run.threads
+    )
     if main:
         env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
-        run.update_env(**{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size})
+        run.update_env(
+            **{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size}
+        )
 
     method_cls = METHODS.get(cfg.method.name)
     total = cfg.optim.steps if method_cls.trains else 0
     built = build_for_pretraining(cfg) if method_cls.trains else None
     if built is None:  # random init: the seeded initialisation, saved so every evaluation reads the same weights
         method = build_method(cfg, 1)
-        entry = {"steps": 0, "trained": False, "backbone_init": getattr(method.backbone, "init", {}),
-                 "params_millions": _params_m(method.backbone)}
+        entry = {
+            "steps": 0,
+            "trained": False,
+            "backbone_init": getattr(method.backbone, "init", {}),
+            "params_millions": _params_m(method.backbone),
+        }
         if main:
             save_checkpoint(run.checkpoint_path(), method, None, 0)
             run.add_metrics("pretrain", entry)
@@ -224,8 +240,13 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
     if main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
         run.truncate_scalars("pretrain", start)
 
-    sampler = build_sampler(method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video,
-                            **method_cls.sampler_options(cfg.method, built.info))
+    sampler = build_sampler(
+        method_cls.sampler,
+        cfg.data.resolution,
+        train=True,
+        short_video=cfg.data.short_video,
+        **method_cls.sampler_options(cfg.method, built.info),
+    )
     dataset = SampledVideos(built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels)
     if rank.enabled and cfg.optim.batch_size % rank.world_size:
         raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
@@ -243,7 +264,13 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
     t0, data_wait = time.perf_counter(), 0.0
     pending: list[dict] = []
     method.train()
-    bar = tqdm(total=total, initial=start, desc=f"pretrain {cfg.method.name}", disable=not (progress_bar and main), dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=start,
+        desc=f"pretrain {cfg.method.name}",
+        disable=not (progress_bar and main),
+        dynamic_ncols=True,
+    )
     step = start
     t_wait = time.perf_counter()
     try:
@@ -255,7 +282,9 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
             for b in bad:
                 tqdm.write(f"warning: skipped bad sample {b}")
             if seen >= 10 * cfg.optim.batch_size and bad_total / seen > cfg.data.max_bad_fraction:
-                raise UserError(f"{bad_total} of {seen} samples failed to decode (> data.max_bad_fraction={cfg.data.max_bad_fraction}); run `vssl check-data`")
+                raise UserError(
+                    f"{bad_total} of {seen} samples failed to decode (> data.max_bad_fraction={cfg.data.max_bad_fraction}); run `vssl check-data`"
+                )
             batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
             progress = Progress(step=step, total_steps=total, epoch=batches.epoch_of(step))
             with ctx.autocast():
@@ -276,7 +305,15 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
             if not math.isfinite(loss):
                 raise RuntimeError(f"loss is {loss} at step {step}")
             if main and (step % cfg.run.log_every == 0 or step == total):
-                pending.append({"stage": "pretrain", "step": step, "epoch": progress.epoch, "lr": scheduler.get_last_lr()[0], **out.scalars})
+                pending.append(
+                    {
+                        "stage": "pretrain",
+                        "step": step,
+                        "epoch": progress.epoch,
+                        "lr": scheduler.get_last_lr()[0],
+                        **out.scalars,
+                    }
+                )
                 run.log_scalars(pending)
                 pending = []
                 bar.set_postfix(loss=f"{loss:.3f}")
@@ -288,8 +325,11 @@ def pretrain(run: RunDir, cfg: ExperimentConfig, explicit: dict, sweep: str | No
                 request.requested = False
             if request.stop:
                 bar.close()
-                print(f"pretrain: checkpoint at step {step} on signal {request.signum}; handing over to the job's handler",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"pretrain: checkpoint at step {step} on signal {request.signum}; handing over to the job's handler",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 request.hand_over()  # submitit: requeue this job and exit; otherwise go on
                 request.stop = False
                 request.install()

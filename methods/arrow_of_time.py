@@ -54,7 +54,9 @@ class ConcatHead(nn.Module):
 
     def __init__(self, num_features: int, clip_len: int, hidden_dim: int):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(clip_len * num_features, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, 2))
+        self.mlp = nn.Sequential(
+            nn.Linear(clip_len * num_features, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, 2)
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, T, F]
         return self.mlp(features.flatten(1))

@@ -49,8 +49,13 @@ from benchmark.registry import register_method
 
 # codes of negative_kinds(): what each (prediction, target) pair is to the contrastive loss
 OTHER_VIDEO, POSITIVE, SPATIAL, TEMPORAL, SPATIOTEMPORAL = 0, 1, 2, 3, 4
-KIND_NAMES = {OTHER_VIDEO: "other_video", POSITIVE: "positive", SPATIAL: "spatial", TEMPORAL: "temporal",
-              SPATIOTEMPORAL: "spatiotemporal"}
+KIND_NAMES = {
+    OTHER_VIDEO: "other_video",
+    POSITIVE: "positive",
+    SPATIAL: "spatial",
+    TEMPORAL: "temporal",
+    SPATIOTEMPORAL: "spatiotemporal",
+}
 
 
 @dataclass
@@ -104,7 +109,9 @@ def dense_scores(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return flatten_dense(pred).float() @ flatten_dense(target).float().t()
 
 
-def dense_contrastive_loss(pred: torch.Tensor, target: torch.Tensor, positive_offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def dense_contrastive_loss(
+    pred: torch.Tensor, target: torch.Tensor, positive_offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of each prediction against its one positive target; returns (loss, scores).
 
     ``target`` may hold more videos than ``pred`` (targets gathered from other ranks); the
@@ -124,7 +131,7 @@ def gather_targets(target: torch.Tensor) -> tuple[torch.Tensor, int]:
     n = len(target)
     start = d.rank * n
     rows_per_video = target.shape[1] * target.shape[3] * target.shape[4]  # K * h * w
-    return torch.cat([everyone[:start], target, everyone[start + n:]]), start * rows_per_video
+    return torch.cat([everyone[:start], target, everyone[start + n :]]), start * rows_per_video
 
 
 @register_method("dpc")
@@ -138,9 +145,13 @@ class DPC(Method):
     def __init__(self, cfg: DPCConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
         if min(cfg.block_len, cfg.frame_stride) < 1:
-            raise UserError(f"method.block_len and method.frame_stride must be >= 1, got {cfg.block_len} and {cfg.frame_stride}")
+            raise UserError(
+                f"method.block_len and method.frame_stride must be >= 1, got {cfg.block_len} and {cfg.frame_stride}"
+            )
         if not 1 <= cfg.pred_steps < cfg.num_blocks:
-            raise UserError(f"method.pred_steps = {cfg.pred_steps} must be at least 1 and below method.num_blocks = {cfg.num_blocks}")
+            raise UserError(
+                f"method.pred_steps = {cfg.pred_steps} must be at least 1 and below method.num_blocks = {cfg.num_blocks}"
+            )
         dim = backbone.map_features
         self.aggregator = ConvGRUCell(dim, dim)
         self.predictor = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
@@ -175,4 +186,6 @@ class DPC(Method):
             positives = torch.arange(len(scores), device=scores.device) + offset
             acc = (scores.argmax(1) == positives).float().mean().item()
             pos_score = scores.gather(1, positives[:, None]).mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "acc": acc, "pos_score": pos_score, "mean_score": scores.mean().item()})
+        return StepOutput(
+            loss, {"loss": loss.item(), "acc": acc, "pos_score": pos_score, "mean_score": scores.mean().item()}
+        )

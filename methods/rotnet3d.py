@@ -43,7 +43,9 @@ class RotNet3DConfig(MethodConfig):
     rotations: Literal["all", "one"] = "all"  # all: each clip in all 4 rotations; one: one balanced draw per clip
 
 
-def rotate_clips(clips: torch.Tensor, rotations: str, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def rotate_clips(
+    clips: torch.Tensor, rotations: str, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """clips [B, T, C, H, W] (H == W) -> (rotated [B', T, C, H, W], labels [B']), label k = k * 90 degrees counter-clockwise.
 
     ``all``: B' = 4B, the batch repeated once per rotation (labels 0..0, 1..1, ...).

@@ -65,7 +65,11 @@ class ShuffleLearn(Method):
 
     @classmethod
     def sampler_options(cls, cfg: ShuffleLearnConfig, info: DataInfo) -> dict:
-        return {"positive_fraction": cfg.positive_fraction, "window": cfg.window, "motion_candidates": cfg.motion_candidates}
+        return {
+            "positive_fraction": cfg.positive_fraction,
+            "window": cfg.window,
+            "motion_candidates": cfg.motion_candidates,
+        }
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         features = self.backbone(batch["frames"])  # [B, 3, F]: one tower per frame, shared weights

@@ -44,8 +44,10 @@ class Supervised(Method):
     def __init__(self, cfg: SupervisedConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
         if info.num_classes < 2:
-            raise UserError("method 'supervised' needs a labelled pre-training set with at least 2 classes "
-                            f"(got {info.num_classes}); set data.dataset to one with class labels")
+            raise UserError(
+                "method 'supervised' needs a labelled pre-training set with at least 2 classes "
+                f"(got {info.num_classes}); set data.dataset to one with class labels"
+            )
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.num_features, info.num_classes))
 
     @classmethod

@@ -42,7 +42,6 @@ from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.mining import SCHEDULES, ThresholdSchedule, init_bank, mine_negatives, momentum_update_
 from benchmark.registry import register_method
 
-
 log = logging.getLogger(__name__)
 
 
@@ -76,10 +75,14 @@ class TCEConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         if self.offset_min < 0 or self.offset_max < self.offset_min:
-            raise UserError(f"method.offset_min/offset_max = {self.offset_min}/{self.offset_max}: need 0 <= offset_min <= offset_max")
+            raise UserError(
+                f"method.offset_min/offset_max = {self.offset_min}/{self.offset_max}: need 0 <= offset_min <= offset_max"
+            )
         if self.offset_min == 0 and not self.allow_zero_offset:
-            raise UserError("method.offset_min = 0 makes the positive the anchor frame itself (the release's bug); "
-                            "set method.allow_zero_offset=true to run it as an ablation")
+            raise UserError(
+                "method.offset_min = 0 makes the positive the anchor frame itself (the release's bug); "
+                "set method.allow_zero_offset=true to run it as an ablation"
+            )
         if self.temperature <= 0 or self.negatives < 1 or self.embed_dim < 1:
             raise UserError("method.temperature must be > 0 and method.negatives, method.embed_dim >= 1")
         if not 0 <= self.bank_momentum < 1:
@@ -89,25 +92,44 @@ class TCEConfig(MethodConfig):
         if self.mining_t_low > self.mining_t_high or self.mining_step_count < 1:
             raise UserError("method.mining_t_low must be <= mining_t_high and mining_step_count >= 1")
         if self.batch_negatives and self.loss != "infonce":
-            raise UserError("method.batch_negatives needs method.loss=infonce (the release's NCE uses bank negatives only)")
+            raise UserError(
+                "method.batch_negatives needs method.loss=infonce (the release's NCE uses bank negatives only)"
+            )
         if self.mining_schedule not in SCHEDULES:
-            raise UserError(f"method.mining_schedule = {self.mining_schedule!r} should be one of {', '.join(SCHEDULES)}")
+            raise UserError(
+                f"method.mining_schedule = {self.mining_schedule!r} should be one of {', '.join(SCHEDULES)}"
+            )
 
     def schedule(self) -> ThresholdSchedule:
-        return ThresholdSchedule(self.mining_schedule, self.mining_t_low, self.mining_t_high, self.mining_r,
-                                 self.mining_fixed_threshold, self.mining_step_count)
+        return ThresholdSchedule(
+            self.mining_schedule,
+            self.mining_t_low,
+            self.mining_t_high,
+            self.mining_r,
+            self.mining_fixed_threshold,
+            self.mining_step_count,
+        )
 
 
 def projection_head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
     if kind == "linear":
         return nn.Linear(in_dim, out_dim)
-    return nn.Sequential(nn.Linear(in_dim, in_dim), nn.BatchNorm1d(in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, in_dim), nn.BatchNorm1d(in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)
+    )
 
 
 def rotation_head(in_dim: int, hidden: int = 200) -> nn.Module:
     """C -> 200 -> 200 -> 4 with BN + ReLU, as in the release."""
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 4))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, 4),
+    )
 
 
 @register_method("tce")
@@ -128,9 +150,13 @@ class TCE(Method):
         self.num_negatives = min(cfg.negatives, info.num_videos - 1)
         if cfg.mining_schedule != "none" and self.num_negatives == info.num_videos - 1:
             # every other video is a negative anyway: mining can only reorder them, which no loss here sees
-            log.warning("TCE: K = %d negatives covers the whole bank of %d videos, so hard-negative mining "
-                        "cannot change the negatives; set method.negatives below %d for mining to matter",
-                        self.num_negatives, info.num_videos, info.num_videos - 1)
+            log.warning(
+                "TCE: K = %d negatives covers the whole bank of %d videos, so hard-negative mining "
+                "cannot change the negatives; set method.negatives below %d for mining to matter",
+                self.num_negatives,
+                info.num_videos,
+                info.num_videos - 1,
+            )
         self.register_buffer("bank", init_bank(info.num_videos, cfg.embed_dim))
         # NCE's normaliser Z: 0 until estimated from the first batch; a buffer, so checkpoints carry it
         self.register_buffer("nce_normaliser", torch.zeros(()))
@@ -153,7 +179,7 @@ class TCE(Method):
         with torch.autocast(device_type=anchor.device.type, enabled=False):  # the loss and mining in fp32
             loss, scalars = self.contrastive_loss(anchor, positive, index, progress)
         if self.rotation_head is not None:
-            logits = self.rotation_head(features[2 * len(index):]).float()
+            logits = self.rotation_head(features[2 * len(index) :]).float()
             rot = rotation_loss(logits, turns)
             scalars.update(loss_rotation=rot.item(), rotation_acc=(logits.argmax(1) == turns).float().mean().item())
             scalars["loss_contrastive"] = loss.item()
@@ -162,19 +188,26 @@ class TCE(Method):
         scalars.update(embedding_smoothness(anchor, positive, index))
         return StepOutput(loss, {"loss": loss.item(), **scalars})
 
-    def contrastive_loss(self, anchor: torch.Tensor, positive: torch.Tensor, index: torch.Tensor,
-                         progress: Progress) -> tuple[torch.Tensor, dict[str, float]]:
+    def contrastive_loss(
+        self, anchor: torch.Tensor, positive: torch.Tensor, index: torch.Tensor, progress: Progress
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Mine K negatives from the bank, then InfoNCE or NCE; gradients reach anchor and positive, never the bank."""
         threshold = self.schedule(progress.step, progress.total_steps)
-        mined = mine_negatives(anchor.detach(), self.bank, index, self.num_negatives, threshold, self.cfg.max_hard_fraction)
+        mined = mine_negatives(
+            anchor.detach(), self.bank, index, self.num_negatives, threshold, self.cfg.max_hard_fraction
+        )
         negatives = self.bank[mined.indices].detach()  # [B, K, D]
         logits = contrastive_logits(anchor, positive, negatives, self.cfg.temperature)
         if self.cfg.batch_negatives:  # live negatives carry gradient: they push the videos of a batch apart
-            in_batch = (anchor @ positive.T / self.cfg.temperature).masked_fill(index[:, None] == index[None, :], float("-inf"))
+            in_batch = (anchor @ positive.T / self.cfg.temperature).masked_fill(
+                index[:, None] == index[None, :], float("-inf")
+            )
             logits = torch.cat([logits, in_batch], dim=1)
         if self.cfg.loss == "nce":
             if float(self.nce_normaliser) == 0.0:  # estimated once (averaged over DDP ranks), then constant
-                self.nce_normaliser.fill_(float(all_gather_cat(estimate_normaliser(logits, len(self.bank))[None]).mean()))
+                self.nce_normaliser.fill_(
+                    float(all_gather_cat(estimate_normaliser(logits, len(self.bank))[None]).mean())
+                )
             loss = binary_nce(logits, self.nce_normaliser, len(self.bank))
         else:
             loss = info_nce_from_logits(logits)

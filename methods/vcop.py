@@ -50,7 +50,9 @@ def clip_orders(num_clips: int) -> torch.Tensor:
     return torch.tensor(list(itertools.permutations(range(num_clips))), dtype=torch.long)
 
 
-def shuffle_clips(clips: torch.Tensor, orders: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def shuffle_clips(
+    clips: torch.Tensor, orders: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """clips [B, n, ...] in temporal order -> (shuffled [B, n, ...], labels [B]); shuffled[b, i] = clips[b, orders[labels[b], i]]."""
     labels = torch.randint(len(orders), (len(clips),), generator=generator).to(clips.device)
     perm = orders.to(clips.device)[labels]  # [B, n]
@@ -69,7 +71,9 @@ class PairwiseOrderHead(nn.Module):
         self.register_buffer("first", torch.tensor([i for i, _ in pairs]), persistent=False)
         self.register_buffer("second", torch.tensor([j for _, j in pairs]), persistent=False)
         self.pair = nn.Sequential(nn.Linear(2 * num_features, pair_dim), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(len(pairs) * pair_dim, math.factorial(num_clips)))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(len(pairs) * pair_dim, math.factorial(num_clips))
+        )
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         pairs = torch.cat([feats[:, self.first], feats[:, self.second]], dim=-1)  # [B, P, 2F]
@@ -89,7 +93,9 @@ class VCOP(Method):
         if not 2 <= cfg.num_clips <= 5:
             raise UserError(f"method.num_clips = {cfg.num_clips}; use 2..5 (n! order classes)")
         if min(cfg.clip_len, cfg.stride) < 1 or cfg.gap < 0:
-            raise UserError(f"method.clip_len and method.stride must be >= 1 and method.gap >= 0, got {cfg.clip_len}, {cfg.stride}, {cfg.gap}")
+            raise UserError(
+                f"method.clip_len and method.stride must be >= 1 and method.gap >= 0, got {cfg.clip_len}, {cfg.stride}, {cfg.gap}"
+            )
         self.register_buffer("orders", clip_orders(cfg.num_clips), persistent=False)
         self.head = PairwiseOrderHead(backbone.num_features, cfg.num_clips, cfg.pair_dim, cfg.dropout)
 

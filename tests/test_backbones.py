@@ -171,7 +171,9 @@ def test_inflation_errors():
 
 
 # --------------------------------------------------------------------------- names, kinds, meta
-@pytest.mark.parametrize("typo, expected", [("resnet10tt", "resnet10t"), ("r3d18", "r3d_18"), ("r2plus1d18", "r2plus1d_18")])
+@pytest.mark.parametrize(
+    "typo, expected", [("resnet10tt", "resnet10t"), ("r3d18", "r3d_18"), ("r2plus1d18", "r2plus1d_18")]
+)
 def test_unknown_name_suggests_nearest(typo, expected):
     for call in (backbone_kind, build_backbone):
         with pytest.raises(UserError) as info:
@@ -189,12 +191,15 @@ def test_backbone_kind_without_building():
     assert time.perf_counter() - t0 < 2.0
 
 
-@pytest.mark.parametrize("cfg", [
-    BackboneConfig(name="resnet50"),
-    BackboneConfig(name="resnet50", inflate=True),
-    BackboneConfig(name="r2plus1d_18"),
-    BackboneConfig(name="s3d"),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        BackboneConfig(name="resnet50"),
+        BackboneConfig(name="resnet50", inflate=True),
+        BackboneConfig(name="r2plus1d_18"),
+        BackboneConfig(name="s3d"),
+    ],
+)
 def test_meta_build_allocates_nothing(cfg):
     m = build_backbone(cfg, device_meta=True)
     tensors = list(m.parameters()) + list(m.buffers())
@@ -260,11 +265,14 @@ def test_deepcopy_follows_the_copy():
 
 
 # --------------------------------------------------------------------------- bf16 + channels_last
-@pytest.mark.parametrize("name, inflate, shape", [
-    ("resnet10t", False, (2, 4, 3, 32, 32)),
-    ("resnet10t", True, (1, 4, 3, 32, 32)),
-    ("r3d_18", False, (1, 4, 3, 16, 16)),
-])
+@pytest.mark.parametrize(
+    "name, inflate, shape",
+    [
+        ("resnet10t", False, (2, 4, 3, 32, 32)),
+        ("resnet10t", True, (1, 4, 3, 32, 32)),
+        ("r3d_18", False, (1, 4, 3, 16, 16)),
+    ],
+)
 def test_bf16_channels_last_close_to_fp32(name, inflate, shape):
     m = build(name, inflate=inflate, zero_init_last=False)
     x = torch.randn(shape)

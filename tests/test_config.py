@@ -8,7 +8,9 @@ from benchmark.errors import UserError
 
 
 def test_defaults_and_overrides():
-    cfg = load_config({"method": {"name": "tce"}}, ["optim.lr=0.01", "method.temperature=0.2", "run.stages=[pretrain, knn]"])
+    cfg = load_config(
+        {"method": {"name": "tce"}}, ["optim.lr=0.01", "method.temperature=0.2", "run.stages=[pretrain, knn]"]
+    )
     assert isinstance(cfg, ExperimentConfig)
     assert cfg.optim.lr == 0.01
     assert cfg.method.temperature == 0.2
@@ -55,7 +57,9 @@ def test_config_hash_changes_with_values():
 
 
 def test_cli_bad_override_exit_2_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmark", "pretrain", "optim.lrr=3"], capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", "pretrain", "optim.lrr=3"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
@@ -63,7 +67,9 @@ def test_cli_bad_override_exit_2_no_traceback(tmp_path):
 
 
 def test_cli_missing_config_file(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmark", "pretrain", "missing.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", "pretrain", "missing.yaml"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert proc.returncode == 2 and "config file not found: missing.yaml" in proc.stderr
 
 

@@ -38,6 +38,7 @@ def test_pca_keeps_the_geometry_of_planar_data():
     plane = torch.randn(30, 2, generator=g)
     basis = torch.linalg.qr(torch.randn(16, 2, generator=g)).Q  # an orthonormal 2-frame in 16-d
     xy = pca_2d(plane @ basis.T + 5.0)
+
     def dist(x):
         return (x[:, None] - x[None]).norm(dim=-1)
 
@@ -67,9 +68,13 @@ def test_trajectories_command_writes_a_png_per_checkpoint_panel(tmp_path, synth_
     from benchmark.rundir import RunDir
     from benchmark.train import pretrain
 
-    tree = {"data": {"dataset": "synthetic-pool", "resolution": 32}, "backbone": {"name": "resnet10t"},
-            "method": {"name": "tce", "negatives": 4, "embed_dim": 16}, "optim": {"batch_size": 4, "steps": 2},
-            "run": {"device": "cpu", "precision": "fp32", "epoch_checkpoints": [1], "stages": ["pretrain"]}}
+    tree = {
+        "data": {"dataset": "synthetic-pool", "resolution": 32},
+        "backbone": {"name": "resnet10t"},
+        "method": {"name": "tce", "negatives": 4, "embed_dim": 16},
+        "optim": {"batch_size": 4, "steps": 2},
+        "run": {"device": "cpu", "precision": "fp32", "epoch_checkpoints": [1], "stages": ["pretrain"]},
+    }
     run = tmp_path / "run"
     pretrain(RunDir(run), build_experiment(tree), tree, progress_bar=False)
     out = tmp_path / "traj.png"

@@ -43,10 +43,25 @@ METHOD_OVERRIDES: dict[str, list[str]] = {
     "dpc": ["backbone.inflate=true", "method.num_blocks=4", "method.block_len=3", "optim.batch_size=2"],
 }
 COMMON = [
-    "data.dataset=synthetic-pool", "data.resolution=32", "data.num_workers=0", "backbone.name=resnet10t",
-    "optim.steps=10", "optim.batch_size=4", "optim.warmup_steps=2", "eval.dataset=synthetic", "eval.frames=2",
-    "eval.clips=1", "eval.clip_len=4", "eval.batch_size=16", "eval.linear_epochs=20", "eval.num_workers=0",
-    "run.precision=fp32", "run.threads=1", "run.log_every=1", "run.checkpoint_every=5", "run.seed=0",
+    "data.dataset=synthetic-pool",
+    "data.resolution=32",
+    "data.num_workers=0",
+    "backbone.name=resnet10t",
+    "optim.steps=10",
+    "optim.batch_size=4",
+    "optim.warmup_steps=2",
+    "eval.dataset=synthetic",
+    "eval.frames=2",
+    "eval.clips=1",
+    "eval.clip_len=4",
+    "eval.batch_size=16",
+    "eval.linear_epochs=20",
+    "eval.num_workers=0",
+    "run.precision=fp32",
+    "run.threads=1",
+    "run.log_every=1",
+    "run.checkpoint_every=5",
+    "run.seed=0",
     "run.stages=[pretrain,linear]",
 ]
 # entry fields that depend on the machine, the clock or the temp folder
@@ -124,7 +139,9 @@ def close(a: float, b: float, rel: float = 1e-3, abs_: float = 1e-5) -> bool:
 def test_every_in_tree_method_is_recorded(golden):
     if RECORD:
         pytest.skip("recording")
-    assert sorted(golden["methods"]) == in_tree_methods(), "record the golden values of a new method (see the docstring)"
+    assert sorted(golden["methods"]) == in_tree_methods(), (
+        "record the golden values of a new method (see the docstring)"
+    )
 
 
 @pytest.mark.slow

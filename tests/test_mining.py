@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import benchmark.mining as mining
-from benchmark.mining import (ThresholdSchedule, hard_cap, init_bank, mine_negatives, momentum_update_,
-                              random_fill)
+from benchmark.mining import ThresholdSchedule, hard_cap, init_bank, mine_negatives, momentum_update_, random_fill
 
 
 def _unit(*shape, seed=0):
@@ -75,8 +74,9 @@ def test_hard_count_capped_at_max_hard_fraction():
 @pytest.mark.parametrize("n,k", [(30, 12), (3000, 40)])  # dense fill (small bank) and sparse fill (big bank)
 def test_every_row_unique_and_the_fill_excludes_own_and_hard(n, k):
     anchor, bank, own = _case(n=n, b=16, seed=3)
-    mined = mine_negatives(anchor, bank, own, k, threshold=0.5, max_hard_fraction=0.5,
-                           generator=torch.Generator().manual_seed(1))
+    mined = mine_negatives(
+        anchor, bank, own, k, threshold=0.5, max_hard_fraction=0.5, generator=torch.Generator().manual_seed(1)
+    )
     assert mined.indices.shape == (16, k)
     assert mined.num_hard.max() > 0
     for b in range(16):

@@ -7,7 +7,9 @@ from benchmark.rundir import CorruptRun, RunDir, atomic_write_text, stage_key
 
 def make_run(tmp_path, stages=("pretrain", "linear")):
     run = RunDir(tmp_path / "run").create()
-    run.write_config({"run": {"stages": list(stages)}, "eval": {"dataset": "synthetic", "split": 1}}, {"method": {"name": "tce"}})
+    run.write_config(
+        {"run": {"stages": list(stages)}, "eval": {"dataset": "synthetic", "split": 1}}, {"method": {"name": "tce"}}
+    )
     return run
 
 
@@ -69,8 +71,13 @@ def test_stage_specs_name_other_downstream_sets():
 
 def test_required_stages_follow_stage_specs(tmp_path):
     run = RunDir(tmp_path / "r").create()
-    run.write_config({"run": {"stages": ["pretrain", "finetune:ucf101", "finetune:hmdb51"]},
-                      "eval": {"dataset": "ucf101", "split": 1}}, {})
+    run.write_config(
+        {
+            "run": {"stages": ["pretrain", "finetune:ucf101", "finetune:hmdb51"]},
+            "eval": {"dataset": "ucf101", "split": 1},
+        },
+        {},
+    )
     assert run.required_stages() == ["pretrain", "finetune/ucf101/split1", "finetune/hmdb51/split1"]
 
 

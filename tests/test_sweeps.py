@@ -11,9 +11,14 @@ def spec(**kw):
 
 
 def test_grid_x_zip_x_seeds():
-    sweep = load_sweep(spec(grid={"optim.lr": [0.1, 0.01], "optim.batch_size": [4, 8]},
-                            zip=[{"method.name": ["tce", "random_init"], "backbone.name": ["resnet10t", "resnet18"]}],
-                            seeds=[0, 1, 2], stages=["pretrain", "linear"]))
+    sweep = load_sweep(
+        spec(
+            grid={"optim.lr": [0.1, 0.01], "optim.batch_size": [4, 8]},
+            zip=[{"method.name": ["tce", "random_init"], "backbone.name": ["resnet10t", "resnet18"]}],
+            seeds=[0, 1, 2],
+            stages=["pretrain", "linear"],
+        )
+    )
     assert len(sweep.cells) == 2 * 2 * 2 * 3
     pairs = {(c.config.method.name, c.config.backbone.name) for c in sweep.cells}
     assert pairs == {("tce", "resnet10t"), ("random_init", "resnet18")}
@@ -74,7 +79,9 @@ def test_repo_sweep_files_parse():
 
 
 def test_zip_group_as_rows_equals_lists():
-    rows = load_sweep(spec(zip=[[{"method.name": "tce", "optim.lr": 0.1}, {"method.name": "random_init", "optim.lr": 0.2}]]))
+    rows = load_sweep(
+        spec(zip=[[{"method.name": "tce", "optim.lr": 0.1}, {"method.name": "random_init", "optim.lr": 0.2}]])
+    )
     lists = load_sweep(spec(zip=[{"method.name": ["tce", "random_init"], "optim.lr": [0.1, 0.2]}]))
     assert [c.id for c in rows.cells] == [c.id for c in lists.cells]
 

@@ -6,23 +6,36 @@ FORMAT_CHOICES = ("ucf101", "hmdb51", "kinetics", "folder")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check-data", help="find missing, corrupt and odd videos in a dataset (exit 1 if any is bad)",
-                       description="Open every video any split lists and decode its first and last frame (--full: every "
-                                   "frame, and check that seeking returns the same frames). Prints a table of bad files "
-                                   "with the reason, warnings (seek-unsafe, variable frame rate, very short), a summary, "
-                                   "and exits 1 if a video is bad or listed but missing.")
+    p = sub.add_parser(
+        "check-data",
+        help="find missing, corrupt and odd videos in a dataset (exit 1 if any is bad)",
+        description="Open every video any split lists and decode its first and last frame (--full: every "
+        "frame, and check that seeking returns the same frames). Prints a table of bad files "
+        "with the reason, warnings (seek-unsafe, variable frame rate, very short), a summary, "
+        "and exits 1 if a video is bad or listed but missing.",
+    )
     p.add_argument("root", help="dataset root folder (or a dataset name from the paths file)")
-    p.add_argument("--format", default=None, choices=FORMAT_CHOICES,
-                   help="dataset format (default: the paths file's, for a dataset name; else folder)")
-    p.add_argument("--split-dir", default=None,
-                   help="folder of split files (default: where the format keeps them: ROOT/ucfTrainTestlist, "
-                        "ROOT/testTrainMulti_7030_splits, ROOT/annotations, ... or beside ROOT)")
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=FORMAT_CHOICES,
+        help="dataset format (default: the paths file's, for a dataset name; else folder)",
+    )
+    p.add_argument(
+        "--split-dir",
+        default=None,
+        help="folder of split files (default: where the format keeps them: ROOT/ucfTrainTestlist, "
+        "ROOT/testTrainMulti_7030_splits, ROOT/annotations, ... or beside ROOT)",
+    )
     p.add_argument("--full", action="store_true", help="decode every frame (slow) and verify seeks")
     p.add_argument("--decoder", default="auto", help="auto | pyav | torchcodec (default auto)")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--min-frames", type=int, default=8, help="warn about videos shorter than this (default 8)")
-    p.add_argument("--allow-missing", action="store_true",
-                   help="listed-but-missing files do not fail the check (Kinetics copies always lack some)")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="listed-but-missing files do not fail the check (Kinetics copies always lack some)",
+    )
     p.add_argument("--csv", default=None, metavar="FILE", help="also write every finding to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)

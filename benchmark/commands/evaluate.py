@@ -8,22 +8,28 @@ PROTOCOL_NAMES = ("linear", "knn", "finetune")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a run directory with a protocol (linear, knn, finetune)",
-                       description="Evaluate a pre-trained (or random-init) run and add one entry per protocol to its "
-                                   "metrics.json (key <protocol>/<dataset>/split<N>). Linear probe and kNN share one "
-                                   "cached feature pass.",
-                       epilog="examples:\n"
-                              "  vssl evaluate runs/pretrain/tce-s0 --protocol linear,knn\n"
-                              "  vssl evaluate RUN --protocol finetune --split 2 eval.finetune_epochs=3\n"
-                              "  vssl evaluate RUN --protocol linear --checkpoint step_200.pt   # -> ...split1@step_200",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a run directory with a protocol (linear, knn, finetune)",
+        description="Evaluate a pre-trained (or random-init) run and add one entry per protocol to its "
+        "metrics.json (key <protocol>/<dataset>/split<N>). Linear probe and kNN share one "
+        "cached feature pass.",
+        epilog="examples:\n"
+        "  vssl evaluate runs/pretrain/tce-s0 --protocol linear,knn\n"
+        "  vssl evaluate RUN --protocol finetune --split 2 eval.finetune_epochs=3\n"
+        "  vssl evaluate RUN --protocol linear --checkpoint step_200.pt   # -> ...split1@step_200",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run_dir", help="run directory written by `vssl pretrain` or a sweep")
-    p.add_argument("--protocol", default="linear",
-                   help="linear | knn | finetune, or several separated by commas (default linear)")
+    p.add_argument(
+        "--protocol", default="linear", help="linear | knn | finetune, or several separated by commas (default linear)"
+    )
     p.add_argument("--dataset", default=None, help="downstream dataset name (default: the run's eval.dataset)")
     p.add_argument("--split", type=int, default=None, help="official split 1-3 (default: the run's eval.split)")
     p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or step_N.pt from the run's checkpoints/")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the run's config (eval.*, run.*)")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides of the run's config (eval.*, run.*)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=handle)
     _overrides_anywhere(p)
@@ -64,7 +70,9 @@ def handle(args) -> int:
     names = [n.strip() for n in args.protocol.split(",") if n.strip()]
     for name in names or [args.protocol]:
         if name not in PROTOCOL_NAMES:
-            raise UserError(f"unknown protocol '{name}'{nearest(name, PROTOCOL_NAMES)}; choose from {', '.join(PROTOCOL_NAMES)}")
+            raise UserError(
+                f"unknown protocol '{name}'{nearest(name, PROTOCOL_NAMES)}; choose from {', '.join(PROTOCOL_NAMES)}"
+            )
     run = RunDir(Path(args.run_dir))
     if not (run.path / "config.yaml").exists():
         raise UserError(f"{run.path} is not a run directory (no config.yaml)")
@@ -80,8 +88,10 @@ def handle(args) -> int:
     cfg = build_experiment(merge_overrides(resolved, extra))
     if not run.checkpoint_path(args.checkpoint).exists():
         have = sorted(p.name for p in (run.path / "checkpoints").glob("*.pt"))
-        raise UserError(f"no checkpoint {args.checkpoint} in {run.path / 'checkpoints'}"
-                        f"{nearest(args.checkpoint, have)} (have: {', '.join(have) or 'none; run the pretrain stage first'})")
+        raise UserError(
+            f"no checkpoint {args.checkpoint} in {run.path / 'checkpoints'}"
+            f"{nearest(args.checkpoint, have)} (have: {', '.join(have) or 'none; run the pretrain stage first'})"
+        )
     from benchmark.evaluation import entry_key, evaluate
 
     for name in names:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("methods", help="list registered SSL methods (in-tree and plugins)",
-                       description="List every registered method: the backbone kind it needs, its sampler, its origin.")
+    p = sub.add_parser(
+        "methods",
+        help="list registered SSL methods (in-tree and plugins)",
+        description="List every registered method: the backbone kind it needs, its sampler, its origin.",
+    )
     p.add_argument("--samplers", action="store_true", help="list registered samplers instead")
     p.set_defaults(handler=handle)
 

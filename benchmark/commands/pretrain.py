@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("pretrain", help="pre-train a registered method (resumes if RUN_DIR has a checkpoint)",
-                       description="Pre-train a method from a YAML config plus dotted overrides, e.g. "
-                                   "`vssl pretrain cfg.yaml method.temperature=0.1 optim.steps=200`.")
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train a registered method (resumes if RUN_DIR has a checkpoint)",
+        description="Pre-train a method from a YAML config plus dotted overrides, e.g. "
+        "`vssl pretrain cfg.yaml method.temperature=0.1 optim.steps=200`.",
+    )
     p.add_argument("config", nargs="?", help="YAML config (optional: defaults + overrides also work)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     p.add_argument("--out", default=None, help="run directory (default runs/pretrain/<method>-s<seed>)")
@@ -17,7 +20,7 @@ def register(sub) -> None:
 def handle(args) -> int:
     from pathlib import Path
 
-    from benchmark.config import explicit_tree, build_experiment
+    from benchmark.config import build_experiment, explicit_tree
 
     config = args.config
     overrides = list(args.overrides)
@@ -31,5 +34,8 @@ def handle(args) -> int:
     from benchmark.train import pretrain
 
     entry = pretrain(RunDir(out), cfg, tree, progress_bar=not args.no_progress)
-    print(f"pre-trained {cfg.method.name} into {out}: " + ", ".join(f"{k}={v}" for k, v in entry.items() if isinstance(v, (int, float)) and not isinstance(v, bool)))
+    print(
+        f"pre-trained {cfg.method.name} into {out}: "
+        + ", ".join(f"{k}={v}" for k, v in entry.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    )
     return 0

@@ -4,23 +4,37 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="write a sweep's tables, figures and README (protocol, provenance)",
-                       description="Collect a sweep and write, into one folder: README.md (the table, paired differences "
-                                   "vs random init, figures, the protocol of every column, provenance: git commit, each "
-                                   "row's config, hardware, wall time), table.md/.txt/.tex/.csv, runs.csv, figures/.")
+    p = sub.add_parser(
+        "report",
+        help="write a sweep's tables, figures and README (protocol, provenance)",
+        description="Collect a sweep and write, into one folder: README.md (the table, paired differences "
+        "vs random init, figures, the protocol of every column, provenance: git commit, each "
+        "row's config, hardware, wall time), table.md/.txt/.tex/.csv, runs.csv, figures/.",
+    )
     p.add_argument("sweep_dir", help="sweep folder (runs/<name>) or a single run directory")
     p.add_argument("--out", default=None, help="output folder (default SWEEP_DIR/report), e.g. results/table1-mini")
     p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
-    p.add_argument("--baseline", default="random_init", help="method(s) for the paired differences, comma-separated, e.g. random_init,random_init_bn ('' for none)")
-    p.add_argument("--ablation-axes", default=None,
-                   help="comma-separated config fields that name a hard-negative setting "
-                        "(default: TCE's method.mining_* fields and method.max_hard_fraction; only varying ones are used)")
+    p.add_argument(
+        "--baseline",
+        default="random_init",
+        help="method(s) for the paired differences, comma-separated, e.g. random_init,random_init_bn ('' for none)",
+    )
+    p.add_argument(
+        "--ablation-axes",
+        default=None,
+        help="comma-separated config fields that name a hard-negative setting "
+        "(default: TCE's method.mining_* fields and method.max_hard_fraction; only varying ones are used)",
+    )
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
     p.add_argument("--no-figures", action="store_true", help="tables and README only")
-    p.add_argument("--summary", default=None, metavar="FILE",
-                   help="a Markdown file with your findings (what the table shows, what is missing), placed under "
-                        "the README's title so that regenerating the report keeps it")
+    p.add_argument(
+        "--summary",
+        default=None,
+        metavar="FILE",
+        help="a Markdown file with your findings (what the table shows, what is missing), placed under "
+        "the README's title so that regenerating the report keeps it",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -40,10 +54,16 @@ def handle(args) -> int:
         if not path.is_file():
             raise UserError(f"--summary file not found: {path}")
         summary = path.read_text()
-    opts = ReportOptions(out_dir=Path(args.out) if args.out else None, allow_mixed=args.allow_mixed,
-                         include_incomplete=args.include_incomplete, baseline=args.baseline,
-                         ablation_axes=parse_axes(args.ablation_axes), figures=not args.no_figures, n_boot=args.n_boot,
-                         summary=summary)
+    opts = ReportOptions(
+        out_dir=Path(args.out) if args.out else None,
+        allow_mixed=args.allow_mixed,
+        include_incomplete=args.include_incomplete,
+        baseline=args.baseline,
+        ablation_axes=parse_axes(args.ablation_axes),
+        figures=not args.no_figures,
+        n_boot=args.n_boot,
+        summary=summary,
+    )
     readme = write_report(Path(args.sweep_dir), opts)
     print(f"wrote {readme} and the tables and figures beside it", file=sys.stderr)
     return 0

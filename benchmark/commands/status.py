@@ -21,9 +21,12 @@ STATES = ("done", "running", "pending", "failed", "interrupted", "missing")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("status", help="table of a sweep's cells: done / running / pending / failed, requeues",
-                       description="One row per cell of a sweep folder (runs/<name>): its state, SLURM job, requeue count "
-                                   "and training step; the last lines of the error of each failed cell.")
+    p = sub.add_parser(
+        "status",
+        help="table of a sweep's cells: done / running / pending / failed, requeues",
+        description="One row per cell of a sweep folder (runs/<name>): its state, SLURM job, requeue count "
+        "and training step; the last lines of the error of each failed cell.",
+    )
     p.add_argument("sweep_dir", help="sweep folder (runs/<name>)")
     p.add_argument("--lines", type=int, default=3, help="last lines of each failed cell's error to show (default 3)")
     p.add_argument("--only", choices=STATES, action="append", help="show only cells in this state (repeatable)")
@@ -145,7 +148,10 @@ def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[Cell
             if st.state == "FAILED" and error_file.exists():
                 row.error = _tail_lines(error_file, error_lines)
             else:
-                row.error = [f"SLURM: {st.state} (exit {st.exit_code})", *_tail_lines(job_log(job["folder"], row.job_id), error_lines)]
+                row.error = [
+                    f"SLURM: {st.state} (exit {st.exit_code})",
+                    *_tail_lines(job_log(job["folder"], row.job_id), error_lines),
+                ]
         elif error_file.exists():
             row.state, row.error = "failed", _tail_lines(error_file, error_lines)
         elif st:  # COMPLETED, yet stages are missing
@@ -162,8 +168,18 @@ def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[Cell
 def print_status(rows: list[CellStatus]) -> None:
     from tabulate import tabulate
 
-    table = [[r.cell_id, r.state, r.job_id or "-", r.slurm_state or "-", r.requeues,
-              "-" if r.step is None else f"{r.stage} {r.step}".strip(), r.label] for r in rows]
+    table = [
+        [
+            r.cell_id,
+            r.state,
+            r.job_id or "-",
+            r.slurm_state or "-",
+            r.requeues,
+            "-" if r.step is None else f"{r.stage} {r.step}".strip(),
+            r.label,
+        ]
+        for r in rows
+    ]
     print(tabulate(table, headers=["cell", "state", "job", "slurm", "requeues", "last step", "label"]))
     for r in rows:
         if r.state == "failed" and r.error:

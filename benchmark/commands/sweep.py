@@ -8,25 +8,45 @@ CLUSTERS = ("local", "debug", "slurm")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sweep", help="run a sweep file (grid x zip x seeds), skipping complete cells",
-                       description="Expand a sweep file into cells and run every incomplete one: in this process "
-                                   "(--cluster local), in submitit's debug executor, or as SLURM job arrays. "
-                                   "Relaunching is safe: complete cells are skipped, queued ones left alone, failed or new ones run.")
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep file (grid x zip x seeds), skipping complete cells",
+        description="Expand a sweep file into cells and run every incomplete one: in this process "
+        "(--cluster local), in submitit's debug executor, or as SLURM job arrays. "
+        "Relaunching is safe: complete cells are skipped, queued ones left alone, failed or new ones run.",
+    )
     p.add_argument("file", help="sweep YAML (see docs/sweeps.md)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every cell (resources.* for resources)")
-    p.add_argument("--cluster", default="local", help="local (in process, default) | debug (submitit, in process) | slurm")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="overrides for every cell (resources.* for resources)"
+    )
+    p.add_argument(
+        "--cluster", default="local", help="local (in process, default) | debug (submitit, in process) | slurm"
+    )
     p.add_argument("--out", default=None, help="sweep folder (default: the file's `out`, else runs/<name>)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="resolve every cell, build its model on the meta device, print cells, ids and resources; run nothing")
-    p.add_argument("--smoke", action="store_true",
-                   help="every cell for two steps of each stage on a tiny synthetic stand-in, in <out>-smoke")
-    p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has ended, then print the status")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resolve every cell, build its model on the meta device, print cells, ids and resources; run nothing",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every cell for two steps of each stage on a tiny synthetic stand-in, in <out>-smoke",
+    )
+    p.add_argument(
+        "--wait", action="store_true", help="slurm: block until every submitted job has ended, then print the status"
+    )
     p.add_argument("--poll-s", dest="poll_s", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--table", action="store_true", help="print the results table when done")
-    p.add_argument("--only", metavar="TEXT", action="append", default=None,
-                   help="run only cells whose id or label contains TEXT (repeatable: any match); "
-                        "e.g. --only method=tce to finish a sweep over several launches")
+    p.add_argument(
+        "--only",
+        metavar="TEXT",
+        action="append",
+        default=None,
+        help="run only cells whose id or label contains TEXT (repeatable: any match); "
+        "e.g. --only method=tce to finish a sweep over several launches",
+    )
     p.set_defaults(handler=handle)
     _overrides_anywhere(p)
 
@@ -53,7 +73,9 @@ def handle(args) -> int:
     from benchmark.sweeps import load_sweep
 
     if args.cluster not in CLUSTERS:
-        raise UserError(f"unknown cluster '{args.cluster}'{nearest(args.cluster, CLUSTERS)}; choose from {', '.join(CLUSTERS)}")
+        raise UserError(
+            f"unknown cluster '{args.cluster}'{nearest(args.cluster, CLUSTERS)}; choose from {', '.join(CLUSTERS)}"
+        )
     sweep = load_sweep(args.file, args.overrides, args.out)
     if args.only:
         sweep = select_cells(sweep, args.only)
@@ -81,8 +103,10 @@ def handle(args) -> int:
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
     elsewhere = sum(v == RUNNING_ELSEWHERE for v in outcome.values())
     done = len(outcome) - len(failed) - elsewhere
-    print(f"sweep {sweep.name}: {done} of {len(outcome)} cells complete"
-          f"{f', {elsewhere} running in another process' if elsewhere else ''}, out {sweep.out_dir}")
+    print(
+        f"sweep {sweep.name}: {done} of {len(outcome)} cells complete"
+        f"{f', {elsewhere} running in another process' if elsewhere else ''}, out {sweep.out_dir}"
+    )
     if args.table:
         from benchmark.commands.table import print_quick_table
 
@@ -98,7 +122,9 @@ def select_cells(sweep, patterns: list[str]):
 
     chosen = [c for c in sweep.cells if any(p in c.id or p in f"{c.label} " for p in patterns)]
     if not chosen:
-        raise UserError(f"--only {' '.join(patterns)} matches none of the {len(sweep.cells)} cells (labels look like '{sweep.cells[0].label}')")
+        raise UserError(
+            f"--only {' '.join(patterns)} matches none of the {len(sweep.cells)} cells (labels look like '{sweep.cells[0].label}')"
+        )
     return dataclasses.replace(sweep, cells=chosen)
 
 
@@ -123,7 +149,9 @@ def check_cells(sweep, datasets: bool = True) -> None:
             method_cls = METHODS.get(cfg.method.name)
             check_compatible(method_cls, seen_backbones[key], cfg.method.name, cfg.backbone.name)
             if datasets:
-                needed = [parse_stage(s, cfg.eval.dataset, cfg.eval.split)[1] for s in cfg.run.stages if s != "pretrain"]
+                needed = [
+                    parse_stage(s, cfg.eval.dataset, cfg.eval.split)[1] for s in cfg.run.stages if s != "pretrain"
+                ]
                 if getattr(method_cls, "trains", True) and cfg.optim.steps > 0:
                     needed.append(cfg.data.dataset)
                 for name in needed:
@@ -161,14 +189,25 @@ def dry_run(sweep, cluster: str) -> int:
             model = build_method(cfg, 1024, num_classes, meta=True)
             params[key] = sum(p.numel() for p in model.parameters()) / 1e6
         status = RunDir(cell_dir(sweep.out_dir, cell.id)).status()[0]
-        rows.append([cell.id, cell.label, cfg.method.name, cfg.backbone.name, f"{params[key]:.2f}", group_of[cell.id],
-                     "skip (complete)" if status == "complete" else "run"])
+        rows.append(
+            [
+                cell.id,
+                cell.label,
+                cfg.method.name,
+                cfg.backbone.name,
+                f"{params[key]:.2f}",
+                group_of[cell.id],
+                "skip (complete)" if status == "complete" else "run",
+            ]
+        )
     print(tabulate(rows, headers=["cell", "label", "method", "backbone", "params (M)", "array", "launch would"]))
     print()
     for i, (res, cells) in enumerate(groups, 1):
         est = f", ~{res.gpu_hours_estimate} GPU-h/cell (estimate)" if res.gpu_hours_estimate else ""
         print(f"array {i}: {len(cells)} cells: {describe_resources(res)}{est}")
     todo = sum(r[-1] == "run" for r in rows)
-    print(f"{len(rows)} cells ({todo} to run), stages {sweep.stages}, {len(groups)} job array(s) on {cluster}, "
-          f"out {sweep.out_dir} (dry run: nothing submitted)")
+    print(
+        f"{len(rows)} cells ({todo} to run), stages {sweep.stages}, {len(groups)} job array(s) on {cluster}, "
+        f"out {sweep.out_dir} (dry run: nothing submitted)"
+    )
     return 0

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("synth", help="generate the synthetic action dataset (UCF101 layout + unlabelled pool)",
-                       description="Write a seeded synthetic action dataset as MPEG-4 .avi files in UCF101's exact layout, "
-                                   "plus an unlabelled pre-training pool under OUT/pool. Same seed, same bytes.")
-    p.add_argument("out", nargs="?", default=None, help="output folder (default: $VSSL_DATA/synthetic, i.e. data/synthetic)")
+    p = sub.add_parser(
+        "synth",
+        help="generate the synthetic action dataset (UCF101 layout + unlabelled pool)",
+        description="Write a seeded synthetic action dataset as MPEG-4 .avi files in UCF101's exact layout, "
+        "plus an unlabelled pre-training pool under OUT/pool. Same seed, same bytes.",
+    )
+    p.add_argument(
+        "out", nargs="?", default=None, help="output folder (default: $VSSL_DATA/synthetic, i.e. data/synthetic)"
+    )
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--force", action="store_true", help="regenerate even if OUT holds the same config")
-    p.add_argument("set", nargs="*", metavar="key=value", help="SynthConfig fields, e.g. classes=12 size=64 frames=32 pool_videos=600")
+    p.add_argument(
+        "set",
+        nargs="*",
+        metavar="key=value",
+        help="SynthConfig fields, e.g. classes=12 size=64 frames=32 pool_videos=600",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -25,6 +35,8 @@ def handle(args) -> int:
     cfg = build_dataclass(SynthConfig, values, prefix="synth")
     out = Path(args.out) if args.out else data_home() / "synthetic"
     summary = generate(out, cfg, workers=args.workers, force=args.force)
-    print(f"synthetic dataset at {out}: " + ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
+    print(
+        f"synthetic dataset at {out}: "
+        + ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))
+    )
     return 0
-

@@ -9,20 +9,28 @@ FORMATS = ("terminal", "md", "latex", "csv")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("table", help="collect a sweep's runs into a Table-1-style results table",
-                       description="Read every run directory of a sweep: one row per method x backbone x pre-training set, "
-                                   "one column per downstream dataset x protocol, mean ± std over seeds with n and a 95%% "
-                                   "interval, the published numbers beside ours. Incomplete and corrupt runs are listed "
-                                   "and skipped.")
+    p = sub.add_parser(
+        "table",
+        help="collect a sweep's runs into a Table-1-style results table",
+        description="Read every run directory of a sweep: one row per method x backbone x pre-training set, "
+        "one column per downstream dataset x protocol, mean ± std over seeds with n and a 95%% "
+        "interval, the published numbers beside ours. Incomplete and corrupt runs are listed "
+        "and skipped.",
+    )
     p.add_argument("sweep_dir", help="sweep folder (runs/<name>), a single run directory, or a folder of sweeps")
     p.add_argument("--format", default="terminal", choices=FORMATS, help="output format (default terminal)")
     p.add_argument("--out", default=None, help="write the table to this file instead of stdout")
     p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
-    p.add_argument("--baseline", default="random_init",
-                   help="method the paired differences are taken against (default random_init; '' for none)")
+    p.add_argument(
+        "--baseline",
+        default="random_init",
+        help="method the paired differences are taken against (default random_init; '' for none)",
+    )
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
-    p.add_argument("--runs-csv", default=None, help="also write the per-run frame (every config field and metric) as CSV")
+    p.add_argument(
+        "--runs-csv", default=None, help="also write the per-run frame (every config field and metric) as CSV"
+    )
     p.set_defaults(handler=handle)
 
 
@@ -38,7 +46,11 @@ def handle(args) -> int:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     table = build_table(coll)
     # the paired differences follow the terminal and Markdown tables; CSV and LaTeX hold the table alone
-    paired = paired_vs_baseline(table, args.baseline, n_boot=args.n_boot) if args.baseline and args.format in ("terminal", "md") else None
+    paired = (
+        paired_vs_baseline(table, args.baseline, n_boot=args.n_boot)
+        if args.baseline and args.format in ("terminal", "md")
+        else None
+    )
     text = render(table, args.format, paired)
     if args.runs_csv:
         coll.runs.to_csv(args.runs_csv, index=False)

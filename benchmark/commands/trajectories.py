@@ -4,17 +4,31 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("trajectories", help="plot frame trajectories of a few videos in the embedding (PNG)",
-                       description="Embed every frame of a few pre-training videos with the run's checkpoints and "
-                                   "plot each video as a line in a 2D PCA projection, one panel per checkpoint "
-                                   "(TCE's Figure 3). Keep intermediate checkpoints with run.epoch_checkpoints.")
+    p = sub.add_parser(
+        "trajectories",
+        help="plot frame trajectories of a few videos in the embedding (PNG)",
+        description="Embed every frame of a few pre-training videos with the run's checkpoints and "
+        "plot each video as a line in a 2D PCA projection, one panel per checkpoint "
+        "(TCE's Figure 3). Keep intermediate checkpoints with run.epoch_checkpoints.",
+    )
     p.add_argument("run_dir", help="run directory written by `vssl pretrain` or a sweep")
-    p.add_argument("--checkpoints", nargs="+", default=None, metavar="NAME",
-                   help="checkpoint files under RUN/checkpoints (default: every step_N.pt, then last.pt)")
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="checkpoint files under RUN/checkpoints (default: every step_N.pt, then last.pt)",
+    )
     p.add_argument("--videos", type=int, default=4, help="videos to plot, evenly spaced through the index (default 4)")
-    p.add_argument("--frames", type=int, default=64, help="at most this many evenly spaced frames per video (default 64)")
-    p.add_argument("--space", choices=("embedding", "backbone"), default="embedding",
-                   help="the method's projection head output (default) or the backbone's pooled features")
+    p.add_argument(
+        "--frames", type=int, default=64, help="at most this many evenly spaced frames per video (default 64)"
+    )
+    p.add_argument(
+        "--space",
+        choices=("embedding", "backbone"),
+        default="embedding",
+        help="the method's projection head output (default) or the backbone's pooled features",
+    )
     p.add_argument("--out", default=None, help="PNG path (default RUN/trajectories.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from benchmark.config import ExperimentConfig
 from benchmark.errors import UserError, nearest
@@ -49,8 +49,10 @@ def labelled_splits(cfg: ExperimentConfig):
     train = build_index(cfg.eval.dataset, split=cfg.eval.split, subset="train")
     test = build_index(cfg.eval.dataset, split=cfg.eval.split, subset="test")
     if not train.records or not test.records:
-        raise UserError(f"dataset '{cfg.eval.dataset}' split {cfg.eval.split} needs labelled train and test videos "
-                        f"(found {len(train.records)} / {len(test.records)})")
+        raise UserError(
+            f"dataset '{cfg.eval.dataset}' split {cfg.eval.split} needs labelled train and test videos "
+            f"(found {len(train.records)} / {len(test.records)})"
+        )
     if any(r.label < 0 for r in (*train.records, *test.records)):
         raise UserError(f"dataset '{cfg.eval.dataset}' has unlabelled videos; evaluation needs a labelled set")
     return train, test
@@ -59,8 +61,10 @@ def labelled_splits(cfg: ExperimentConfig):
 def check_bad(bad: list, total: int, subset: str, cfg: ExperimentConfig) -> None:
     """Too many undecodable videos make a number meaningless: stop (the data needs fixing first)."""
     if total and len(bad) / total > cfg.data.max_bad_fraction:
-        raise UserError(f"{len(bad)} of {total} {subset} videos of '{cfg.eval.dataset}' failed to decode "
-                        f"(> data.max_bad_fraction={cfg.data.max_bad_fraction}); first: {bad[0]['path']}: {bad[0]['reason']}")
+        raise UserError(
+            f"{len(bad)} of {total} {subset} videos of '{cfg.eval.dataset}' failed to decode "
+            f"(> data.max_bad_fraction={cfg.data.max_bad_fraction}); first: {bad[0]['path']}: {bad[0]['reason']}"
+        )
 
 
 def skipped_fields(**bad_by_subset: list) -> dict:
@@ -86,7 +90,9 @@ def runtime(cfg: ExperimentConfig):
     return resolve_runtime(cfg.run.device, cfg.run.precision, cfg.run.channels_last, cfg.run.threads)
 
 
-def frozen_features(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt", progress_bar: bool = True) -> FrozenFeatures:
+def frozen_features(
+    run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt", progress_bar: bool = True
+) -> FrozenFeatures:
     """Features of both splits from the run's checkpoint, extracted once and cached under RUN/cache."""
     from benchmark.evaluation.features import extract, view_spec
     from benchmark.evaluation.selection import label_subset
@@ -96,8 +102,12 @@ def frozen_features(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.
     train, test = labelled_splits(cfg)
     ctx = runtime(cfg)
     spec = view_spec(cfg.eval, cfg.data.resolution, backbone.kind)
-    common = dict(frames_per_batch=cfg.eval.batch_size, decoder=cfg.data.decoder, num_workers=cfg.eval.num_workers,
-                  progress_bar=progress_bar)
+    common = dict(
+        frames_per_batch=cfg.eval.batch_size,
+        decoder=cfg.data.decoder,
+        num_workers=cfg.eval.num_workers,
+        progress_bar=progress_bar,
+    )
     cache = run.path / "cache"
     ftr = extract(backbone, train.records, spec, ctx, ckpt_path, cache, desc="features train", **common)
     fte = extract(backbone, test.records, spec, ctx, ckpt_path, cache, desc="features test", **common)
@@ -113,14 +123,23 @@ def frozen_features(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.
         rows = [i for i, v in enumerate(ftr.video_ids) if v in keep_ids]
         ftr = Outputs(ftr.x[rows], ftr.y[rows], [ftr.video_ids[i] for i in rows], ftr.bad)
         train_records = kept
-    prov = {"checkpoint": ckpt_path, "checkpoint_step": step, "backbone_kind": backbone.kind,
-            **spec.entry_fields(), **skipped_fields(train=ftr.bad, test=fte.bad)}
+    prov = {
+        "checkpoint": ckpt_path,
+        "checkpoint_step": step,
+        "backbone_kind": backbone.kind,
+        **spec.entry_fields(),
+        **skipped_fields(train=ftr.bad, test=fte.bad),
+    }
     return FrozenFeatures(ftr, fte, train_records, list(train.classes), prov)
 
 
 def counts(train_videos: int, test_videos: int, num_classes: int, cfg: ExperimentConfig) -> dict:
-    return {"train_videos": train_videos, "test_videos": test_videos, "num_classes": num_classes,
-            "label_fraction": cfg.eval.label_fraction}
+    return {
+        "train_videos": train_videos,
+        "test_videos": test_videos,
+        "num_classes": num_classes,
+        "label_fraction": cfg.eval.label_fraction,
+    }
 
 
 _STEP_CKPT = re.compile(r"^step_(\d+)\.pt$")
@@ -131,7 +150,9 @@ def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = "last.pt") -> 
     return checkpoint_key(stage_key(name, cfg.eval.dataset, cfg.eval.split), checkpoint)
 
 
-def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = "last.pt") -> dict:
+def evaluate(
+    run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = "last.pt"
+) -> dict:
     """Run protocol ``name`` on a run directory and record its metrics entry (atomically)."""
     if name not in PROTOCOLS:
         raise UserError(f"unknown protocol '{name}'{nearest(name, PROTOCOLS)}; known: {', '.join(PROTOCOLS)}")
@@ -139,8 +160,14 @@ def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool =
         raise UserError(f"checkpoint '{checkpoint}' should be last.pt or step_N.pt (in {run.path / 'checkpoints'})")
     t0 = time.perf_counter()
     entry = PROTOCOLS[name](run, cfg, checkpoint=checkpoint, progress_bar=progress_bar)
-    entry.update({"protocol": name, "dataset": cfg.eval.dataset, "split": cfg.eval.split,
-                  "wall_s": round(time.perf_counter() - t0, 2)})
+    entry.update(
+        {
+            "protocol": name,
+            "dataset": cfg.eval.dataset,
+            "split": cfg.eval.split,
+            "wall_s": round(time.perf_counter() - t0, 2),
+        }
+    )
     run.add_metrics(entry_key(name, cfg, checkpoint), entry)
     return entry
 

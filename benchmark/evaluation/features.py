@@ -29,9 +29,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -82,8 +82,13 @@ class ViewSpec:
         """What a metrics entry says about test sampling."""
         if self.kind == "2d":
             return {"frames_at_test": self.count, "clips_at_test": None, "crops_at_test": self.crops}
-        return {"frames_at_test": None, "clips_at_test": self.count, "clip_len": self.clip_len,
-                "clip_stride": self.stride, "crops_at_test": self.crops}
+        return {
+            "frames_at_test": None,
+            "clips_at_test": self.count,
+            "clip_len": self.clip_len,
+            "clip_stride": self.stride,
+            "crops_at_test": self.crops,
+        }
 
 
 def view_spec(eval_cfg, resolution: int, kind: str) -> ViewSpec:
@@ -107,8 +112,8 @@ def spatial_crops(frames: torch.Tensor, resolution: int, crops: int) -> torch.Te
     else:
         offsets = [(top, 0), (top, left), (top, w - resolution)]
     if crops == 1:  # a view, no copy: the collate copies once per batch anyway
-        return frames[..., top:top + resolution, left:left + resolution].unsqueeze(0)
-    return torch.stack([frames[..., y:y + resolution, x:x + resolution] for y, x in offsets])
+        return frames[..., top : top + resolution, left : left + resolution].unsqueeze(0)
+    return torch.stack([frames[..., y : y + resolution, x : x + resolution] for y, x in offsets])
 
 
 def normalise_hwc(x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +145,9 @@ class EvalVideos(Dataset):
                 frames = video.get_frames(self.spec.frame_indices(video.num_frames))
         except (VideoDecodeError, OSError) as exc:
             return {"index": i, "error": str(exc)}
-        views = spatial_crops(frames, self.spec.resolution, self.spec.crops).movedim(-3, -1)  # [crops, count*T, r, r, C]
+        views = spatial_crops(frames, self.spec.resolution, self.spec.crops).movedim(
+            -3, -1
+        )  # [crops, count*T, r, r, C]
         clip = (self.spec.clip_len,) if self.spec.kind == "3d" else ()
         return {"views": views.reshape(self.spec.views, *clip, *views.shape[-3:]), "label": record.label, "index": i}
 
@@ -155,10 +162,18 @@ def collate_views(samples: list[dict]) -> dict:
     return out
 
 
-def views_loader(records: Sequence, spec: ViewSpec, decoder: str, videos_per_batch: int, num_workers: int = 0) -> DataLoader:
+def views_loader(
+    records: Sequence, spec: ViewSpec, decoder: str, videos_per_batch: int, num_workers: int = 0
+) -> DataLoader:
     extra = {"worker_init_fn": single_thread_worker, "prefetch_factor": 4} if num_workers > 0 else {}
-    return DataLoader(EvalVideos(records, spec, decoder), batch_size=max(1, videos_per_batch), shuffle=False,
-                      num_workers=num_workers, collate_fn=collate_views, **extra)
+    return DataLoader(
+        EvalVideos(records, spec, decoder),
+        batch_size=max(1, videos_per_batch),
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_views,
+        **extra,
+    )
 
 
 # ====================================================================== inference
@@ -175,8 +190,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     leaves = [(n, m) for n, m in named.items() if not any(True for _ in m.children())]
     for (conv_name, conv), (bn_name, bn) in zip(leaves, leaves[1:]):
         pair = (type(conv), type(bn))  # exact types: a BatchNorm subclass may carry an activation (timm BatchNormAct)
-        if (pair in ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d)) and bn.track_running_stats
-                and conv.out_channels == bn.num_features):
+        if (
+            pair in ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
+            and bn.track_running_stats
+            and conv.out_channels == bn.num_features
+        ):
             for name, new in ((conv_name, fuse_conv_bn_eval(conv, bn)), (bn_name, nn.Identity())):
                 parent, _, attr = name.rpartition(".")
                 setattr(named[parent] if parent else model, attr, new)
@@ -228,9 +246,18 @@ def single_threaded(loader):
         yield batch
 
 
-def video_outputs(fn: Callable[[torch.Tensor], torch.Tensor], records: Sequence, spec: ViewSpec, ctx, *,
-                  frames_per_batch: int = 64, decoder: str = "auto", num_workers: int = 0, desc: str = "videos",
-                  progress_bar: bool = True) -> Outputs:
+def video_outputs(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    records: Sequence,
+    spec: ViewSpec,
+    ctx,
+    *,
+    frames_per_batch: int = 64,
+    decoder: str = "auto",
+    num_workers: int = 0,
+    desc: str = "videos",
+    progress_bar: bool = True,
+) -> Outputs:
     """Apply ``fn`` ([B, V, ...] normalised views -> [B, V, D]) to every video and average over the V views."""
     frames_per_video = spec.views * (spec.clip_len if spec.kind == "3d" else 1)
     loader = views_loader(records, spec, decoder, max(1, frames_per_batch // frames_per_video), num_workers)
@@ -270,9 +297,20 @@ def cache_key(checkpoint: str | Path, records: Sequence, spec: ViewSpec, decoder
     return h.hexdigest()[:16]
 
 
-def extract(backbone: nn.Module, records: Sequence, spec: ViewSpec, ctx, checkpoint: str | Path,
-            cache_dir: Path | None, *, frames_per_batch: int = 64, decoder: str = "auto", num_workers: int = 0,
-            desc: str = "features", progress_bar: bool = True) -> Outputs:
+def extract(
+    backbone: nn.Module,
+    records: Sequence,
+    spec: ViewSpec,
+    ctx,
+    checkpoint: str | Path,
+    cache_dir: Path | None,
+    *,
+    frames_per_batch: int = 64,
+    decoder: str = "auto",
+    num_workers: int = 0,
+    desc: str = "features",
+    progress_bar: bool = True,
+) -> Outputs:
     """Per-video features of a frozen backbone (mean over views), read from or written to the cache."""
     path = Path(cache_dir) / f"features-{cache_key(checkpoint, records, spec, decoder)}.pt" if cache_dir else None
     if path is not None and path.exists():
@@ -284,8 +322,17 @@ def extract(backbone: nn.Module, records: Sequence, spec: ViewSpec, ctx, checkpo
     probe_shape = (1, 1, *((spec.clip_len,) if spec.kind == "3d" else ()), 3, spec.resolution, spec.resolution)
     probe = torch.randn(probe_shape, generator=torch.Generator().manual_seed(0))
     model = ctx.prepare(inference_copy(backbone, probe))
-    out = video_outputs(model, records, spec, ctx, frames_per_batch=frames_per_batch, decoder=decoder,
-                        num_workers=num_workers, desc=desc, progress_bar=progress_bar)
+    out = video_outputs(
+        model,
+        records,
+        spec,
+        ctx,
+        frames_per_batch=frames_per_batch,
+        decoder=decoder,
+        num_workers=num_workers,
+        desc=desc,
+        progress_bar=progress_bar,
+    )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

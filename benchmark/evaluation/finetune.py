@@ -102,8 +102,17 @@ def predict(model: VideoClassifier, records: list, spec, ctx, cfg: ExperimentCon
     clip = (spec.clip_len,) if spec.kind == "3d" else ()
     probe = torch.randn(1, 1, *clip, 3, spec.resolution, spec.resolution, generator=torch.Generator().manual_seed(0))
     frozen = ctx.prepare(inference_copy(model, probe))
-    return video_outputs(frozen.view_logits, records, spec, ctx, frames_per_batch=cfg.eval.batch_size,
-                         decoder=cfg.data.decoder, num_workers=cfg.eval.num_workers, desc=desc, progress_bar=progress_bar)
+    return video_outputs(
+        frozen.view_logits,
+        records,
+        spec,
+        ctx,
+        frames_per_batch=cfg.eval.batch_size,
+        decoder=cfg.data.decoder,
+        num_workers=cfg.eval.num_workers,
+        desc=desc,
+        progress_bar=progress_bar,
+    )
 
 
 def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -126,8 +135,10 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
     if ev.heldout_fraction > 0 and not split.heldout:
         from benchmark.errors import UserError
 
-        raise UserError(f"eval.heldout_fraction={ev.heldout_fraction} holds out no train video of '{ev.dataset}' "
-                        "(every class has a single group?); set eval.heldout_fraction=0 to train without selection")
+        raise UserError(
+            f"eval.heldout_fraction={ev.heldout_fraction} holds out no train video of '{ev.dataset}' "
+            "(every class has a single group?); set eval.heldout_fraction=0 to train without selection"
+        )
     num_classes = len(train.classes)
     ctx = runtime(cfg)
     seed_everything(cfg.run.seed)
@@ -135,11 +146,20 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
     spec = view_spec(ev, cfg.data.resolution, backbone.kind)
 
     sched = schedule_for(len(split.fit), cfg)
-    dataset = SampledVideos(split.fit, training_sampler(backbone.kind, cfg), cfg.data.decoder, cfg.run.seed, with_labels=True)
-    loader = make_loader(dataset, StepBatches(len(split.fit), sched.batch_size, sched.total_steps, cfg.run.seed),
-                         num_workers=cfg.data.num_workers)
-    optimizer = torch.optim.SGD(model.parameters(), lr=ev.finetune_lr, momentum=0.9, weight_decay=ev.finetune_weight_decay)
-    lr_at = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / sched.total_steps)))
+    dataset = SampledVideos(
+        split.fit, training_sampler(backbone.kind, cfg), cfg.data.decoder, cfg.run.seed, with_labels=True
+    )
+    loader = make_loader(
+        dataset,
+        StepBatches(len(split.fit), sched.batch_size, sched.total_steps, cfg.run.seed),
+        num_workers=cfg.data.num_workers,
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=ev.finetune_lr, momentum=0.9, weight_decay=ev.finetune_weight_decay
+    )
+    lr_at = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / sched.total_steps))
+    )
 
     stage = entry_key("finetune", cfg, checkpoint)
     run.truncate_scalars(stage, 0)
@@ -151,8 +171,13 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
         t0 = time.perf_counter()
         model.train()
         total_loss = 0.0
-        bar = tqdm(range(sched.steps_per_epoch), desc=f"finetune epoch {epoch}/{sched.epochs}", disable=not progress_bar,
-                   dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            range(sched.steps_per_epoch),
+            desc=f"finetune epoch {epoch}/{sched.epochs}",
+            disable=not progress_bar,
+            dynamic_ncols=True,
+            leave=False,
+        )
         for _ in bar:
             batch = next(batches)
             bad_train += len(batch.pop("bad"))
@@ -171,8 +196,14 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
         losses.append(round(total_loss / sched.steps_per_epoch, 5))
         if not math.isfinite(losses[-1]):
             raise RuntimeError(f"fine-tuning loss is {losses[-1]} in epoch {epoch}")
-        scalars = {"stage": stage, "step": epoch, "epoch": epoch, "lr": lr_at.get_last_lr()[0], "loss": losses[-1],
-                   "train_s": round(train_s, 2)}
+        scalars = {
+            "stage": stage,
+            "step": epoch,
+            "epoch": epoch,
+            "lr": lr_at.get_last_lr()[0],
+            "loss": losses[-1],
+            "train_s": round(train_s, 2),
+        }
         if split.heldout:
             out = predict(model, split.heldout, spec, ctx, cfg, "held-out", progress_bar)
             heldout_bad = out.bad
@@ -189,8 +220,10 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
     check_bad(out.bad, len(test.records), "test", cfg)
     metrics = topk_accuracy(out.x, out.y)
     if split.heldout:
-        selection = (f"epoch with the best held-out top-1 on {len(split.heldout)} train videos (class-stratified, "
-                     f"group-disjoint); test evaluated once, at that epoch")
+        selection = (
+            f"epoch with the best held-out top-1 on {len(split.heldout)} train videos (class-stratified, "
+            f"group-disjoint); test evaluated once, at that epoch"
+        )
     else:
         selection = "none: last epoch (eval.heldout_fraction=0); test evaluated once"
     return {

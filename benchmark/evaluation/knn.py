@@ -31,14 +31,15 @@ def centre_and_normalise(gallery: torch.Tensor, *queries: torch.Tensor) -> list[
     return [F.normalize(t - mean, dim=1) for t in (gallery, *queries)]
 
 
-def nearest_neighbours(gallery: torch.Tensor, queries: torch.Tensor, k: int,
-                       chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(
+    gallery: torch.Tensor, queries: torch.Tensor, k: int, chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(similarities, gallery indices) of the k nearest (highest cosine) gallery rows of every query, best first.
     Inputs are already centred and normalised. Queries go in chunks to bound memory."""
     k = min(k, len(gallery))
     sims, idx = [], []
     for start in range(0, len(queries), chunk):
-        s = queries[start:start + chunk] @ gallery.T
+        s = queries[start : start + chunk] @ gallery.T
         top = s.topk(k, dim=1)
         sims.append(top.values)
         idx.append(top.indices)
@@ -57,8 +58,9 @@ def retrieval_accuracy(neighbour_labels: torch.Tensor, query_labels: torch.Tenso
     return out
 
 
-def knn_vote(neighbour_sims: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int, k: int,
-             vote: str = "majority") -> torch.Tensor:
+def knn_vote(
+    neighbour_sims: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int, k: int, vote: str = "majority"
+) -> torch.Tensor:
     """Predicted class per query from its k nearest neighbours (columns are sorted best first)."""
     sims, labels = neighbour_sims[:, :k], neighbour_labels[:, :k]
     if vote == "weighted":
@@ -95,8 +97,16 @@ def knn_evaluate(train_x, train_y, test_x, test_y, num_classes: int, ks, k: int,
 def run_knn(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
     feats = frozen_features(run, cfg, checkpoint, progress_bar)
     ev = cfg.eval
-    metrics = knn_evaluate(feats.train.x, feats.train.y, feats.test.x, feats.test.y, len(feats.classes),
-                           list(ev.knn_ks), ev.knn_k, ev.knn_vote)
+    metrics = knn_evaluate(
+        feats.train.x,
+        feats.train.y,
+        feats.test.x,
+        feats.test.y,
+        len(feats.classes),
+        list(ev.knn_ks),
+        ev.knn_k,
+        ev.knn_vote,
+    )
     return {
         **metrics,
         "test_video_ids": feats.test.video_ids,

@@ -81,7 +81,6 @@ def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[str,
     return out
 
 
-
 def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: LinearProbeConfig) -> dict:
     """Fit on train, report test top-1/top-5 and per-video correctness (in test order)."""
     with one_thread():
@@ -99,8 +98,15 @@ def _linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: Linea
     return metrics
 
 
-def select_weight_decay(x: torch.Tensor, y: torch.Tensor, records: list, num_classes: int, base: LinearProbeConfig,
-                        grid: list[float], heldout_fraction: float) -> tuple[float, dict[str, float], list[str]]:
+def select_weight_decay(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    records: list,
+    num_classes: int,
+    base: LinearProbeConfig,
+    grid: list[float],
+    heldout_fraction: float,
+) -> tuple[float, dict[str, float], list[str]]:
     """The weight decay of ``grid`` with the best held-out top-1 (the first on ties), the held-out scores,
     and the held-out video ids. Rows of ``x`` are ``records`` (train videos only)."""
     from benchmark.evaluation.selection import heldout_split
@@ -129,17 +135,30 @@ def run_linear(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt
     selection: dict = {"selection": "none (fixed recipe, no model selection)"}
     if ev.linear_weight_decays:
         if ev.heldout_fraction <= 0:
-            raise UserError("eval.linear_weight_decays needs eval.heldout_fraction > 0 (selection is never done on test)")
+            raise UserError(
+                "eval.linear_weight_decays needs eval.heldout_fraction > 0 (selection is never done on test)"
+            )
         try:
-            wd, scores, held_ids = select_weight_decay(feats.train.x, feats.train.y, feats.train_records, num_classes, probe,
-                                                       list(ev.linear_weight_decays), ev.heldout_fraction)
+            wd, scores, held_ids = select_weight_decay(
+                feats.train.x,
+                feats.train.y,
+                feats.train_records,
+                num_classes,
+                probe,
+                list(ev.linear_weight_decays),
+                ev.heldout_fraction,
+            )
         except ValueError as exc:
             raise UserError(f"linear probe weight-decay selection: {exc}") from None
         probe = replace(probe, weight_decay=wd)
-        selection = {"selection": f"weight decay from {list(ev.linear_weight_decays)} by held-out top-1 on "
-                                  f"{len(held_ids)} train videos (class-stratified, group-disjoint); refit on all train",
-                     "selected": {"linear_weight_decay": wd}, "heldout_top1": scores, "heldout_videos": len(held_ids),
-                     "heldout_video_ids": held_ids}
+        selection = {
+            "selection": f"weight decay from {list(ev.linear_weight_decays)} by held-out top-1 on "
+            f"{len(held_ids)} train videos (class-stratified, group-disjoint); refit on all train",
+            "selected": {"linear_weight_decay": wd},
+            "heldout_top1": scores,
+            "heldout_videos": len(held_ids),
+            "heldout_video_ids": held_ids,
+        }
     metrics = linear_probe(feats.train.x, feats.train.y, feats.test.x, feats.test.y, num_classes, probe)
     return {
         **metrics,

@@ -29,8 +29,14 @@ ERROR = "error.txt"
 
 def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None) -> dict:
     """What a job needs to run one cell. ``env``: variables set in the job before it starts (e.g. VSSL_DATA)."""
-    return {"sweep": sweep_name, "cell_id": cell.id, "tree": cell.tree, "run_path": str(run_path), "label": cell.label,
-            "env": dict(env or {})}
+    return {
+        "sweep": sweep_name,
+        "cell_id": cell.id,
+        "tree": cell.tree,
+        "run_path": str(run_path),
+        "label": cell.label,
+        "env": dict(env or {}),
+    }
 
 
 def required_keys(cfg) -> list[str]:
@@ -99,7 +105,9 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
                 continue
             protocol, dataset, split = parse_stage(stage, cfg.eval.dataset, cfg.eval.split)
             eval_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, dataset=dataset, split=split))
-            results[ckey] = _scalars(evaluate(run, eval_cfg, protocol, progress_bar=progress_bar, checkpoint=checkpoint))
+            results[ckey] = _scalars(
+                evaluate(run, eval_cfg, protocol, progress_bar=progress_bar, checkpoint=checkpoint)
+            )
     return results
 
 
@@ -117,8 +125,7 @@ def _bump_requeues(run_path: Path) -> None:
     run = RunDir(Path(run_path))
     if run.path.exists():
         env = run.env()
-        run.update_env(requeues=int(env.get("requeues", 0)) + 1,
-                       last_requeue=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        run.update_env(requeues=int(env.get("requeues", 0)) + 1, last_requeue=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 try:  # submitit is a dependency, but keep this module importable (and `vssl status` fast) without it

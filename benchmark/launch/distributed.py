@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -58,8 +59,15 @@ def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-def init(rank: int, world_size: int, backend: str | None = None, master_addr: str = "127.0.0.1",
-         master_port: int | None = None, local_rank: int | None = None, timeout_s: float = 1800) -> DistInfo:
+def init(
+    rank: int,
+    world_size: int,
+    backend: str | None = None,
+    master_addr: str = "127.0.0.1",
+    master_port: int | None = None,
+    local_rank: int | None = None,
+    timeout_s: float = 1800,
+) -> DistInfo:
     """Join a process group through env:// (MASTER_ADDR/PORT set here unless already in the environment)."""
     os.environ.setdefault("MASTER_ADDR", master_addr)
     if master_port is not None:

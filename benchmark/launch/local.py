@@ -62,11 +62,18 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
     if old and old.get("name") != sweep.name:
         from benchmark.errors import UserError
 
-        raise UserError(f"{sweep.out_dir} holds sweep '{old.get('name')}', not '{sweep.name}': choose another output folder")
+        raise UserError(
+            f"{sweep.out_dir} holds sweep '{old.get('name')}', not '{sweep.name}': choose another output folder"
+        )
     cells = old.get("cells", {})
     for c in sweep.cells:
         # "required": the metric keys that make the cell complete, so `vssl status` needs no YAML parsing
-        cells[c.id] = {**cells.get(c.id, {}), "label": c.label, "overrides": c.overrides, "required": required_keys(c.config)}
+        cells[c.id] = {
+            **cells.get(c.id, {}),
+            "label": c.label,
+            "overrides": c.overrides,
+            "required": required_keys(c.config),
+        }
     manifest = {
         **old,
         "name": sweep.name,
@@ -81,7 +88,9 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
     return path
 
 
-def run_local(sweep: Sweep, progress_bar: bool = True, keep_going: bool = True, env: dict | None = None) -> dict[str, str]:
+def run_local(
+    sweep: Sweep, progress_bar: bool = True, keep_going: bool = True, env: dict | None = None
+) -> dict[str, str]:
     """Returns {cell_id: 'done' | 'skipped' | 'failed: <reason>'}. ``env``: variables every cell runs with."""
     write_manifest(sweep)
     outcome: dict[str, str] = {}
@@ -123,7 +132,15 @@ def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progres
 
 # --------------------------------------------------------------------------- smoke runs
 # A tiny stand-in of the built-in synthetic set (UCF101 layout + unlabelled pool), written per smoke sweep.
-SMOKE_SYNTH = {"classes": 3, "videos_per_class": 4, "groups": 4, "test_groups": 2, "size": 32, "frames": 16, "pool_videos": 6}
+SMOKE_SYNTH = {
+    "classes": 3,
+    "videos_per_class": 4,
+    "groups": 4,
+    "test_groups": 2,
+    "size": 32,
+    "frames": 16,
+    "pool_videos": 6,
+}
 
 
 def smoke_overrides(cfg, world_size: int = 1) -> dict:
@@ -175,7 +192,9 @@ def smoke_sweep(sweep: Sweep, progress: bool = True) -> tuple[Sweep, dict]:
 
     out = Path(str(sweep.out_dir) + "-smoke")
     data = (out / "data").resolve()
-    generate(data / "synthetic", build_dataclass(SynthConfig, SMOKE_SYNTH, prefix="synth"), workers=1, progress=progress)
+    generate(
+        data / "synthetic", build_dataclass(SynthConfig, SMOKE_SYNTH, prefix="synth"), workers=1, progress=progress
+    )
     cells = []
     for c in sweep.cells:
         res = c.resources or sweep.resources

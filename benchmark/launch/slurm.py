@@ -32,9 +32,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from benchmark.errors import UserError
 from benchmark.rundir import atomic_write_text
@@ -68,10 +69,22 @@ def record_submission(sweep_dir: Path, cluster: str, folder: Path, arrays: list[
     for array in arrays:
         for cid, job_id in array["jobs"].items():
             prev = data["cells"].get(cid, {})
-            data["cells"][cid] = {"job_id": job_id, "folder": str(folder), "cluster": cluster, "submitted": stamp,
-                                  "submissions": int(prev.get("submissions", 0)) + 1}
-    data["submissions"].append({"time": stamp, "cluster": cluster, "folder": str(folder), "smoke": smoke,
-                                "arrays": [{k: v for k, v in a.items()} for a in arrays]})
+            data["cells"][cid] = {
+                "job_id": job_id,
+                "folder": str(folder),
+                "cluster": cluster,
+                "submitted": stamp,
+                "submissions": int(prev.get("submissions", 0)) + 1,
+            }
+    data["submissions"].append(
+        {
+            "time": stamp,
+            "cluster": cluster,
+            "folder": str(folder),
+            "smoke": smoke,
+            "arrays": [{k: v for k, v in a.items()} for a in arrays],
+        }
+    )
     atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1))
     return data
 
@@ -96,7 +109,9 @@ def _run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
 def check_reachable() -> None:
     """One-line UserError unless a SLURM controller answers (before anything is written or submitted)."""
     if shutil.which("sbatch") is None or shutil.which("srun") is None:
-        raise UserError("SLURM is not reachable: no sbatch/srun on PATH (on a machine with root, scripts/slurm_up.sh starts a local one)")
+        raise UserError(
+            "SLURM is not reachable: no sbatch/srun on PATH (on a machine with root, scripts/slurm_up.sh starts a local one)"
+        )
     conf = os.environ.get("SLURM_CONF")
     if conf and not Path(conf).is_file():  # sinfo would retry for a minute
         raise UserError(f"SLURM is not reachable: SLURM_CONF={conf} does not exist")
@@ -179,16 +194,24 @@ def check_resources(sweep) -> None:
         res = cell.resources or sweep.resources
         where = f"cell {cell.id} ({cell.label})"
         if res.gpus_per_node > 1 and res.tasks_per_node not in (1, res.gpus_per_node):
-            raise UserError(f"{where}: resources.tasks_per_node={res.tasks_per_node} must equal gpus_per_node={res.gpus_per_node} (one DDP process per GPU)")
+            raise UserError(
+                f"{where}: resources.tasks_per_node={res.tasks_per_node} must equal gpus_per_node={res.gpus_per_node} (one DDP process per GPU)"
+            )
         if res.gpus_per_node > 1 and res.tasks_per_node == 1:
-            raise UserError(f"{where}: {res.gpus_per_node} GPUs but tasks_per_node=1; set resources.tasks_per_node={res.gpus_per_node} for DDP")
+            raise UserError(
+                f"{where}: {res.gpus_per_node} GPUs but tasks_per_node=1; set resources.tasks_per_node={res.gpus_per_node} for DDP"
+            )
         n = world_size(res)
         if cell.config.optim.batch_size % n:
-            raise UserError(f"{where}: optim.batch_size={cell.config.optim.batch_size} is not divisible by the {n} DDP processes")
+            raise UserError(
+                f"{where}: optim.batch_size={cell.config.optim.batch_size} is not divisible by the {n} DDP processes"
+            )
         if res.timeout_min < 1:
             raise UserError(f"{where}: resources.timeout_min must be at least 1")
         if res.signal_delay_s >= res.timeout_min * 60:
-            raise UserError(f"{where}: resources.signal_delay_s={res.signal_delay_s} is not shorter than the time limit ({res.timeout_min} min)")
+            raise UserError(
+                f"{where}: resources.signal_delay_s={res.signal_delay_s} is not shorter than the time limit ({res.timeout_min} min)"
+            )
 
 
 def resource_groups(sweep, cells: list) -> list[tuple[Any, list]]:
@@ -202,8 +225,13 @@ def resource_groups(sweep, cells: list) -> list[tuple[Any, list]]:
 
 
 def describe_resources(res) -> str:
-    parts = [f"{res.timeout_min} min", f"{res.nodes} node(s) x {res.tasks_per_node} task(s)", f"{res.cpus_per_task} cpus/task",
-             f"{res.gpus_per_node} gpus/node", f"{res.mem_gb} GB"]
+    parts = [
+        f"{res.timeout_min} min",
+        f"{res.nodes} node(s) x {res.tasks_per_node} task(s)",
+        f"{res.cpus_per_task} cpus/task",
+        f"{res.gpus_per_node} gpus/node",
+        f"{res.mem_gb} GB",
+    ]
     for name in ("partition", "account", "qos", "constraint"):
         if getattr(res, name):
             parts.append(f"{name}={getattr(res, name)}")
@@ -288,14 +316,21 @@ def submit(sweep, cells: list, cluster: str = "slurm", env: dict | None = None, 
         specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env) for c in group]
         jobs = ex.map_array(job, specs)  # one sbatch: a job array
         submitted += jobs
-        arrays.append({"array_job_id": str(jobs[0].job_id).split("_")[0], "resources": dataclasses.asdict(res),
-                       "jobs": {c.id: str(j.job_id) for c, j in zip(group, jobs)}})
+        arrays.append(
+            {
+                "array_job_id": str(jobs[0].job_id).split("_")[0],
+                "resources": dataclasses.asdict(res),
+                "jobs": {c.id: str(j.job_id) for c, j in zip(group, jobs)},
+            }
+        )
     if cluster == "slurm":
         record_submission(sweep_dir, cluster, folder, arrays, smoke)
     return submitted
 
 
-def wait(sweep_dir: Path, job_ids: list[str], poll_s: float = 5.0, progress_bar: bool = True, timeout_s: float | None = None) -> dict[str, JobState]:
+def wait(
+    sweep_dir: Path, job_ids: list[str], poll_s: float = 5.0, progress_bar: bool = True, timeout_s: float | None = None
+) -> dict[str, JobState]:
     """Block until none of ``job_ids`` is pending or running; returns their last states."""
     from tqdm.auto import tqdm
 
@@ -306,7 +341,9 @@ def wait(sweep_dir: Path, job_ids: list[str], poll_s: float = 5.0, progress_bar:
         states = query_states(job_ids)
         # a job neither squeue nor sacct knows: just submitted (a minute's grace), or long gone
         unknown_live = time.monotonic() - t0 < 60
-        live = [j for j in job_ids if (j not in states and unknown_live) or (j in states and states[j].state in LIVE_STATES)]
+        live = [
+            j for j in job_ids if (j not in states and unknown_live) or (j in states and states[j].state in LIVE_STATES)
+        ]
         bar.n = len(job_ids) - len(live)
         bar.refresh()
         if not live:
@@ -335,22 +372,31 @@ def launch(sweep, args) -> int:
     for cid, jid in p.live.items():
         print(f"{cid}: job {jid} still pending or running, not resubmitted")
     if not p.run:
-        print(f"sweep {sweep.name}: nothing to submit ({len(p.complete)} complete, {len(p.live)} queued), out {sweep_dir}")
+        print(
+            f"sweep {sweep.name}: nothing to submit ({len(p.complete)} complete, {len(p.live)} queued), out {sweep_dir}"
+        )
         return 0
     env = getattr(args, "cell_env", None) or {}
     t0 = time.perf_counter()
     jobs = submit(sweep, p.run, cluster, env=env, smoke=bool(getattr(args, "smoke", False)))
     took = time.perf_counter() - t0
     arrays = sorted({str(j.job_id).split("_")[0] for j in jobs})
-    print(f"sweep {sweep.name}: submitted {len(jobs)} cells as {len(arrays)} job array(s) [{', '.join(arrays)}] in {took:.1f} s "
-          f"({len(p.complete)} complete, {len(p.live)} queued); out {sweep_dir}")
+    print(
+        f"sweep {sweep.name}: submitted {len(jobs)} cells as {len(arrays)} job array(s) [{', '.join(arrays)}] in {took:.1f} s "
+        f"({len(p.complete)} complete, {len(p.live)} queued); out {sweep_dir}"
+    )
     if cluster == "debug":  # submitit's debug executor runs each job in this process when asked for its result
         return _run_debug(jobs)
     if not getattr(args, "wait", False):
         print(f"follow it with: vssl status {sweep_dir}")
         return 0
-    wait(sweep_dir, [str(j.job_id) for j in jobs], poll_s=float(getattr(args, "poll_s", 5.0)), progress_bar=not args.no_progress)
-    from benchmark.commands.status import sweep_status, print_status
+    wait(
+        sweep_dir,
+        [str(j.job_id) for j in jobs],
+        poll_s=float(getattr(args, "poll_s", 5.0)),
+        progress_bar=not args.no_progress,
+    )
+    from benchmark.commands.status import print_status, sweep_status
 
     rows = sweep_status(sweep_dir)
     print_status(rows)
@@ -382,4 +428,3 @@ def _run_debug(jobs: list) -> int:
             last = str(exc).strip().splitlines()
             print(f"{job.job_id}: FAILED: {last[-1] if last else type(exc).__name__}", file=sys.stderr, flush=True)
     return 1 if failed else 0
-

@@ -11,5 +11,12 @@ from benchmark.losses.info_nce import contrastive_logits, info_nce, info_nce_fro
 from benchmark.losses.nce import binary_nce, estimate_normaliser
 from benchmark.losses.rotation import rotate_quarter_turns, rotation_loss
 
-__all__ = ["contrastive_logits", "info_nce", "info_nce_from_logits", "binary_nce", "estimate_normaliser",
-           "rotate_quarter_turns", "rotation_loss"]
+__all__ = [
+    "contrastive_logits",
+    "info_nce",
+    "info_nce_from_logits",
+    "binary_nce",
+    "estimate_normaliser",
+    "rotate_quarter_turns",
+    "rotation_loss",
+]

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 
-def contrastive_logits(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-                       temperature: float) -> torch.Tensor:
+def contrastive_logits(
+    anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """anchor, positive [B, D]; negatives [B, K, D] -> logits [B, 1 + K], the positive in column 0."""
     pos = (anchor * positive).sum(-1, keepdim=True)
     neg = torch.einsum("bd,bkd->bk", anchor, negatives)

@@ -32,7 +32,9 @@ def estimate_normaliser(logits: torch.Tensor, num_data: int) -> torch.Tensor:
     return log_z.exp().float()
 
 
-def binary_nce(logits: torch.Tensor, normaliser: torch.Tensor | float, num_data: int, eps: float = 1e-7) -> torch.Tensor:
+def binary_nce(
+    logits: torch.Tensor, normaliser: torch.Tensor | float, num_data: int, eps: float = 1e-7
+) -> torch.Tensor:
     """The release's NCE loss for [B, 1 + K] logits (positive in column 0) and a constant normaliser Z."""
     k = logits.shape[1] - 1
     noise = k / num_data  # K * Pn

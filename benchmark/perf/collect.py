@@ -35,10 +35,20 @@ def generate(root: Path, n: int, videos: int) -> None:
 
     from benchmark.results.fakeruns import FakeRun, write_fake_sweep
 
-    cells = ((seed, m, lr) for seed in itertools.count() for m in METHODS for lr in LRS)  # product() would exhaust count()
-    specs = [FakeRun(method=m, seed=seed, accuracy=0.25 + 0.03 * METHODS.index(m), test_videos=videos,
-                     overrides={"optim.lr": lr}, sweep="bench-collect")
-             for seed, m, lr in itertools.islice(cells, n)]
+    cells = (
+        (seed, m, lr) for seed in itertools.count() for m in METHODS for lr in LRS
+    )  # product() would exhaust count()
+    specs = [
+        FakeRun(
+            method=m,
+            seed=seed,
+            accuracy=0.25 + 0.03 * METHODS.index(m),
+            test_videos=videos,
+            overrides={"optim.lr": lr},
+            sweep="bench-collect",
+        )
+        for seed, m, lr in itertools.islice(cells, n)
+    ]
     write_fake_sweep(root, specs, name="bench-collect")
 
 
@@ -84,17 +94,30 @@ def run(args) -> int:
         paired_s = time.perf_counter() - t0
     median = statistics.median(times)
     figures = {
-        "runs": n_runs, "table_rows": n_rows, "test_videos_per_entry": args.videos,
-        "collect_table_s_median": round(median, 3), "collect_table_s_all": [round(t, 3) for t in times],
+        "runs": n_runs,
+        "table_rows": n_rows,
+        "test_videos_per_entry": args.videos,
+        "collect_table_s_median": round(median, 3),
+        "collect_table_s_all": [round(t, 3) for t in times],
         "collect_table_cpu_s_median": round(statistics.median(cpu), 3),
-        "load_average_1min_before": round(load_before, 2), "cpu_count": os.cpu_count(),
-        "goal_s": GOAL_S, "meets_goal": median < GOAL_S, "generate_s": None if gen_s is None else round(gen_s, 2),
-        "paired_bootstrap_s": round(paired_s, 3), "paired_bootstrap_replicates": args.n_boot, "paired_comparisons": len(paired),
+        "load_average_1min_before": round(load_before, 2),
+        "cpu_count": os.cpu_count(),
+        "goal_s": GOAL_S,
+        "meets_goal": median < GOAL_S,
+        "generate_s": None if gen_s is None else round(gen_s, 2),
+        "paired_bootstrap_s": round(paired_s, 3),
+        "paired_bootstrap_replicates": args.n_boot,
+        "paired_comparisons": len(paired),
     }
-    print(f"collected {n_runs} run directories into a {n_rows}-row table in {median:.2f} s "
-          f"(median of {len(times)}; goal < {GOAL_S:.0f} s: {'met' if median < GOAL_S else 'NOT met'}); "
-          f"CPU {statistics.median(cpu):.2f} s; load average {load_before:.1f} on {os.cpu_count()} CPUs")
-    print(("generation reused " + str(root) if gen_s is None else f"generation {gen_s:.1f} s") + f"; paired bootstrap ({args.n_boot:,} replicates) of {len(paired)} comparisons {paired_s:.2f} s")
+    print(
+        f"collected {n_runs} run directories into a {n_rows}-row table in {median:.2f} s "
+        f"(median of {len(times)}; goal < {GOAL_S:.0f} s: {'met' if median < GOAL_S else 'NOT met'}); "
+        f"CPU {statistics.median(cpu):.2f} s; load average {load_before:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        ("generation reused " + str(root) if gen_s is None else f"generation {gen_s:.1f} s")
+        + f"; paired bootstrap ({args.n_boot:,} replicates) of {len(paired)} comparisons {paired_s:.2f} s"
+    )
     if getattr(args, "record", False):
         record("collect", figures)
     return 0 if median < GOAL_S else 1
@@ -106,11 +129,21 @@ def record(name: str, figures: dict) -> None:
     from benchmark.rundir import atomic_write_text, git_state
 
     out = Path.cwd() / "results" / "perf"
-    meta = {"machine": platform.platform(), "cpu_count": os.cpu_count(), **git_state(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        **git_state(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     atomic_write_text(out / f"{name}.json", json.dumps({**figures, **meta}, indent=2) + "\n")
-    lines = [f"# vssl bench {name}", "", f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs), "
-             f"commit {meta['git_commit']}.", "", "| figure | value |", "| --- | --- |"]
+    lines = [
+        f"# vssl bench {name}",
+        "",
+        f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs), commit {meta['git_commit']}.",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
     lines += [f"| {k} | {v} |" for k, v in figures.items()]
     atomic_write_text(out / f"{name}.md", "\n".join(lines) + "\n")
     print(f"recorded results/perf/{name}.json and .md")

@@ -36,7 +36,9 @@ WAIT_TARGET = 0.10
 def add_arguments(p) -> None:
     p.add_argument("--videos", type=int, default=4, help="UCF101-like videos to generate (default 4)")
     p.add_argument("--clips", type=int, default=40, help="random clips timed per case (default 40)")
-    p.add_argument("--steps", type=int, default=30, help="demo pre-training steps per worker setting (default 30; 0 skips)")
+    p.add_argument(
+        "--steps", type=int, default=30, help="demo pre-training steps per worker setting (default 30; 0 skips)"
+    )
     p.add_argument("--workers", default="0,1,2", help="data.num_workers values for the data-wait runs (default 0,1,2)")
     p.add_argument("--decoders", default="auto", help="comma list, or auto: pyav plus torchcodec where importable")
     p.add_argument("--synthetic", default=None, help="synthetic set root (default $VSSL_DATA/synthetic)")
@@ -95,7 +97,9 @@ def extract_jpegs(video: Path, folder: Path, quality: int = 90) -> Path:
         for start in range(0, v.num_frames, 32):
             frames = v.get_frames(range(start, min(v.num_frames, start + 32)))
             for k, f in enumerate(frames):
-                Image.fromarray(f.permute(1, 2, 0).numpy()).save(folder / f"frame{start + k + 1:06d}.jpg", quality=quality)
+                Image.fromarray(f.permute(1, 2, 0).numpy()).save(
+                    folder / f"frame{start + k + 1:06d}.jpg", quality=quality
+                )
     return folder
 
 
@@ -208,10 +212,18 @@ def demo_data_wait(workers: list[int], steps: int, data_home: Path) -> list[dict
                 os.environ.pop("VSSL_DATA", None)
             else:
                 os.environ["VSSL_DATA"] = old
-        rows.append({"num_workers": w, "data_wait_fraction": entry["data_wait_fraction"],
-                     "samples_per_s": entry["samples_per_s"], "wall_s": entry["wall_s"]})
-        print(f"  demo, num_workers={w}: data wait {100 * entry['data_wait_fraction']:.1f}% of step time, "
-              f"{entry['samples_per_s']} samples/s")
+        rows.append(
+            {
+                "num_workers": w,
+                "data_wait_fraction": entry["data_wait_fraction"],
+                "samples_per_s": entry["samples_per_s"],
+                "wall_s": entry["wall_s"],
+            }
+        )
+        print(
+            f"  demo, num_workers={w}: data wait {100 * entry['data_wait_fraction']:.1f}% of step time, "
+            f"{entry['samples_per_s']} samples/s"
+        )
     return rows
 
 
@@ -261,8 +273,12 @@ def run(args) -> int:
         print(f"generating {args.videos} UCF101-like videos ({UCF_SECONDS} s, {UCF_SIZE[0]}x{UCF_SIZE[1]}) ...")
         sets = {
             "synthetic 64x64 mpeg4": synth_videos,
-            "ucf-like mpeg4 avi (gop 12)": [write_video(tmp / f"u{i}.avi", "mpeg4", 12, seed=i) for i in range(args.videos)],
-            "ucf-like h264 mp4 (gop 250)": [write_video(tmp / f"h{i}.mp4", "libx264", 250, seed=i) for i in range(args.videos)],
+            "ucf-like mpeg4 avi (gop 12)": [
+                write_video(tmp / f"u{i}.avi", "mpeg4", 12, seed=i) for i in range(args.videos)
+            ],
+            "ucf-like h264 mp4 (gop 250)": [
+                write_video(tmp / f"h{i}.mp4", "libx264", 250, seed=i) for i in range(args.videos)
+            ],
         }
         from benchmark.data.prepare import PrepareConfig, encode_video
 
@@ -276,8 +292,10 @@ def run(args) -> int:
         figures["video_vs_jpeg"] = {}
         for decoder in decoders:
             r = figures["video_vs_jpeg"][decoder] = video_vs_jpeg(ucf, jpeg, decoder, args.clips)
-            print(f"same 8-frame clip, 320x240: {r['video_ms']} ms from the mpeg4 AVI ({decoder}), "
-                  f"{r['jpeg_ms']} ms from JPEG frames")
+            print(
+                f"same 8-frame clip, 320x240: {r['video_ms']} ms from the mpeg4 AVI ({decoder}), "
+                f"{r['jpeg_ms']} ms from JPEG frames"
+            )
 
         figures["access"], figures["samplers"] = {}, {}
         for set_name, videos in sets.items():
@@ -311,16 +329,22 @@ def _verdict(f: dict) -> list[str]:
     for key, r in f["access"].items():
         if "mpeg4 avi" in key:
             ok = r["ratio"] >= SEEK_TARGET_RATIO
-            out.append(f"{key}: clip {r['ratio']}x faster than a full decode (target >= {SEEK_TARGET_RATIO:g}x: "
-                       f"{'met' if ok else 'NOT met'})")
+            out.append(
+                f"{key}: clip {r['ratio']}x faster than a full decode (target >= {SEEK_TARGET_RATIO:g}x: "
+                f"{'met' if ok else 'NOT met'})"
+            )
     for decoder, r in f["video_vs_jpeg"].items():
         ok = r["video_ms"] <= r["jpeg_ms"]
-        out.append(f"{decoder}: same clip {r['video_ms']} ms from video vs {r['jpeg_ms']} ms from JPEGs "
-                   f"(target: no slower: {'met' if ok else 'NOT met'})")
+        out.append(
+            f"{decoder}: same clip {r['video_ms']} ms from video vs {r['jpeg_ms']} ms from JPEGs "
+            f"(target: no slower: {'met' if ok else 'NOT met'})"
+        )
     for row in f.get("demo_data_wait", []):
         ok = row["data_wait_fraction"] < WAIT_TARGET
-        out.append(f"demo num_workers={row['num_workers']}: data wait {100 * row['data_wait_fraction']:.1f}% "
-                   f"(target < {100 * WAIT_TARGET:.0f}%: {'met' if ok else 'NOT met'})")
+        out.append(
+            f"demo num_workers={row['num_workers']}: data wait {100 * row['data_wait_fraction']:.1f}% "
+            f"(target < {100 * WAIT_TARGET:.0f}%: {'met' if ok else 'NOT met'})"
+        )
     return out
 
 
@@ -331,29 +355,53 @@ def record(figures: dict, meta: dict | None = None) -> None:
     from benchmark.rundir import atomic_write_text, git_state
 
     out = Path.cwd() / "results" / "perf"
-    meta = meta or {"machine": platform.platform(), "cpu_count": os.cpu_count(), **git_state(),
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = meta or {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        **git_state(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     atomic_write_text(out / "data.json", json.dumps({**figures, **meta}, indent=2) + "\n")
-    lines = ["# vssl bench data", "", f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs, "
-             f"shared with other jobs: absolute times are noisy, ratios are from one run), commit {meta['git_commit']}.",
-             "", "## Random 8-frame clip vs whole-video decode", "",
-             "| set / decoder | clip (ms) | whole video (ms) | ratio |", "| --- | --- | --- | --- |"]
+    lines = [
+        "# vssl bench data",
+        "",
+        f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs, "
+        f"shared with other jobs: absolute times are noisy, ratios are from one run), commit {meta['git_commit']}.",
+        "",
+        "## Random 8-frame clip vs whole-video decode",
+        "",
+        "| set / decoder | clip (ms) | whole video (ms) | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
     lines += [f"| {k} | {r['clip_ms']} | {r['full_ms']} | {r['ratio']}x |" for k, r in figures["access"].items()]
-    lines += ["", "## The same clip from video vs pre-extracted JPEG frames (320x240, quality 90; timed alternately)", "",
-              "| decoder | from the mpeg4 AVI (ms) | from JPEG frames (ms) |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        "## The same clip from video vs pre-extracted JPEG frames (320x240, quality 90; timed alternately)",
+        "",
+        "| decoder | from the mpeg4 AVI (ms) | from JPEG frames (ms) |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {d} | {r['video_ms']} | {r['jpeg_ms']} |" for d, r in figures["video_vs_jpeg"].items()]
     lines += ["", "## Samples/s per sampler (open + sample + augment, one process, one thread)", ""]
     names = sorted({n for rates in figures["samplers"].values() for n in rates})
     lines += ["| set / decoder | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     lines += [f"| {k} | " + " | ".join(str(r.get(n, "")) for n in names) + " |" for k, r in figures["samplers"].items()]
     if figures.get("demo_data_wait"):
-        lines += ["", "## Demo configuration: data wait (TCE, resnet10t, 64 px, batch 32)", "",
-                  f"data.decoder=auto (here: {figures.get('demo_decoder', '?')}); wait = time the loop waits for "
-                  "the next batch / wall time. Samples/s is dominated by the shared machine's load (other jobs): "
-                  "compare the wait fractions.", "",
-                  "| data.num_workers | data wait | samples/s | wall (s) |", "| --- | --- | --- | --- |"]
-        lines += [f"| {r['num_workers']} | {100 * r['data_wait_fraction']:.1f}% | {r['samples_per_s']} | {r['wall_s']} |"
-                  for r in figures["demo_data_wait"]]
+        lines += [
+            "",
+            "## Demo configuration: data wait (TCE, resnet10t, 64 px, batch 32)",
+            "",
+            f"data.decoder=auto (here: {figures.get('demo_decoder', '?')}); wait = time the loop waits for "
+            "the next batch / wall time. Samples/s is dominated by the shared machine's load (other jobs): "
+            "compare the wait fractions.",
+            "",
+            "| data.num_workers | data wait | samples/s | wall (s) |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['num_workers']} | {100 * r['data_wait_fraction']:.1f}% | {r['samples_per_s']} | {r['wall_s']} |"
+            for r in figures["demo_data_wait"]
+        ]
     lines += ["", "## Verdict", ""] + [f"- {v}" for v in figures["verdict"]]
     atomic_write_text(out / "data.md", "\n".join(lines) + "\n")
     print("recorded results/perf/data.json and .md")

@@ -46,16 +46,32 @@ NUM_CLASSES = 101
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--methods", nargs="+", default=None, help="method names (default: every trainable registered method)")
-    p.add_argument("--batch", type=int, default=0, help="samples per step for every method (default: 4 for 2D methods, 1 for 3D)")
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="method names (default: every trainable registered method)"
+    )
+    p.add_argument(
+        "--batch", type=int, default=0, help="samples per step for every method (default: 4 for 2D methods, 1 for 3D)"
+    )
     p.add_argument("--resolution", type=int, default=112, help="frame side in px (default 112)")
     p.add_argument("--warmup", type=int, default=1, help="untimed method steps first (default 1)")
-    p.add_argument("--repeats", type=int, default=0,
-                   help="timed bare and method steps each, alternating; the fastest is kept (default 0: 3 for 2D methods, 1 for 3D)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=0,
+        help="timed bare and method steps each, alternating; the fastest is kept (default 0: 3 for 2D methods, 1 for 3D)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
-    p.add_argument("--precision", default="auto", help="auto | bf16 | fp32 (default auto: the run policy; fp32 on CPUs without native bf16)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared CPU, spinning OpenMP threads swing timings several-fold; 0: torch's default)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        help="auto | bf16 | fp32 (default auto: the run policy; fp32 on CPUs without native bf16)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared CPU, spinning OpenMP threads swing timings several-fold; 0: torch's default)",
+    )
 
 
 class InMemoryVideo:
@@ -84,7 +100,7 @@ class BackboneRecorder:
         self.calls: list[tuple[str, Any, bool, Any]] = []  # (entry point, input, grad enabled, output)
         self._depth = 0
 
-    def __enter__(self) -> "BackboneRecorder":
+    def __enter__(self) -> BackboneRecorder:
         import torch
 
         for name in self.ENTRY_POINTS:
@@ -115,7 +131,7 @@ class BackboneReplay:
     def __init__(self, backbone, calls):
         self.backbone, self.calls = backbone, calls
 
-    def __enter__(self) -> "BackboneReplay":
+    def __enter__(self) -> BackboneReplay:
         outputs = iter(self.calls)
 
         def replay(x, *args, **kwargs):
@@ -149,7 +165,9 @@ def build_case(name: str, args, ctx):
     num_classes = NUM_CLASSES if method_cls.needs_labels else 0
     method = ctx.prepare(build_method(cfg, num_videos=NUM_VIDEOS, num_classes=num_classes))
     method.train()
-    sampler = build_sampler(method_cls.sampler, args.resolution, train=True, **method_cls.sampler_options(cfg.method, method.info))
+    sampler = build_sampler(
+        method_cls.sampler, args.resolution, train=True, **method_cls.sampler_options(cfg.method, method.info)
+    )
     batch_size = args.batch or DEFAULT_BATCH[kind]
     side = args.resolution + args.resolution // 7  # a little larger than the crop, like a real video
     videos = [InMemoryVideo(i, max(64, sampler.frames_needed), side, side * 4 // 3) for i in range(batch_size)]
@@ -229,9 +247,19 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
     own_step()
     own_s = min(timed(own_step) for _ in range(OWN_REPEATS))
     bare_s, step_s = min(bare), min(step)
-    shapes = ", ".join(f"{'x'.join(map(str, x.shape))}" + (" (maps)" if entry == "forward_features" else "") for entry, x, _, _ in calls)
-    return {"bare_s": bare_s, "step_s": step_s, "ratio": step_s / bare_s, "overhead": 1 - bare_s / step_s,
-            "own_s": own_s, "own_share": own_s / (bare_s + own_s), "backbone_input": shapes}
+    shapes = ", ".join(
+        f"{'x'.join(map(str, x.shape))}" + (" (maps)" if entry == "forward_features" else "")
+        for entry, x, _, _ in calls
+    )
+    return {
+        "bare_s": bare_s,
+        "step_s": step_s,
+        "ratio": step_s / bare_s,
+        "overhead": 1 - bare_s / step_s,
+        "own_s": own_s,
+        "own_share": own_s / (bare_s + own_s),
+        "backbone_input": shapes,
+    }
 
 
 def run(args) -> int:
@@ -262,21 +290,41 @@ def run(args) -> int:
         method, batch, backbone, batch_size, sample_s, kind = build_case(name, args, ctx)
         repeats = args.repeats or DEFAULT_REPEATS[kind]
         figures = time_method(method, batch, repeats, args, ctx)
-        rows.append({"method": name, "backbone": backbone, "batch": batch_size, "repeats": repeats, **figures,
-                     "sampler_ms_per_sample": round(1000 * sample_s, 1), "meets_goal": figures["own_share"] < GOAL_OVERHEAD})
+        rows.append(
+            {
+                "method": name,
+                "backbone": backbone,
+                "batch": batch_size,
+                "repeats": repeats,
+                **figures,
+                "sampler_ms_per_sample": round(1000 * sample_s, 1),
+                "meets_goal": figures["own_share"] < GOAL_OVERHEAD,
+            }
+        )
         del method, batch
     bar.close()
-    setup = {"device": str(ctx.device), "precision": ctx.precision, "channels_last": True, "threads": torch.get_num_threads(),
-             "resolution": args.resolution, "warmup": args.warmup,
-             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "goal_overhead": GOAL_OVERHEAD}
+    setup = {
+        "device": str(ctx.device),
+        "precision": ctx.precision,
+        "channels_last": True,
+        "threads": torch.get_num_threads(),
+        "resolution": args.resolution,
+        "warmup": args.warmup,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "goal_overhead": GOAL_OVERHEAD,
+    }
     print(render_table(rows))
-    print(f"{setup['device']}, {setup['precision']} (autocast {'on' if ctx.dtype_autocast else 'off'}), channels_last, "
-          f"{setup['threads']} threads, {args.resolution} px; batch from the method's sampler on an in-memory video "
-          f"(no decoding); {'CPU' if ctx.device.type == 'cpu' else 'wall'} time, fastest of the alternating timed steps "
-          f"(column 'timed') after {args.warmup} warm-up each; no optimiser step")
+    print(
+        f"{setup['device']}, {setup['precision']} (autocast {'on' if ctx.dtype_autocast else 'off'}), channels_last, "
+        f"{setup['threads']} threads, {args.resolution} px; batch from the method's sampler on an in-memory video "
+        f"(no decoding); {'CPU' if ctx.device.type == 'cpu' else 'wall'} time, fastest of the alternating timed steps "
+        f"(column 'timed') after {args.warmup} warm-up each; no optimiser step"
+    )
     failing = [r["method"] for r in rows if not r["meets_goal"]]
-    print(f"goal: each method's own share (own / (bare + own)) < {GOAL_OVERHEAD:.0%} of its step: "
-          + ("met by all" if not failing else f"NOT met by {', '.join(failing)}"))
+    print(
+        f"goal: each method's own share (own / (bare + own)) < {GOAL_OVERHEAD:.0%} of its step: "
+        + ("met by all" if not failing else f"NOT met by {', '.join(failing)}")
+    )
     if getattr(args, "record", False):
         record(rows, setup)
     return 0 if not failing else 1
@@ -285,12 +333,39 @@ def run(args) -> int:
 def render_table(rows: list[dict], fmt: str = "simple") -> str:
     from tabulate import tabulate
 
-    table = [[r["method"], r["backbone"], r["batch"], r["backbone_input"], r["repeats"], f"{1000 * r['bare_s']:.0f}", f"{1000 * r['step_s']:.0f}",
-              f"{r['ratio']:.3f}", f"{100 * r['overhead']:.1f}%", f"{1000 * r['own_s']:.0f}", f"{100 * r['own_share']:.1f}%",
-              r["sampler_ms_per_sample"], "yes" if r["meets_goal"] else "NO"]
-             for r in rows]
-    headers = ["method", "backbone", "batch", "backbone input", "timed", "bare ms", "step ms", "ratio", "overhead",
-               "own ms", "own share", "sampler ms/sample", "own < 15%"]
+    table = [
+        [
+            r["method"],
+            r["backbone"],
+            r["batch"],
+            r["backbone_input"],
+            r["repeats"],
+            f"{1000 * r['bare_s']:.0f}",
+            f"{1000 * r['step_s']:.0f}",
+            f"{r['ratio']:.3f}",
+            f"{100 * r['overhead']:.1f}%",
+            f"{1000 * r['own_s']:.0f}",
+            f"{100 * r['own_share']:.1f}%",
+            r["sampler_ms_per_sample"],
+            "yes" if r["meets_goal"] else "NO",
+        ]
+        for r in rows
+    ]
+    headers = [
+        "method",
+        "backbone",
+        "batch",
+        "backbone input",
+        "timed",
+        "bare ms",
+        "step ms",
+        "ratio",
+        "overhead",
+        "own ms",
+        "own share",
+        "sampler ms/sample",
+        "own < 15%",
+    ]
     return tabulate(table, headers=headers, tablefmt=fmt)
 
 
@@ -303,12 +378,19 @@ def record(rows: list[dict], setup: dict) -> None:
     from benchmark.rundir import atomic_write_text, git_state
 
     out = Path.cwd() / "results" / "perf"
-    meta = {"machine": platform.platform(), "cpu_count": os.cpu_count(), **git_state(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        **git_state(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     atomic_write_text(out / "methods.json", json.dumps({"setup": setup, "methods": rows, **meta}, indent=2) + "\n")
     lines = [
-        "# vssl bench methods", "",
+        "# vssl bench methods",
+        "",
         f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs, {setup['cpu_capability']}), "
-        f"commit {meta['git_commit']}{' (dirty)' if meta.get('git_dirty') else ''}.", "",
+        f"commit {meta['git_commit']}{' (dirty)' if meta.get('git_dirty') else ''}.",
+        "",
         f"{setup['device']}, {setup['precision']}, channels_last, {setup['threads']} threads, {setup['resolution']} px, "
         f"{'process CPU time' if setup['device'] == 'cpu' else 'synchronised wall time'}, fastest of the alternating "
         f"timed steps (column 'timed') after {setup['warmup']} warm-up step(s) of each. "
@@ -316,8 +398,10 @@ def record(rows: list[dict], setup: dict) -> None:
         "training_step + backward (no optimiser step); the bare step is the backbone's forward + backward on the "
         "same tensors; overhead = 1 - bare/step. 'own' is the step with the backbone replaced by its recorded outputs "
         "(glue, heads, loss and their backward alone); own share = own / (bare + own). Goal: own share under 15% "
-        "(the measured overhead is shown too; single multi-second timings on this shared CPU carry about +-10% noise).", "",
-        render_table(rows, "github"), "",
+        "(the measured overhead is shown too; single multi-second timings on this shared CPU carry about +-10% noise).",
+        "",
+        render_table(rows, "github"),
+        "",
     ]
     atomic_write_text(out / "methods.md", "\n".join(lines))
     print("recorded results/perf/methods.json and .md")

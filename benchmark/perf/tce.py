@@ -25,12 +25,16 @@ GOAL_RATIO = 0.10
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 240_000], help="bank sizes (default 10k 100k 240k)")
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 240_000], help="bank sizes (default 10k 100k 240k)"
+    )
     p.add_argument("--negatives", type=int, default=8192, help="K negatives per anchor (default 8192, the release's)")
     p.add_argument("--batch", type=int, default=100, help="pairs per step (default 100 = 200 frames)")
     p.add_argument("--resolution", type=int, default=112, help="frame side in px (default 112)")
     p.add_argument("--backbone", default="resnet18", help="timm 2D backbone of the step (default resnet18)")
-    p.add_argument("--steps", type=int, default=2, help="timed training steps after one warm-up (default 2; the median is used)")
+    p.add_argument(
+        "--steps", type=int, default=2, help="timed training steps after one warm-up (default 2; the median is used)"
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of each bank operation (default 5; median)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp32 for the step (default auto: the run policy)")
@@ -125,8 +129,10 @@ def run(args) -> int:
     precision = ctx.precision
     if ctx.device.type == "cpu" and ctx.dtype_autocast is None and not cpu_has_fast_bf16():
         precision += " (this CPU has no fast bf16 path: bf16 would be emulated and slower, so fp32 is measured)"
-    print(f"device {ctx.device}, {torch.get_num_threads()} threads; step: {args.backbone}, {args.batch} pairs = "
-          f"{2 * args.batch} frames at {args.resolution} px, channels_last, {precision}")
+    print(
+        f"device {ctx.device}, {torch.get_num_threads()} threads; step: {args.backbone}, {args.batch} pairs = "
+        f"{2 * args.batch} frames at {args.resolution} px, channels_last, {precision}"
+    )
     step_s = step_time(args, ctx, timed)
     print(f"training step (forward + backward + SGD): {step_s * 1e3:.0f} ms (median of {args.steps})")
 
@@ -138,24 +144,61 @@ def run(args) -> int:
         rows.append({"bank": n, **f})
     from tabulate import tabulate
 
-    headers = ["bank", "mining top-K ms", "mining off ms", "update ms", "(mining+update)/step", "random+update/step",
-               "loss on K negs ms", "bank MB", "B x N sims MB"]
-    table = [[r["bank"], r["mining_topk_ms"], r["mining_off_ms"], r["update_ms"], f"{r['ratio_mining_update']:.1%}",
-              f"{r['ratio_random_only']:.1%}", r["loss_k_negatives_ms"], r["bank_mb"], r["similarity_matrix_mb"]] for r in rows]
+    headers = [
+        "bank",
+        "mining top-K ms",
+        "mining off ms",
+        "update ms",
+        "(mining+update)/step",
+        "random+update/step",
+        "loss on K negs ms",
+        "bank MB",
+        "B x N sims MB",
+    ]
+    table = [
+        [
+            r["bank"],
+            r["mining_topk_ms"],
+            r["mining_off_ms"],
+            r["update_ms"],
+            f"{r['ratio_mining_update']:.1%}",
+            f"{r['ratio_random_only']:.1%}",
+            r["loss_k_negatives_ms"],
+            r["bank_mb"],
+            r["similarity_matrix_mb"],
+        ]
+        for r in rows
+    ]
     print(f"K = {args.negatives} negatives, batch {args.batch}, 128-d fp32 bank; medians of {args.repeats} repeats")
     print(tabulate(table, headers=headers, floatfmt=".1f"))
     worst = rows[-1]["ratio_mining_update"]
     met = worst < GOAL_RATIO
-    print(f"goal: mining + update < {GOAL_RATIO:.0%} of the step at {rows[-1]['bank']:,} slots: "
-          f"{worst:.1%} -> {'met' if met else 'NOT met'}")
+    print(
+        f"goal: mining + update < {GOAL_RATIO:.0%} of the step at {rows[-1]['bank']:,} slots: "
+        f"{worst:.1%} -> {'met' if met else 'NOT met'}"
+    )
     if getattr(args, "record", False):
         from benchmark.perf.collect import record
 
-        figures = {"device": str(ctx.device), "precision": precision, "threads": torch.get_num_threads(),
-                   "backbone": args.backbone, "pairs_per_step": args.batch, "resolution": args.resolution,
-                   "negatives": args.negatives, "step_ms": round(step_s * 1e3, 1), "steps_timed": args.steps}
+        figures = {
+            "device": str(ctx.device),
+            "precision": precision,
+            "threads": torch.get_num_threads(),
+            "backbone": args.backbone,
+            "pairs_per_step": args.batch,
+            "resolution": args.resolution,
+            "negatives": args.negatives,
+            "step_ms": round(step_s * 1e3, 1),
+            "steps_timed": args.steps,
+        }
         for r in rows:
-            figures.update({f"bank_{r['bank']}_{k}": round(v, 4 if k.startswith("ratio") else 1) for k, v in r.items() if k != "bank"})
+            figures.update(
+                {
+                    f"bank_{r['bank']}_{k}": round(v, 4 if k.startswith("ratio") else 1)
+                    for k, v in r.items()
+                    if k != "bank"
+                }
+            )
         figures.update({"goal_ratio": GOAL_RATIO, "meets_goal": met})
         record("tce", figures)
     return 0 if met else 1

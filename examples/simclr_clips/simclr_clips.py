@@ -84,8 +84,12 @@ class SimCLRClips(Method):
     def __init__(self, cfg: SimCLRClipsConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
         f = backbone.num_features
-        self.projection = nn.Sequential(nn.Linear(f, cfg.hidden_dim), nn.BatchNorm1d(cfg.hidden_dim),
-                                        nn.ReLU(inplace=True), nn.Linear(cfg.hidden_dim, cfg.embed_dim))
+        self.projection = nn.Sequential(
+            nn.Linear(f, cfg.hidden_dim),
+            nn.BatchNorm1d(cfg.hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.hidden_dim, cfg.embed_dim),
+        )
 
     @classmethod
     def sampler_options(cls, cfg: SimCLRClipsConfig, info: DataInfo) -> dict:

@@ -16,10 +16,22 @@ import pytest
 from benchmark.config import load_config
 from benchmark.rundir import RunDir
 
-TINY_OVERRIDES = ["method.name=random_init", "data.dataset=synthetic", "data.resolution=32", "eval.dataset=synthetic",
-                  "eval.frames=2", "eval.clips=2", "eval.clip_len=4", "eval.batch_size=32", "eval.linear_epochs=20",
-                  "eval.knn_ks=[1,2,5]", "eval.knn_k=3", "eval.finetune_epochs=2", "eval.finetune_batch_size=4",
-                  "run.stages=[pretrain,linear,knn,finetune]"]
+TINY_OVERRIDES = [
+    "method.name=random_init",
+    "data.dataset=synthetic",
+    "data.resolution=32",
+    "eval.dataset=synthetic",
+    "eval.frames=2",
+    "eval.clips=2",
+    "eval.clip_len=4",
+    "eval.batch_size=32",
+    "eval.linear_epochs=20",
+    "eval.knn_ks=[1,2,5]",
+    "eval.knn_k=3",
+    "eval.finetune_epochs=2",
+    "eval.finetune_batch_size=4",
+    "run.stages=[pretrain,linear,knn,finetune]",
+]
 
 
 def make_run(path: Path, *overrides: str) -> RunDir:

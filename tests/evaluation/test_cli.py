@@ -15,12 +15,15 @@ def test_evaluate_linear_and_knn(tiny_run, synth_data_home, capsys):
     assert tiny_run.metrics()["knn/synthetic/split1"]["k"] == 1
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--protocol", "fintune"], "unknown protocol 'fintune' (did you mean 'finetune'?)"),
-    (["--checkpoint", "step_7.pt"], "no checkpoint step_7.pt"),
-    (["eval.knn_kk=3"], "unknown config key 'eval.knn_kk'"),
-    (["--split", "3"], "split 3"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--protocol", "fintune"], "unknown protocol 'fintune' (did you mean 'finetune'?)"),
+        (["--checkpoint", "step_7.pt"], "no checkpoint step_7.pt"),
+        (["eval.knn_kk=3"], "unknown config key 'eval.knn_kk'"),
+        (["--split", "3"], "split 3"),
+    ],
+)
 def test_bad_input_is_one_line(tiny_run, synth_data_home, capsys, argv, message):
     assert main(["evaluate", str(tiny_run.path), "--no-progress", *argv]) == 2
     err = capsys.readouterr().err.strip()

@@ -15,9 +15,17 @@ from benchmark.data.datasets import build_index
 from benchmark.data.samplers import build_sampler
 from benchmark.data.video import open_video
 from benchmark.device import resolve_runtime
+from benchmark.evaluation.features import (
+    EvalVideos,
+    ViewSpec,
+    extract,
+    fold_batchnorm,
+    inference_copy,
+    normalise_hwc,
+    spatial_crops,
+    video_outputs,
+)
 from benchmark.paths import DatasetLocation
-from benchmark.evaluation.features import (EvalVideos, ViewSpec, extract, fold_batchnorm, inference_copy,
-                                           normalise_hwc, spatial_crops, video_outputs)
 
 
 def test_frame_indices():
@@ -28,8 +36,7 @@ def test_frame_indices():
 
 
 def test_views_equal_the_registered_eval_sampler(tiny_synth):
-    record = build_index(DatasetLocation("t", tiny_synth, "ucf101"),
-                         subset="test").records[0]
+    record = build_index(DatasetLocation("t", tiny_synth, "ucf101"), subset="test").records[0]
     item = EvalVideos([record], ViewSpec("2d", 4, 24))[0]  # 32 px video -> resize to 24 (a real resize)
     views = normalise_hwc(item["views"][None])[0]
     with open_video(record.path) as video:
@@ -43,11 +50,12 @@ def test_three_crops_along_the_long_side():
     crops = spatial_crops(frames, 4, 3)
     assert crops.shape == (3, 2, 3, 4, 4)
     for crop, left in zip(crops, (0, 1, 2)):
-        assert torch.equal(crop, frames[..., left:left + 4])
+        assert torch.equal(crop, frames[..., left : left + 4])
 
 
-@pytest.mark.parametrize("name,inflate,shape", [("resnet10t", False, (2, 3, 3, 32, 32)),
-                                                ("resnet10t", True, (2, 1, 4, 3, 32, 32))])
+@pytest.mark.parametrize(
+    "name,inflate,shape", [("resnet10t", False, (2, 3, 3, 32, 32)), ("resnet10t", True, (2, 1, 4, 3, 32, 32))]
+)
 def test_batchnorm_folding_keeps_outputs(name, inflate, shape):
     torch.manual_seed(0)
     backbone = build_backbone(BackboneConfig(name=name, inflate=inflate, zero_init_last=False))
@@ -95,6 +103,7 @@ def _corrupt_copy(tiny_synth, tmp_path):
 def test_bad_video_is_skipped_not_replaced(tiny_synth, tmp_path):
     records, bad = _corrupt_copy(tiny_synth, tmp_path)
     ctx = resolve_runtime("cpu", "fp32", True)
+
     def fn(views):  # per view: its mean pixel
         return views.float().flatten(2).mean(-1, keepdim=True)
 
@@ -106,8 +115,7 @@ def test_bad_video_is_skipped_not_replaced(tiny_synth, tmp_path):
 
 
 def test_extract_caches_by_checkpoint(tiny_synth, tmp_path):
-    records = build_index(DatasetLocation("t", tiny_synth, "ucf101"),
-                          subset="test").records
+    records = build_index(DatasetLocation("t", tiny_synth, "ucf101"), subset="test").records
     backbone = build_backbone(BackboneConfig()).eval()
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"one")

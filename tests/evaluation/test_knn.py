@@ -6,7 +6,13 @@ import math
 
 import torch
 
-from benchmark.evaluation.knn import centre_and_normalise, knn_evaluate, knn_vote, nearest_neighbours, retrieval_accuracy
+from benchmark.evaluation.knn import (
+    centre_and_normalise,
+    knn_evaluate,
+    knn_vote,
+    nearest_neighbours,
+    retrieval_accuracy,
+)
 
 
 def unit(deg: float) -> list[float]:

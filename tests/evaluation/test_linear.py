@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.evaluation.linear import LinearProbeConfig, linear_probe, select_weight_decay, topk_accuracy
 from benchmark.data.datasets import VideoRecord
+from benchmark.evaluation.linear import LinearProbeConfig, linear_probe, select_weight_decay, topk_accuracy
 
 
 def blobs(n_per_class: int, num_classes: int = 4, dim: int = 32, seed: int = 0, spread: float = 0.3):

@@ -15,9 +15,26 @@ from benchmark.evaluation.finetune import VideoClassifier
 
 from .conftest import make_run, tiny_config
 
-TABLE_FIELDS = {"protocol", "dataset", "split", "frozen", "selection", "frames_at_test", "clips_at_test", "crops_at_test",
-                "checkpoint", "checkpoint_step", "train_videos", "test_videos", "num_classes", "top1",
-                "test_video_ids", "per_video_correct", "skipped_videos", "wall_s"}
+TABLE_FIELDS = {
+    "protocol",
+    "dataset",
+    "split",
+    "frozen",
+    "selection",
+    "frames_at_test",
+    "clips_at_test",
+    "crops_at_test",
+    "checkpoint",
+    "checkpoint_step",
+    "train_videos",
+    "test_videos",
+    "num_classes",
+    "top1",
+    "test_video_ids",
+    "per_video_correct",
+    "skipped_videos",
+    "wall_s",
+}
 
 
 def _check_common(entry: dict, test_ids: list[str]) -> None:
@@ -35,7 +52,9 @@ def test_tsn_consensus_is_the_mean_of_per_frame_logits():
     model = VideoClassifier(build_backbone(BackboneConfig()), num_classes=5).eval()
     x = torch.randn(2, 3, 3, 32, 32)  # 2 videos x 3 segments
     with torch.no_grad():
-        per_frame = torch.stack([torch.stack([model.head(model.backbone(x[b, s][None]))[0] for s in range(3)]) for b in range(2)])
+        per_frame = torch.stack(
+            [torch.stack([model.head(model.backbone(x[b, s][None]))[0] for s in range(3)]) for b in range(2)]
+        )
         assert torch.allclose(model(x), per_frame.mean(1), atol=1e-5)
         assert torch.allclose(model.view_logits(x), per_frame, atol=1e-5)
 

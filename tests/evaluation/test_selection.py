@@ -11,8 +11,12 @@ from benchmark.evaluation.selection import heldout_split, label_subset
 
 
 def ucf_like(classes: int = 5, groups: int = 18, clips: int = 5) -> list[VideoRecord]:
-    return [VideoRecord(f"/d/C{c}/v_C{c}_g{g:02d}_c{k:02d}.avi", c, f"C{c}/v_C{c}_g{g:02d}_c{k:02d}", f"g{g:02d}")
-            for c in range(classes) for g in range(8, 8 + groups) for k in range(1, clips + 1)]
+    return [
+        VideoRecord(f"/d/C{c}/v_C{c}_g{g:02d}_c{k:02d}.avi", c, f"C{c}/v_C{c}_g{g:02d}_c{k:02d}", f"g{g:02d}")
+        for c in range(classes)
+        for g in range(8, 8 + groups)
+        for k in range(1, clips + 1)
+    ]
 
 
 def test_heldout_is_stratified_and_group_disjoint():
@@ -32,8 +36,12 @@ def test_heldout_without_groups_and_edge_cases():
     split = heldout_split(records, 0.25, seed=0)
     assert Counter(r.label for r in split.heldout) == {0: 5, 1: 5, 2: 5}
     assert heldout_split(records, 0.0).heldout == []
-    single = [VideoRecord("/a.avi", 0, "a", "g01"), VideoRecord("/b.avi", 0, "b", "g01"), VideoRecord("/c.avi", 1, "c", "g02"),
-              VideoRecord("/d.avi", 1, "d", "g03")]
+    single = [
+        VideoRecord("/a.avi", 0, "a", "g01"),
+        VideoRecord("/b.avi", 0, "b", "g01"),
+        VideoRecord("/c.avi", 1, "c", "g02"),
+        VideoRecord("/d.avi", 1, "d", "g03"),
+    ]
     held = heldout_split(single, 0.5).heldout_ids
     assert held in (["c"], ["d"])  # class 0 has one group: it stays for fitting; class 1 keeps one group
     with pytest.raises(ValueError):
@@ -49,9 +57,12 @@ def test_label_subset_stratified():
 
 
 def test_hmdb_clips_of_one_source_video_stay_together():
-    records = [VideoRecord(f"/h/{c}/{src}_{k}.avi", c, f"c{c}/{src}_{k}") for c in range(2)
-               for src in ("April_09_brush_hair_u_nm_np1_ba_goo", "Blonde_hair_u_cm_np2_le_goo", "other_f_nm_np1_fr_med")
-               for k in range(3)]
+    records = [
+        VideoRecord(f"/h/{c}/{src}_{k}.avi", c, f"c{c}/{src}_{k}")
+        for c in range(2)
+        for src in ("April_09_brush_hair_u_nm_np1_ba_goo", "Blonde_hair_u_cm_np2_le_goo", "other_f_nm_np1_fr_med")
+        for k in range(3)
+    ]
     for seed in range(5):
         split = heldout_split(records, 0.3, seed)
         sources = {(r.label, r.video_id.rsplit("_", 1)[0]) for r in split.heldout}

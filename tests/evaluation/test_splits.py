@@ -43,7 +43,8 @@ def write_hmdb(root):
         for split in (1, 2, 3):
             tags = {(split - 1) % 6: 0, split % 6: 2, (split + 1) % 6: 2}
             (lists / f"{c}_test_split{split}.txt").write_text(
-                "".join(f"{c}_video_{k}.avi {tags.get(k, 1)}\n" for k in range(6)))
+                "".join(f"{c}_video_{k}.avi {tags.get(k, 1)}\n" for k in range(6))
+            )
 
 
 @pytest.fixture
@@ -51,8 +52,10 @@ def datasets(tmp_path, monkeypatch):
     write_ucf(tmp_path / "UCF101")
     write_hmdb(tmp_path / "hmdb51")
     paths = tmp_path / "paths.yaml"
-    paths.write_text(f"datasets:\n  ucf: {{root: {tmp_path / 'UCF101'}, format: ucf101}}\n"
-                     f"  hmdb: {{root: {tmp_path / 'hmdb51'}, format: hmdb51}}\n")
+    paths.write_text(
+        f"datasets:\n  ucf: {{root: {tmp_path / 'UCF101'}, format: ucf101}}\n"
+        f"  hmdb: {{root: {tmp_path / 'hmdb51'}, format: hmdb51}}\n"
+    )
     monkeypatch.setenv("VSSL_PATHS", str(paths))
 
 

@@ -40,7 +40,9 @@ def _slurm_session():
     # 6 declared cores on a 2-core machine: the test jobs mostly sleep or wait, and should overlap.
     env = {**os.environ, "SLURM_BASE": str(base), "SLURM_CPUS": "6"}
     try:
-        out = subprocess.run(["bash", str(REPO / "scripts" / "slurm_up.sh")], env=env, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            ["bash", str(REPO / "scripts" / "slurm_up.sh")], env=env, capture_output=True, text=True, timeout=600
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         out = None
         reason = f"slurm_up.sh did not finish: {exc}"
@@ -49,7 +51,9 @@ def _slurm_session():
     try:
         yield (LocalSlurm(base, base / "etc" / "slurm.conf") if out is not None and out.returncode == 0 else reason)
     finally:
-        subprocess.run(["bash", str(REPO / "scripts" / "slurm_down.sh"), "--purge"], env=env, capture_output=True, timeout=120)
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "slurm_down.sh"), "--purge"], env=env, capture_output=True, timeout=120
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -83,4 +87,3 @@ def tiny_base() -> dict:
         "eval": {"dataset": "synthetic", "frames": 2, "linear_epochs": 5, "batch_size": 8},
         "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 4, "stages": ["pretrain"]},
     }
-

@@ -74,8 +74,10 @@ def _worker(rank: int, world: int, port: int, out: str, tree: dict, data_home: s
         entry = pretrain(RunDir(Path(out) / "run"), cfg, tree, progress_bar=False)
         method = captured["method"]
         params = {k: v.detach().clone() for k, v in method.named_parameters()}
-        torch.save({"gathered": got, "changed": changed, "entry": entry, "params": params, "bank": method.bank.clone()},
-                   Path(out) / f"rank{rank}.pt")
+        torch.save(
+            {"gathered": got, "changed": changed, "entry": entry, "params": params, "bank": method.bank.clone()},
+            Path(out) / f"rank{rank}.pt",
+        )
     finally:
         distributed.shutdown()
 
@@ -86,8 +88,13 @@ def test_two_process_gloo_training(tmp_path, synth_data_home):
 
     tree = tiny_base()
     tree["optim"]["steps"] = 3
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), tree, str(synth_data_home)), nprocs=2,
-                       start_method="spawn", join=True)
+    mp.start_processes(
+        _worker,
+        args=(2, _free_port(), str(tmp_path), tree, str(synth_data_home)),
+        nprocs=2,
+        start_method="spawn",
+        join=True,
+    )
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
     for r in (r0, r1):
         assert r["gathered"].tolist() == [0.0, 0.0, 1.0, 1.0]

@@ -11,16 +11,26 @@ from .conftest import REPO, _unavailable
 
 def test_slurm_up_without_apt_says_why_and_exits_3(tmp_path):
     base = tmp_path / "b"
-    out = subprocess.run(["/bin/bash", str(REPO / "scripts" / "slurm_up.sh")], env={"PATH": "/nonexistent", "SLURM_BASE": str(base)},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["/bin/bash", str(REPO / "scripts" / "slurm_up.sh")],
+        env={"PATH": "/nonexistent", "SLURM_BASE": str(base)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 3  # "cannot run here", told apart from a real failure
     assert "SLURM is not installed" in out.stderr and "apt-get" in out.stderr
     assert not base.exists()
 
 
 def test_slurm_up_refuses_a_base_too_long_for_unix_sockets(tmp_path):
-    out = subprocess.run(["bash", str(REPO / "scripts" / "slurm_up.sh")], env={"PATH": "/usr/bin:/bin", "SLURM_BASE": "/tmp/" + "x" * 90},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "slurm_up.sh")],
+        env={"PATH": "/usr/bin:/bin", "SLURM_BASE": "/tmp/" + "x" * 90},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 3 and "too long for unix sockets" in out.stderr
 
 

@@ -47,12 +47,14 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
     spec = {
         "name": "real",
         "base": base,
-        "zip": [{
-            "run.time_budget_s": [0, 1, 2, 3],  # informational only: tells the cells apart
-            "optim.lr": [0.01, 0.01, float("nan"), 0.01],  # NaN: the optimiser refuses it in the job
-            "resources.tasks_per_node": [1, 1, 1, 2],
-            "resources.timeout_min": [5, 2, 5, 5],  # only the slow cell meets its limit
-        }],
+        "zip": [
+            {
+                "run.time_budget_s": [0, 1, 2, 3],  # informational only: tells the cells apart
+                "optim.lr": [0.01, 0.01, float("nan"), 0.01],  # NaN: the optimiser refuses it in the job
+                "resources.tasks_per_node": [1, 1, 1, 2],
+                "resources.timeout_min": [5, 2, 5, 5],  # only the slow cell meets its limit
+            }
+        ],
         # SLURM sends the warning (USR2) on its 30-s ticks once less than signal_delay_s + 30 s are left:
         # 30-60 s into the slow cell's 2-minute job. So a requeued attempt has 30 s before any warning.
         "resources": {"cpus_per_task": 1, "mem_gb": 1, "signal_delay_s": 60, "max_requeues": 10},
@@ -95,14 +97,31 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
     assert json.loads((cells / ddp.id / "metrics.json").read_text())["pretrain"]["world_size"] == 2
 
     # a new shell, later: status re-attaches to the jobs by id
-    text = subprocess.run([sys.executable, "-m", "benchmark", "status", str(out)], capture_output=True, text=True,
-                          timeout=60, env=os.environ.copy()).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "benchmark", "status", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    ).stdout
     assert "4 cells: 3 done, 1 failed" in text and "Invalid learning rate: nan" in text
 
     # relaunch: only the failed cell runs again; completed results are never touched
     before = {c.id: (cells / c.id / "metrics.json").stat().st_mtime_ns for c in (good, slow, ddp)}
-    rc = main(["sweep", str(_sweep_file(tmp_path, spec)), "--cluster", "slurm", "--out", str(out), "--wait",
-               "--poll-s", "2", "--no-progress"])
+    rc = main(
+        [
+            "sweep",
+            str(_sweep_file(tmp_path, spec)),
+            "--cluster",
+            "slurm",
+            "--out",
+            str(out),
+            "--wait",
+            "--poll-s",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert rc == 1  # the NaN cell fails again
     record = json.loads((out / "jobs.json").read_text())
     assert record["cells"][bad.id]["submissions"] == 2
@@ -111,9 +130,14 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
 
 
 def test_100_cells_submit_as_one_array_in_seconds_and_are_never_submitted_twice(slurm, tmp_path, capsys):
-    spec = {"name": "hundred", "base": {"method": {"name": "random_init"}, "run": {"device": "cpu"}},
-            "grid": {"optim.lr": [0.001 * (i + 1) for i in range(50)]}, "seeds": [0, 1], "stages": ["pretrain"],
-            "resources": {"timeout_min": 5, "cpus_per_task": 1, "mem_gb": 1}}
+    spec = {
+        "name": "hundred",
+        "base": {"method": {"name": "random_init"}, "run": {"device": "cpu"}},
+        "grid": {"optim.lr": [0.001 * (i + 1) for i in range(50)]},
+        "seeds": [0, 1],
+        "stages": ["pretrain"],
+        "resources": {"timeout_min": 5, "cpus_per_task": 1, "mem_gb": 1},
+    }
     f, out = _sweep_file(tmp_path, spec), tmp_path / "out"
     t0 = time.perf_counter()
     assert main(["sweep", str(f), "--cluster", "slurm", "--out", str(out)]) == 0

@@ -30,38 +30,70 @@ def make_sweep(root: Path, cells: dict[str, dict], jobs: dict[str, str] | None =
         if "error" in c:
             (d / "error.txt").write_text(c["error"])
         if "step" in c:
-            (d / "scalars.jsonl").write_text(json.dumps({"stage": "pretrain", "step": c["step"]}) + "\n{\"stage\": \"pre")
+            (d / "scalars.jsonl").write_text(json.dumps({"stage": "pretrain", "step": c["step"]}) + '\n{"stage": "pre')
     if jobs:
         folder = str(root / "slurm" / "x" / "%j")
-        (root / "jobs.json").write_text(json.dumps({"cells": {cid: {"job_id": j, "folder": folder, "cluster": "slurm"} for cid, j in jobs.items()},
-                                                   "submissions": []}))
+        (root / "jobs.json").write_text(
+            json.dumps(
+                {
+                    "cells": {cid: {"job_id": j, "folder": folder, "cluster": "slurm"} for cid, j in jobs.items()},
+                    "submissions": [],
+                }
+            )
+        )
     return root
 
 
 def test_states_errors_and_requeues(tmp_path, capsys):
     done = {"pretrain": {}, "linear/synthetic/split1": {"top1": 50.0}}
-    root = make_sweep(tmp_path / "s", {
-        "a_done": {"metrics": done, "env": {"requeues": 2}},
-        "b_running": {"metrics": {"pretrain": {}}, "step": 40},
-        "c_pending": {},
-        "d_failed": {"error": "Traceback (most recent call last):\n  File x\n\nRuntimeError: loss is nan at step 2\n"},
-        "e_timeout": {"step": 7},
-        "f_interrupted": {"step": 12},
-        "g_missing": {"started": False},
-        "h_corrupt": {"metrics": "{not json"},
-        "i_completed_but_missing": {"metrics": {"pretrain": {}}},
-    }, jobs={"a_done": "5_0", "b_running": "5_1", "c_pending": "5_2", "d_failed": "5_3", "e_timeout": "5_4",
-             "i_completed_but_missing": "5_5"})
+    root = make_sweep(
+        tmp_path / "s",
+        {
+            "a_done": {"metrics": done, "env": {"requeues": 2}},
+            "b_running": {"metrics": {"pretrain": {}}, "step": 40},
+            "c_pending": {},
+            "d_failed": {
+                "error": "Traceback (most recent call last):\n  File x\n\nRuntimeError: loss is nan at step 2\n"
+            },
+            "e_timeout": {"step": 7},
+            "f_interrupted": {"step": 12},
+            "g_missing": {"started": False},
+            "h_corrupt": {"metrics": "{not json"},
+            "i_completed_but_missing": {"metrics": {"pretrain": {}}},
+        },
+        jobs={
+            "a_done": "5_0",
+            "b_running": "5_1",
+            "c_pending": "5_2",
+            "d_failed": "5_3",
+            "e_timeout": "5_4",
+            "i_completed_but_missing": "5_5",
+        },
+    )
     log = root / "slurm" / "x" / "5_4" / "5_4_0_log.err"
     log.parent.mkdir(parents=True)
     log.write_text("loading\nslurmstepd: error: *** JOB 9 CANCELLED DUE TO TIME LIMIT ***\n")
-    states = {"5_0": JobState("COMPLETED", 1), "5_1": JobState("RUNNING"), "5_2": JobState("REQUEUED", 3),
-              "5_3": JobState("FAILED", 0, "1:0"), "5_4": JobState("TIMEOUT", 0, "0:0"), "5_5": JobState("COMPLETED")}
+    states = {
+        "5_0": JobState("COMPLETED", 1),
+        "5_1": JobState("RUNNING"),
+        "5_2": JobState("REQUEUED", 3),
+        "5_3": JobState("FAILED", 0, "1:0"),
+        "5_4": JobState("TIMEOUT", 0, "0:0"),
+        "5_5": JobState("COMPLETED"),
+    }
     rows = {r.cell_id: r for r in sweep_status(root, query=lambda ids: {j: states[j] for j in ids})}
     got = {cid: r.state for cid, r in rows.items()}
-    assert got == {"a_done": "done", "b_running": "running", "c_pending": "pending", "d_failed": "failed",
-                   "e_timeout": "failed", "f_interrupted": "interrupted", "g_missing": "missing", "h_corrupt": "failed",
-                   "i_completed_but_missing": "failed"}
+    assert got == {
+        "a_done": "done",
+        "b_running": "running",
+        "c_pending": "pending",
+        "d_failed": "failed",
+        "e_timeout": "failed",
+        "f_interrupted": "interrupted",
+        "g_missing": "missing",
+        "h_corrupt": "failed",
+        "i_completed_but_missing": "failed",
+    }
     assert rows["a_done"].requeues == 2 and rows["c_pending"].requeues == 3  # env.json's count or sacct's, the larger
     assert rows["b_running"].step == 40  # a line cut by a kill is skipped
     assert rows["d_failed"].error[-1] == "RuntimeError: loss is nan at step 2"
@@ -81,8 +113,10 @@ def test_array_ranges_expand():
 
 def test_cli_does_not_import_torch(tmp_path):
     root = make_sweep(tmp_path / "s", {"a": {"metrics": {"pretrain": {}, "linear/synthetic/split1": {}}}})
-    code = ("import sys; from benchmark.cli import main; rc = main(['status', sys.argv[1]]); "
-            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
+    code = (
+        "import sys; from benchmark.cli import main; rc = main(['status', sys.argv[1]]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "1 cells: 1 done" in out.stdout

@@ -22,7 +22,13 @@ def write(tmp_path: Path, spec: dict | str, name: str = "s.yaml") -> Path:
 def random_init_spec(**kw) -> dict:
     """Cells that need no data: random init, pre-train stage only (saves the seeded init)."""
     base = {"backbone": {"name": "resnet10t"}, "method": {"name": "random_init"}, "run": {"device": "cpu"}}
-    return {"name": "r", "base": base, "stages": ["pretrain"], "resources": {"timeout_min": 5, "cpus_per_task": 1, "mem_gb": 1}, **kw}
+    return {
+        "name": "r",
+        "base": base,
+        "stages": ["pretrain"],
+        "resources": {"timeout_min": 5, "cpus_per_task": 1, "mem_gb": 1},
+        **kw,
+    }
 
 
 BAD = [
@@ -35,7 +41,11 @@ BAD = [
     (random_init_spec(grid={"method.name": ["tce"], "backbone.name": ["r3d_18"]}), [], "needs a 2D backbone"),
     (random_init_spec(stages=["pretrain", "linear"]), ["eval.dataset=ucf101"], "unknown dataset 'ucf101'"),
     (random_init_spec(resources={"gpus_per_node": 2}), ["--cluster", "slurm"], "tasks_per_node=2 for DDP"),
-    (random_init_spec(), ["--cluster", "slurm", "optim.batch_size=3", "resources.tasks_per_node=2"], "not divisible by the 2 DDP"),
+    (
+        random_init_spec(),
+        ["--cluster", "slurm", "optim.batch_size=3", "resources.tasks_per_node=2"],
+        "not divisible by the 2 DDP",
+    ),
 ]
 
 
@@ -50,8 +60,13 @@ def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, capsys, spec, ex
     assert not out.exists()
 
 
-@pytest.mark.parametrize("env, message", [({"SLURM_CONF": "/nonexistent/slurm.conf"}, "SLURM_CONF=/nonexistent/slurm.conf does not exist"),
-                                          ({"PATH": "/nonexistent"}, "no sbatch/srun on PATH")])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"SLURM_CONF": "/nonexistent/slurm.conf"}, "SLURM_CONF=/nonexistent/slurm.conf does not exist"),
+        ({"PATH": "/nonexistent"}, "no sbatch/srun on PATH"),
+    ],
+)
 def test_slurm_unreachable_submits_nothing(tmp_path, capsys, monkeypatch, env, message):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -64,10 +79,23 @@ def test_slurm_unreachable_submits_nothing(tmp_path, capsys, monkeypatch, env, m
 
 def test_dry_run_prints_cells_ids_resources_and_submits_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # no SLURM needed to plan a SLURM sweep
-    spec = random_init_spec(grid={"backbone.name": ["resnet10t", "resnet18"], "resources.timeout_min": [5, 30]}, seeds=[0, 1])
+    spec = random_init_spec(
+        grid={"backbone.name": ["resnet10t", "resnet18"], "resources.timeout_min": [5, 30]}, seeds=[0, 1]
+    )
     out = tmp_path / "out"
     # overrides may come after the options
-    rc = main(["sweep", str(write(tmp_path, spec)), "--cluster", "slurm", "--dry-run", "--out", str(out), "resources.mem_gb=3"])
+    rc = main(
+        [
+            "sweep",
+            str(write(tmp_path, spec)),
+            "--cluster",
+            "slurm",
+            "--dry-run",
+            "--out",
+            str(out),
+            "resources.mem_gb=3",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and not out.exists()
     from benchmark.sweeps import load_sweep
@@ -94,7 +122,9 @@ def test_local_relaunch_skips_done_and_runs_only_new_cells(tmp_path, capsys):
     before = (first / "metrics.json").read_text()
     stamp = (first / "metrics.json").stat().st_mtime_ns
     capsys.readouterr()
-    assert main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0, 1]))), "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0, 1]))), "--out", str(out), "--no-progress"]) == 0
+    )
     text = capsys.readouterr().out
     assert f"{first.name} seed=0: complete, skipped" in text
     assert len(list((out / "cells").iterdir())) == 2
@@ -141,9 +171,13 @@ def test_debug_cluster_runs_cells_and_reports_a_failure(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_smoke_runs_every_cell_for_two_steps_on_a_stand_in(tmp_path, capsys):
-    spec = {"name": "sm", "base": {**tiny_base(), "data": {"dataset": "synthetic-pool", "resolution": 64}},
-            "zip": [{"method": [tiny_base()["method"], {"name": "random_init"}]}], "stages": ["pretrain", "linear"],
-            "overrides": {"optim.steps": 500, "eval.linear_epochs": 300}}
+    spec = {
+        "name": "sm",
+        "base": {**tiny_base(), "data": {"dataset": "synthetic-pool", "resolution": 64}},
+        "zip": [{"method": [tiny_base()["method"], {"name": "random_init"}]}],
+        "stages": ["pretrain", "linear"],
+        "overrides": {"optim.steps": 500, "eval.linear_epochs": 300},
+    }
     out = tmp_path / "out"
     rc = main(["sweep", str(write(tmp_path, spec)), "--smoke", "--out", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err

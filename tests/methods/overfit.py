@@ -13,7 +13,9 @@ from benchmark.train import build_method
 from tests.methods.test_contract import RES, tiny_batch
 
 
-def tiny_method(name: str, overrides: tuple[str, ...] = (), backbone: str = "resnet10t", num_classes: int = 0) -> tuple[Method, dict]:
+def tiny_method(
+    name: str, overrides: tuple[str, ...] = (), backbone: str = "resnet10t", num_classes: int = 0
+) -> tuple[Method, dict]:
     """The method (seeded) and a batch of 8 samples drawn by its own sampler from random in-memory videos."""
     cfg = load_config(None, [f"method.name={name}", f"backbone.name={backbone}", f"data.resolution={RES}", *overrides])
     method = build_method(cfg, num_videos=16, num_classes=num_classes)
@@ -21,8 +23,9 @@ def tiny_method(name: str, overrides: tuple[str, ...] = (), backbone: str = "res
     return method, batch
 
 
-
-def overfit_losses(method: Method, batch: dict, steps: int = 30, lr: float = 1e-3, fixed_step: int | None = None) -> list[float]:
+def overfit_losses(
+    method: Method, batch: dict, steps: int = 30, lr: float = 1e-3, fixed_step: int | None = None
+) -> list[float]:
     """Train on the same batch for ``steps`` Adam steps (on one thread); the losses. ``fixed_step`` pins Progress.step."""
     torch.manual_seed(0)
     method.train()

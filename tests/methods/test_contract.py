@@ -55,8 +55,15 @@ TRAINABLE = [e.name for e in METHODS.entries() if e.obj.trains and e.obj.learns]
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_one_step_finite_loss_and_backbone_gradients(name):
     method_cls = METHODS.get(name)
-    cfg = load_config(None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}",
-                             f"data.resolution={RES}", "backbone.zero_init_last=false"])
+    cfg = load_config(
+        None,
+        [
+            f"method.name={name}",
+            f"backbone.name={tiny_backbone(method_cls)}",
+            f"data.resolution={RES}",
+            "backbone.zero_init_last=false",
+        ],
+    )
     method = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     method.train()
     batch = tiny_batch(method_cls, cfg, method.info)
@@ -73,10 +80,14 @@ def test_one_step_finite_loss_and_backbone_gradients(name):
 def test_state_dict_roundtrip(name):
     """Checkpoints carry everything (memory banks are buffers), so a fresh build loads them exactly."""
     method_cls = METHODS.get(name)
-    cfg = load_config(None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}", f"data.resolution={RES}"])
+    cfg = load_config(
+        None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}", f"data.resolution={RES}"]
+    )
     a = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
-    cfg_b = load_config(None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}",
-                               f"data.resolution={RES}", "run.seed=1"])
+    cfg_b = load_config(
+        None,
+        [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}", f"data.resolution={RES}", "run.seed=1"],
+    )
     b = build_method(cfg_b, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     b.load_state_dict(a.state_dict())
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -93,7 +104,9 @@ def test_bn_statistics_row_changes_running_statistics_and_no_weight():
     before = {k: v.clone() for k, v in method.state_dict().items()}
     optimizer = torch.optim.AdamW(method.parameters(), lr=0.1, weight_decay=0.5)  # decay would show if it stepped
     method.train()
-    out = method.training_step(tiny_batch(METHODS.get("random_init_bn"), cfg, method.info), Progress(step=0, total_steps=1))
+    out = method.training_step(
+        tiny_batch(METHODS.get("random_init_bn"), cfg, method.info), Progress(step=0, total_steps=1)
+    )
     out.loss.backward()
     optimizer.step()
     after = method.state_dict()

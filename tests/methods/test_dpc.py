@@ -18,13 +18,29 @@ from benchmark.data.samplers import build_sampler
 from benchmark.method import DataInfo, Progress
 from benchmark.registry import METHODS
 from benchmark.train import build_method
-from methods.dpc import (DPC, OTHER_VIDEO, POSITIVE, SPATIAL, SPATIOTEMPORAL, TEMPORAL, DPCConfig,
-                         dense_contrastive_loss, dense_scores, negative_kinds)
+from methods.dpc import (
+    DPC,
+    OTHER_VIDEO,
+    POSITIVE,
+    SPATIAL,
+    SPATIOTEMPORAL,
+    TEMPORAL,
+    DPCConfig,
+    dense_contrastive_loss,
+    dense_scores,
+    negative_kinds,
+)
 from tests.methods.test_contract import FakeVideo
 
 
-def fit_tiny_batch(name: str, overrides: list[str], steps: int, batch_size: int = 4, resolution: int = 32,
-                   backbone: tuple[str, ...] = ("backbone.name=resnet10t", "backbone.inflate=true")) -> list[float]:
+def fit_tiny_batch(
+    name: str,
+    overrides: list[str],
+    steps: int,
+    batch_size: int = 4,
+    resolution: int = 32,
+    backbone: tuple[str, ...] = ("backbone.name=resnet10t", "backbone.inflate=true"),
+) -> list[float]:
     """Train ``name`` on one fixed batch (Adam 1e-3) and return the loss of every step.
 
     The step's own randomness (shuffles, rotations) is re-seeded every step, so the batch and its labels are fixed.
@@ -38,12 +54,16 @@ def fit_tiny_batch(name: str, overrides: list[str], steps: int, batch_size: int 
         torch.set_num_threads(threads)
 
 
-def _fit(name: str, overrides: list[str], steps: int, batch_size: int, resolution: int, backbone: tuple[str, ...]) -> list[float]:
+def _fit(
+    name: str, overrides: list[str], steps: int, batch_size: int, resolution: int, backbone: tuple[str, ...]
+) -> list[float]:
     cfg = load_config(None, [f"method.name={name}", *backbone, f"data.resolution={resolution}", *overrides])
     method_cls = METHODS.get(name)
     method = build_method(cfg, num_videos=16)
     method.train()
-    sampler = build_sampler(method_cls.sampler, resolution, train=True, **method_cls.sampler_options(cfg.method, method.info))
+    sampler = build_sampler(
+        method_cls.sampler, resolution, train=True, **method_cls.sampler_options(cfg.method, method.info)
+    )
     batch = collate([sampler(FakeVideo(i), np.random.default_rng(i)) for i in range(batch_size)])
     batch.pop("bad")
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
@@ -80,8 +100,17 @@ def test_positives_sit_where_the_mask_says_and_negatives_are_labelled_by_kind():
     for i, (vi, si, yi, xi) in enumerate(tuples):
         for j, (vj, sj, yj, xj) in enumerate(tuples):
             same_pos = (yi, xi) == (yj, xj)
-            want = (OTHER_VIDEO if vi != vj else POSITIVE if si == sj and same_pos else SPATIAL if si == sj
-                    else TEMPORAL if same_pos else SPATIOTEMPORAL)
+            want = (
+                OTHER_VIDEO
+                if vi != vj
+                else POSITIVE
+                if si == sj and same_pos
+                else SPATIAL
+                if si == sj
+                else TEMPORAL
+                if same_pos
+                else SPATIOTEMPORAL
+            )
             assert kinds[i, j] == want, (tuples[i], tuples[j])
     m = b * k * h * w  # all three negative kinds are present
     assert (kinds == OTHER_VIDEO).sum() == m * (b - 1) * k * h * w
@@ -147,6 +176,10 @@ def test_bad_prediction_steps_are_a_user_error():
 @pytest.mark.slow
 def test_overfits_a_tiny_batch():
     # r3d_18 at 32 px: 2x2 maps, so every negative kind is in the loss (inflated resnet10t would give 1x1)
-    losses = fit_tiny_batch("dpc", ["method.num_blocks=4", "method.pred_steps=2", "method.block_len=2"], steps=8,
-                            backbone=("backbone.name=r3d_18",))
+    losses = fit_tiny_batch(
+        "dpc",
+        ["method.num_blocks=4", "method.pred_steps=2", "method.block_len=2"],
+        steps=8,
+        backbone=("backbone.name=r3d_18",),
+    )
     assert sum(losses[-3:]) / 3 < 0.5 * losses[0], losses

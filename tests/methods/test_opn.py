@@ -39,7 +39,9 @@ def test_head_concatenates_each_pair_in_order():
     method.eval()
     with torch.no_grad():
         features = method.backbone(batch["frames"])
-        explicit = torch.stack([method.pair_fc(torch.cat([features[:, i], features[:, j]], dim=1)) for i, j in PAIRS], 1)
+        explicit = torch.stack(
+            [method.pair_fc(torch.cat([features[:, i], features[:, j]], dim=1)) for i, j in PAIRS], 1
+        )
         pairs = features.index_select(1, method.pair_index.flatten()).reshape(len(features), 6, -1)
         assert torch.allclose(method.pair_fc(pairs), explicit, atol=1e-6)
     assert method.classifier[-1].out_features == 12

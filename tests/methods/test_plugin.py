@@ -30,15 +30,32 @@ def plugin_path(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("plugin")
     source, target = work / "src", work / "site"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--disable-pip-version-check", "--target", str(target), str(source)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert (target / "simclr_clips.py").exists()
     return target
 
 
-def run_python(args: list[str] | str, plugin: Path, extra_env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_python(
+    args: list[str] | str, plugin: Path, extra_env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """A fresh interpreter that sees the installed plugin: ``python -m benchmark ARGS`` (the vssl CLI), or ``python -c CODE``."""
     env = {**os.environ, **(extra_env or {}), "PYTHONPATH": os.pathsep.join([str(plugin), str(REPO)])}
     command = [sys.executable, "-c", args] if isinstance(args, str) else [*VSSL, *args]
@@ -52,7 +69,9 @@ def test_the_example_is_not_part_of_this_repository():
 @pytest.mark.slow
 def test_vssl_methods_lists_the_plugin_and_its_sampler(plugin_path):
     # both listings from one interpreter (each start imports torch): `vssl methods`, then `vssl methods --samplers`
-    both = run_python("from benchmark.cli import main; main(['methods']); print('---'); main(['methods', '--samplers'])", plugin_path)
+    both = run_python(
+        "from benchmark.cli import main; main(['methods']); print('---'); main(['methods', '--samplers'])", plugin_path
+    )
     assert both.returncode == 0, both.stderr
     methods, samplers = both.stdout.split("\n---\n")
     row = next(line for line in methods.splitlines() if line.startswith("simclr_clips"))
@@ -78,8 +97,11 @@ def test_a_tiny_sweep_runs_the_plugin_to_a_complete_run_directory(plugin_path, s
     sweep_file = tmp_path / "plugin.yaml"
     sweep_file.write_text(yaml.safe_dump(spec))
     out = tmp_path / "runs"
-    done = run_python(["sweep", str(sweep_file), "--out", str(out), "--no-progress"], plugin_path,
-                    {"VSSL_DATA": str(synth_data_home), "OMP_NUM_THREADS": "1"})
+    done = run_python(
+        ["sweep", str(sweep_file), "--out", str(out), "--no-progress"],
+        plugin_path,
+        {"VSSL_DATA": str(synth_data_home), "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (cell,) = (out / "cells").iterdir()
     run = RunDir(cell)
@@ -90,4 +112,6 @@ def test_a_tiny_sweep_runs_the_plugin_to_a_complete_run_directory(plugin_path, s
     assert 0.0 <= metrics["linear/synthetic/split1"]["top1"] <= 100.0
     assert run.checkpoint_path().exists()
     logged = [json.loads(line) for line in (cell / "scalars.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in logged if r["stage"] == "pretrain"] == [1, 2] and all("pos_sim" in r for r in logged if r["stage"] == "pretrain")
+    assert [r["step"] for r in logged if r["stage"] == "pretrain"] == [1, 2] and all(
+        "pos_sim" in r for r in logged if r["stage"] == "pretrain"
+    )

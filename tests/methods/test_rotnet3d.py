@@ -23,7 +23,9 @@ def marked_clips(batch: int, frames: int = 3) -> torch.Tensor:
 
 def marker_position(clip: torch.Tensor) -> tuple[int, int]:
     ys, xs = torch.nonzero(clip[0, 0] == 1.0, as_tuple=True)
-    assert len(ys) == 1 and torch.equal(clip == 1.0, (clip[:1, :1] == 1.0).expand_as(clip)), "one marker, same in every frame"
+    assert len(ys) == 1 and torch.equal(clip == 1.0, (clip[:1, :1] == 1.0).expand_as(clip)), (
+        "one marker, same in every frame"
+    )
     return int(ys[0]), int(xs[0])
 
 

@@ -22,7 +22,9 @@ def _single_thread():
 
 def method_sampler(overrides=()):
     cfg = load_config(None, ["method.name=shuffle_learn", *overrides]).method
-    return build_sampler(ShuffleLearn.sampler, 16, train=False, **ShuffleLearn.sampler_options(cfg, DataInfo(num_videos=1)))
+    return build_sampler(
+        ShuffleLearn.sampler, 16, train=False, **ShuffleLearn.sampler_options(cfg, DataInfo(num_videos=1))
+    )
 
 
 def test_defaults_follow_the_paper():

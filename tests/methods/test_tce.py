@@ -22,23 +22,43 @@ def _unit(*shape, seed=0, grad=False):
 def test_zero_offset_only_as_an_explicit_ablation():
     with pytest.raises(UserError, match="allow_zero_offset"):
         load_config(None, ["method.name=tce", "method.offset_min=0"])
-    cfg = load_config(None, ["method.name=tce", "method.offset_min=0", "method.offset_max=0", "method.allow_zero_offset=true"])
+    cfg = load_config(
+        None, ["method.name=tce", "method.offset_min=0", "method.offset_max=0", "method.allow_zero_offset=true"]
+    )
     assert cfg.method.offset_min == 0
 
 
-@pytest.mark.parametrize("bad", ["method.offset_max=0", "method.max_hard_fraction=1.5", "method.bank_momentum=1.0",
-                                 "method.mining_t_low=0.5", "method.temperature=0", "method.mining_schedule=cosine"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "method.offset_max=0",
+        "method.max_hard_fraction=1.5",
+        "method.bank_momentum=1.0",
+        "method.mining_t_low=0.5",
+        "method.temperature=0",
+        "method.mining_schedule=cosine",
+    ],
+)
 def test_bad_values_are_one_line_user_errors(bad):
     with pytest.raises(UserError) as err:
-        load_config(None, ["method.name=tce", "method.mining_t_high=0.2", bad] if "t_low" in bad else ["method.name=tce", bad])
+        load_config(
+            None, ["method.name=tce", "method.mining_t_high=0.2", bad] if "t_low" in bad else ["method.name=tce", bad]
+        )
     assert "\n" not in str(err.value)
 
 
 # --------------------------------------------------------------------------- loss wiring
 @pytest.mark.parametrize("loss", ["infonce", "nce"])
 def test_gradients_reach_anchor_and_positive_but_never_the_bank(loss):
-    method, _ = tiny_method("tce", (f"method.loss={loss}", "method.negatives=6", "method.mining_schedule=fixed",
-                                    "method.mining_fixed_threshold=0.5"))
+    method, _ = tiny_method(
+        "tce",
+        (
+            f"method.loss={loss}",
+            "method.negatives=6",
+            "method.mining_schedule=fixed",
+            "method.mining_fixed_threshold=0.5",
+        ),
+    )
     method.bank.requires_grad_(True)  # even if the bank could take a gradient, none may reach it
     anchor, positive = _unit(4, 128, seed=1, grad=True), _unit(4, 128, seed=2, grad=True)
     loss_value, scalars = method.contrastive_loss(anchor, positive, torch.tensor([0, 1, 2, 3]), Progress(5, 10))
@@ -50,8 +70,10 @@ def test_gradients_reach_anchor_and_positive_but_never_the_bank(loss):
 
 def test_batch_negatives_add_the_other_videos_live_positives():
     # K = 15 = every other slot of the 16-slot bank, so the negatives are a known set (InfoNCE ignores their order)
-    method, _ = tiny_method("tce", ("method.batch_negatives=true", "method.negatives=15", "method.mining_schedule=none",
-                                    "method.temperature=0.5"))
+    method, _ = tiny_method(
+        "tce",
+        ("method.batch_negatives=true", "method.negatives=15", "method.mining_schedule=none", "method.temperature=0.5"),
+    )
     anchor, positive = _unit(4, 128, seed=1), _unit(4, 128, seed=2)
     index = torch.tensor([0, 1, 1, 2])  # rows 1 and 2 are the same video: not each other's negatives
     loss, _ = method.contrastive_loss(anchor, positive, index, Progress(0, 10))
@@ -104,8 +126,15 @@ def test_mining_schedule_none_never_mines_and_a_high_fixed_threshold_does():
     off, batch = tiny_method("tce", ("method.mining_schedule=none", "method.negatives=6"))
     out = off.training_step(batch, Progress(0, 10))
     assert out.scalars["hard_found"] == 0 and "hard_sim" not in out.scalars
-    on, batch = tiny_method("tce", ("method.mining_schedule=fixed", "method.mining_fixed_threshold=0.99",
-                                    "method.negatives=6", "method.max_hard_fraction=0.5"))
+    on, batch = tiny_method(
+        "tce",
+        (
+            "method.mining_schedule=fixed",
+            "method.mining_fixed_threshold=0.99",
+            "method.negatives=6",
+            "method.max_hard_fraction=0.5",
+        ),
+    )
     out = on.training_step(batch, Progress(0, 10))
     assert out.scalars["hard_found"] == 3 and "hard_sim" in out.scalars  # capped at 0.5 * 6
     for key in ("smooth_same", "smooth_diff", "neg_sim", "mining_threshold"):
@@ -148,17 +177,23 @@ def test_resumed_run_continues_with_the_same_bank_and_normaliser(tmp_path, synth
     from benchmark.rundir import RunDir
     from benchmark.train import pretrain
 
-    tree = {"data": {"dataset": "synthetic-pool", "resolution": 32}, "backbone": {"name": "resnet10t"},
-            "method": {"name": "tce", "negatives": 4, "embed_dim": 16, "loss": "nce"},
-            "optim": {"batch_size": 4, "steps": 4, "lr": 0.01},
-            "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 2, "stages": ["pretrain"]}}
+    tree = {
+        "data": {"dataset": "synthetic-pool", "resolution": 32},
+        "backbone": {"name": "resnet10t"},
+        "method": {"name": "tce", "negatives": 4, "embed_dim": 16, "loss": "nce"},
+        "optim": {"batch_size": 4, "steps": 4, "lr": 0.01},
+        "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 2, "stages": ["pretrain"]},
+    }
     cfg = build_experiment(tree)
     pretrain(RunDir(tmp_path / "straight"), cfg, tree, progress_bar=False)
     pretrain(RunDir(tmp_path / "resumed"), cfg, tree, progress_bar=False, stop_at_step=2)
     mid = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["model"]
     assert float(mid["nce_normaliser"]) > 0
     pretrain(RunDir(tmp_path / "resumed"), cfg, tree, progress_bar=False)
-    a, b = (torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=False)["model"] for r in ("straight", "resumed"))
+    a, b = (
+        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=False)["model"]
+        for r in ("straight", "resumed")
+    )
     assert float(a["nce_normaliser"]) == float(b["nce_normaliser"]) == float(mid["nce_normaliser"])
     assert not torch.equal(a["bank"], mid["bank"])  # the bank moved after the interruption ...
     assert torch.allclose(a["bank"], b["bank"], atol=1e-5)  # ... exactly as in the uninterrupted run

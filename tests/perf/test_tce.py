@@ -12,8 +12,30 @@ from benchmark.cli import main
 @pytest.mark.slow
 def test_bench_tce_smoke(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    rc = main(["bench", "tce", "--record", "--sizes", "500", "3000", "--negatives", "32", "--batch", "4",
-               "--resolution", "32", "--backbone", "resnet10t", "--steps", "1", "--repeats", "1", "--device", "cpu"])
+    rc = main(
+        [
+            "bench",
+            "tce",
+            "--record",
+            "--sizes",
+            "500",
+            "3000",
+            "--negatives",
+            "32",
+            "--batch",
+            "4",
+            "--resolution",
+            "32",
+            "--backbone",
+            "resnet10t",
+            "--steps",
+            "1",
+            "--repeats",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc in (0, 1) and "(mining+update)/step" in out and "goal:" in out
     figures = json.loads((tmp_path / "results" / "perf" / "tce.json").read_text())
