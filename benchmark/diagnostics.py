@@ -131,7 +131,7 @@ def frame_trajectories(
         method.eval()
         embedded = {k: embed_frames(method, v, cfg.space, cfg.batch_size) for k, v in clips.items()}
         flat = pca_2d(torch.cat(list(embedded.values())))
-        points = dict(zip(embedded, flat.split([len(v) for v in embedded.values()])))
+        points = dict(zip(embedded, flat.split([len(v) for v in embedded.values()]), strict=True))
         same, diff = _panel_cosines(embedded)
         panels.append(
             (
@@ -163,9 +163,9 @@ def plot_trajectories(panels: list[tuple[str, dict[str, torch.Tensor]]], out: Pa
     import seaborn as sns
 
     videos = list(panels[0][1]) if panels else []
-    colours = dict(zip(videos, sns.color_palette("tab10", max(1, len(videos)))))
+    colours = dict(zip(videos, sns.color_palette("tab10", max(1, len(videos))), strict=False))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, (label, points) in zip(axes[0], panels):
+    for ax, (label, points) in zip(axes[0], panels, strict=True):
         for video, xy in points.items():
             xy = xy.numpy()
             ax.plot(xy[:, 0], xy[:, 1], "-", lw=1, color=colours[video], alpha=0.8, label=video)

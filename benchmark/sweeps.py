@@ -196,7 +196,7 @@ def load_sweep(
     resources_spec = {**(spec.get("resources") or {}), **res_over}
     resources = build_dataclass(Resources, resources_spec, prefix="resources")
 
-    grid_points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else [{}]
+    grid_points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
     cells: list[Cell] = []
     seen: dict[str, dict] = {}
     for point in grid_points:

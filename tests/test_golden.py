@@ -165,7 +165,7 @@ def test_golden_run(name, golden, synth_data_home, tmp_path):
         else:
             assert close(new["sum"], rec["sum"], rel=1e-2, abs_=1e-3), f"{key}: sum {rec['sum']} -> {new['sum']}"
     assert len(got["scalars"]) == len(want["scalars"])
-    for old, new in zip(want["scalars"], got["scalars"]):
+    for old, new in zip(want["scalars"], got["scalars"], strict=True):
         old = renamed(name, "scalars", old)
         assert sorted(old) == sorted(new), f"scalar names differ at step {old.get('step')}"
         if exact:

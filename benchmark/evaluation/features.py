@@ -188,7 +188,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model).eval()
     named = dict(model.named_modules())
     leaves = [(n, m) for n, m in named.items() if not any(True for _ in m.children())]
-    for (conv_name, conv), (bn_name, bn) in zip(leaves, leaves[1:]):
+    for (conv_name, conv), (bn_name, bn) in zip(leaves, leaves[1:], strict=False):  # consecutive pairs
         pair = (type(conv), type(bn))  # exact types: a BatchNorm subclass may carry an activation (timm BatchNormAct)
         if (
             pair in ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))

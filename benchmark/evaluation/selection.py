@@ -81,7 +81,10 @@ def heldout_split(records: Sequence, fraction: float, seed: int = 0) -> HeldoutS
                 chosen.add((label, keys[i]))
                 count, taken = count + size, taken + 1
     is_held = [(r.label, _group_key(r)) in chosen for r in records]
-    return HeldoutSplit([r for r, h in zip(records, is_held) if not h], [r for r, h in zip(records, is_held) if h])
+    return HeldoutSplit(
+        [r for r, h in zip(records, is_held, strict=True) if not h],
+        [r for r, h in zip(records, is_held, strict=True) if h],
+    )
 
 
 def label_subset(records: Sequence, fraction: float, seed: int = 0) -> list:
@@ -95,7 +98,7 @@ def label_subset(records: Sequence, fraction: float, seed: int = 0) -> list:
     for i, r in enumerate(records):
         by_class[r.label].append(i)
     keep: set[int] = set()
-    for label, idx in sorted(by_class.items()):
+    for _label, idx in sorted(by_class.items()):
         n = max(1, int(round(fraction * len(idx))))
         keep.update(int(idx[j]) for j in rng.permutation(len(idx))[:n])
     return [r for i, r in enumerate(records) if i in keep]

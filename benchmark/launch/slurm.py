@@ -320,7 +320,7 @@ def submit(sweep, cells: list, cluster: str = "slurm", env: dict | None = None, 
             {
                 "array_job_id": str(jobs[0].job_id).split("_")[0],
                 "resources": dataclasses.asdict(res),
-                "jobs": {c.id: str(j.job_id) for c, j in zip(group, jobs)},
+                "jobs": {c.id: str(j.job_id) for c, j in zip(group, jobs, strict=True)},
             }
         )
     if cluster == "slurm":

@@ -49,7 +49,7 @@ def test_three_crops_along_the_long_side():
     frames = torch.arange(2 * 3 * 4 * 6, dtype=torch.uint8).view(2, 3, 4, 6)  # H=4 < W=6
     crops = spatial_crops(frames, 4, 3)
     assert crops.shape == (3, 2, 3, 4, 4)
-    for crop, left in zip(crops, (0, 1, 2)):
+    for crop, left in zip(crops, (0, 1, 2), strict=True):
         assert torch.equal(crop, frames[..., left : left + 4])
 
 

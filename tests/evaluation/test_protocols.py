@@ -88,7 +88,7 @@ def test_finetune_writes_a_complete_entry_and_selects_on_train(tiny_run, synth_d
     held = set(entry["heldout_video_ids"])
     assert held and held <= {r.video_id for r in train} and held.isdisjoint(test_ids)
     assert entry["heldout_videos"] + entry["train_videos"] == len(train) and entry["segments"] == 3
-    assert len(entry["epoch_wall_s"]) == 2 and all(l > 0 for l in entry["train_loss"])
+    assert len(entry["epoch_wall_s"]) == 2 and all(loss > 0 for loss in entry["train_loss"])
     logged = [s for s in tiny_run.scalars() if s.get("stage") == "finetune/synthetic/split1"]
     assert [s["epoch"] for s in logged] == [1, 2] and all("heldout_top1" in s for s in logged)
 

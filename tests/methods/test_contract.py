@@ -90,7 +90,7 @@ def test_state_dict_roundtrip(name):
     )
     b = build_method(cfg_b, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     b.load_state_dict(a.state_dict())
-    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb), ka
 
 

@@ -33,7 +33,7 @@ def marker_position(clip: torch.Tensor) -> tuple[int, int]:
 def test_rotation_label_matches_the_rotation_applied(mode):
     rotated, labels = rotate_clips(marked_clips(9), mode, torch.Generator().manual_seed(0))
     assert len(rotated) == len(labels) == (36 if mode == "all" else 9)
-    for clip, label in zip(rotated, labels.tolist()):
+    for clip, label in zip(rotated, labels.tolist(), strict=True):
         assert marker_position(clip) == MARKER_AFTER[label]
 
 
