@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 
 from benchmark.errors import UserError, nearest
+from benchmark.keys import PRETRAIN, Stage
 
 
 # --------------------------------------------------------------------------- sections
@@ -142,7 +143,6 @@ class ExperimentConfig:
 
 
 SECTIONS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
-KNOWN_STAGES = ("pretrain", "linear", "knn", "finetune")
 
 
 # --------------------------------------------------------------------------- loading
@@ -240,16 +240,23 @@ def build_experiment(tree: Mapping) -> ExperimentConfig:
     return cfg
 
 
-def check_stage(stage: str, where: str) -> None:
+def known_stages() -> tuple[str, ...]:
+    """'pretrain' and every registered downstream protocol (one module each in benchmark/evaluation/)."""
+    from benchmark.registry import PROTOCOLS
+
+    return (PRETRAIN, *PROTOCOLS.names())
+
+
+def check_stage(stage: str, where: str) -> Stage:
     """A stage is a protocol, optionally with a downstream set and split: 'linear', 'finetune:hmdb51:2'."""
-    protocol, *rest = str(stage).split(":")
-    if protocol not in KNOWN_STAGES:
+    protocol = str(stage).split(":", 1)[0]
+    known = known_stages()
+    if protocol not in known:
         raise UserError(
-            f"unknown stage '{stage}' in {where}{nearest(protocol, KNOWN_STAGES)}; stages are {', '.join(KNOWN_STAGES)} "
+            f"unknown stage '{stage}' in {where}{nearest(protocol, known)}; stages are {', '.join(known)} "
             "(optionally 'protocol:dataset:split')"
         )
-    if len(rest) > 2 or (protocol == "pretrain" and rest) or (len(rest) == 2 and not rest[1].isdigit()):
-        raise UserError(f"stage '{stage}' in {where} should look like 'linear', 'finetune:hmdb51' or 'knn:ucf101:2'")
+    return Stage.parse(str(stage), where)
 
 
 def build_method_config(section: Mapping) -> MethodConfig:

@@ -1,4 +1,4 @@
-"""Registries for methods and samplers, with out-of-tree plugins.
+"""Registries for methods, samplers, downstream protocols and dataset formats, with out-of-tree plugins.
 
 In-tree methods live one per module in ``methods/`` and register with a
 decorator; out-of-tree packages register through the ``vssl.methods``
@@ -91,8 +91,17 @@ class Registry(Generic[T]):
 
 METHODS: Registry[Any] = Registry("method")
 SAMPLERS: Registry[Any] = Registry("sampler")
+PROTOCOLS: Registry[Any] = Registry("protocol")  # downstream evaluations: fn(run, cfg, *, checkpoint, progress_bar)
+FORMATS: Registry[Any] = Registry("dataset format")  # on-disk layouts: builder(location, split, subset, split_dir)
 register_method = METHODS.register
 register_sampler = SAMPLERS.register
+register_protocol = PROTOCOLS.register
+register_format = FORMATS.register
+
+# The in-tree modules whose import registers samplers, dataset formats, protocols and methods. They sit in
+# layers above this one, so they are loaded by name (importlib) when a registry is first read, never imported
+# statically from here (docs/architecture.md: layers only look down).
+IN_TREE = ("benchmark.data.samplers", "benchmark.data.datasets", "benchmark.evaluation", "methods")
 
 # --------------------------------------------------------------------------- plugin loading
 _loaded = False
@@ -113,12 +122,11 @@ def load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("benchmark.data.samplers")
-    import methods
-
-    for info in pkgutil.iter_modules(methods.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"methods.{info.name}")
+    for name in IN_TREE:
+        package = importlib.import_module(name)
+        for info in pkgutil.iter_modules(getattr(package, "__path__", [])):  # a package: every public module
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{name}.{info.name}")
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         module = ep.value.split(":", 1)[0]
         dist = ep.dist.name if ep.dist is not None else ep.name

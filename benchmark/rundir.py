@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import yaml
 
+from benchmark.keys import LAST, evaluated_steps, required_keys
+
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
 ENV = "env.json"
@@ -41,53 +43,9 @@ CHECKPOINTS = "checkpoints"
 Status = Literal["complete", "incomplete", "corrupt", "empty"]
 
 
-def parse_stage(stage: str, dataset: str | None = None, split: int | None = None) -> tuple[str, str | None, int | None]:
-    """A stage spec -> (protocol, dataset, split).
-
-    'linear' evaluates on the config's eval.dataset / eval.split; 'finetune:hmdb51'
-    or 'finetune:hmdb51:2' names another downstream set (and split), so one
-    pre-training serves several columns of a table.
-    """
-    protocol, *rest = stage.split(":")
-    if rest and rest[0]:
-        dataset = rest[0]
-    if len(rest) > 1 and rest[1]:
-        split = int(rest[1])
-    return protocol, dataset, split
-
-
-def stage_key(stage: str, dataset: str | None = None, split: int | None = None) -> str:
-    """'pretrain' or '<protocol>/<dataset>/split<N>' (see parse_stage for 'protocol:dataset:split' specs)."""
-    protocol, dataset, split = parse_stage(stage, dataset, split)
-    if protocol == "pretrain":
-        return "pretrain"
-    return f"{protocol}/{dataset}/split{split}"
-
-
-def checkpoint_key(key: str, checkpoint: str = "last.pt") -> str:
-    """An evaluation's metrics key for a checkpoint file: ``key`` for last.pt, ``key@step_N`` for step_N.pt."""
-    return key if checkpoint == "last.pt" else f"{key}@{checkpoint.removesuffix('.pt')}"
-
-
-def evaluated_checkpoints(run: dict, optim: dict) -> list[int]:
-    """Steps N whose step_N.pt every evaluation stage also reads (run.evaluate_epoch_checkpoints), from config dicts."""
-    if not run.get("evaluate_epoch_checkpoints"):
-        return []
-    steps = int(optim.get("steps", 0) or 0)
-    return sorted({int(n) for n in run.get("epoch_checkpoints", []) if 0 < int(n) <= steps})
-
-
-def required_keys(
-    stages: list[str], dataset: str | None, split: int | None, checkpoint_steps: list[int] = ()
-) -> list[str]:
-    """metrics.json keys that make a run complete: one per stage, plus '<key>@step_N' per evaluated checkpoint."""
-    keys = []
-    for stage in stages:
-        key = stage_key(stage, dataset, split)
-        keys.append(key)
-        if key != "pretrain":
-            keys += [checkpoint_key(key, f"step_{n}.pt") for n in checkpoint_steps]
-    return keys
+def missing_keys(metrics: dict, required: list[str]) -> list[str]:
+    """The required metrics keys a run has not written yet: the one completeness rule (runs and sweep cells)."""
+    return [k for k in required if k not in metrics]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -204,16 +162,15 @@ class RunDir:
                 continue
         return out
 
-    def checkpoint_path(self, name: str = "last.pt") -> Path:
+    def checkpoint_path(self, name: str = LAST) -> Path:
         return self.path / CHECKPOINTS / name
 
     # ---------------------------------------------------------------- status
     def required_stages(self) -> list[str]:
         cfg = self.config()
         run, ev = cfg.get("run", {}), cfg.get("eval", {})
-        return required_keys(
-            run.get("stages", []), ev.get("dataset"), ev.get("split"), evaluated_checkpoints(run, cfg.get("optim", {}))
-        )
+        steps = evaluated_steps(run, cfg.get("optim", {}))
+        return required_keys(run.get("stages", []), ev.get("dataset"), ev.get("split"), steps)
 
     def status(self) -> tuple[Status, str]:
         """('complete'|'incomplete'|'corrupt'|'empty', reason)."""
@@ -224,7 +181,7 @@ class RunDir:
             metrics = self.metrics()
         except CorruptRun as exc:
             return "corrupt", str(exc)
-        missing = [k for k in required if k not in metrics]
+        missing = missing_keys(metrics, required)
         if missing:
             return "incomplete", "missing stages: " + ", ".join(missing)
         return "complete", ""

@@ -180,10 +180,10 @@ def pretrain(
     In a multi-process job (benchmark.launch.distributed) every rank trains on its shard of each
     global batch under DDP and rank 0 alone writes the run directory.
     """
+    from benchmark import distributed
     from benchmark.data.loader import SampledVideos, StepBatches, make_loader
     from benchmark.data.samplers import build_sampler
     from benchmark.device import resolve_runtime
-    from benchmark.launch import distributed
 
     rank = distributed.info()
     main = rank.is_main

@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark import distributed
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
-from benchmark.launch import distributed
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 

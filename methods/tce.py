@@ -33,14 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
-from benchmark.diagnostics import embedding_smoothness
+from benchmark.distributed import all_gather_cat
 from benchmark.errors import UserError
-from benchmark.launch.distributed import all_gather_cat
 from benchmark.losses import binary_nce, contrastive_logits, estimate_normaliser, info_nce_from_logits
 from benchmark.losses.rotation import rotate_quarter_turns, rotation_loss
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.mining import SCHEDULES, ThresholdSchedule, init_bank, mine_negatives, momentum_update_
 from benchmark.registry import register_method
+from benchmark.smoothness import embedding_smoothness
 
 log = logging.getLogger(__name__)
 

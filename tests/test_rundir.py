@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from benchmark.rundir import CorruptRun, RunDir, atomic_write_text, stage_key
+from benchmark.rundir import CorruptRun, RunDir, atomic_write_text
 
 
 def make_run(tmp_path, stages=("pretrain", "linear")):
@@ -11,11 +11,6 @@ def make_run(tmp_path, stages=("pretrain", "linear")):
         {"run": {"stages": list(stages)}, "eval": {"dataset": "synthetic", "split": 1}}, {"method": {"name": "tce"}}
     )
     return run
-
-
-def test_stage_keys():
-    assert stage_key("pretrain") == "pretrain"
-    assert stage_key("linear", "ucf101", 2) == "linear/ucf101/split2"
 
 
 def test_complete_only_when_every_stage_has_an_entry(tmp_path):
@@ -59,14 +54,6 @@ def test_overrides_and_config_roundtrip(tmp_path):
     run = make_run(tmp_path)
     assert run.overrides() == {"method": {"name": "tce"}}
     assert run.config()["eval"]["dataset"] == "synthetic"
-
-
-def test_stage_specs_name_other_downstream_sets():
-    from benchmark.rundir import parse_stage
-
-    assert parse_stage("linear", "synthetic", 1) == ("linear", "synthetic", 1)
-    assert parse_stage("finetune:hmdb51", "ucf101", 1) == ("finetune", "hmdb51", 1)
-    assert stage_key("knn:ucf101:3", "synthetic", 1) == "knn/ucf101/split3"
 
 
 def test_required_stages_follow_stage_specs(tmp_path):

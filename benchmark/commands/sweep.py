@@ -132,9 +132,9 @@ def check_cells(sweep, datasets: bool = True) -> None:
     """What fails every job of a cell fails the launch instead (one line): unknown backbone, a method that
     cannot take its backbone, a dataset the paths file does not know or whose root is missing."""
     from benchmark.backbones import backbone_kind
+    from benchmark.keys import Stage
     from benchmark.paths import resolve_dataset
     from benchmark.registry import METHODS
-    from benchmark.rundir import parse_stage
     from benchmark.train import check_compatible
 
     seen_backbones: dict[str, str] = {}
@@ -150,7 +150,7 @@ def check_cells(sweep, datasets: bool = True) -> None:
             check_compatible(method_cls, seen_backbones[key], cfg.method.name, cfg.backbone.name)
             if datasets:
                 needed = [
-                    parse_stage(s, cfg.eval.dataset, cfg.eval.split)[1] for s in cfg.run.stages if s != "pretrain"
+                    Stage.parse(s).resolve(cfg.eval.dataset, cfg.eval.split).dataset for s in cfg.run.stages if s != "pretrain"
                 ]
                 if getattr(method_cls, "trains", True) and cfg.optim.steps > 0:
                     needed.append(cfg.data.dataset)

@@ -41,7 +41,7 @@ def handle(args) -> int:
 
     if args.videos < 1 or args.frames < 2:
         raise UserError("--videos must be >= 1 and --frames >= 2")
-    from benchmark.diagnostics import TrajectoryConfig, frame_trajectories
+    from benchmark.trajectories import TrajectoryConfig, frame_trajectories
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "trajectories.png"
     cfg = TrajectoryConfig(videos=args.videos, frames=args.frames, space=args.space)

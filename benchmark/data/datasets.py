@@ -38,9 +38,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from benchmark.errors import UserError, nearest
 from benchmark.paths import DatasetLocation, resolve_dataset
@@ -190,7 +190,7 @@ def _fingerprint(root: Path, depth: int, split_dir: str | Path | None) -> str:
         below = []
         for folder in level:
             try:
-                below += sorted((Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")))
+                below += sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
             except OSError:
                 continue
         folders += below

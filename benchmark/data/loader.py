@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch

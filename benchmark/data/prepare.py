@@ -21,9 +21,9 @@ import json
 import multiprocessing
 import os
 import shutil
-from fractions import Fraction
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from benchmark.errors import UserError

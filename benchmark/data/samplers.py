@@ -52,7 +52,15 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from benchmark.data.transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, RandomGray, eval_transform, per_frame, train_transform
+from benchmark.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    AugmentConfig,
+    RandomGray,
+    eval_transform,
+    per_frame,
+    train_transform,
+)
 from benchmark.registry import SAMPLERS, register_sampler
 
 

@@ -36,10 +36,10 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -103,7 +103,7 @@ class VideoHandle:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "VideoHandle":
+    def __enter__(self) -> VideoHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -117,7 +117,7 @@ class VideoHandle:
 # ====================================================================== PyAV
 _LOCAL = threading.local()
 TIMELINE_CACHE_SIZE = 2048  # per process: demuxed timestamp tables of non-CFR files (a few KB each)
-_TIMELINES: "OrderedDict[tuple[str, int, int], _Timeline]" = OrderedDict()
+_TIMELINES: OrderedDict[tuple[str, int, int], _Timeline] = OrderedDict()
 _SEQUENTIAL_FILES: set[tuple[str, int, int]] = set()  # files whose seeks went wrong once: decoded from the start
 
 
@@ -140,7 +140,7 @@ class _Timeline:
     index_of: dict[int, int]
 
     @classmethod
-    def from_packets(cls, packets: list[tuple[int, bool]]) -> "_Timeline | None":
+    def from_packets(cls, packets: list[tuple[int, bool]]) -> _Timeline | None:
         """None when timestamps are unusable (missing or repeated): the file is then decoded sequentially."""
         if any(pts is None for pts, _ in packets):
             return None

@@ -17,29 +17,19 @@ Keys are ``<protocol>/<dataset>/split<N>``, with ``@step_N`` appended when an
 intermediate checkpoint (``checkpoints/step_N.pt``) is evaluated.
 
 A protocol is a function ``fn(run, cfg, *, checkpoint, progress_bar) -> entry``
-registered with ``@protocol(name)``.
+registered with ``@register_protocol(name)`` (benchmark.registry); one protocol is one module here.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmark.config import ExperimentConfig
-from benchmark.errors import UserError, nearest
-from benchmark.rundir import RunDir, checkpoint_key, stage_key
-
-PROTOCOLS: dict[str, Callable[..., dict]] = {}
-
-
-def protocol(name: str):
-    def deco(fn):
-        PROTOCOLS[name] = fn
-        return fn
-
-    return deco
+from benchmark.errors import UserError
+from benchmark.keys import LAST, Stage
+from benchmark.registry import PROTOCOLS
+from benchmark.rundir import RunDir
 
 
 def labelled_splits(cfg: ExperimentConfig):
@@ -142,24 +132,19 @@ def counts(train_videos: int, test_videos: int, num_classes: int, cfg: Experimen
     }
 
 
-_STEP_CKPT = re.compile(r"^step_(\d+)\.pt$")
-
-
-def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = "last.pt") -> str:
+def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = LAST) -> str:
     """metrics.json key: '<protocol>/<dataset>/split<N>', plus '@step_N' for an intermediate checkpoint."""
-    return checkpoint_key(stage_key(name, cfg.eval.dataset, cfg.eval.split), checkpoint)
+    return str(Stage(name).key(cfg.eval.dataset, cfg.eval.split).at(checkpoint))
 
 
 def evaluate(
-    run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = "last.pt"
+    run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = LAST
 ) -> dict:
     """Run protocol ``name`` on a run directory and record its metrics entry (atomically)."""
-    if name not in PROTOCOLS:
-        raise UserError(f"unknown protocol '{name}'{nearest(name, PROTOCOLS)}; known: {', '.join(PROTOCOLS)}")
-    if checkpoint != "last.pt" and not _STEP_CKPT.match(checkpoint):
-        raise UserError(f"checkpoint '{checkpoint}' should be last.pt or step_N.pt (in {run.path / 'checkpoints'})")
+    run_protocol = PROTOCOLS.get(name)
+    key = entry_key(name, cfg, checkpoint)  # a malformed checkpoint name fails here, before any work
     t0 = time.perf_counter()
-    entry = PROTOCOLS[name](run, cfg, checkpoint=checkpoint, progress_bar=progress_bar)
+    entry = run_protocol(run, cfg, checkpoint=checkpoint, progress_bar=progress_bar)
     entry.update(
         {
             "protocol": name,
@@ -168,13 +153,5 @@ def evaluate(
             "wall_s": round(time.perf_counter() - t0, 2),
         }
     )
-    run.add_metrics(entry_key(name, cfg, checkpoint), entry)
+    run.add_metrics(key, entry)
     return entry
-
-
-def _register_builtin() -> None:
-    # the protocol modules register themselves on import
-    from benchmark.evaluation import finetune, knn, linear  # noqa: F401
-
-
-_register_builtin()

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from benchmark.config import ExperimentConfig
 from benchmark.data.transforms import AugmentConfig
-from benchmark.evaluation import check_bad, counts, entry_key, labelled_splits, protocol, runtime, skipped_fields
+from benchmark.evaluation import check_bad, counts, entry_key, labelled_splits, runtime, skipped_fields
+from benchmark.registry import register_protocol
 from benchmark.rundir import RunDir
 
 FINETUNE_AUG = AugmentConfig(crop_scale=(0.5, 1.0), flip=True, jitter=0.0, hue=0.0, gray_p=0.0)
@@ -119,7 +120,7 @@ def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
     return round(100.0 * (logits.argmax(1) == y).float().mean().item(), 3) if len(y) else float("nan")
 
 
-@protocol("finetune")
+@register_protocol("finetune")
 def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
     from benchmark.data.loader import SampledVideos, StepBatches, make_loader
     from benchmark.evaluation.features import single_threaded, view_spec

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.config import ExperimentConfig
-from benchmark.evaluation import counts, frozen_features, protocol
+from benchmark.evaluation import counts, frozen_features
+from benchmark.registry import register_protocol
 from benchmark.rundir import RunDir
 
 WEIGHTED_VOTE_TEMPERATURE = 0.07
@@ -93,7 +94,7 @@ def knn_evaluate(train_x, train_y, test_x, test_y, num_classes: int, ks, k: int,
     }
 
 
-@protocol("knn")
+@register_protocol("knn")
 def run_knn(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
     feats = frozen_features(run, cfg, checkpoint, progress_bar)
     ev = cfg.eval

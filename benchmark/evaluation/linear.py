@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from benchmark.config import ExperimentConfig
 from benchmark.device import one_thread
-from benchmark.evaluation import counts, frozen_features, protocol
+from benchmark.evaluation import counts, frozen_features
+from benchmark.registry import register_protocol
 from benchmark.rundir import RunDir
 
 
@@ -124,7 +125,7 @@ def select_weight_decay(
     return best, scores, split.heldout_ids
 
 
-@protocol("linear")
+@register_protocol("linear")
 def run_linear(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
     from benchmark.errors import UserError
 

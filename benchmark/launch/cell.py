@@ -20,8 +20,9 @@ import traceback
 from pathlib import Path
 
 from benchmark.config import build_experiment, config_hash, to_dict
-from benchmark.rundir import RunDir, checkpoint_key, evaluated_checkpoints, parse_stage, stage_key
-from benchmark.rundir import required_keys as _required_keys
+from benchmark.keys import LAST, Stage, checkpoint_name, evaluated_steps
+from benchmark.keys import required_keys as _required_keys
+from benchmark.rundir import RunDir
 
 log = logging.getLogger(__name__)
 ERROR = "error.txt"
@@ -46,7 +47,7 @@ def required_keys(cfg) -> list[str]:
 
 def checkpoint_steps(cfg) -> list[int]:
     """Intermediate checkpoints every evaluation stage also reads (run.evaluate_epoch_checkpoints)."""
-    return evaluated_checkpoints(to_dict(cfg.run), to_dict(cfg.optim))
+    return evaluated_steps(to_dict(cfg.run), to_dict(cfg.optim))
 
 
 def run_cell(spec: dict, progress_bar: bool = True) -> dict:
@@ -70,8 +71,8 @@ def _environment(env: dict):
 
 
 def _run_stages(spec: dict, progress_bar: bool) -> dict:
+    from benchmark import distributed
     from benchmark.evaluation import evaluate
-    from benchmark.launch import distributed
     from benchmark.train import pretrain
 
     cfg = build_experiment(spec["tree"])
@@ -84,18 +85,19 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
         run.update_env(config_hash=new, config_hash_previous=old)
     done = run.metrics() if (run.path / "metrics.json").exists() else {}
     results = {}
-    for stage in cfg.run.stages:
-        key = stage_key(stage, cfg.eval.dataset, cfg.eval.split)
-        if stage == "pretrain":
-            if key in done:
-                results[key] = "skipped (done)"
+    for text in cfg.run.stages:
+        stage = Stage.parse(text).resolve(cfg.eval.dataset, cfg.eval.split)
+        key = stage.key()
+        if stage.is_pretrain:
+            if str(key) in done:
+                results[str(key)] = "skipped (done)"
                 continue
             entry = pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
-            results[key] = _scalars(entry)
+            results[str(key)] = _scalars(entry)
             continue
         # every evaluation reads last.pt, and also step_N.pt for each evaluated intermediate checkpoint (Figure 5's x axis)
-        for checkpoint in ["last.pt"] + [f"step_{n}.pt" for n in checkpoint_steps(cfg)]:
-            ckey = checkpoint_key(key, checkpoint)
+        for checkpoint in [LAST] + [checkpoint_name(n) for n in checkpoint_steps(cfg)]:
+            ckey = str(key.at(checkpoint))
             if ckey in done:
                 results[ckey] = "skipped (done)"
                 continue
@@ -103,11 +105,9 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
                 pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
             if not main:  # evaluations run on rank 0 alone; the other ranks only helped pre-train
                 continue
-            protocol, dataset, split = parse_stage(stage, cfg.eval.dataset, cfg.eval.split)
-            eval_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, dataset=dataset, split=split))
-            results[ckey] = _scalars(
-                evaluate(run, eval_cfg, protocol, progress_bar=progress_bar, checkpoint=checkpoint)
-            )
+            eval_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, dataset=stage.dataset, split=stage.split))
+            entry = evaluate(run, eval_cfg, stage.protocol, progress_bar=progress_bar, checkpoint=checkpoint)
+            results[ckey] = _scalars(entry)
     return results
 
 
@@ -143,7 +143,7 @@ class CellJob(_Checkpointable):
     """
 
     def __call__(self, spec: dict) -> dict:
-        from benchmark.launch import distributed
+        from benchmark import distributed
 
         _threads_from_slurm()
         if distributed.slurm_world_size() > 1:

@@ -22,7 +22,6 @@ Tables read the suffix-free keys; the over-training plots read the others.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,28 +30,18 @@ import pandas as pd
 import yaml
 
 from benchmark.errors import UserError
-from benchmark.rundir import CONFIG, ENV, METRICS, stage_key
+from benchmark.keys import MetricsKey, Stage
+from benchmark.rundir import CONFIG, ENV, METRICS
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on 1,000 configs
-EVAL_KEY = re.compile(r"^(?P<protocol>[^/@]+)/(?P<dataset>[^/@]+)/split(?P<split>\d+)(?P<rest>.*)$")
 ENV_FIELDS = ("sweep", "cell_id", "git_commit", "git_dirty", "host", "platform", "python", "cpu_count", "device",
               "autocast", "seed", "config_hash", "config_hash_previous", "slurm_job_id", "start_time", "end_time")
 
 
-@dataclass(frozen=True)
-class EvalKey:
-    protocol: str
-    dataset: str
-    split: int
-    checkpoint: str  # "" for the run's final checkpoint, else the key's suffix (e.g. "step_200")
-
-
-def parse_eval_key(key: str) -> EvalKey | None:
-    """'linear/synthetic/split1' -> EvalKey; None for 'pretrain' and other non-evaluation keys."""
-    m = EVAL_KEY.match(key)
-    if not m:
-        return None
-    return EvalKey(m["protocol"], m["dataset"], int(m["split"]), m["rest"].lstrip("@/"))
+def parse_eval_key(key: str) -> MetricsKey | None:
+    """'linear/synthetic/split1' -> its MetricsKey; None for 'pretrain' and other non-evaluation keys."""
+    parsed = MetricsKey.parse(key)
+    return parsed if parsed is not None and parsed.is_evaluation else None
 
 
 @dataclass
@@ -131,7 +120,7 @@ def read_run(path: Path) -> tuple[str, str, dict, dict, dict]:
     except _Corrupt as exc:
         return "corrupt", str(exc), {}, {}, {}
     ev = cfg.get("eval") or {}
-    required = [stage_key(s, ev.get("dataset"), ev.get("split")) for s in (cfg.get("run") or {}).get("stages", [])]
+    required = [str(Stage.parse(s).key(ev.get("dataset"), ev.get("split"))) for s in (cfg.get("run") or {}).get("stages", [])]
     missing = [k for k in required if k not in metrics]
     if missing:
         return "incomplete", "missing stages: " + ", ".join(missing), cfg, env, metrics

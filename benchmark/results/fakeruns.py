@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import ExperimentConfig, flatten, set_dotted, to_dict
-from benchmark.rundir import RunDir, atomic_write_text, checkpoint_key, stage_key
+from benchmark.keys import Stage, checkpoint_name
+from benchmark.rundir import RunDir, atomic_write_text
 
 
 @dataclass
@@ -116,11 +117,11 @@ def write_fake_run(path: Path, spec: FakeRun) -> RunDir:
                                      "backbone_init": {"zero_init_last": True, "seed": spec.seed}})
     for step in spec.step_evals:  # accuracy rising towards the final one
         acc = spec.accuracy * (0.6 + 0.4 * step / max(spec.steps, 1))
-        run.add_metrics(checkpoint_key(stage_key("linear", spec.eval_dataset, spec.split), f"step_{step}.pt"),
+        run.add_metrics(str(Stage("linear").key(spec.eval_dataset, spec.split).at(checkpoint_name(step))),
                         _eval_entry(spec, "linear", acc, f"linear@{step}", step))
     for protocol in (s for s in spec.stages if s != "pretrain"):
         acc = {"linear": spec.accuracy, "knn": spec.accuracy * 0.8, "finetune": min(0.95, spec.accuracy * 1.3)}[protocol]
-        run.add_metrics(stage_key(protocol, spec.eval_dataset, spec.split), _eval_entry(spec, protocol, acc, protocol, spec.steps))
+        run.add_metrics(str(Stage(protocol).key(spec.eval_dataset, spec.split)), _eval_entry(spec, protocol, acc, protocol, spec.steps))
     return run
 
 

@@ -17,9 +17,9 @@ Each function returns a :class:`Figure` or None when the sweep has nothing to dr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -166,10 +166,9 @@ def checkpoint_evals(table: Table, protocol: str = "linear", field: str = "top1"
             continue
         step = runs.get(f"{key}.checkpoint_step")
         if step is None:
-            step = runs.get("pretrain.steps") if not e.checkpoint else pd.Series(
-                int("".join(ch for ch in e.checkpoint if ch.isdigit()) or 0), index=runs.index)
+            step = runs.get("pretrain.steps") if e.step is None else pd.Series(e.step, index=runs.index)
         parts.append(pd.DataFrame({"run": runs["run"], "row.id": runs["row.id"], "dataset": e.dataset,
-                                   "intermediate": bool(e.checkpoint), "step": step, "value": runs[f"{key}.{field}"]}))
+                                   "intermediate": e.step is not None, "step": step, "value": runs[f"{key}.{field}"]}))
     if not parts:
         return pd.DataFrame(columns=["run", "row.id", "dataset", "intermediate", "step", "value"])
     return pd.concat(parts, ignore_index=True).dropna(subset=["step", "value"])

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pandas as pd
 
@@ -140,7 +140,7 @@ def table_columns(runs: pd.DataFrame, metrics: Iterable[MetricSpec] = METRICS) -
     metrics = list(metrics)
     keys = {c.rsplit(".", 1)[0] for c in runs.columns if not c.startswith(("cfg.", "env.", "row.")) and "." in c}
     parsed = [(k, parse_eval_key(k)) for k in sorted(keys)]
-    finals = [(k, e) for k, e in parsed if e is not None and not e.checkpoint]
+    finals = [(k, e) for k, e in parsed if e is not None and e.step is None]
     splits_per_dataset: dict[str, set] = {}
     for _, e in finals:
         splits_per_dataset.setdefault(e.dataset, set()).add(e.split)

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data.samplers import OPN_ORDERS, SAMPLERS, ShortVideo, adjust_colour, build_sampler, frame_difference_motion
+from benchmark.data.samplers import (
+    OPN_ORDERS,
+    SAMPLERS,
+    ShortVideo,
+    adjust_colour,
+    build_sampler,
+    frame_difference_motion,
+)
 from benchmark.data.transforms import AugmentConfig
 
 RES = 16

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from benchmark.data.transforms import (
-    IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, RandomGray, augment, eval_transform, per_frame, train_transform)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    AugmentConfig,
+    RandomGray,
+    augment,
+    eval_transform,
+    per_frame,
+    train_transform,
+)
 
 
 def still_clip(t: int = 6, size: int = 24) -> torch.Tensor:

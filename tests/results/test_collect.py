@@ -81,5 +81,5 @@ def test_single_run_directory(tmp_path):
 def test_parse_eval_key():
     assert parse_eval_key("pretrain") is None
     k = parse_eval_key("finetune/ucf101/split2")
-    assert (k.protocol, k.dataset, k.split, k.checkpoint) == ("finetune", "ucf101", 2, "")
-    assert parse_eval_key("linear/synthetic/split1@step_200").checkpoint == "step_200"
+    assert (k.protocol, k.dataset, k.split, k.step) == ("finetune", "ucf101", 2, None)
+    assert parse_eval_key("linear/synthetic/split1@step_200").step == 200

@@ -1,20 +1,8 @@
-"""Embedding diagnostics after TCE's Figure 3 (Knights et al., ICPR 2020): is the embedding temporally coherent?
+"""Frame trajectories after TCE's Figure 3 (Knights et al., ICPR 2020): is the embedding temporally coherent?
 
-Two views:
-
-- :func:`embedding_smoothness`, cheap enough to log every step from the training batch:
-  ``smooth_same`` is the mean cosine similarity of the embeddings of two frames d apart in
-  the same video (anchor and positive), ``smooth_diff`` the mean cosine similarity of
-  frames of different videos. A temporally coherent embedding has ``smooth_same`` high and
-  ``smooth_diff`` low; both near 1 is a collapse.
-- :func:`frame_trajectories`, a plot: every frame of a few videos embedded at chosen
-  checkpoints and projected to 2D by PCA, one line per video (``vssl trajectories RUN``).
-  Smooth, separated curves are the paper's picture of a coherent embedding.
-
->>> import torch
->>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]]); p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
->>> embedding_smoothness(a, p, torch.tensor([0, 1]))
-{'smooth_same': 1.0, 'smooth_diff': 0.0}
+:func:`frame_trajectories` plots every frame of a few videos embedded at chosen checkpoints and projected
+to 2D by PCA, one line per video (``vssl trajectories RUN``). Smooth, separated curves are the paper's
+picture of a coherent embedding. The per-step scalars live in :mod:`benchmark.smoothness`.
 """
 
 from __future__ import annotations
@@ -27,23 +15,6 @@ import torch
 import torch.nn.functional as F
 
 
-def embedding_smoothness(anchor: torch.Tensor, positive: torch.Tensor, video_index: torch.Tensor) -> dict[str, float]:
-    """Mean cosine of (anchor_i, positive_i), and of every pair of batch frames from different videos.
-
-    ``smooth_diff`` is left out when the batch holds a single video.
-    """
-    a = F.normalize(anchor.detach().float(), dim=1)
-    p = F.normalize(positive.detach().float(), dim=1)
-    out = {"smooth_same": float((a * p).sum(1).mean())}
-    z = torch.cat([a, p])
-    video = torch.cat([video_index, video_index]).to(z.device)
-    other = video[:, None] != video[None, :]
-    if bool(other.any()):
-        out["smooth_diff"] = float((z @ z.T)[other].mean())
-    return out
-
-
-# --------------------------------------------------------------------------- trajectories
 @dataclass(frozen=True)
 class TrajectoryConfig:
     videos: int = 4  # how many videos of the pre-training set (evenly spaced through its index)

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark import distributed
 from benchmark.data.loader import StepBatches
-from benchmark.launch import distributed
-from benchmark.launch.distributed import ShardedBatches, all_gather_cat
-
-from .conftest import tiny_base
+from benchmark.distributed import ShardedBatches, all_gather_cat
+from tests.launch.conftest import tiny_base
 
 
 def test_helpers_are_identity_without_a_process_group():

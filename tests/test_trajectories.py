@@ -1,36 +1,12 @@
-"""Embedding smoothness (logged every step) and the frame-trajectory plot (`vssl trajectories`)."""
+"""The frame-trajectory plot (`vssl trajectories`)."""
 
 from __future__ import annotations
-
-import doctest
 
 import pytest
 import torch
 
-import benchmark.diagnostics as diagnostics
 from benchmark.cli import main
-from benchmark.diagnostics import checkpoint_names, embedding_smoothness, pca_2d
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(diagnostics)
-    assert result.attempted > 0 and result.failed == 0
-
-
-def test_smoothness_same_video_pairs_against_different_video_pairs():
-    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    p = torch.tensor([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]])
-    video = torch.tensor([0, 1, 0])  # rows 0 and 2 are the same video: not a "different videos" pair
-    out = embedding_smoothness(a, p, video)
-    assert out["smooth_same"] == pytest.approx((0.6 + 1 + 1) / 3)
-    z, v = torch.cat([a, p]), torch.cat([video, video])
-    pairs = [(i, j) for i in range(6) for j in range(6) if v[i] != v[j]]
-    assert out["smooth_diff"] == pytest.approx(sum(float(z[i] @ z[j]) for i, j in pairs) / len(pairs))
-
-
-def test_smoothness_normalises_and_skips_diff_for_one_video():
-    out = embedding_smoothness(torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 2.0]]), torch.tensor([4]))
-    assert out == {"smooth_same": 0.0}
+from benchmark.trajectories import checkpoint_names, pca_2d
 
 
 def test_pca_keeps_the_geometry_of_planar_data():
@@ -46,7 +22,7 @@ def test_pca_keeps_the_geometry_of_planar_data():
 
 
 def test_panel_cosines_next_frame_and_other_videos():
-    from benchmark.diagnostics import _panel_cosines
+    from benchmark.trajectories import _panel_cosines
 
     e = {"a": torch.tensor([[1.0, 0.0], [0.6, 0.8]]), "b": torch.tensor([[0.0, 1.0], [0.0, 1.0]])}
     same, diff = _panel_cosines(e)

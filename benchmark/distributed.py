@@ -10,7 +10,7 @@ Methods whose negatives come from the batch or a memory bank gather them
 across ranks with :func:`all_gather_cat`, which returns its input unchanged
 when there is no process group, so method code reads the same either way::
 
-    from benchmark.launch.distributed import all_gather_cat
+    from benchmark.distributed import all_gather_cat
     index, z = all_gather_cat(index), all_gather_cat(z)   # every rank sees the global batch
 
 Rank 0 alone writes the run directory (config, scalars, checkpoints, metrics).
