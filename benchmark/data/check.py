@@ -45,8 +45,10 @@ class CheckReport:
         return len(self.bad) + len(self.missing)
 
     def summary(self) -> str:
-        return (f"{self.checked} videos checked: {len(self.bad)} bad, {len(self.missing)} missing, "
-                f"{len(self.odd)} with warnings, {self.checked - len(self.bad)} decode")
+        return (
+            f"{self.checked} videos checked: {len(self.bad)} bad, {len(self.missing)} missing, "
+            f"{len(self.odd)} with warnings, {self.checked - len(self.bad)} decode"
+        )
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,13 @@ def _check_one(args: tuple[str, CheckOptions]) -> tuple[str, str | None, str | N
     return (path, *check_video(path, options))
 
 
-def check_dataset(loc: DatasetLocation, options: CheckOptions = CheckOptions(), split_dir: str | Path | None = None,
-                  workers: int = 1, progress: bool = True) -> CheckReport:
+def check_dataset(
+    loc: DatasetLocation,
+    options: CheckOptions = CheckOptions(),
+    split_dir: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> CheckReport:
     from tqdm.auto import tqdm
 
     from benchmark.data.video import resolve_decoder
@@ -154,7 +161,9 @@ def check_dataset(loc: DatasetLocation, options: CheckOptions = CheckOptions(), 
     jobs = [(p, options) for p in paths]
     bar = tqdm(total=len(jobs), desc="check-data", unit="video", disable=not progress, dynamic_ncols=True)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:  # fork after threads: deadlocks
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:  # fork after threads: deadlocks
             results = pool.map(_check_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers))))
             _collect(results, report, bar)
     else:

@@ -82,14 +82,16 @@ class VideoIndex:
 
     @property
     def storage(self) -> str:
-        """"video" (files), "frames" (pre-extracted frame folders), "mixed", or "" when empty."""
+        """ "video" (files), "frames" (pre-extracted frame folders), "mixed", or "" when empty."""
         kinds = {"frames" if Path(r.path).suffix.lower() not in VIDEO_EXTENSIONS else "video" for r in self.records}
         return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "")
 
     def summary(self) -> str:
         missing = f", {len(self.missing)} listed but missing" if self.missing else ""
-        return (f"{len(self.records)} videos ({self.storage or 'none'}), {len(self.classes)} classes{missing} "
-                f"({self.format}: {self.root})")
+        return (
+            f"{len(self.records)} videos ({self.storage or 'none'}), {len(self.classes)} classes{missing} "
+            f"({self.format}: {self.root})"
+        )
 
 
 # ====================================================================== builders registry
@@ -107,8 +109,14 @@ def register_format(name: str, scan_depth: int = 1) -> Callable[[Builder], Build
     return add
 
 
-def build_index(name_or_location: str | DatasetLocation, split: int = 1, subset: str = "train",
-                split_dir: str | Path | None = None, storage: str = "auto", cache: bool = True) -> VideoIndex:
+def build_index(
+    name_or_location: str | DatasetLocation,
+    split: int = 1,
+    subset: str = "train",
+    split_dir: str | Path | None = None,
+    storage: str = "auto",
+    cache: bool = True,
+) -> VideoIndex:
     """Index one split of a dataset. ``subset``: "train", "test" or "all" (train + test).
 
     ``split_dir`` overrides where the format's split files are looked for; ``storage`` keeps only video
@@ -129,8 +137,15 @@ def build_index(name_or_location: str | DatasetLocation, split: int = 1, subset:
     if split_dir is not None and not Path(split_dir).is_dir():
         raise UserError(f"split folder not found: {split_dir}")
     root = Path(loc.root)
-    identity = {"v": INDEX_CACHE_VERSION, "format": loc.format, "root": str(root.resolve()), "split": int(split),
-                "subset": subset, "split_dir": str(Path(split_dir).resolve()) if split_dir else "", "storage": storage}
+    identity = {
+        "v": INDEX_CACHE_VERSION,
+        "format": loc.format,
+        "root": str(root.resolve()),
+        "split": int(split),
+        "subset": subset,
+        "split_dir": str(Path(split_dir).resolve()) if split_dir else "",
+        "storage": storage,
+    }
     path = _cache_file(identity) if cache else None
     stamp = _fingerprint(root, SCAN_DEPTH.get(loc.format, 1), split_dir) if path else ""
     if path is not None:
@@ -221,8 +236,10 @@ def _read_cache(path: Path, stamp: str, root: Path, fmt: str) -> VideoIndex | No
     if data.get("fingerprint") != stamp:
         return None
     base = str(root)
-    records = [VideoRecord(p if os.path.isabs(p) else os.path.join(base, p), label, vid, group)
-               for p, label, vid, group in data["records"]]
+    records = [
+        VideoRecord(p if os.path.isabs(p) else os.path.join(base, p), label, vid, group)
+        for p, label, vid, group in data["records"]
+    ]
     try:
         os.utime(path)  # used: kept by _prune
     except OSError:
@@ -242,10 +259,18 @@ def _prune(folder: Path, max_age_days: float = 30) -> None:
 def _write_cache(path: Path, stamp: str, index: VideoIndex) -> None:
     """Best effort: an unwritable cache only costs a rescan next time."""
     base = str(index.root) + os.sep
-    rows = [[r.path[len(base):] if r.path.startswith(base) else r.path, r.label, r.video_id, r.group]
-            for r in index.records]
-    data = {"fingerprint": stamp, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "root": str(index.root),
-            "classes": index.classes, "missing": index.missing, "records": rows}
+    rows = [
+        [r.path[len(base) :] if r.path.startswith(base) else r.path, r.label, r.video_id, r.group]
+        for r in index.records
+    ]
+    data = {
+        "fingerprint": stamp,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "root": str(index.root),
+        "classes": index.classes,
+        "missing": index.missing,
+        "records": rows,
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _prune(path.parent)
@@ -341,7 +366,9 @@ def _ucf_lists(root: Path, split_dir: Path | None = None) -> Path:
     for candidate in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist"):
         if candidate.is_dir():
             return candidate
-    raise UserError(f"no ucfTrainTestlist folder in {root} or {root.parent} (UCF101 split files; or pass a split folder)")
+    raise UserError(
+        f"no ucfTrainTestlist folder in {root} or {root.parent} (UCF101 split files; or pass a split folder)"
+    )
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -394,7 +421,7 @@ def build_ucf101(loc: DatasetLocation, split: int, subset: str, split_dir: Path 
     records: list[VideoRecord] = []
     missing: list[str] = []
     seen: set[str] = set()
-    for part in (("train", "test") if subset == "all" else (subset,)):
+    for part in ("train", "test") if subset == "all" else (subset,):
         path = _split_file(lists, part, split)
         for n, line in enumerate(_read_lines(path), 1):
             fields = line.split()
@@ -471,12 +498,17 @@ _HMDB_SPLIT = re.compile(r"^(.+)_test_split([123])\.txt$")
 def _hmdb_lists(root: Path, split_dir: Path | None) -> Path:
     if split_dir is not None:
         return split_dir
-    for candidate in (root / "testTrainMulti_7030_splits", root.parent / "testTrainMulti_7030_splits",
-                      root / "splits", root.parent / "splits"):
+    for candidate in (
+        root / "testTrainMulti_7030_splits",
+        root.parent / "testTrainMulti_7030_splits",
+        root / "splits",
+        root.parent / "splits",
+    ):
         if candidate.is_dir():
             return candidate
-    raise UserError(f"no testTrainMulti_7030_splits folder in {root} or {root.parent} (HMDB51 split files; "
-                    "or pass a split folder)")
+    raise UserError(
+        f"no testTrainMulti_7030_splits folder in {root} or {root.parent} (HMDB51 split files; or pass a split folder)"
+    )
 
 
 @register_format("hmdb51")
@@ -520,8 +552,12 @@ def build_hmdb51(loc: DatasetLocation, split: int, subset: str, split_dir: Path 
 KINETICS_CSV_DIRS = ("annotations", "splits", "lists", "")  # under ROOT, then under its parent
 # which CSV (by a word in its name) and which clip folders serve each subset; evaluation uses "val"
 KINETICS_SUBSET_CSV = {"train": ("train",), "test": ("val", "validate", "validation", "test")}
-KINETICS_SPLIT_DIRS = {"train": ("train", "training"), "val": ("val", "validate", "validation", "valid"),
-                       "validate": ("val", "validate", "validation", "valid"), "test": ("test", "testing")}
+KINETICS_SPLIT_DIRS = {
+    "train": ("train", "training"),
+    "val": ("val", "validate", "validation", "valid"),
+    "validate": ("val", "validate", "validation", "valid"),
+    "test": ("test", "testing"),
+}
 
 
 def _norm_label(text: str) -> str:

@@ -104,7 +104,9 @@ def collate(samples: list[dict]) -> dict:
     return batch
 
 
-def make_loader(dataset: SampledVideos, batches: Sampler | None = None, batch_size: int = 32, num_workers: int = 0) -> DataLoader:
+def make_loader(
+    dataset: SampledVideos, batches: Sampler | None = None, batch_size: int = 32, num_workers: int = 0
+) -> DataLoader:
     """Training (``batches`` = StepBatches) or ordered evaluation (plain, in index order)."""
     common: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate, persistent_workers=False)
     if num_workers > 0:
@@ -112,4 +114,3 @@ def make_loader(dataset: SampledVideos, batches: Sampler | None = None, batch_si
     if batches is not None:
         return DataLoader(dataset, batch_sampler=batches, **common)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)
-

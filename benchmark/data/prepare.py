@@ -42,7 +42,9 @@ class PrepareConfig:
 
     def validate(self) -> None:
         if self.short_side < 0 or self.short_side % 2:
-            raise UserError(f"--short-side must be an even number of pixels (or 0 to keep the size), got {self.short_side}")
+            raise UserError(
+                f"--short-side must be an even number of pixels (or 0 to keep the size), got {self.short_side}"
+            )
         if self.gop < 1:
             raise UserError(f"--gop must be at least 1, got {self.gop}")
         if not 1 <= self.qscale <= 31:
@@ -57,8 +59,10 @@ class PrepareReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
 
     def summary(self) -> str:
-        return (f"{self.encoded} videos encoded, {self.skipped} already done, {self.copied} other files copied, "
-                f"{len(self.failed)} failed")
+        return (
+            f"{self.encoded} videos encoded, {self.skipped} already done, {self.copied} other files copied, "
+            f"{len(self.failed)} failed"
+        )
 
 
 def output_name(rel: str) -> str:
@@ -156,8 +160,14 @@ def _check_settings(dst: Path, cfg: PrepareConfig, force: bool) -> None:
     path.write_text(json.dumps(wanted, indent=2) + "\n")
 
 
-def prepare_dataset(src: Path, dst: Path, cfg: PrepareConfig = PrepareConfig(), workers: int = 1,
-                    force: bool = False, progress: bool = True) -> PrepareReport:
+def prepare_dataset(
+    src: Path,
+    dst: Path,
+    cfg: PrepareConfig = PrepareConfig(),
+    workers: int = 1,
+    force: bool = False,
+    progress: bool = True,
+) -> PrepareReport:
     from tqdm.auto import tqdm
 
     cfg.validate()
@@ -186,10 +196,18 @@ def prepare_dataset(src: Path, dst: Path, cfg: PrepareConfig = PrepareConfig(), 
             report.skipped += 1
         else:
             todo.append((str(src), str(dst), rel, cfg))
-    bar = tqdm(total=len(videos), initial=report.skipped, desc="prepare", unit="video", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(videos),
+        initial=report.skipped,
+        desc="prepare",
+        unit="video",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:  # fork after threads: deadlocks
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:  # fork after threads: deadlocks
             _collect(pool.map(_encode_job, todo, chunksize=1), report, bar)
     else:
         _collect(map(_encode_job, todo), report, bar)

@@ -133,8 +133,14 @@ class Clip(Sampler):
     the method reverses half of each batch itself (methods/arrow_of_time.py).
     """
 
-    def __init__(self, clip_len: int = 8, stride: int = 2, reverse_p: float = 0.0,
-                 aug: AugmentConfig = AugmentConfig(), **kw: Any):
+    def __init__(
+        self,
+        clip_len: int = 8,
+        stride: int = 2,
+        reverse_p: float = 0.0,
+        aug: AugmentConfig = AugmentConfig(),
+        **kw: Any,
+    ):
         super().__init__(**kw)
         if clip_len < 1 or stride < 1:
             raise ValueError(f"clip_len and stride must be >= 1, got {clip_len}, {stride}")
@@ -301,11 +307,20 @@ class MultiClip(Sampler):
     consecutive clips -> {"clips": [n,T,C,H,W]} in temporal order (the method shuffles and labels). One
     augmentation shared by every frame of every clip."""
 
-    def __init__(self, num_clips: int = 3, clip_len: int = 16, stride: int = 1, gap: int = 8,
-                 aug: AugmentConfig = AugmentConfig(), **kw: Any):
+    def __init__(
+        self,
+        num_clips: int = 3,
+        clip_len: int = 16,
+        stride: int = 1,
+        gap: int = 8,
+        aug: AugmentConfig = AugmentConfig(),
+        **kw: Any,
+    ):
         super().__init__(**kw)
         if num_clips < 1 or clip_len < 1 or stride < 1 or gap < 0:
-            raise ValueError(f"bad multi_clip shape: num_clips={num_clips} clip_len={clip_len} stride={stride} gap={gap}")
+            raise ValueError(
+                f"bad multi_clip shape: num_clips={num_clips} clip_len={clip_len} stride={stride} gap={gap}"
+            )
         self.num_clips, self.clip_len, self.stride, self.gap = num_clips, clip_len, stride, gap
         self.clip_span = (clip_len - 1) * stride + 1
         self.frames_needed = num_clips * self.clip_span + (num_clips - 1) * gap
@@ -316,8 +331,11 @@ class MultiClip(Sampler):
         n = video.num_frames
         self.check_length(n)
         start = random_start(rng, n, self.frames_needed)
-        idx = [start + k * (self.clip_span + self.gap) + j * self.stride
-               for k in range(self.num_clips) for j in range(self.clip_len)]
+        idx = [
+            start + k * (self.clip_span + self.gap) + j * self.stride
+            for k in range(self.num_clips)
+            for j in range(self.clip_len)
+        ]
         frames = self.transform(video.get_frames(loop_index(idx, n)))
         return {"clips": frames.view(self.num_clips, self.clip_len, *frames.shape[1:])}
 
@@ -342,8 +360,9 @@ def _hue_matrices(shift: torch.Tensor) -> torch.Tensor:
     return _YIQ_TO_RGB @ rot @ _RGB_TO_YIQ
 
 
-def adjust_colour(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor,
-                  hue: torch.Tensor) -> torch.Tensor:
+def adjust_colour(
+    x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor, hue: torch.Tensor
+) -> torch.Tensor:
     """Per-frame factors ([T,1,1,1]; hue [T] in turns) on float [T,3,H,W] in [0,1]: brightness, contrast, saturation
     as torchvision defines them, then a chroma rotation."""
     x = (x * brightness).clamp(0, 1)
@@ -394,8 +413,9 @@ class Blocks(Sampler):
     per frame (DPC's recipe; vectorised, see colour_per_frame). Evaluation mode (train=False) resizes and centre-crops
     without colour changes."""
 
-    def __init__(self, num_blocks: int = 8, block_len: int = 5, stride: int = 3,
-                 aug: AugmentConfig = AugmentConfig(), **kw: Any):
+    def __init__(
+        self, num_blocks: int = 8, block_len: int = 5, stride: int = 3, aug: AugmentConfig = AugmentConfig(), **kw: Any
+    ):
         super().__init__(**kw)
         if num_blocks < 1 or block_len < 1 or stride < 1:
             raise ValueError(f"bad blocks shape: num_blocks={num_blocks} block_len={block_len} stride={stride}")
@@ -463,7 +483,11 @@ class UniformClips(Sampler):
         idx = [i for s in starts for i in range(s, s + span, self.stride)]
         frames = video.get_frames(loop_index(idx, n))
         clips = frames.view(self.count, self.clip_len, *frames.shape[1:])
-        return {"clips": self.transform(clips.flatten(0, 1)).view(self.count, self.clip_len, -1, self.resolution, self.resolution)}
+        return {
+            "clips": self.transform(clips.flatten(0, 1)).view(
+                self.count, self.clip_len, -1, self.resolution, self.resolution
+            )
+        }
 
 
 def build_sampler(name: str, resolution: int, train: bool = True, short_video: str = "loop", **options: Any) -> Sampler:

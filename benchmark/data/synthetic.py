@@ -59,8 +59,18 @@ SUPERSAMPLE = 4
 SHAPES = ("Circle", "Square", "Triangle", "Star", "Cross", "Hexagon", "Diamond", "Arrow")
 FILLS = ("Solid", "Hollow", "Striped")
 MOTIONS = (
-    "Bouncing", "Sliding", "Orbiting", "Spinning", "Whirling", "Pulsing",
-    "Zigzagging", "Approaching", "Receding", "Looping", "Rocking", "Hopping",
+    "Bouncing",
+    "Sliding",
+    "Orbiting",
+    "Spinning",
+    "Whirling",
+    "Pulsing",
+    "Zigzagging",
+    "Approaching",
+    "Receding",
+    "Looping",
+    "Rocking",
+    "Hopping",
 )
 
 # The first 12 classes: 6 shapes x {Solid, Hollow}, each with its own motion (no spinning circles).
@@ -187,8 +197,22 @@ def _unit_polygon(shape: str) -> np.ndarray | None:
         return np.stack([r * np.cos(a), r * np.sin(a)], 1)
     if shape == "Cross":
         w, length = 0.34, 1.0
-        return np.array([(-w, -length), (w, -length), (w, -w), (length, -w), (length, w), (w, w),
-                         (w, length), (-w, length), (-w, w), (-length, w), (-length, -w), (-w, -w)])
+        return np.array(
+            [
+                (-w, -length),
+                (w, -length),
+                (w, -w),
+                (length, -w),
+                (length, w),
+                (w, w),
+                (w, length),
+                (-w, length),
+                (-w, w),
+                (-length, w),
+                (-length, -w),
+                (-w, -w),
+            ]
+        )
     if shape == "Diamond":
         return np.array([(0, -1.1), (0.65, 0), (0, 1.1), (-0.65, 0)])
     if shape == "Arrow":
@@ -365,8 +389,8 @@ def render_video(spec: ClassSpec, cfg: SynthConfig, rng: np.random.Generator) ->
     shift = (scroll0 + scroll_v * np.arange(n)[:, None] + shake).astype(int) % size  # [n, (x, y)]
     tex_a, tex_b = np.empty((2, n, size, size, 3), np.float32)
     for i, (sx, sy) in enumerate(shift):  # textures are tiled 2x2: a wrapped shift is a plain crop
-        tex_a[i] = bgs[a, size - sy:2 * size - sy, size - sx:2 * size - sx]
-        tex_b[i] = bgs[b, size - sy:2 * size - sy, size - sx:2 * size - sx]
+        tex_a[i] = bgs[a, size - sy : 2 * size - sy, size - sx : 2 * size - sx]
+        tex_b[i] = bgs[b, size - sy : 2 * size - sy, size - sx : 2 * size - sx]
     w = fade.astype(np.float32)[:, None, None, None]
     bg = tex_a * (1 - w) + tex_b * w
     alpha = np.empty((n, size, size, 1), np.float32)
@@ -475,8 +499,9 @@ def _clear_previous(out: Path) -> None:
     (out / SUMMARY_FILE).unlink(missing_ok=True)
 
 
-def generate(out: Path, cfg: SynthConfig | None = None, workers: int = 2, progress: bool = True,
-             force: bool = False) -> dict:
+def generate(
+    out: Path, cfg: SynthConfig | None = None, workers: int = 2, progress: bool = True, force: bool = False
+) -> dict:
     """Write the dataset to ``out``; returns a summary (counts, seconds, bytes, skipped).
 
     Returns quickly (``skipped: True``) when ``out/synth.json`` records the same
@@ -525,20 +550,23 @@ def generate(out: Path, cfg: SynthConfig | None = None, workers: int = 2, progre
     label = {name: i for i, name in enumerate(classes)}
     (lists / "classInd.txt").write_text("".join(f"{i + 1} {name}\n" for i, name in enumerate(classes)))
     (lists / "trainlist01.txt").write_text(
-        "".join(f"{j.relpath} {label[j.spec.name] + 1}\n" for j in sorted(train, key=lambda j: j.relpath)))
+        "".join(f"{j.relpath} {label[j.spec.name] + 1}\n" for j in sorted(train, key=lambda j: j.relpath))
+    )
     (lists / "testlist01.txt").write_text("".join(f"{j.relpath}\n" for j in sorted(test, key=lambda j: j.relpath)))
 
     seconds = time.perf_counter() - start
     groups, test_groups = cfg.effective_groups
     counts = {"classes": len(specs), "train": len(train), "test": len(test), "pool": len(pool), "videos": len(jobs)}
-    summary.update({
-        "complete": True,
-        "class_specs": {s.name: {"shape": s.shape, "fill": s.fill, "motion": s.motion} for s in specs},
-        "layout": {"groups": groups, "test_groups": test_groups, "test_split": f"groups 1-{test_groups}"},
-        "counts": counts,
-        "bytes": total_bytes,
-        "seconds": round(seconds, 2),
-    })
+    summary.update(
+        {
+            "complete": True,
+            "class_specs": {s.name: {"shape": s.shape, "fill": s.fill, "motion": s.motion} for s in specs},
+            "layout": {"groups": groups, "test_groups": test_groups, "test_split": f"groups 1-{test_groups}"},
+            "counts": counts,
+            "bytes": total_bytes,
+            "seconds": round(seconds, 2),
+        }
+    )
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return {**counts, "root": str(out), "seconds": seconds, "bytes": total_bytes, "skipped": False}
 

@@ -110,8 +110,10 @@ class VideoHandle:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.path!r}, frames={self.num_frames}, fps={self.fps:g}, "
-                f"{self.width}x{self.height})")
+        return (
+            f"{type(self).__name__}({self.path!r}, frames={self.num_frames}, fps={self.fps:g}, "
+            f"{self.width}x{self.height})"
+        )
 
 
 # ====================================================================== PyAV
@@ -347,7 +349,8 @@ class PyAVVideo(VideoHandle):
                 if frame is None:
                     self._iter = None
                     raise VideoDecodeError(
-                        f"frame {wanted[i]} not decodable: stream ended (expected {self.num_frames} frames)")
+                        f"frame {wanted[i]} not decodable: stream ended (expected {self.num_frames} frames)"
+                    )
                 if self.mode == "sequential":
                     idx = self._next
                 else:
@@ -521,8 +524,10 @@ def resolve_decoder(decoder: str) -> str:
     if decoder == "torchcodec":
         ok, reason = torchcodec_status()
         if not ok:
-            raise UserError(f"torchcodec is not available: {reason} (pip install torchcodec; it needs FFmpeg "
-                            "shared libraries) -- or use decoder=pyav")
+            raise UserError(
+                f"torchcodec is not available: {reason} (pip install torchcodec; it needs FFmpeg "
+                "shared libraries) -- or use decoder=pyav"
+            )
     return decoder
 
 

@@ -30,8 +30,17 @@ def frames_rgb(n: int, size: tuple[int, int] = SIZE, seed: int = 0) -> np.ndarra
     return out
 
 
-def write_video(path: Path, n: int = 24, codec: str = "mpeg4", fmt: str | None = None, gop: int = 4,
-                bframes: int = 0, vfr: bool = False, size: tuple[int, int] = SIZE, seed: int = 0) -> Path:
+def write_video(
+    path: Path,
+    n: int = 24,
+    codec: str = "mpeg4",
+    fmt: str | None = None,
+    gop: int = 4,
+    bframes: int = 0,
+    vfr: bool = False,
+    size: tuple[int, int] = SIZE,
+    seed: int = 0,
+) -> Path:
     """A video of ``n`` distinct frames. ``vfr``: frame durations alternate 40 ms / 20 ms in runs of 5."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,16 +147,26 @@ HMDB_CLASSES = ("brush_hair", "cartwheel")
 def make_hmdb(root: Path, frames: int = 12) -> Path:
     """HMDB51 layout: 2 classes x 4 videos; tags per split written by hand below."""
     tags = {  # video -> (split1, split2, split3) tags
-        "brush_hair": {"April_09_brush_hair_u_nm_np1_ba_goo_0.avi": (1, 2, 1), "Blonde_being_brushed_f_nm_np2_ri_med_1.avi": (2, 1, 1),
-                       "brushing_hair_2_brush_hair_h_nm_np1_le_goo_2.avi": (0, 1, 2), "red_head_brush_hair_u_cm_np1_ba_goo_0.avi": (1, 0, 2)},
-        "cartwheel": {"(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi": (1, 1, 2), "Acrobacias_de_un_fenomeno_cartwheel_f_cm_np1_ba_bad_8.avi": (2, 2, 1),
-                      "Bodenturnen_2004_cartwheel_f_cm_np1_le_med_0.avi": (1, 2, 0), "Cartwheel_Joyce_cartwheel_f_cm_np1_ri_med_1.avi": (0, 1, 1)},
+        "brush_hair": {
+            "April_09_brush_hair_u_nm_np1_ba_goo_0.avi": (1, 2, 1),
+            "Blonde_being_brushed_f_nm_np2_ri_med_1.avi": (2, 1, 1),
+            "brushing_hair_2_brush_hair_h_nm_np1_le_goo_2.avi": (0, 1, 2),
+            "red_head_brush_hair_u_cm_np1_ba_goo_0.avi": (1, 0, 2),
+        },
+        "cartwheel": {
+            "(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi": (1, 1, 2),
+            "Acrobacias_de_un_fenomeno_cartwheel_f_cm_np1_ba_bad_8.avi": (2, 2, 1),
+            "Bodenturnen_2004_cartwheel_f_cm_np1_le_med_0.avi": (1, 2, 0),
+            "Cartwheel_Joyce_cartwheel_f_cm_np1_ri_med_1.avi": (0, 1, 1),
+        },
     }
     lists = root / "testTrainMulti_7030_splits"
     lists.mkdir(parents=True, exist_ok=True)
     for cls, videos in tags.items():
         for split in (1, 2, 3):
-            (lists / f"{cls}_test_split{split}.txt").write_text("".join(f"{v} {t[split - 1]} \n" for v, t in videos.items()))
+            (lists / f"{cls}_test_split{split}.txt").write_text(
+                "".join(f"{v} {t[split - 1]} \n" for v, t in videos.items())
+            )
         for k, v in enumerate(videos):
             write_video(root / cls / v, frames, seed=k)
     return root
@@ -187,8 +206,11 @@ def make_kinetics(root: Path, is_cc: bool = True, underscore_folders: bool = Tru
     ann.mkdir(parents=True, exist_ok=True)
     header = "label,youtube_id,time_start,time_end,split" + (",is_cc" if is_cc else "")
     for part, csv_name in (("train", "train.csv"), ("val", "validate.csv")):
-        rows = [header] + [f"{_quoted(lab)},{y},{s},{e},{sp}" + (",0" if is_cc else "")
-                           for lab, y, s, e, sp, _ in KINETICS_ROWS if sp == part]
+        rows = [header] + [
+            f"{_quoted(lab)},{y},{s},{e},{sp}" + (",0" if is_cc else "")
+            for lab, y, s, e, sp, _ in KINETICS_ROWS
+            if sp == part
+        ]
         (ann / csv_name).write_text("\n".join(rows) + "\n")
     for k, (lab, y, s, e, sp, style) in enumerate(KINETICS_ROWS):
         if style is None:

@@ -35,10 +35,17 @@ def _measure(tmp_path):
 
 
 def test_verdict_lines():
-    figures = {"access": {"ucf-like mpeg4 avi (gop 12) / pyav": {"clip_ms": 5.0, "full_ms": 100.0, "ratio": 20.0},
-                          "ucf-like h264 mp4 (gop 250) / pyav": {"clip_ms": 50.0, "full_ms": 100.0, "ratio": 2.0}},
-               "video_vs_jpeg": {"pyav": {"video_ms": 6.0, "jpeg_ms": 5.0}},
-               "demo_data_wait": [{"num_workers": 0, "data_wait_fraction": 0.35}, {"num_workers": 1, "data_wait_fraction": 0.02}]}
+    figures = {
+        "access": {
+            "ucf-like mpeg4 avi (gop 12) / pyav": {"clip_ms": 5.0, "full_ms": 100.0, "ratio": 20.0},
+            "ucf-like h264 mp4 (gop 250) / pyav": {"clip_ms": 50.0, "full_ms": 100.0, "ratio": 2.0},
+        },
+        "video_vs_jpeg": {"pyav": {"video_ms": 6.0, "jpeg_ms": 5.0}},
+        "demo_data_wait": [
+            {"num_workers": 0, "data_wait_fraction": 0.35},
+            {"num_workers": 1, "data_wait_fraction": 0.02},
+        ],
+    }
     lines = bench._verdict(figures)
     assert len(lines) == 4
     assert "20.0x" in lines[0] and "met" in lines[0] and "NOT" not in lines[0]

@@ -11,11 +11,16 @@ from benchmark.data.check import CheckOptions, check_dataset
 from benchmark.paths import DatasetLocation
 from tests.data import fixtures
 
-BAD = {"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": "zero", "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi": "truncated",
-       "ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi": "text"}
-ODD = {"HandStandPushups/v_HandStandPushups_g01_c01.avi": "h264_avi",
-       "HandStandPushups/v_HandStandPushups_g02_c01.mp4": "vfr_mp4",
-       "HandStandPushups/v_HandStandPushups_g03_c01.avi": "short"}
+BAD = {
+    "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": "zero",
+    "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi": "truncated",
+    "ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi": "text",
+}
+ODD = {
+    "HandStandPushups/v_HandStandPushups_g01_c01.avi": "h264_avi",
+    "HandStandPushups/v_HandStandPushups_g02_c01.mp4": "vfr_mp4",
+    "HandStandPushups/v_HandStandPushups_g03_c01.avi": "short",
+}
 MISSING = "YoYo/v_YoYo_g01_c01.avi"
 
 
@@ -34,8 +39,9 @@ def messy_ucf(tmp_path_factory) -> Path:
 
 def test_check_finds_bad_missing_and_odd(messy_ucf):
     report = check_dataset(DatasetLocation("u", messy_ucf, "ucf101"), CheckOptions(decoder="pyav"), progress=False)
-    rel = lambda findings: {str(Path(f.path).relative_to(messy_ucf)) if Path(f.path).is_absolute() else f.path: f.reason
-                            for f in findings}
+    rel = lambda findings: {
+        str(Path(f.path).relative_to(messy_ucf)) if Path(f.path).is_absolute() else f.path: f.reason for f in findings
+    }
     assert set(rel(report.bad)) == set(BAD)
     assert "empty file" in rel(report.bad)["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"]
     assert set(rel(report.missing)) == {MISSING}
@@ -51,16 +57,28 @@ def test_full_check_with_torchcodec_agrees(messy_ucf):
     from benchmark.data.video import torchcodec_status
 
     decoder = "torchcodec" if torchcodec_status()[0] else "pyav"
-    report = check_dataset(DatasetLocation("u", messy_ucf, "ucf101"), CheckOptions(decoder=decoder, full=True),
-                           progress=False)
+    report = check_dataset(
+        DatasetLocation("u", messy_ucf, "ucf101"), CheckOptions(decoder=decoder, full=True), progress=False
+    )
     assert {Path(f.path).name for f in report.bad} == {Path(p).name for p in BAD}
     assert len(report.odd) == 3 and report.checked == 8
 
 
 def test_cli_table_summary_and_exit_status(messy_ucf, tmp_path, capsys):
     out_csv = tmp_path / "findings.csv"
-    rc = main(["check-data", str(messy_ucf), "--format", "ucf101", "--decoder", "pyav", "--no-progress",
-               "--csv", str(out_csv)])
+    rc = main(
+        [
+            "check-data",
+            str(messy_ucf),
+            "--format",
+            "ucf101",
+            "--decoder",
+            "pyav",
+            "--no-progress",
+            "--csv",
+            str(out_csv),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 1
     assert "bad (3):" in text and "v_ApplyEyeMakeup_g02_c01.avi" in text and "missing (1):" in text

@@ -19,15 +19,21 @@ def _ucf(tmp_path: Path, lists_beside_root: bool = False) -> Path:
     (lists / "trainlist01.txt").write_text(
         "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
         "HandstandPushups/v_HandStandPushups_g08_c01.avi 2\n"
-        "HandstandPushups/v_HandStandPushups_g09_c02.avi 2\n"   # missing on disk
-        "YoYo/v_YoYo_g10_c03.avi 3\n"                            # stored as a frame folder
-        "\n")
+        "HandstandPushups/v_HandStandPushups_g09_c02.avi 2\n"  # missing on disk
+        "YoYo/v_YoYo_g10_c03.avi 3\n"  # stored as a frame folder
+        "\n"
+    )
     (lists / "testlist01.txt").write_text(
         "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n"
         "HandstandPushups/v_HandStandPushups_g02_c01.avi\r\n"
-        "YoYo/v_YoYo_g01_c01.avi\r\n")                           # missing
-    for rel in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
-                "HandStandPushups/v_HandStandPushups_g08_c01.avi", "HandStandPushups/v_HandStandPushups_g02_c01.avi"):
+        "YoYo/v_YoYo_g01_c01.avi\r\n"
+    )  # missing
+    for rel in (
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+        "HandStandPushups/v_HandStandPushups_g08_c01.avi",
+        "HandStandPushups/v_HandStandPushups_g02_c01.avi",
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"x")
     (root / "YoYo" / "v_YoYo_g10_c03").mkdir(parents=True)
@@ -53,7 +59,9 @@ def test_ucf101_test_labels_from_folder(tmp_path):
     root = _ucf(tmp_path, lists_beside_root=True)  # ROOT/../ucfTrainTestlist
     index = build_index(DatasetLocation("ucf", root, "ucf101"), subset="test")
     assert [(r.video_id, r.label) for r in index.records] == [
-        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", 0), ("HandstandPushups/v_HandStandPushups_g02_c01", 1)]
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", 0),
+        ("HandstandPushups/v_HandStandPushups_g02_c01", 1),
+    ]
     assert index.missing == ["YoYo/v_YoYo_g01_c01.avi"]
     everything = build_index(DatasetLocation("ucf", root, "ucf101"), subset="all")
     assert len(everything) == 5 and len(everything.missing) == 2
@@ -86,7 +94,12 @@ def test_folder_format(tmp_path):
     index = build_index(DatasetLocation("p", root, "folder"), split=3, subset="test")  # both ignored
     assert index.classes == ["a", "b"]
     assert [(r.video_id, r.label) for r in index.records] == [
-        ("loose", -1), ("a/frames_v", 0), ("a/z", 0), ("b/x", 1), ("b/y", 1)]
+        ("loose", -1),
+        ("a/frames_v", 0),
+        ("a/z", 0),
+        ("b/x", 1),
+        ("b/y", 1),
+    ]
     assert index.missing == []
 
 
@@ -124,8 +137,11 @@ from tests.data import fixtures  # noqa: E402
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("datasets")
-    return {"ucf": fixtures.make_ucf(base / "UCF101", frames=4), "hmdb": fixtures.make_hmdb(base / "hmdb51", frames=4),
-            "kinetics": fixtures.make_kinetics(base / "k400", frames=4)}
+    return {
+        "ucf": fixtures.make_ucf(base / "UCF101", frames=4),
+        "hmdb": fixtures.make_hmdb(base / "hmdb51", frames=4),
+        "kinetics": fixtures.make_kinetics(base / "k400", frames=4),
+    }
 
 
 def test_ucf101_three_splits(datasets):
@@ -155,7 +171,8 @@ def test_hmdb51_tags(datasets):
         assert all(r.label == train.classes.index(r.video_id.split("/")[0]) for r in both.records)
     # hand check of one line: "(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi 1" in split 1
     assert "cartwheel/(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0" in {
-        r.video_id for r in build_index(loc, 1, "train").records}
+        r.video_id for r in build_index(loc, 1, "train").records
+    }
 
 
 def test_hmdb51_missing_and_errors(tmp_path):
@@ -187,8 +204,9 @@ def test_kinetics_csv_missing_clips_and_names(tmp_path, is_cc):
     rows = fixtures.KINETICS_ROWS
     on_disk = {f"{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows if sp == "train" and style}
     assert {r.video_id for r in train.records} == on_disk  # both file-name conventions found
-    assert sorted(train.missing) == sorted(f"train/{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows
-                                           if sp == "train" and not style)
+    assert sorted(train.missing) == sorted(
+        f"train/{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows if sp == "train" and not style
+    )
     assert all(r.label == train.classes.index(r.video_id.split("/")[0]) for r in train.records)
     test = build_index(loc, subset="test")  # the validation CSV
     assert len(test) == 2 and len(test.missing) == 1 and test.classes == train.classes
@@ -231,8 +249,10 @@ def test_paths_file_split_dir_is_used_by_name(tmp_path, monkeypatch):
     root = _ucf(tmp_path)
     (root / "ucfTrainTestlist").rename(tmp_path / "lists")
     paths = tmp_path / "paths.yaml"
-    paths.write_text(f"datasets:\n  ucf: {{root: {root}, format: ucf101, split_dir: lists}}\n"
-                     f"  plain: {{root: {root}, format: ucf101}}\n")
+    paths.write_text(
+        f"datasets:\n  ucf: {{root: {root}, format: ucf101, split_dir: lists}}\n"
+        f"  plain: {{root: {root}, format: ucf101}}\n"
+    )
     monkeypatch.setenv("VSSL_PATHS", str(paths))
     monkeypatch.setenv("VSSL_CACHE", "off")
     assert len(build_index("ucf")) == 3

@@ -61,10 +61,13 @@ def _pretrain(tmp_path, monkeypatch, root: Path, steps: int, max_bad: float) -> 
     paths = tmp_path / "paths.yaml"
     paths.write_text(f"datasets:\n  messy: {{root: {root}, format: folder}}\n")
     monkeypatch.setenv("VSSL_PATHS", str(paths))
-    tree = {"data": {"dataset": "messy", "resolution": 16, "decoder": "pyav", "max_bad_fraction": max_bad},
-            "backbone": {"name": "resnet10t"}, "method": {"name": "tce", "negatives": 4, "embed_dim": 16},
-            "optim": {"batch_size": 2, "steps": steps, "lr": 0.01},
-            "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 100, "stages": ["pretrain"]}}
+    tree = {
+        "data": {"dataset": "messy", "resolution": 16, "decoder": "pyav", "max_bad_fraction": max_bad},
+        "backbone": {"name": "resnet10t"},
+        "method": {"name": "tce", "negatives": 4, "embed_dim": 16},
+        "optim": {"batch_size": 2, "steps": steps, "lr": 0.01},
+        "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 100, "stages": ["pretrain"]},
+    }
     return pretrain(RunDir(tmp_path / "run"), build_experiment(tree), tree, progress_bar=False)
 
 

@@ -34,7 +34,9 @@ def test_prepare_keeps_layout_frames_and_splits(source, tmp_path):
     cfg = PrepareConfig(short_side=16, gop=4, qscale=2)
     report = prepare_dataset(source, dst, cfg, progress=False)
     assert report.encoded == 5 and report.failed[0][0] == "YoYo/v_YoYo_g02_c01.avi"
-    assert (dst / "ucfTrainTestlist" / "trainlist02.txt").read_text() == (source / "ucfTrainTestlist" / "trainlist02.txt").read_text()
+    assert (dst / "ucfTrainTestlist" / "trainlist02.txt").read_text() == (
+        source / "ucfTrainTestlist" / "trainlist02.txt"
+    ).read_text()
     out = dst / "YoYo" / "v_YoYo_g01_c01.avi"
     with open_video(out, "pyav") as v, open_video(source / "YoYo" / "v_YoYo_g01_c01.avi", "pyav") as s:
         assert (v.width, v.height) == (22, 16) and v.num_frames == s.num_frames == 20
@@ -42,7 +44,9 @@ def test_prepare_keeps_layout_frames_and_splits(source, tmp_path):
     assert keyframes(out) == [0, 4, 8, 12, 16]
     a = build_index(DatasetLocation("s", source, "ucf101"), 1, "all")
     b = build_index(DatasetLocation("d", dst, "ucf101"), 1, "all")
-    assert [r.video_id for r in b.records] == [r.video_id for r in a.records if "g02_c01" not in r.video_id or "YoYo" not in r.video_id]
+    assert [r.video_id for r in b.records] == [
+        r.video_id for r in a.records if "g02_c01" not in r.video_id or "YoYo" not in r.video_id
+    ]
 
 
 def test_prepare_resumes_and_refuses_other_settings(source, tmp_path):
@@ -62,7 +66,10 @@ def test_prepare_resumes_and_refuses_other_settings(source, tmp_path):
 
 
 def test_cli(source, tmp_path, capsys):
-    assert main(["prepare", str(source), str(tmp_path / "p"), "--short-side", "16", "--workers", "1", "--no-progress"]) == 1
+    assert (
+        main(["prepare", str(source), str(tmp_path / "p"), "--short-side", "16", "--workers", "1", "--no-progress"])
+        == 1
+    )
     out = capsys.readouterr().out
     assert "failed: YoYo/v_YoYo_g02_c01.avi" in out and "5 videos encoded" in out
     assert main(["prepare", str(source), str(tmp_path / "q"), "--short-side", "15"]) == 2

@@ -78,7 +78,9 @@ def test_shuffle_tuple_positives_in_order_negatives_out_of_order():
             lo, hi = sorted((idx[0], idx[2]))
             assert not lo < idx[1] < hi
     # both directions occur among positives and among negatives
-    firsts_larger = {(int(s["order_label"]), s["frame_indices"][0].item() > s["frame_indices"][2].item()) for s in samples}
+    firsts_larger = {
+        (int(s["order_label"]), s["frame_indices"][0].item() > s["frame_indices"][2].item()) for s in samples
+    }
     assert firsts_larger == {(0, False), (0, True), (1, False), (1, True)}
 
 
@@ -99,9 +101,11 @@ def test_motion_score_picks_the_moving_part():
     video = CountingVideo(num_frames=60, static_until=45)  # frames 0..44 identical, 45..59 moving
     assert frame_difference_motion(video.get_frames(range(0, 5))) == 0.0
     assert frame_difference_motion(video.get_frames(range(50, 55))) > 0.0
+
     def moving_share(candidates):
         sampler = build_sampler("tuple", RES, train=False, window=8, motion_candidates=candidates)
         return np.mean([s["frame_indices"].max().item() >= 45 for s in draw(sampler, video, 60)])
+
     assert moving_share(8) > moving_share(1) + 0.3
 
 
@@ -189,8 +193,14 @@ def test_blocks_share_crop_but_draw_colour_per_frame():
     flat = spatial_only(video, np.random.default_rng(0))["blocks"].flatten(0, 1)
     assert all(torch.equal(flat[0], f) for f in flat)  # one crop/flip for the whole sequence
     torch.manual_seed(0)
-    coloured = build_sampler("blocks", RES, num_blocks=2, block_len=3, stride=1,
-                             aug=AugmentConfig(jitter=0.8, hue=0.3, jitter_p=1.0, gray_p=0.0, crop_scale=(1.0, 1.0), flip=False))
+    coloured = build_sampler(
+        "blocks",
+        RES,
+        num_blocks=2,
+        block_len=3,
+        stride=1,
+        aug=AugmentConfig(jitter=0.8, hue=0.3, jitter_p=1.0, gray_p=0.0, crop_scale=(1.0, 1.0), flip=False),
+    )
     flat = coloured(video, np.random.default_rng(0))["blocks"].flatten(0, 1)
     assert not all(torch.equal(flat[0], f) for f in flat[1:])
 
@@ -202,7 +212,9 @@ def test_vectorised_colour_matches_torchvision_per_frame():
     b, c, sat = torch.tensor([0.6, 1.0, 1.4]), torch.tensor([1.3, 0.7, 1.0]), torch.tensor([1.0, 0.5, 1.5])
     out = adjust_colour(x, b.view(3, 1, 1, 1), c.view(3, 1, 1, 1), sat.view(3, 1, 1, 1), torch.zeros(3))
     for t in range(3):
-        ref = TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(x[t], b[t].item()), c[t].item()), sat[t].item())
+        ref = TF.adjust_saturation(
+            TF.adjust_contrast(TF.adjust_brightness(x[t], b[t].item()), c[t].item()), sat[t].item()
+        )
         assert torch.allclose(out[t], ref, atol=1e-4)
     ones = torch.ones(3, 1, 1, 1)
     grey = torch.rand(3, 1, 8, 8).expand(3, 3, 8, 8)
@@ -213,13 +225,16 @@ def test_vectorised_colour_matches_torchvision_per_frame():
     assert turned[0, 1].mean() > turned[0, 0].mean()  # a third of a turn moves red towards green
 
 
-@pytest.mark.parametrize("name,options", [
-    ("clip", {"clip_len": 8, "stride": 4}),
-    ("multi_clip", {"clip_len": 8}),
-    ("blocks", {}),
-    ("tuple", {}),
-    ("opn_tuple", {}),
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("clip", {"clip_len": 8, "stride": 4}),
+        ("multi_clip", {"clip_len": 8}),
+        ("blocks", {}),
+        ("tuple", {}),
+        ("opn_tuple", {}),
+    ],
+)
 def test_short_video_skip_raises_and_loop_pads(name, options):
     short = CountingVideo(num_frames=3)
     with pytest.raises(ShortVideo):

@@ -17,8 +17,11 @@ SMALL = dict(classes=3, videos_per_class=4, groups=4, test_groups=2, size=32, fr
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "synth.json"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "synth.json"
+    }
 
 
 def test_layout_matches_ucf101(tiny_synth: Path, tiny_synth_config: SynthConfig):
@@ -56,7 +59,13 @@ def test_layout_matches_ucf101(tiny_synth: Path, tiny_synth_config: SynthConfig)
     assert {p.parent.name for p in pool} <= set(classes)
     summary = json.loads((tiny_synth / "synth.json").read_text())
     assert summary["config"]["seed"] == cfg.seed and summary["classes"] == classes
-    assert summary["counts"] == {"classes": 3, "train": 6, "test": 6, "pool": cfg.pool_videos, "videos": 12 + cfg.pool_videos}
+    assert summary["counts"] == {
+        "classes": 3,
+        "train": 6,
+        "test": 6,
+        "pool": cfg.pool_videos,
+        "videos": 12 + cfg.pool_videos,
+    }
 
 
 def test_every_file_decodes(tiny_synth: Path, tiny_synth_config: SynthConfig):

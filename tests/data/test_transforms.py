@@ -70,7 +70,9 @@ def test_no_augmentation_config_and_normalisation():
     aug = AugmentConfig(crop_scale=(1.0, 1.0), flip=False, jitter=0.0, hue=0.0, gray_p=0.0)
     torch.manual_seed(0)
     out = augment(train_transform(16, aug), clip)
-    expected = (clip.float() / 255 - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    expected = (clip.float() / 255 - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[
+        :, None, None
+    ]
     assert torch.allclose(out, expected, atol=1e-5)
 
 

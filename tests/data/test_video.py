@@ -34,7 +34,11 @@ def some_videos(tiny_synth: Path) -> list[Path]:
 def test_handle_attributes(some_videos, tiny_synth_config):
     with open_video(some_videos[0], "pyav") as v:
         assert (v.num_frames, v.fps, v.height, v.width) == (
-            tiny_synth_config.frames, tiny_synth_config.fps, tiny_synth_config.size, tiny_synth_config.size)
+            tiny_synth_config.frames,
+            tiny_synth_config.fps,
+            tiny_synth_config.size,
+            tiny_synth_config.size,
+        )
         assert v.path == str(some_videos[0])
     v = open_video(some_videos[0])  # usable without `with`
     assert v.get_frames([0]).shape == (1, 3, tiny_synth_config.size, tiny_synth_config.size)
@@ -185,8 +189,14 @@ def _decoders() -> list:
 
 DECODERS = _decoders()
 SUFFIX = {"h264_avi": ".avi", "vfr_mp4": ".mp4", "vfr_mkv": ".mkv", "h264_mp4_sparse": ".mp4", "short": ".avi"}
-EXPECTED_PYAV_MODE = {"mpeg4_avi": "grid", "h264_avi": "sequential", "vfr_mp4": "table", "vfr_mkv": "table",
-                      "h264_mp4_sparse": "grid", "short": "grid"}
+EXPECTED_PYAV_MODE = {
+    "mpeg4_avi": "grid",
+    "h264_avi": "sequential",
+    "vfr_mp4": "table",
+    "vfr_mkv": "table",
+    "h264_mp4_sparse": "grid",
+    "short": "grid",
+}
 
 
 @pytest.fixture(scope="module")
