@@ -95,7 +95,7 @@ def loop_index(indices, num_frames: int) -> list[int]:
 def evenly_spaced(num_frames: int, count: int) -> list[int]:
     """``count`` frame indices at the centres of equal segments (TSN test sampling)."""
     edges = np.linspace(0, num_frames, count + 1)
-    return [min(num_frames - 1, int((a + b) / 2)) for a, b in zip(edges[:-1], edges[1:])]
+    return [min(num_frames - 1, int((a + b) / 2)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @register_sampler("frame_pair")
@@ -218,7 +218,7 @@ class OrderedTuple(Sampler):
         if len(candidates) == 1:
             return candidates[0], video.get_frames(candidates[0])
         wanted = sorted({i for c in candidates for i in c})  # one decoding pass over all candidates
-        decoded = dict(zip(wanted, video.get_frames(wanted)))
+        decoded = dict(zip(wanted, video.get_frames(wanted), strict=True))
         scored = [(frame_difference_motion(torch.stack([decoded[i] for i in c])), k) for k, c in enumerate(candidates)]
         best = candidates[max(scored)[1]]
         return best, torch.stack([decoded[i] for i in best])
@@ -463,7 +463,10 @@ class Segments(Sampler):
     def __call__(self, video, rng):
         n = video.num_frames
         edges = np.linspace(0, n, self.count + 1)
-        idx = [min(n - 1, int(rng.integers(int(a), max(int(a) + 1, int(b))))) for a, b in zip(edges[:-1], edges[1:])]
+        idx = [
+            min(n - 1, int(rng.integers(int(a), max(int(a) + 1, int(b)))))
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         return {"frames": self.transform(video.get_frames(idx))}  # one augmentation for all segments
 
 

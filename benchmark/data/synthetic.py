@@ -234,7 +234,7 @@ def _object_alpha(shape: str, fill: str, size: int, cx: float, cy: float, radius
         c, s = math.cos(angle), math.sin(angle)
         x = (poly[:, 0] * c - poly[:, 1] * s) * radius + cx
         y = (poly[:, 0] * s + poly[:, 1] * c) * radius + cy
-        pts = [(float(a) * k, float(b) * k) for a, b in zip(x, y)]
+        pts = [(float(a) * k, float(b) * k) for a, b in zip(x, y, strict=True)]
     box = [(cx - radius) * k, (cy - radius) * k, (cx + radius) * k, (cy + radius) * k]
 
     def draw(outline: bool) -> np.ndarray:

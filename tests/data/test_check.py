@@ -27,7 +27,6 @@ MISSING = "YoYo/v_YoYo_g01_c01.avi"
 @pytest.fixture(scope="module")
 def messy_ucf(tmp_path_factory) -> Path:
     root = fixtures.make_ucf(tmp_path_factory.mktemp("messy") / "UCF101", frames=12)
-    donor = root / "YoYo" / "v_YoYo_g02_c01.avi"
     for rel, kind in BAD.items():
         fixtures.write_broken(root / rel, kind, donor=fixtures.write_video(root / ".donor.avi", 40))
     for rel, kind in ODD.items():
@@ -39,9 +38,13 @@ def messy_ucf(tmp_path_factory) -> Path:
 
 def test_check_finds_bad_missing_and_odd(messy_ucf):
     report = check_dataset(DatasetLocation("u", messy_ucf, "ucf101"), CheckOptions(decoder="pyav"), progress=False)
-    rel = lambda findings: {
-        str(Path(f.path).relative_to(messy_ucf)) if Path(f.path).is_absolute() else f.path: f.reason for f in findings
-    }
+
+    def rel(findings):
+        return {
+            str(Path(f.path).relative_to(messy_ucf)) if Path(f.path).is_absolute() else f.path: f.reason
+            for f in findings
+        }
+
     assert set(rel(report.bad)) == set(BAD)
     assert "empty file" in rel(report.bad)["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"]
     assert set(rel(report.missing)) == {MISSING}
