@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-CLUSTERS = ("local", "debug", "slurm")
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -70,6 +68,7 @@ def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
 
 def handle(args) -> int:
     from benchmark.errors import UserError, nearest
+    from benchmark.launch import CLUSTERS
     from benchmark.sweeps import load_sweep
 
     if args.cluster not in CLUSTERS:
@@ -94,9 +93,7 @@ def handle(args) -> int:
     if args.dry_run:
         return dry_run(sweep, args.cluster)
     if args.cluster != "local":
-        from benchmark.launch import slurm
-
-        return slurm.launch(sweep, args)
+        return launch_on_cluster(sweep, args)
     from benchmark.launch.local import RUNNING_ELSEWHERE, run_local
 
     outcome = run_local(sweep, progress_bar=not args.no_progress, env=args.cell_env)
@@ -150,7 +147,9 @@ def check_cells(sweep, datasets: bool = True) -> None:
             check_compatible(method_cls, seen_backbones[key], cfg.method.name, cfg.backbone.name)
             if datasets:
                 needed = [
-                    Stage.parse(s).resolve(cfg.eval.dataset, cfg.eval.split).dataset for s in cfg.run.stages if s != "pretrain"
+                    Stage.parse(s).resolve(cfg.eval.dataset, cfg.eval.split).dataset
+                    for s in cfg.run.stages
+                    if s != "pretrain"
                 ]
                 if getattr(method_cls, "trains", True) and cfg.optim.steps > 0:
                     needed.append(cfg.data.dataset)
@@ -211,3 +210,45 @@ def dry_run(sweep, cluster: str) -> int:
         f"out {sweep.out_dir} (dry run: nothing submitted)"
     )
     return 0
+
+
+def launch_on_cluster(sweep, args) -> int:
+    """`--cluster slurm|debug`: submit incomplete cells, say what went where; --wait blocks, then prints the status."""
+    import sys
+
+    from benchmark.commands.status import print_status
+    from benchmark.launch import slurm
+    from benchmark.launch.state import sweep_status
+
+    done = slurm.launch(sweep, args.cluster, env=args.cell_env, smoke=args.smoke)
+    p = done.plan
+    for cid, jid in p.live.items():
+        print(f"{cid}: job {jid} still pending or running, not resubmitted")
+    counts = f"{len(p.complete)} complete, {len(p.live)} queued"
+    if not done.jobs:
+        print(f"sweep {sweep.name}: nothing to submit ({counts}), out {done.sweep_dir}")
+        return 0
+    print(
+        f"sweep {sweep.name}: submitted {len(done.jobs)} cells as {len(done.arrays)} job array(s) "
+        f"[{', '.join(done.arrays)}] in {done.seconds:.1f} s ({counts}); out {done.sweep_dir}"
+    )
+    if args.cluster == "debug":
+        outcome = slurm.run_debug_jobs(done.jobs)
+        for job_id, error in outcome.items():
+            if error is None:
+                print(f"{job_id}: done", flush=True)
+            else:
+                print(f"{job_id}: FAILED: {error}", file=sys.stderr, flush=True)
+        return 1 if any(e is not None for e in outcome.values()) else 0
+    if not args.wait:
+        print(f"follow it with: vssl status {done.sweep_dir}")
+        return 0
+    ids = [str(j.job_id) for j in done.jobs]
+    slurm.wait(done.sweep_dir, ids, poll_s=float(args.poll_s), progress_bar=not args.no_progress)
+    rows = sweep_status(done.sweep_dir)
+    print_status(rows)
+    if args.table:
+        from benchmark.commands.table import print_quick_table
+
+        print_quick_table(done.sweep_dir)
+    return 1 if any(r.state == "failed" for r in rows) else 0

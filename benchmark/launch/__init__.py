@@ -2,3 +2,5 @@
 ``local.py`` runs a sweep on this machine (in process or via submitit's local
 executor); the SLURM launcher builds on the same ``run_cell``.
 """
+
+CLUSTERS = ("local", "debug", "slurm")  # where `vssl sweep --cluster` runs cells

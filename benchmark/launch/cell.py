@@ -22,10 +22,10 @@ from pathlib import Path
 from benchmark.config import build_experiment, config_hash, to_dict
 from benchmark.keys import LAST, Stage, checkpoint_name, evaluated_steps
 from benchmark.keys import required_keys as _required_keys
+from benchmark.launch.state import ERROR
 from benchmark.rundir import RunDir
 
 log = logging.getLogger(__name__)
-ERROR = "error.txt"
 
 
 def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None) -> dict:
@@ -105,7 +105,9 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
                 pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
             if not main:  # evaluations run on rank 0 alone; the other ranks only helped pre-train
                 continue
-            eval_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, dataset=stage.dataset, split=stage.split))
+            eval_cfg = dataclasses.replace(
+                cfg, eval=dataclasses.replace(cfg.eval, dataset=stage.dataset, split=stage.split)
+            )
             entry = evaluate(run, eval_cfg, stage.protocol, progress_bar=progress_bar, checkpoint=checkpoint)
             results[ckey] = _scalars(entry)
     return results

@@ -24,8 +24,9 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.launch.cell import cell_spec, required_keys, run_cell
-from benchmark.rundir import RunDir, atomic_write_text
+from benchmark.launch.cell import cell_spec, required_keys, run_cell, write_error
+from benchmark.launch.state import cell_state
+from benchmark.rundir import atomic_write_text
 from benchmark.sweeps import Sweep
 
 MANIFEST = "sweep.json"
@@ -97,7 +98,7 @@ def run_local(
     n = len(sweep.cells)
     for i, cell in enumerate(sweep.cells, 1):
         path = cell_dir(sweep.out_dir, cell.id)
-        if RunDir(path).is_complete():
+        if _done(path, cell):
             print(f"[{i}/{n}] {cell.id} {cell.label}: complete, skipped", flush=True)
             outcome[cell.id] = "skipped"
             continue
@@ -106,11 +107,15 @@ def run_local(
                 print(f"[{i}/{n}] {cell.id} {cell.label}: running in another process, skipped", flush=True)
                 outcome[cell.id] = RUNNING_ELSEWHERE
                 continue
-            if RunDir(path).is_complete():  # finished by another process between the check above and the lock
+            if _done(path, cell):  # finished by another process between the check above and the lock
                 outcome[cell.id] = "skipped"
                 continue
             outcome[cell.id] = _run_one(sweep, cell, path, env, f"[{i}/{n}]", progress_bar, keep_going)
     return outcome
+
+
+def _done(path: Path, cell) -> bool:
+    return cell_state(path, required_keys(cell.config)).state == "done"
 
 
 def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progress_bar: bool, keep_going: bool) -> str:
@@ -122,8 +127,7 @@ def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progres
         return "done"
     except Exception as exc:  # one bad cell must not sink the sweep
         err = f"{type(exc).__name__}: {exc}"
-        (path / "error.txt").parent.mkdir(parents=True, exist_ok=True)
-        (path / "error.txt").write_text(traceback.format_exc())
+        write_error(path, traceback.format_exc())
         print(f"{tag} {cell.id} FAILED: {err}", flush=True)
         if not keep_going:
             raise

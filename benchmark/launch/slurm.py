@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,7 +40,6 @@ from benchmark.errors import UserError
 from benchmark.rundir import atomic_write_text
 
 JOBS = "jobs.json"
-CLUSTERS = ("local", "debug", "slurm")
 # SLURM states of a job that still holds (or waits for) resources: never submit its cell twice.
 PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
@@ -279,23 +277,25 @@ class Plan:
     live: dict  # cell id -> job id still pending/running (skipped)
 
 
-def plan(sweep, sweep_dir: Path) -> Plan:
-    from benchmark.launch.local import cell_dir
-    from benchmark.rundir import RunDir
+def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
+    """What a launch submits: cells that :func:`benchmark.launch.state.needs_run` says need it. ``with_jobs``:
+    also ask SLURM about the jobs jobs.json recorded (submitit's debug executor has none)."""
+    from benchmark.launch.local import cell_dir, required_keys
+    from benchmark.launch.state import cell_state, job_states, needs_run
 
-    jobs = read_jobs(sweep_dir)["cells"]
-    states = query_states(j["job_id"] for j in jobs.values() if j.get("cluster") == "slurm")
+    jobs = read_jobs(sweep_dir)["cells"] if with_jobs else {}
+    states = job_states(jobs)
     out = Plan([], [], {})
     for cell in sweep.cells:
-        if RunDir(cell_dir(sweep_dir, cell.id)).is_complete():
-            out.complete.append(cell)
-            continue
         job = jobs.get(cell.id, {})
-        st = states.get(job.get("job_id", ""))
-        if st is not None and st.state in LIVE_STATES:
+        state = cell_state(cell_dir(sweep_dir, cell.id), required_keys(cell.config), cell.id, cell.label, job,
+                           states.get(job.get("job_id", "")))  # fmt: skip
+        if state.state == "done":
+            out.complete.append(cell)
+        elif needs_run(state):
+            out.run.append(cell)
+        else:
             out.live[cell.id] = job["job_id"]
-            continue
-        out.run.append(cell)
     return out
 
 
@@ -356,9 +356,25 @@ def wait(
     return states
 
 
-def launch(sweep, args) -> int:
-    """`vssl sweep --cluster slurm|debug`: submit incomplete cells, print what went where; --wait blocks."""
-    cluster = args.cluster
+@dataclass
+class Launch:
+    """What one launch did: the plan it followed and the jobs it submitted (empty when nothing needed to run)."""
+
+    sweep_dir: Path
+    plan: Plan
+    jobs: list
+    seconds: float
+
+    @property
+    def arrays(self) -> list[str]:
+        return sorted({str(j.job_id).split("_")[0] for j in self.jobs})
+
+
+def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool = False) -> Launch:
+    """Submit a sweep's incomplete cells (one job array per resource group); returns what was done, prints nothing.
+
+    Cells that are complete, or whose last job is still pending or running, are left alone; checks run before
+    anything is written or submitted."""
     if cluster not in ("slurm", "debug"):
         raise UserError(f"the SLURM launcher runs clusters slurm and debug, not '{cluster}'")
     if cluster == "slurm":
@@ -367,64 +383,22 @@ def launch(sweep, args) -> int:
     from benchmark.launch.local import write_manifest
 
     sweep_dir = Path(sweep.out_dir)
-    p = plan(sweep, sweep_dir) if cluster == "slurm" else _plan_without_jobs(sweep, sweep_dir)
+    p = plan(sweep, sweep_dir, with_jobs=cluster == "slurm")
     write_manifest(sweep)
-    for cid, jid in p.live.items():
-        print(f"{cid}: job {jid} still pending or running, not resubmitted")
-    if not p.run:
-        print(
-            f"sweep {sweep.name}: nothing to submit ({len(p.complete)} complete, {len(p.live)} queued), out {sweep_dir}"
-        )
-        return 0
-    env = getattr(args, "cell_env", None) or {}
     t0 = time.perf_counter()
-    jobs = submit(sweep, p.run, cluster, env=env, smoke=bool(getattr(args, "smoke", False)))
-    took = time.perf_counter() - t0
-    arrays = sorted({str(j.job_id).split("_")[0] for j in jobs})
-    print(
-        f"sweep {sweep.name}: submitted {len(jobs)} cells as {len(arrays)} job array(s) [{', '.join(arrays)}] in {took:.1f} s "
-        f"({len(p.complete)} complete, {len(p.live)} queued); out {sweep_dir}"
-    )
-    if cluster == "debug":  # submitit's debug executor runs each job in this process when asked for its result
-        return _run_debug(jobs)
-    if not getattr(args, "wait", False):
-        print(f"follow it with: vssl status {sweep_dir}")
-        return 0
-    wait(
-        sweep_dir,
-        [str(j.job_id) for j in jobs],
-        poll_s=float(getattr(args, "poll_s", 5.0)),
-        progress_bar=not args.no_progress,
-    )
-    from benchmark.commands.status import print_status, sweep_status
-
-    rows = sweep_status(sweep_dir)
-    print_status(rows)
-    if getattr(args, "table", False):
-        from benchmark.commands.table import print_quick_table
-
-        print_quick_table(sweep_dir)
-    return 1 if any(r.state == "failed" for r in rows) else 0
+    jobs = submit(sweep, p.run, cluster, env=env, smoke=smoke) if p.run else []
+    return Launch(sweep_dir, p, jobs, time.perf_counter() - t0)
 
 
-def _plan_without_jobs(sweep, sweep_dir: Path) -> Plan:
-    from benchmark.launch.local import cell_dir
-    from benchmark.rundir import RunDir
-
-    out = Plan([], [], {})
-    for cell in sweep.cells:
-        (out.complete if RunDir(cell_dir(sweep_dir, cell.id)).is_complete() else out.run).append(cell)
-    return out
-
-
-def _run_debug(jobs: list) -> int:
-    failed = 0
+def run_debug_jobs(jobs: list) -> dict[str, str | None]:
+    """submitit's debug executor runs each job in this process when asked for its result: job id -> None when
+    it succeeded, else the last line of its error."""
+    outcome: dict[str, str | None] = {}
     for job in jobs:
         try:
             job.result()
-            print(f"{job.job_id}: done", flush=True)
+            outcome[str(job.job_id)] = None
         except Exception as exc:  # noqa: BLE001 (one cell's failure is reported, the others go on)
-            failed += 1
             last = str(exc).strip().splitlines()
-            print(f"{job.job_id}: FAILED: {last[-1] if last else type(exc).__name__}", file=sys.stderr, flush=True)
-    return 1 if failed else 0
+            outcome[str(job.job_id)] = last[-1] if last else type(exc).__name__
+    return outcome

@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from benchmark.cli import main
-from benchmark.commands.status import sweep_status
 from benchmark.launch import slurm as launcher
+from benchmark.launch.state import sweep_status
 from benchmark.sweeps import load_sweep
 
 from . import slow_job

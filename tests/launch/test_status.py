@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.commands.status import print_status, sweep_status
+from benchmark.commands.status import print_status
 from benchmark.launch.slurm import JobState, _expand
+from benchmark.launch.state import sweep_status
 
 REQUIRED = ["pretrain", "linear/synthetic/split1"]
 

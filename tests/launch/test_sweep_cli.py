@@ -159,7 +159,7 @@ def test_debug_cluster_runs_cells_and_reports_a_failure(tmp_path, capsys):
     rc = main(["sweep", str(write(tmp_path, spec)), "--cluster", "debug", "--out", str(out), "--no-progress"])
     captured = capsys.readouterr()
     assert rc == 1  # one cell failed, the other completed
-    from benchmark.commands.status import sweep_status
+    from benchmark.launch.state import sweep_status
     from benchmark.sweeps import load_sweep
 
     by_id = {r.cell_id: r for r in sweep_status(out)}

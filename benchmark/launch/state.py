@@ -1,0 +1,168 @@
+"""Where a sweep cell stands: the one rule behind `vssl status`, local relaunches and SLURM relaunches.
+
+Reads only the cell's folder (metrics.json, env.json, error.txt and the tail of scalars.jsonl) and, when
+the cell has a SLURM job, that job's state. No torch import: `vssl status` answers in well under a second
+for 1,000 cells.
+
+States: done (every required metrics key is written), running, pending (queued or requeued), failed (with
+the last lines of the error), interrupted (started, no live job, no error: relaunch to resume), missing
+(never started). A launcher (re)runs a cell exactly when :func:`needs_run` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.errors import UserError
+from benchmark.launch.slurm import LIVE_STATES, PENDING_STATES, JobState, job_log, query_states, read_jobs
+from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, missing_keys
+
+STATES = ("done", "running", "pending", "failed", "interrupted", "missing")
+ERROR = "error.txt"
+
+
+@dataclass
+class CellState:
+    cell_id: str
+    label: str
+    state: str  # one of STATES
+    job_id: str = ""
+    slurm_state: str = ""
+    requeues: int = 0
+    step: int | None = None
+    stage: str = ""  # of the last logged step
+    error: list[str] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.state in ("running", "pending")
+
+
+def needs_run(state: CellState) -> bool:
+    """A launch (re)runs failed, interrupted and missing cells; done and live ones are left alone."""
+    return state.state in ("failed", "interrupted", "missing")
+
+
+def cell_state(
+    cell_dir: Path,
+    required: list[str] | None,
+    cell_id: str = "",
+    label: str = "",
+    job: dict | None = None,
+    job_state: JobState | None = None,
+    error_lines: int = 3,
+) -> CellState:
+    """The state of one cell folder, given the metrics keys that complete it and its last SLURM job (if any)."""
+    d = Path(cell_dir)
+    job = job or {}
+    st = job_state
+    row = CellState(cell_id or d.name, label, "missing", job.get("job_id", ""), st.state if st else "")
+    env = _read_json(d / ENV) or {}
+    row.requeues = max(int(env.get("requeues", 0) or 0), st.requeues if st else 0)
+    row.stage, row.step = _last_step(d / SCALARS)
+    metrics = _read_json(d / METRICS)
+    required = required if required is not None else _required_from_config(d)
+    error_file = d / ERROR
+    if metrics is None:
+        row.state, row.error = "failed", [f"{d / METRICS} does not parse (corrupt run)"]
+    elif required and not missing_keys(metrics, required):
+        row.state = "done"
+    elif st and st.state in LIVE_STATES:
+        row.state = "pending" if st.state in PENDING_STATES else "running"
+    elif st and st.state != "COMPLETED":  # FAILED, TIMEOUT, CANCELLED, OUT_OF_MEMORY, NODE_FAIL, ...
+        row.state = "failed"
+        if st.state == "FAILED" and error_file.exists():
+            row.error = _tail_lines(error_file, error_lines)
+        else:
+            log = _tail_lines(job_log(job["folder"], row.job_id), error_lines) if job.get("folder") else []
+            row.error = [f"SLURM: {st.state} (exit {st.exit_code})", *log]
+    elif error_file.exists():
+        row.state, row.error = "failed", _tail_lines(error_file, error_lines)
+    elif st:  # COMPLETED, yet stages are missing
+        row.state = "failed"
+        row.error = [
+            f"job {row.job_id} completed but stages are missing: {', '.join(missing_keys(metrics, required or []))}"
+        ]
+    elif (d / CONFIG).exists():
+        row.state = "interrupted"
+    return row
+
+
+def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[CellState]:
+    """One CellState per cell in sweep.json (and any other cells/ folder). ``query``: job ids -> states (tests)."""
+    sweep_dir = Path(sweep_dir)
+    manifest = _read_json(sweep_dir / "sweep.json")
+    if manifest is None:
+        raise UserError(f"{sweep_dir / 'sweep.json'} does not parse")
+    if not manifest and not (sweep_dir / "cells").is_dir():
+        raise UserError(f"{sweep_dir} is not a sweep folder (no sweep.json and no cells/): pass runs/<name>")
+    cells: dict = dict(manifest.get("cells", {}))
+    if (sweep_dir / "cells").is_dir():
+        for d in sorted((sweep_dir / "cells").iterdir()):
+            cells.setdefault(d.name, {"label": "(not in sweep.json)"})
+    jobs = read_jobs(sweep_dir)["cells"]
+    states = job_states(jobs, query)
+    rows = []
+    for cid, entry in cells.items():
+        job = jobs.get(cid, {})
+        required = list(entry["required"]) if "required" in entry else None
+        rows.append(
+            cell_state(sweep_dir / "cells" / cid, required, cid, str(entry.get("label", "")), job,
+                       states.get(job.get("job_id", "")), error_lines)
+        )  # fmt: skip
+    return rows
+
+
+def job_states(jobs: dict, query=None) -> dict[str, JobState]:
+    """SLURM states of the jobs jobs.json recorded (one squeue + one sacct call for all of them)."""
+    ids = [j["job_id"] for j in jobs.values() if j.get("cluster") == "slurm"]
+    return (query or query_states)(ids) if ids else {}
+
+
+# --------------------------------------------------------------------------- reading a cell folder
+def _read_json(path: Path) -> dict | None:
+    """{} when absent, None when corrupt."""
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else None
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
+    """Last ``n`` non-empty lines of a text file, reading only its end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line.rstrip() for line in text.splitlines() if line.strip()][-n:]
+
+
+def _last_step(path: Path) -> tuple[str, int | None]:
+    """(stage, step) of the last whole line of scalars.jsonl."""
+    for line in reversed(_tail_lines(path, 3, 4096)):
+        try:
+            rec = json.loads(line)
+            return str(rec.get("stage", "")), int(rec.get("step"))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a line cut by a kill
+    return "", None
+
+
+def _required_from_config(cell_dir: Path) -> list[str] | None:
+    """Older manifests carry no required keys: read them from the run's config."""
+    from benchmark.rundir import CorruptRun, RunDir
+
+    try:
+        return RunDir(cell_dir).required_stages() or None
+    except CorruptRun:
+        return None
