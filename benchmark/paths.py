@@ -31,15 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import UserError, nearest
-
-FORMATS = ("ucf101", "hmdb51", "kinetics", "folder")
+from benchmark.registry import FORMATS
 
 
 @dataclass(frozen=True)
 class DatasetLocation:
     name: str
     root: Path
-    format: str  # one of FORMATS
+    format: str  # a registered dataset format (benchmark.registry.FORMATS)
     split_dir: Path | None = None  # the format's split files, when not in their usual place under root
 
 
@@ -80,8 +79,8 @@ def site_datasets() -> dict[str, DatasetLocation]:
         if not isinstance(entry, dict) or "root" not in entry:
             raise UserError(f"{path}: dataset '{name}' needs a 'root'")
         fmt = entry.get("format", "folder")
-        if fmt not in FORMATS:
-            raise UserError(f"{path}: dataset '{name}' has unknown format '{fmt}'{nearest(fmt, FORMATS)}")
+        if fmt not in FORMATS:  # the registered formats (benchmark/data/formats/, plugins)
+            raise UserError(f"{path}: dataset '{name}' has unknown format '{fmt}'{nearest(fmt, FORMATS.names())}")
         root = _site_path(entry["root"], path.parent)
         split_dir = _site_path(entry["split_dir"], path.parent) if entry.get("split_dir") is not None else None
         unknown = sorted(set(entry) - {"root", "format", "split_dir"})

@@ -66,6 +66,10 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests that register a throw-away plugin clean up with it)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         load_plugins()
         if name not in self._entries:
@@ -101,7 +105,7 @@ register_format = FORMATS.register
 # The in-tree modules whose import registers samplers, dataset formats, protocols and methods. They sit in
 # layers above this one, so they are loaded by name (importlib) when a registry is first read, never imported
 # statically from here (docs/architecture.md: layers only look down).
-IN_TREE = ("benchmark.data.samplers", "benchmark.data.datasets", "benchmark.evaluation", "methods")
+IN_TREE = ("benchmark.data.samplers", "benchmark.data.formats", "benchmark.evaluation", "methods")
 
 # --------------------------------------------------------------------------- plugin loading
 _loaded = False

@@ -66,7 +66,7 @@ def build_method(cfg: ExperimentConfig, num_videos: int, num_classes: int = 0, m
 
 
 def build_for_pretraining(cfg: ExperimentConfig) -> Built:
-    from benchmark.data.datasets import build_index
+    from benchmark.data.index import build_index
 
     method_cls = METHODS.get(cfg.method.name)
     index = build_index(cfg.data.dataset, split=cfg.data.split, subset="train", storage=cfg.data.storage)
@@ -363,7 +363,9 @@ def pretrain(
 
 
 def _params_m(module: torch.nn.Module) -> float:
-    return round(sum(p.numel() for p in module.parameters()) / 1e6, 3)
+    from benchmark.backbones import param_count_millions
+
+    return round(param_count_millions(module), 3)
 
 
 def load_backbone(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt"):

@@ -62,7 +62,7 @@ def frame_trajectories(
     from tqdm.auto import tqdm
 
     from benchmark.config import build_experiment
-    from benchmark.data.datasets import build_index
+    from benchmark.data.index import build_index
     from benchmark.data.samplers import evenly_spaced
     from benchmark.data.transforms import eval_transform
     from benchmark.data.video import open_video

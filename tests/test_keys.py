@@ -45,7 +45,9 @@ def test_metrics_key_checkpoints():
     assert (key.step, key.checkpoint, str(key.final)) == (200, "step_200.pt", "linear/synthetic/split1")
     assert str(key.final.at("last.pt")) == "linear/synthetic/split1"
     assert MetricsKey.parse("not a key") is None and MetricsKey.parse("linear/x/splitA") is None
-    assert checkpoint_step("last.pt") is None and checkpoint_step("step_7.pt") == 7 and checkpoint_name(7) == "step_7.pt"
+    assert (
+        checkpoint_step("last.pt") is None and checkpoint_step("step_7.pt") == 7 and checkpoint_name(7) == "step_7.pt"
+    )
     with pytest.raises(UserError, match="should be last.pt or step_N.pt"):
         checkpoint_step("best.pt")
 

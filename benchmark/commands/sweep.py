@@ -169,6 +169,7 @@ def dry_run(sweep, cluster: str) -> int:
     """Print every cell (id, label, model size, resources group, whether it would run); submit nothing."""
     from tabulate import tabulate
 
+    from benchmark.backbones import param_count_millions
     from benchmark.launch.local import cell_dir
     from benchmark.launch.slurm import describe_resources, resource_groups
     from benchmark.rundir import RunDir
@@ -186,7 +187,7 @@ def dry_run(sweep, cluster: str) -> int:
 
             num_classes = 101 if getattr(METHODS.get(cfg.method.name), "needs_labels", False) else 0
             model = build_method(cfg, 1024, num_classes, meta=True)
-            params[key] = sum(p.numel() for p in model.parameters()) / 1e6
+            params[key] = param_count_millions(model)
         status = RunDir(cell_dir(sweep.out_dir, cell.id)).status()[0]
         rows.append(
             [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-FORMATS = ("terminal", "md", "latex", "csv")
+from benchmark.results import TABLE_FORMATS
 
 
 def register(sub) -> None:
@@ -13,12 +13,12 @@ def register(sub) -> None:
         "table",
         help="collect a sweep's runs into a Table-1-style results table",
         description="Read every run directory of a sweep: one row per method x backbone x pre-training set, "
-        "one column per downstream dataset x protocol, mean ± std over seeds with n and a 95%% "
+        "one column per downstream dataset x protocol, mean ± std over seeds with n and a 95% "
         "interval, the published numbers beside ours. Incomplete and corrupt runs are listed "
         "and skipped.",
     )
     p.add_argument("sweep_dir", help="sweep folder (runs/<name>), a single run directory, or a folder of sweeps")
-    p.add_argument("--format", default="terminal", choices=FORMATS, help="output format (default terminal)")
+    p.add_argument("--format", default="terminal", choices=TABLE_FORMATS, help="output format (default terminal)")
     p.add_argument("--out", default=None, help="write the table to this file instead of stdout")
     p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")

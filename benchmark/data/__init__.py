@@ -2,7 +2,8 @@
 
   synthetic.py   ``vssl synth``: a seeded action dataset written as real .avi files in UCF101's layout
   video.py       decoding: ``open_video(path, decoder) -> VideoHandle`` (PyAV, torchcodec, frame folders)
-  datasets.py    indexes of UCF101 / HMDB51 / Kinetics-400 / class-per-folder: ``build_index(...) -> VideoIndex``
+  index.py       ``build_index(name, split, subset) -> VideoIndex`` with an on-disk index cache
+  formats/      one module per dataset layout (UCF101, HMDB51, Kinetics-400, class-per-folder), registered
   samplers.py    registered samplers: what a method draws from one video (frame pairs, clips, tuples, ...)
   transforms.py  torchvision.transforms.v2 augmentations, shared across a clip or independent per frame
   loader.py      ``SampledVideos``: index x sampler -> a Dataset with exact, seed-determined samples

@@ -60,7 +60,7 @@ class CheckOptions:
 
 def videos_to_check(loc: DatasetLocation, split_dir: str | Path | None = None) -> tuple[list[str], list[str]]:
     """(paths, missing) over every split and subset the format has; each video once."""
-    from benchmark.data.datasets import build_index
+    from benchmark.data.index import build_index
 
     splits = (1, 2, 3) if loc.format in ("ucf101", "hmdb51") else (1,)
     paths: dict[str, None] = {}

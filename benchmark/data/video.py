@@ -47,7 +47,8 @@ import torch
 from benchmark.errors import UserError, nearest
 
 DECODERS = ("auto", "pyav", "torchcodec")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # the frames of a frame folder
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
 FRAME_FOLDER_FPS = 25.0  # a frame folder records no rate; UCF101/HMDB51 frames are extracted at 25 fps
 RESEEK_GAP = 16  # wanted frames further apart than this are reached by a new seek, not by decoding through
 _SEEK_UNSAFE = {("avi", "h264"), ("avi", "hevc")}  # seeking returned wrong frames here: decode sequentially

@@ -34,7 +34,7 @@ from benchmark.rundir import RunDir
 
 def labelled_splits(cfg: ExperimentConfig):
     """(train, test) VideoIndex of eval.dataset / eval.split."""
-    from benchmark.data.datasets import build_index
+    from benchmark.data.index import build_index
 
     train = build_index(cfg.eval.dataset, split=cfg.eval.split, subset="train")
     test = build_index(cfg.eval.dataset, split=cfg.eval.split, subset="test")
@@ -137,9 +137,7 @@ def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = LAST) -> str:
     return str(Stage(name).key(cfg.eval.dataset, cfg.eval.split).at(checkpoint))
 
 
-def evaluate(
-    run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = LAST
-) -> dict:
+def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = LAST) -> dict:
     """Run protocol ``name`` on a run directory and record its metrics entry (atomically)."""
     run_protocol = PROTOCOLS.get(name)
     key = entry_key(name, cfg, checkpoint)  # a malformed checkpoint name fails here, before any work

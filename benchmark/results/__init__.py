@@ -8,3 +8,5 @@
 - report.py    README.md with the table, figures, protocol and provenance
 - fakeruns.py  generated run directories for tests and ``vssl bench collect``
 """
+
+TABLE_FORMATS = ("terminal", "md", "latex", "csv")  # what `vssl table --format` writes

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data.datasets import BUILDERS, VideoIndex, VideoRecord, build_index, register_format
+from benchmark.data.formats import dataset_format
+from benchmark.data.index import VideoIndex, VideoRecord, build_index
 from benchmark.errors import UserError
 from benchmark.paths import DatasetLocation
+from benchmark.registry import FORMATS, Entry
 
 
 def _ucf(tmp_path: Path, lists_beside_root: bool = False) -> Path:
@@ -120,14 +122,14 @@ def test_unknown_format_and_registration(tmp_path):
     with pytest.raises(UserError, match="no index builder"):
         build_index(DatasetLocation("k", tmp_path, "nosuchformat"))
 
-    @register_format("one-video")
+    @dataset_format("one-video")
     def one(loc, split, subset):
         return VideoIndex([VideoRecord(str(loc.root / "v.avi"), -1, "v")], [], [], loc.root, "one-video")
 
     try:
         assert build_index(DatasetLocation("k", tmp_path, "one-video")).records[0].video_id == "v"
     finally:
-        BUILDERS.pop("one-video")
+        FORMATS.unregister("one-video")
 
 
 # ---------------------------------------------------------------------- fixture datasets (real videos)
@@ -278,10 +280,21 @@ def test_storage_choice(tmp_path):
 
 
 # ---------------------------------------------------------------------- index cache
+def spy_on_builder(monkeypatch, name: str, calls: list) -> None:
+    """Count the calls of a registered format's builder (its scan depth kept)."""
+    real = FORMATS.get(name)
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    spy.scan_depth = real.scan_depth
+    monkeypatch.setitem(FORMATS._entries, name, Entry(name, spy, "test spy"))
+
+
 def test_index_cache_is_hit_on_the_second_build(datasets, monkeypatch, index_cache_dir):
     calls = []
-    real = BUILDERS["kinetics"]
-    monkeypatch.setitem(BUILDERS, "kinetics", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spy_on_builder(monkeypatch, "kinetics", calls)
     loc = DatasetLocation("k", datasets["kinetics"], "kinetics")
     first = build_index(loc, subset="all")
     second = build_index(loc, subset="all")
@@ -296,8 +309,7 @@ def test_index_cache_is_invalidated_by_changes(tmp_path, monkeypatch):
     root = _ucf(tmp_path)
     loc = DatasetLocation("ucf", root, "ucf101")
     calls = []
-    real = BUILDERS["ucf101"]
-    monkeypatch.setitem(BUILDERS, "ucf101", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spy_on_builder(monkeypatch, "ucf101", calls)
     assert len(build_index(loc).missing) == 1
     build_index(loc)
     assert len(calls) == 1

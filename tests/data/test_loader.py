@@ -27,7 +27,7 @@ def _pool(root: Path, good: int, broken: list[str]) -> Path:
 
 
 def test_bad_videos_are_replaced_and_named(tmp_path):
-    from benchmark.data.datasets import build_index
+    from benchmark.data.index import build_index
     from benchmark.paths import DatasetLocation
 
     root = _pool(tmp_path / "pool", 4, ["zero", "text", "truncated"])

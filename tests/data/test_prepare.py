@@ -8,7 +8,7 @@ import av
 import pytest
 
 from benchmark.cli import main
-from benchmark.data.datasets import build_index
+from benchmark.data.index import build_index
 from benchmark.data.prepare import TMP_PREFIX, PrepareConfig, prepare_dataset, target_size
 from benchmark.data.video import open_video
 from benchmark.errors import UserError

@@ -11,7 +11,7 @@ import torch
 
 from benchmark.backbones import build_backbone
 from benchmark.config import BackboneConfig
-from benchmark.data.datasets import build_index
+from benchmark.data.index import build_index
 from benchmark.data.samplers import build_sampler
 from benchmark.data.video import open_video
 from benchmark.device import resolve_runtime

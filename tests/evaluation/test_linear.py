@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.data.datasets import VideoRecord
+from benchmark.data.index import VideoRecord
 from benchmark.evaluation.linear import LinearProbeConfig, linear_probe, select_weight_decay, topk_accuracy
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.data.datasets import build_index
+from benchmark.data.index import build_index
 from benchmark.errors import UserError
 from benchmark.evaluation import evaluate
 from benchmark.evaluation.finetune import VideoClassifier

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from benchmark.data.datasets import VideoRecord
+from benchmark.data.index import VideoRecord
 from benchmark.evaluation.selection import heldout_split, label_subset
 
 
