@@ -122,17 +122,16 @@ class MinedNegatives:
     hard_similarity: torch.Tensor  # [B, H]: similarities of the hard candidates; -inf past num_hard[b]
     threshold: float | None  # None: mining off
 
-    def stats(self) -> dict[str, float]:
-        """Per-step scalars: the threshold (-1 when mining is off: nothing is eligible), hard negatives found
-        per anchor, and (only when some were found) their mean similarity to the anchor."""
-        out = {
-            "mining_threshold": -1.0 if self.threshold is None else float(self.threshold),
-            "hard_found": float(self.num_hard.float().mean()),
-        }
+    def stats(self) -> dict[str, torch.Tensor | float]:
+        """Per-step scalars (0-d tensors: no host sync): the threshold (-1 when mining is off: nothing is
+        eligible), hard negatives found per anchor, and their mean similarity to the anchor (NaN when none
+        was found: the training log leaves it out then)."""
         found = torch.isfinite(self.hard_similarity)
-        if bool(found.any()):
-            out["hard_sim"] = float(self.hard_similarity[found].mean())
-        return out
+        return {
+            "mining_threshold": -1.0 if self.threshold is None else float(self.threshold),
+            "hard_found": self.num_hard.float().mean(),
+            "hard_sim": torch.where(found, self.hard_similarity, 0.0).sum() / found.sum(),  # 0/0 = NaN
+        }
 
 
 def hard_cap(num_negatives: int, max_hard_fraction: float) -> int:
@@ -171,11 +170,10 @@ def mine_negatives(
         ineligible.scatter_(1, own_index[:, None], True)
         eligible = n - ineligible.sum(1)  # counted on the bool mask: one pass over floats fewer
         sim.masked_fill_(ineligible, float("-inf"))
-        h = min(cap, int(eligible.max()))
-        if h > 0:
-            hard_sim, hard_idx = sim.topk(h, dim=1)  # sorted: row b's first min(eligible_b, h) are eligible
-            num_hard = eligible.clamp(max=h)
-            hard_idx = torch.where(torch.isfinite(hard_sim), hard_idx, own_index[:, None])  # padding -> an excluded row
+        # always the top `cap` (not the top max(eligible)): a fixed shape, so the step never waits for the device
+        hard_sim, hard_idx = sim.topk(cap, dim=1)  # sorted: row b's first min(eligible_b, cap) are eligible
+        num_hard = eligible.clamp(max=cap)
+        hard_idx = torch.where(torch.isfinite(hard_sim), hard_idx, own_index[:, None])  # padding -> an excluded row
     fill = random_fill(n, k, own_index, hard_idx, num_hard, generator)
     indices = _hard_then_fill(hard_idx, num_hard, fill, k)
     return MinedNegatives(indices, num_hard, hard_sim, threshold)
@@ -204,16 +202,15 @@ def random_fill(
     neither ``own_index[b]`` nor in ``hard_idx[b]`` (so unique, and disjoint from the hard ones).
 
     A big bank (n - 1 >= sparse_ratio * k) draws k-plus-margin candidates per row and drops repeats and hard
-    ones (cost ~ B x k); a small one ranks the whole bank by random keys (cost ~ B x n). A row that the sparse
-    draw leaves short (rare) is redone densely, so the result is always exact.
+    ones (cost ~ B x k, plus a dense draw whose rows are used only where the sparse draw came up short, rare);
+    a small one ranks the whole bank by random keys (cost ~ B x n). The result is always exact.
     """
     if n - 1 < sparse_ratio * k:
         return _fill_dense(n, k, own_index, hard_idx, generator)
     fill, short = _fill_sparse(n, k, own_index, hard_idx, num_hard, generator)
-    if bool(short.any()):
-        rows = short.nonzero().squeeze(1)
-        fill[rows] = _fill_dense(n, k, own_index[rows], hard_idx[rows], generator)
-    return fill
+    # rows the sparse draw left short are redone densely; computed for every row and selected, rather than
+    # asking the device which rows are short (a host sync every step)
+    return torch.where(short[:, None], _fill_dense(n, k, own_index, hard_idx, generator), fill)
 
 
 def _fill_dense(

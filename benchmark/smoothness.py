@@ -7,7 +7,7 @@ The plot of whole-video trajectories lives in :mod:`benchmark.trajectories` (a l
 
 >>> import torch
 >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]]); p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
->>> embedding_smoothness(a, p, torch.tensor([0, 1]))
+>>> {k: float(v) for k, v in embedding_smoothness(a, p, torch.tensor([0, 1])).items()}
 {'smooth_same': 1.0, 'smooth_diff': 0.0}
 """
 
@@ -17,17 +17,18 @@ import torch
 import torch.nn.functional as F
 
 
-def embedding_smoothness(anchor: torch.Tensor, positive: torch.Tensor, video_index: torch.Tensor) -> dict[str, float]:
-    """Mean cosine of (anchor_i, positive_i), and of every pair of batch frames from different videos.
+def embedding_smoothness(
+    anchor: torch.Tensor, positive: torch.Tensor, video_index: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Mean cosine of (anchor_i, positive_i), and of every pair of batch frames from different videos, as 0-d
+    tensors (no host sync; the training log turns them into numbers).
 
-    ``smooth_diff`` is left out when the batch holds a single video.
+    ``smooth_diff`` is NaN (left out of the log) when the batch holds a single video.
     """
     a = F.normalize(anchor.detach().float(), dim=1)
     p = F.normalize(positive.detach().float(), dim=1)
-    out = {"smooth_same": float((a * p).sum(1).mean())}
     z = torch.cat([a, p])
     video = torch.cat([video_index, video_index]).to(z.device)
     other = video[:, None] != video[None, :]
-    if bool(other.any()):
-        out["smooth_diff"] = float((z @ z.T)[other].mean())
-    return out
+    cos = z @ z.T
+    return {"smooth_same": (a * p).sum(1).mean(), "smooth_diff": torch.where(other, cos, 0.0).sum() / other.sum()}

@@ -14,7 +14,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from benchmark.config import ExperimentConfig, OptimConfig, config_hash, to_dict
 from benchmark.errors import UserError
-from benchmark.method import DataInfo, Method, Progress
+from benchmark.method import DataInfo, Method, Pretraining, Progress, StepOutput
 from benchmark.registry import METHODS
 from benchmark.rundir import RunDir, base_env
 
@@ -50,28 +50,59 @@ def check_compatible(method_cls: type[Method], backbone_kind: str, method_name: 
         )
 
 
+def data_info(cfg: ExperimentConfig, num_videos: int, num_classes: int = 0) -> DataInfo:
+    return DataInfo(num_videos=max(1, num_videos), num_classes=num_classes, resolution=cfg.data.resolution)
+
+
 def build_method(cfg: ExperimentConfig, num_videos: int, num_classes: int = 0, meta: bool = False) -> Method:
-    """Seeded construction of backbone + method (the same init every stage and every resume starts from)."""
+    """Seeded construction of backbone + method (the same init every stage and every resume starts from).
+
+    Runs the method's data-dependent check first, so a bad combination fails with one line."""
     from benchmark.backbones import build_backbone
 
     method_cls = METHODS.get(cfg.method.name)
+    info = data_info(cfg, num_videos, num_classes)
+    if not meta:
+        method_cls.check(cfg.method, info)
     seed_everything(cfg.run.seed)
     backbone = build_backbone(cfg.backbone, device_meta=meta)
     check_compatible(method_cls, backbone.kind, cfg.method.name, cfg.backbone.name)
-    info = DataInfo(num_videos=max(1, num_videos), num_classes=num_classes, resolution=cfg.data.resolution)
     if meta:
         with torch.device("meta"):
             return method_cls(cfg.method, backbone, info)
     return method_cls(cfg.method, backbone, info)
 
 
-def build_for_pretraining(cfg: ExperimentConfig) -> Built:
+def pretraining_index(cfg: ExperimentConfig):
+    """The index pre-training reads (the labelled split for methods that need labels)."""
     from benchmark.data.index import build_index
 
-    method_cls = METHODS.get(cfg.method.name)
     index = build_index(cfg.data.dataset, split=cfg.data.split, subset="train", storage=cfg.data.storage)
     if not index.records:
         raise UserError(f"dataset '{cfg.data.dataset}' has no videos in split {cfg.data.split} train ({index.root})")
+    return index
+
+
+def validate(cfg: ExperimentConfig, data: bool = True) -> DataInfo | None:
+    """The load-time check of one run, before anything is written or submitted (``vssl pretrain``,
+    ``vssl sweep`` local, --dry-run and SLURM submissions alike): the backbone exists and suits the
+    method, and -- with ``data`` -- the method's :meth:`~benchmark.method.Method.check` passes on the
+    pre-training set (returns its DataInfo). Static checks already ran when the config was built."""
+    from benchmark.backbones import backbone_kind
+
+    method_cls = METHODS.get(cfg.method.name)
+    check_compatible(method_cls, backbone_kind(cfg.backbone), cfg.method.name, cfg.backbone.name)
+    if not data or method_cls.pretraining is Pretraining.NONE:
+        return None
+    index = pretraining_index(cfg)
+    info = data_info(cfg, len(index.records), len(index.classes) if method_cls.needs_labels else 0)
+    method_cls.check(cfg.method, info)
+    return info
+
+
+def build_for_pretraining(cfg: ExperimentConfig) -> Built:
+    method_cls = METHODS.get(cfg.method.name)
+    index = pretraining_index(cfg)
     num_classes = len(index.classes) if method_cls.needs_labels else 0
     method = build_method(cfg, len(index.records), num_classes)
     return Built(method, method.info, index.records, index.classes)
@@ -166,6 +197,91 @@ def save_checkpoint(path: Path, method: Method, optimizer, step: int, extra: dic
     tmp.replace(path)
 
 
+def log_values(scalars: dict) -> dict[str, float]:
+    """A step's scalars as numbers, for the log (a host sync: logging steps only). NaN means 'not measured this
+    step' (e.g. no hard negative was found) and is left out."""
+    out = {}
+    for name, value in scalars.items():
+        number = float(value)
+        if not math.isnan(number):
+            out[name] = number
+    return out
+
+
+# --------------------------------------------------------------------------- the training step
+class Trainer:
+    """A method with its optimiser, schedule and runtime: :meth:`train_step` is one optimiser step.
+
+    The step never waits for the device: the loss and the method's scalars stay tensors, and the loop turns
+    them into numbers on logging and checkpoint steps only (:func:`log_values`)."""
+
+    def __init__(self, method: Method, cfg: ExperimentConfig, ctx):
+        from benchmark import distributed
+
+        self.method, self.cfg, self.ctx = method, cfg, ctx
+        self.optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], cfg.optim)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim))
+        self.step_fn = distributed.training_step_fn(method)
+
+    def train_step(self, batch: dict, progress: Progress) -> StepOutput:
+        with self.ctx.autocast():
+            out = self.step_fn(batch, progress)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return out
+
+    def save(self, path: Path, step: int, loop_record: dict) -> None:
+        extra = {"scheduler": self.scheduler.state_dict(), "loop": loop_record}
+        save_checkpoint(path, self.method, self.optimizer, step, extra)
+
+    def resume(self, path: Path) -> LoopState:
+        """Load the run's checkpoint (model, optimiser, schedule, RNG) and return where the loop stood."""
+        state = torch.load(path, map_location=self.ctx.device, weights_only=False)
+        self.method.load_state_dict(state["model"])
+        if state.get("optimizer"):
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_extra_checkpoint_state(state.get("method_extra", {}))
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        # the loss window behind final_loss and the sample counters continue, so a resumed run reports as one
+        loop = state.get("loop", {})
+        return LoopState(
+            step=state["step"],
+            recent_losses=list(loop.get("recent_losses", [])),
+            bad_samples=int(loop.get("bad_samples", 0)),
+            samples=int(loop.get("samples", 0)),
+        )
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands; checkpoints carry it so a resumed run reports as one."""
+
+    step: int = 0
+    recent_losses: list = field(default_factory=list)  # the last 10 step losses (tensors until a sync point)
+    bad_samples: int = 0
+    samples: int = 0
+
+    def add_loss(self, loss: torch.Tensor) -> None:
+        self.recent_losses.append(loss.detach())
+        del self.recent_losses[:-10]
+
+    def losses(self) -> list[float]:
+        """The recent losses as numbers, averaged over DDP ranks (a host sync)."""
+        from benchmark import distributed
+
+        values = [float(x) for x in self.recent_losses]
+        return distributed.all_reduce_mean(values) if values else values
+
+    def checkpoint_record(self) -> dict:
+        return {"recent_losses": self.losses(), "bad_samples": self.bad_samples, "samples": self.samples}
+
+
+# --------------------------------------------------------------------------- the stage
 def pretrain(
     run: RunDir,
     cfg: ExperimentConfig,
@@ -177,68 +293,90 @@ def pretrain(
 ) -> dict:
     """Run (or resume) the pre-training stage; returns its metrics entry. ``stop_at_step`` simulates an interruption.
 
-    In a multi-process job (benchmark.launch.distributed) every rank trains on its shard of each
-    global batch under DDP and rank 0 alone writes the run directory.
+    In a multi-process job (benchmark.distributed) every rank trains on its shard of each global batch under
+    DDP and rank 0 alone writes the run directory. Everything that can fail on the config or the data fails
+    before the run directory is created.
     """
     from benchmark import distributed
-    from benchmark.data.loader import SampledVideos, StepBatches, make_loader
-    from benchmark.data.samplers import build_sampler
     from benchmark.device import resolve_runtime
 
     rank = distributed.info()
-    main = rank.is_main
-    run.create()
-    if main:
-        run.write_config(to_dict(cfg), explicit)
+    method_cls = METHODS.get(cfg.method.name)
     ctx = resolve_runtime(
         distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last, cfg.run.threads
     )
-    if main:
-        env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
-        run.update_env(
-            **{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size}
-        )
-
-    method_cls = METHODS.get(cfg.method.name)
-    total = cfg.optim.steps if method_cls.trains else 0
-    built = build_for_pretraining(cfg) if method_cls.trains else None
-    if built is None:  # random init: the seeded initialisation, saved so every evaluation reads the same weights
-        method = build_method(cfg, 1)
-        entry = {
-            "steps": 0,
-            "trained": False,
-            "backbone_init": getattr(method.backbone, "init", {}),
-            "params_millions": _params_m(method.backbone),
-        }
-        if main:
-            save_checkpoint(run.checkpoint_path(), method, None, 0)
-            run.add_metrics("pretrain", entry)
-            run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        return entry
-
-    method = ctx.prepare(built.method)
-    optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], cfg.optim)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.optim))
-
-    start = 0
-    bad_total, seen = 0, 0
-    step_losses: list[float] = []
+    if method_cls.pretraining is Pretraining.NONE:
+        method = build_method(cfg, 1)  # random init: the seeded initialisation, saved for every evaluation
+        _open_run(run, cfg, explicit, ctx, sweep, cell_id, rank)
+        return _save_initialisation(run, method, rank.is_main)
+    built = build_for_pretraining(cfg)
+    if rank.enabled and cfg.optim.batch_size % rank.world_size:
+        raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
+    _open_run(run, cfg, explicit, ctx, sweep, cell_id, rank)
+    trainer = Trainer(ctx.prepare(built.method), cfg, ctx)
     ckpt_path = run.checkpoint_path()
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=ctx.device, weights_only=False)
-        method.load_state_dict(state["model"])
-        if state.get("optimizer"):
-            optimizer.load_state_dict(state["optimizer"])
-        method.load_extra_checkpoint_state(state.get("method_extra", {}))
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        start = state["step"]
-        # the loss window behind final_loss and the sample counters continue, so a resumed run reports as one
-        loop = state.get("loop", {})
-        step_losses = list(loop.get("recent_losses", []))
-        bad_total, seen = int(loop.get("bad_samples", 0)), int(loop.get("samples", 0))
-    if main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
-        run.truncate_scalars("pretrain", start)
+    loop = trainer.resume(ckpt_path) if ckpt_path.exists() else LoopState()
+    if rank.is_main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
+        run.truncate_scalars("pretrain", loop.step)
+    loader, batches = _training_loader(cfg, built, method_cls, loop.step)
+    t0 = time.perf_counter()
+    data_wait = _train(run, cfg, trainer, loader, batches, loop, rank, progress_bar, stop_at_step)
+    if data_wait is None:
+        return {"interrupted_at": loop.step}
+    wall = time.perf_counter() - t0
+    recent = loop.losses()
+    entry = {
+        "steps": cfg.optim.steps,
+        "trained": True,
+        "resumed_from": batches.start,
+        "final_loss": float(np.mean(recent)) if recent else None,
+        "wall_s": round(wall, 2),
+        "samples_per_s": round((loop.samples - batches.start * cfg.optim.batch_size) / wall, 2) if wall > 0 else None,
+        "data_wait_fraction": round(data_wait / wall, 4) if wall > 0 else None,
+        "bad_samples": loop.bad_samples,
+        "num_videos": len(built.records),
+        "dataset": cfg.data.dataset,
+        "world_size": rank.world_size,
+        "backbone_init": getattr(trainer.method.backbone, "init", {}),
+        "params_millions": _params_m(trainer.method.backbone),
+    }
+    if rank.is_main:
+        run.add_metrics("pretrain", entry)
+        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return entry
+
+
+def _open_run(run: RunDir, cfg: ExperimentConfig, explicit: dict, ctx, sweep, cell_id, rank) -> None:
+    """Create the run directory and write its config and provenance (rank 0)."""
+    run.create()
+    if not rank.is_main:
+        return
+    run.write_config(to_dict(cfg), explicit)
+    env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
+    run.update_env(
+        **{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size}
+    )
+
+
+def _save_initialisation(run: RunDir, method: Method, main: bool) -> dict:
+    entry = {
+        "steps": 0,
+        "trained": False,
+        "backbone_init": getattr(method.backbone, "init", {}),
+        "params_millions": _params_m(method.backbone),
+    }
+    if main:
+        save_checkpoint(run.checkpoint_path(), method, None, 0)
+        run.add_metrics("pretrain", entry)
+        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return entry
+
+
+def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int):
+    """Batches for steps start..total-1: each a pure function of (seed, step), so a resume sees the same ones."""
+    from benchmark import distributed
+    from benchmark.data.loader import SampledVideos, StepBatches, make_loader
+    from benchmark.data.samplers import build_sampler
 
     sampler = build_sampler(
         method_cls.sampler,
@@ -248,82 +386,66 @@ def pretrain(
         **method_cls.sampler_options(cfg.method, built.info),
     )
     dataset = SampledVideos(built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels)
-    if rank.enabled and cfg.optim.batch_size % rank.world_size:
-        raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
-    batches = StepBatches(len(built.records), cfg.optim.batch_size, total, cfg.run.seed, start_step=start)
-    loader = make_loader(dataset, distributed.shard(batches), num_workers=cfg.data.num_workers)
-    train_step = distributed.training_step_fn(method)
+    batches = StepBatches(len(built.records), cfg.optim.batch_size, cfg.optim.steps, cfg.run.seed, start_step=start)
+    return make_loader(dataset, distributed.shard(batches), num_workers=cfg.data.num_workers), batches
 
-    def checkpoint(path: Path, step: int) -> None:
-        if main:
-            loop = {"recent_losses": step_losses[-10:], "bad_samples": bad_total, "samples": seen}
-            save_checkpoint(path, method, optimizer, step, {"scheduler": scheduler.state_dict(), "loop": loop})
 
+def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, progress_bar, stop_at_step):
+    """The loop: steps, bad-sample accounting, logging, checkpoints and SLURM's checkpoint signal.
+
+    Returns the seconds spent waiting for data, or None when ``stop_at_step`` interrupted it. Host syncs happen
+    on logging and checkpoint steps only: there the loss becomes a number (averaged over DDP ranks), is checked
+    for NaN, and -- under DDP -- the ranks agree whether a checkpoint signal arrived."""
+    from benchmark import distributed
+
+    total, main, bs = cfg.optim.steps, rank.is_main, cfg.optim.batch_size
     request = CheckpointRequest()
     request.install()
-    t0, data_wait = time.perf_counter(), 0.0
-    pending: list[dict] = []
-    method.train()
+    trainer.method.train()
     bar = tqdm(
         total=total,
-        initial=start,
+        initial=loop.step,
         desc=f"pretrain {cfg.method.name}",
         disable=not (progress_bar and main),
         dynamic_ncols=True,
     )
-    step = start
+    data_wait = 0.0
     t_wait = time.perf_counter()
     try:
         for batch in loader:
             data_wait += time.perf_counter() - t_wait
-            bad = batch.pop("bad")
-            bad_total += len(bad)
-            seen += cfg.optim.batch_size
-            for b in bad:
-                tqdm.write(f"warning: skipped bad sample {b}")
-            if seen >= 10 * cfg.optim.batch_size and bad_total / seen > cfg.data.max_bad_fraction:
-                raise UserError(
-                    f"{bad_total} of {seen} samples failed to decode (> data.max_bad_fraction={cfg.data.max_bad_fraction}); run `vssl check-data`"
-                )
-            batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
-            progress = Progress(step=step, total_steps=total, epoch=batches.epoch_of(step))
-            with ctx.autocast():
-                out = train_step(batch, progress)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            loss = float(out.loss.detach())
-            if rank.enabled:  # one collective per step: the mean loss, and whether any rank was signalled
-                (loss,) = distributed.all_reduce_mean([loss])
-                request.requested, request.stop = distributed.any_rank(request.requested, request.stop)
-            step_losses.append(loss)
-            del step_losses[:-10]
-            if not math.isfinite(loss):
-                raise RuntimeError(f"loss is {loss} at step {step}")
-            if main and (step % cfg.run.log_every == 0 or step == total):
-                pending.append(
-                    {
-                        "stage": "pretrain",
-                        "step": step,
-                        "epoch": progress.epoch,
-                        "lr": scheduler.get_last_lr()[0],
-                        **out.scalars,
-                    }
-                )
-                run.log_scalars(pending)
-                pending = []
-                bar.set_postfix(loss=f"{loss:.3f}")
+            _count_bad(batch.pop("bad"), loop, bs, cfg.data.max_bad_fraction)
+            batch = {k: trainer.ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
+            progress = Progress(step=loop.step, total_steps=total, epoch=batches.epoch_of(loop.step))
+            out = trainer.train_step(batch, progress)
+            loop.step += 1
+            step = loop.step
+            loop.add_loss(out.loss)
+            logging = step % cfg.run.log_every == 0 or step == total
+            last_due = step % cfg.run.checkpoint_every == 0 or step == total
+            keep_due = step in cfg.run.epoch_checkpoints
+            # the sync point: on steps every rank agrees on (a collective), plus a local signal without DDP
+            if logging or last_due or keep_due or (request.requested and not rank.enabled):
+                (loss,) = distributed.all_reduce_mean([float(out.loss.detach())])
+                if not math.isfinite(loss):
+                    raise RuntimeError(f"loss is {loss} at step {step}")
+                if rank.enabled and logging:  # every rank checkpoints and stops at the same step
+                    request.requested, request.stop = distributed.any_rank(request.requested, request.stop)
+                if main and logging:
+                    record = {"stage": "pretrain", "step": step, "epoch": progress.epoch}
+                    run.log_scalars([{**record, "lr": trainer.scheduler.get_last_lr()[0], **log_values(out.scalars)}])
+                    bar.set_postfix(loss=f"{loss:.3f}")
             bar.update(1)
-            if step in cfg.run.epoch_checkpoints:
-                checkpoint(run.checkpoint_path(f"step_{step}.pt"), step)
-            if step % cfg.run.checkpoint_every == 0 or request.requested or step == total:
-                checkpoint(ckpt_path, step)
-                request.requested = False
-            if request.stop:
+            agreed = not rank.enabled or logging  # under DDP a signal is acted on at the next logging step
+            save_last = last_due or (request.requested and agreed)
+            if keep_due or save_last:
+                record = loop.checkpoint_record()  # on every rank: the loss window is averaged over ranks
+                if main and keep_due:
+                    trainer.save(run.checkpoint_path(f"step_{step}.pt"), step, record)
+                if main and save_last:
+                    trainer.save(run.checkpoint_path(), step, record)
+                request.requested = False if save_last else request.requested
+            if request.stop and agreed:
                 bar.close()
                 print(
                     f"pretrain: checkpoint at step {step} on signal {request.signum}; handing over to the job's handler",
@@ -335,31 +457,25 @@ def pretrain(
                 request.install()
             if stop_at_step is not None and step >= stop_at_step:
                 bar.close()
-                return {"interrupted_at": step}
+                return None
             t_wait = time.perf_counter()
     finally:
         request.uninstall()
     bar.close()
-    wall = time.perf_counter() - t0
-    entry = {
-        "steps": total,
-        "trained": True,
-        "resumed_from": start,
-        "final_loss": float(np.mean(step_losses[-10:])) if step_losses else None,
-        "wall_s": round(wall, 2),
-        "samples_per_s": round((seen - start * cfg.optim.batch_size) / wall, 2) if wall > 0 else None,
-        "data_wait_fraction": round(data_wait / wall, 4) if wall > 0 else None,
-        "bad_samples": bad_total,
-        "num_videos": len(built.records),
-        "dataset": cfg.data.dataset,
-        "world_size": rank.world_size,
-        "backbone_init": getattr(method.backbone, "init", {}),
-        "params_millions": _params_m(method.backbone),
-    }
-    if main:
-        run.add_metrics("pretrain", entry)
-        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return entry
+    return data_wait
+
+
+def _count_bad(bad: list, loop: LoopState, batch_size: int, max_fraction: float) -> None:
+    """Undecodable samples were replaced by the loader: count and name them; stop past the allowed fraction."""
+    loop.bad_samples += len(bad)
+    loop.samples += batch_size
+    for b in bad:
+        tqdm.write(f"warning: skipped bad sample {b}")
+    if loop.samples >= 10 * batch_size and loop.bad_samples / loop.samples > max_fraction:
+        raise UserError(
+            f"{loop.bad_samples} of {loop.samples} samples failed to decode "
+            f"(> data.max_bad_fraction={max_fraction}); run `vssl check-data`"
+        )
 
 
 def _params_m(module: torch.nn.Module) -> float:

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
+from benchmark.heads import MLPHead, TemporalConvHead
+from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
@@ -43,35 +44,14 @@ class ArrowOfTimeConfig(MethodConfig):
     head_2d: Literal["concat", "temporal_conv"] = "concat"  # temporal head on per-frame features (2D backbones)
     hidden_dim: int = 256  # width of the 2D temporal head
 
+    def __post_init__(self) -> None:
+        if self.clip_len < 2:
+            raise UserError(f"method.clip_len={self.clip_len}: a clip needs at least 2 frames to have a direction")
+
 
 def reversal_mask(batch_size: int, step: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """True where slot i of this step plays backwards: (i + step) odd. Exactly half of an even batch."""
     return (torch.arange(batch_size, device=device) + step) % 2 == 1
-
-
-class ConcatHead(nn.Module):
-    """Per-frame features concatenated in time order -> MLP -> 2."""
-
-    def __init__(self, num_features: int, clip_len: int, hidden_dim: int):
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(clip_len * num_features, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, 2)
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, T, F]
-        return self.mlp(features.flatten(1))
-
-
-class TemporalConvHead(nn.Module):
-    """One temporal convolution (kernel 3) over the frame features, ReLU, mean over time -> Linear -> 2."""
-
-    def __init__(self, num_features: int, hidden_dim: int):
-        super().__init__()
-        self.conv = nn.Conv1d(num_features, hidden_dim, kernel_size=3, padding=1)
-        self.fc = nn.Linear(hidden_dim, 2)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, T, F]
-        return self.fc(F.relu(self.conv(features.transpose(1, 2))).mean(-1))
 
 
 @register_method("arrow_of_time")
@@ -80,31 +60,22 @@ class ArrowOfTime(Method):
 
     Config = ArrowOfTimeConfig
     sampler = "clip"
+    sampler_fields = ("clip_len", "stride")
     backbone_kind = "either"
 
     def __init__(self, cfg: ArrowOfTimeConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        if cfg.clip_len < 2:
-            raise UserError(f"method.clip_len={cfg.clip_len}: a clip needs at least 2 frames to have a direction")
         f = backbone.num_features
-        if backbone.kind == "3d":
+        if backbone.kind == "3d":  # clip feature [B, F] -> 2
             self.head: nn.Module = nn.Linear(f, 2)
-        elif cfg.head_2d == "concat":
-            self.head = ConcatHead(f, cfg.clip_len, cfg.hidden_dim)
+        elif cfg.head_2d == "concat":  # per-frame features concatenated in time order -> MLP -> 2
+            self.head = nn.Sequential(nn.Flatten(1), MLPHead(cfg.clip_len * f, 2, hidden=(cfg.hidden_dim,)))
         else:
-            self.head = TemporalConvHead(f, cfg.hidden_dim)
-
-    @classmethod
-    def sampler_options(cls, cfg: ArrowOfTimeConfig, info: DataInfo) -> dict:
-        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
+            self.head = TemporalConvHead(f, cfg.hidden_dim, 2)
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clip = batch["clip"]  # [B, T, C, H, W], in playing order
         backwards = reversal_mask(len(clip), progress.step, clip.device)
         clip = torch.where(backwards[:, None, None, None, None], clip.flip(1), clip)
-        logits = self.head(self.backbone(clip)).float()  # 2D: [B, T, F] -> head; 3D: [B, F] -> linear
-        target = backwards.long()
-        loss = F.cross_entropy(logits, target)
-        with torch.no_grad():
-            accuracy = (logits.argmax(1) == target).float().mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "accuracy": accuracy})
+        logits = self.head(self.backbone(clip))  # 2D: [B, T, F] -> head; 3D: [B, F] -> linear
+        return StepOutput(*cross_entropy_accuracy(logits, backwards.long()))

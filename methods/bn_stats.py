@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.config import MethodConfig
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Method, Pretraining, Progress, StepOutput
 from benchmark.registry import register_method
 
 
@@ -34,16 +34,13 @@ class BNStats(Method):
 
     Config = BNStatsConfig
     sampler = "clip"
+    sampler_fields = ("clip_len", "stride")
     backbone_kind = "either"
-    learns = False  # the registry-wide contract test expects no gradient from this row
-
-    @classmethod
-    def sampler_options(cls, cfg: BNStatsConfig, info: DataInfo) -> dict:
-        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
+    pretraining = Pretraining.STATISTICS  # forward passes only: no weight changes
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         with torch.no_grad():  # train mode: BatchNorm layers update their running mean/var from this batch
             features = self.backbone(batch["clip"])
         # a loss without a graph to any parameter: backward is a no-op and the optimiser skips every weight
         loss = torch.zeros((), device=features.device, requires_grad=True)
-        return StepOutput(loss, {"loss": 0.0, "feature_std": float(features.float().std())})
+        return StepOutput(loss, {"loss": 0.0, "feature_std": features.float().std()})

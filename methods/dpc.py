@@ -44,6 +44,7 @@ from torch import nn
 from benchmark import distributed
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
+from benchmark.heads import ConvGRUCell
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
@@ -66,20 +67,15 @@ class DPCConfig(MethodConfig):
     block_len: int = 5  # L frames per block (paper: 5)
     frame_stride: int = 1  # between frames of a block (paper: 3 on UCF101)
 
-
-class ConvGRUCell(nn.Module):
-    """A GRU over feature maps whose gates are 1x1 convolutions (one cell per position, shared weights)."""
-
-    def __init__(self, input_dim: int, hidden_dim: int):
-        super().__init__()
-        self.hidden_dim = hidden_dim
-        self.gates = nn.Conv2d(input_dim + hidden_dim, 2 * hidden_dim, kernel_size=1)
-        self.candidate = nn.Conv2d(input_dim + hidden_dim, hidden_dim, kernel_size=1)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        reset, update = torch.sigmoid(self.gates(torch.cat([x, h], dim=1))).chunk(2, dim=1)
-        proposal = torch.tanh(self.candidate(torch.cat([x, reset * h], dim=1)))
-        return (1 - update) * h + update * proposal
+    def __post_init__(self) -> None:
+        if min(self.block_len, self.frame_stride) < 1:
+            raise UserError(
+                f"method.block_len and method.frame_stride must be >= 1, got {self.block_len} and {self.frame_stride}"
+            )
+        if not 1 <= self.pred_steps < self.num_blocks:
+            raise UserError(
+                f"method.pred_steps = {self.pred_steps} must be at least 1 and below method.num_blocks = {self.num_blocks}"
+            )
 
 
 def negative_kinds(batch: int, steps: int, positions: int, device: torch.device | None = None) -> torch.Tensor:
@@ -140,25 +136,14 @@ class DPC(Method):
 
     Config = DPCConfig
     sampler = "blocks"
+    sampler_fields = {"num_blocks": "num_blocks", "block_len": "block_len", "stride": "frame_stride"}
     backbone_kind = "3d"
 
     def __init__(self, cfg: DPCConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        if min(cfg.block_len, cfg.frame_stride) < 1:
-            raise UserError(
-                f"method.block_len and method.frame_stride must be >= 1, got {cfg.block_len} and {cfg.frame_stride}"
-            )
-        if not 1 <= cfg.pred_steps < cfg.num_blocks:
-            raise UserError(
-                f"method.pred_steps = {cfg.pred_steps} must be at least 1 and below method.num_blocks = {cfg.num_blocks}"
-            )
         dim = backbone.map_features
         self.aggregator = ConvGRUCell(dim, dim)
         self.predictor = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
-
-    @classmethod
-    def sampler_options(cls, cfg: DPCConfig, info: DataInfo) -> dict:
-        return {"num_blocks": cfg.num_blocks, "block_len": cfg.block_len, "stride": cfg.frame_stride}
 
     def encode(self, blocks: torch.Tensor) -> torch.Tensor:
         """[B, N, L, C, H, W] -> [B, N, F, h, w]: per-block maps averaged over time."""
@@ -184,8 +169,8 @@ class DPC(Method):
         loss, scores = dense_contrastive_loss(pred, target, offset)
         with torch.no_grad():
             positives = torch.arange(len(scores), device=scores.device) + offset
-            acc = (scores.argmax(1) == positives).float().mean().item()
-            pos_score = scores.gather(1, positives[:, None]).mean().item()
-        return StepOutput(
-            loss, {"loss": loss.item(), "acc": acc, "pos_score": pos_score, "mean_score": scores.mean().item()}
-        )
+            accuracy = (scores.argmax(1) == positives).float().mean()
+            pos_score = scores.gather(1, positives[:, None]).mean()
+            mean_score = scores.mean()
+        scalars = {"loss": loss.detach(), "accuracy": accuracy, "pos_score": pos_score, "mean_score": mean_score}
+        return StepOutput(loss, scalars)

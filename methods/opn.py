@@ -21,20 +21,18 @@ Deviations from the paper:
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.data.samplers import OPN_ORDERS
+from benchmark.heads import PairwiseOrderHead
+from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 TUPLE_SIZE = 4
-PAIRS = list(itertools.combinations(range(TUPLE_SIZE), 2))  # the 6 frame pairs, in a fixed order
 
 
 @dataclass
@@ -53,26 +51,13 @@ class OPN(Method):
 
     Config = OPNConfig
     sampler = "opn_tuple"
+    sampler_fields = ("window", "motion_candidates", "channel_split")
     backbone_kind = "2d"
 
     def __init__(self, cfg: OPNConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        f = backbone.num_features
-        self.pair_fc = nn.Sequential(nn.Linear(2 * f, cfg.pair_dim), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(len(PAIRS) * cfg.pair_dim, len(OPN_ORDERS)))
-        self.register_buffer("pair_index", torch.tensor(PAIRS), persistent=False)
-
-    @classmethod
-    def sampler_options(cls, cfg: OPNConfig, info: DataInfo) -> dict:
-        return {"window": cfg.window, "motion_candidates": cfg.motion_candidates, "channel_split": cfg.channel_split}
+        self.head = PairwiseOrderHead(backbone.num_features, TUPLE_SIZE, cfg.pair_dim, len(OPN_ORDERS), cfg.dropout)
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
-        features = self.backbone(batch["frames"])  # [B, 4, F]
-        pairs = features.index_select(1, self.pair_index.flatten())  # [B, 12, F]: frames of pair 0, pair 1, ...
-        pair_out = self.pair_fc(pairs.reshape(len(features), len(PAIRS), -1))  # [B, 6, 2F] -> [B, 6, pair_dim]
-        logits = self.classifier(pair_out.flatten(1)).float()
-        target = batch["order_label"]
-        loss = F.cross_entropy(logits, target)
-        with torch.no_grad():
-            accuracy = (logits.argmax(1) == target).float().mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "accuracy": accuracy})
+        logits = self.head(self.backbone(batch["frames"]))  # per-frame features [B, 4, F] -> the 6 pairs -> 12
+        return StepOutput(*cross_entropy_accuracy(logits, batch["order_label"]))

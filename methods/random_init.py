@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.config import MethodConfig
-from benchmark.method import Method
+from benchmark.method import Method, Pretraining
 from benchmark.registry import register_method
 
 
@@ -24,4 +24,4 @@ class RandomInit(Method):
     Config = RandomInitConfig
     sampler = None
     backbone_kind = "either"
-    trains = False
+    pretraining = Pretraining.NONE

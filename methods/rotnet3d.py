@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.device import channels_last_frames
 from benchmark.errors import UserError
+from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
@@ -41,6 +41,10 @@ class RotNet3DConfig(MethodConfig):
     clip_len: int = 8  # frames per clip (paper: 16)
     stride: int = 1  # consecutive frames
     rotations: Literal["all", "one"] = "all"  # all: each clip in all 4 rotations; one: one balanced draw per clip
+
+    def __post_init__(self) -> None:
+        if min(self.clip_len, self.stride) < 1:
+            raise UserError(f"method.clip_len and method.stride must be >= 1, got {self.clip_len} and {self.stride}")
 
 
 def rotate_clips(
@@ -60,11 +64,9 @@ def rotate_clips(
     elif rotations == "one":
         order = torch.randperm(len(clips), generator=generator).to(clips.device)
         labels = order % NUM_ROTATIONS
-        rotated = torch.empty_like(clips)
-        for k in range(NUM_ROTATIONS):
-            picked = labels == k
-            if picked.any():
-                rotated[picked] = torch.rot90(clips[picked], k, dims=(-2, -1))
+        # all four turns, then one gather: no data-dependent shapes, so no host synchronisation on a GPU
+        every = torch.stack([torch.rot90(clips, k, dims=(-2, -1)) for k in range(NUM_ROTATIONS)])
+        rotated = every[labels, torch.arange(len(clips), device=clips.device)]
     else:
         raise ValueError(f"rotations must be 'all' or 'one', got {rotations!r}")
     # keep the caller's (channels-last) layout: rot90 returns a transposed view otherwise
@@ -77,23 +79,13 @@ class RotNet3D(Method):
 
     Config = RotNet3DConfig
     sampler = "clip"
+    sampler_fields = ("clip_len", "stride")
     backbone_kind = "3d"
 
     def __init__(self, cfg: RotNet3DConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        if cfg.rotations not in ("all", "one"):
-            raise UserError(f"method.rotations = {cfg.rotations!r}; use 'all' or 'one'")
-        if min(cfg.clip_len, cfg.stride) < 1:
-            raise UserError(f"method.clip_len and method.stride must be >= 1, got {cfg.clip_len} and {cfg.stride}")
         self.head = nn.Linear(backbone.num_features, NUM_ROTATIONS)
-
-    @classmethod
-    def sampler_options(cls, cfg: RotNet3DConfig, info: DataInfo) -> dict:
-        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clips, labels = rotate_clips(batch["clip"], self.cfg.rotations)
-        logits = self.head(self.backbone(clips)).float()
-        loss = F.cross_entropy(logits, labels)
-        acc = (logits.detach().argmax(1) == labels).float().mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "acc": acc})
+        return StepOutput(*cross_entropy_accuracy(self.head(self.backbone(clips)), labels))

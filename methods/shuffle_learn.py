@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.heads import MLPHead
+from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
@@ -45,37 +45,21 @@ class ShuffleLearnConfig(MethodConfig):
     hidden_dim: int = 512  # width of the mlp head's hidden layer
 
 
-def order_head(in_dim: int, num_classes: int, kind: str, hidden_dim: int) -> nn.Module:
-    if kind == "linear":
-        return nn.Linear(in_dim, num_classes)
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, num_classes))
-
-
 @register_method("shuffle_learn")
 class ShuffleLearn(Method):
     """Shuffle and Learn: is this frame triplet in temporal order? (binary, weight-shared per-frame towers)."""
 
     Config = ShuffleLearnConfig
     sampler = "tuple"
+    sampler_fields = ("positive_fraction", "window", "motion_candidates")
     backbone_kind = "2d"
 
     def __init__(self, cfg: ShuffleLearnConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        self.head = order_head(TUPLE_SIZE * backbone.num_features, 2, cfg.head, cfg.hidden_dim)
-
-    @classmethod
-    def sampler_options(cls, cfg: ShuffleLearnConfig, info: DataInfo) -> dict:
-        return {
-            "positive_fraction": cfg.positive_fraction,
-            "window": cfg.window,
-            "motion_candidates": cfg.motion_candidates,
-        }
+        hidden = (cfg.hidden_dim,) if cfg.head == "mlp" else ()
+        self.head = MLPHead(TUPLE_SIZE * backbone.num_features, 2, hidden=hidden)
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         features = self.backbone(batch["frames"])  # [B, 3, F]: one tower per frame, shared weights
-        logits = self.head(features.flatten(1)).float()  # concatenated in tuple order
-        target = batch["order_label"]
-        loss = F.cross_entropy(logits, target)
-        with torch.no_grad():
-            accuracy = (logits.argmax(1) == target).float().mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "accuracy": accuracy})
+        logits = self.head(features.flatten(1))  # concatenated in tuple order
+        return StepOutput(*cross_entropy_accuracy(logits, batch["order_label"]))

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
+from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
@@ -38,29 +37,25 @@ class Supervised(Method):
 
     Config = SupervisedConfig
     sampler = "clip"
+    sampler_fields = ("clip_len", "stride")
     backbone_kind = "either"
     needs_labels = True
 
-    def __init__(self, cfg: SupervisedConfig, backbone: nn.Module, info: DataInfo):
-        super().__init__(cfg, backbone, info)
+    @classmethod
+    def check(cls, cfg: SupervisedConfig, info: DataInfo) -> None:
         if info.num_classes < 2:
             raise UserError(
                 "method 'supervised' needs a labelled pre-training set with at least 2 classes "
                 f"(got {info.num_classes}); set data.dataset to one with class labels"
             )
-        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.num_features, info.num_classes))
 
-    @classmethod
-    def sampler_options(cls, cfg: SupervisedConfig, info: DataInfo) -> dict:
-        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
+    def __init__(self, cfg: SupervisedConfig, backbone: nn.Module, info: DataInfo):
+        super().__init__(cfg, backbone, info)
+        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.num_features, info.num_classes))
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         features = self.backbone(batch["clip"])  # 3D: [B, F]; 2D: [B, T, F]
         if features.dim() == 3:
             features = features.mean(1)
-        logits = self.classifier(features).float()
-        target = batch["label"]
-        loss = F.cross_entropy(logits, target, label_smoothing=self.cfg.label_smoothing)
-        with torch.no_grad():
-            accuracy = (logits.argmax(1) == target).float().mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "accuracy": accuracy})
+        loss, scalars = cross_entropy_accuracy(self.classifier(features), batch["label"], self.cfg.label_smoothing)
+        return StepOutput(loss, scalars)

@@ -35,6 +35,7 @@ from torch import nn
 from benchmark.config import MethodConfig
 from benchmark.distributed import all_gather_cat
 from benchmark.errors import UserError
+from benchmark.heads import MLPHead
 from benchmark.losses import binary_nce, contrastive_logits, estimate_normaliser, info_nce_from_logits
 from benchmark.losses.rotation import rotate_quarter_turns, rotation_loss
 from benchmark.method import DataInfo, Method, Progress, StepOutput
@@ -111,41 +112,26 @@ class TCEConfig(MethodConfig):
         )
 
 
-def projection_head(in_dim: int, out_dim: int, kind: str) -> nn.Module:
-    if kind == "linear":
-        return nn.Linear(in_dim, out_dim)
-    return nn.Sequential(
-        nn.Linear(in_dim, in_dim), nn.BatchNorm1d(in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)
-    )
-
-
-def rotation_head(in_dim: int, hidden: int = 200) -> nn.Module:
-    """C -> 200 -> 200 -> 4 with BN + ReLU, as in the release."""
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden),
-        nn.BatchNorm1d(hidden),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden, hidden),
-        nn.BatchNorm1d(hidden),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden, 4),
-    )
-
-
 @register_method("tce")
 class TCE(Method):
     """Temporally Coherent Embeddings: nearby frames close, other videos far (memory bank, hard-negative mining)."""
 
     Config = TCEConfig
     sampler = "frame_pair"
+    sampler_fields = ("offset_min", "offset_max")
     backbone_kind = "2d"
+
+    @classmethod
+    def check(cls, cfg: TCEConfig, info: DataInfo) -> None:
+        if info.num_videos < 2:
+            raise UserError(f"TCE needs at least 2 pre-training videos (one bank slot each), got {info.num_videos}")
 
     def __init__(self, cfg: TCEConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        if info.num_videos < 2:
-            raise UserError(f"TCE needs at least 2 pre-training videos (one bank slot each), got {info.num_videos}")
-        self.head = projection_head(backbone.num_features, cfg.embed_dim, cfg.head)
-        self.rotation_head = rotation_head(backbone.num_features) if cfg.rotation_aux else None
+        f = backbone.num_features
+        self.head = MLPHead(f, cfg.embed_dim, hidden=(f,) if cfg.head == "mlp" else (), batch_norm=True)
+        # the release's rotation head: C -> 200 -> 200 -> 4 with BN + ReLU
+        self.rotation_head = MLPHead(f, 4, hidden=(200, 200), batch_norm=True) if cfg.rotation_aux else None
         self.schedule = cfg.schedule()
         self.num_negatives = min(cfg.negatives, info.num_videos - 1)
         if cfg.mining_schedule != "none" and self.num_negatives == info.num_videos - 1:
@@ -160,10 +146,7 @@ class TCE(Method):
         self.register_buffer("bank", init_bank(info.num_videos, cfg.embed_dim))
         # NCE's normaliser Z: 0 until estimated from the first batch; a buffer, so checkpoints carry it
         self.register_buffer("nce_normaliser", torch.zeros(()))
-
-    @classmethod
-    def sampler_options(cls, cfg: TCEConfig, info: DataInfo) -> dict:
-        return {"offset_min": cfg.offset_min, "offset_max": cfg.offset_max}
+        self._normaliser_known: bool | None = None  # read from the buffer once (one host sync), then kept
 
     def embed(self, frames: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.backbone(frames)).float(), dim=-1)
@@ -181,16 +164,16 @@ class TCE(Method):
         if self.rotation_head is not None:
             logits = self.rotation_head(features[2 * len(index) :]).float()
             rot = rotation_loss(logits, turns)
-            scalars.update(loss_rotation=rot.item(), rotation_acc=(logits.argmax(1) == turns).float().mean().item())
-            scalars["loss_contrastive"] = loss.item()
+            accuracy = (logits.detach().argmax(1) == turns).float().mean()
+            scalars.update(loss_rotation=rot.detach(), rotation_acc=accuracy, loss_contrastive=loss.detach())
             loss = loss + self.cfg.rotation_weight * rot
         self.update_bank(index, anchor.detach())
         scalars.update(embedding_smoothness(anchor, positive, index))
-        return StepOutput(loss, {"loss": loss.item(), **scalars})
+        return StepOutput(loss, {"loss": loss.detach(), **scalars})
 
     def contrastive_loss(
         self, anchor: torch.Tensor, positive: torch.Tensor, index: torch.Tensor, progress: Progress
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         """Mine K negatives from the bank, then InfoNCE or NCE; gradients reach anchor and positive, never the bank."""
         threshold = self.schedule(progress.step, progress.total_steps)
         mined = mine_negatives(
@@ -204,14 +187,16 @@ class TCE(Method):
             )
             logits = torch.cat([logits, in_batch], dim=1)
         if self.cfg.loss == "nce":
-            if float(self.nce_normaliser) == 0.0:  # estimated once (averaged over DDP ranks), then constant
-                self.nce_normaliser.fill_(
-                    float(all_gather_cat(estimate_normaliser(logits, len(self.bank))[None]).mean())
-                )
+            if self._normaliser_known is None:  # a resumed run carries Z in its checkpoint
+                self._normaliser_known = bool(self.nce_normaliser != 0)
+            if not self._normaliser_known:  # estimated once (averaged over DDP ranks), then constant
+                estimate = all_gather_cat(estimate_normaliser(logits, len(self.bank))[None]).mean()
+                self.nce_normaliser.copy_(estimate.to(self.nce_normaliser.dtype))
+                self._normaliser_known = True
             loss = binary_nce(logits, self.nce_normaliser, len(self.bank))
         else:
             loss = info_nce_from_logits(logits)
-        neg_sim = float(logits[:, 1 : 1 + self.num_negatives].detach().mean()) * self.cfg.temperature
+        neg_sim = logits[:, 1 : 1 + self.num_negatives].detach().mean().double() * self.cfg.temperature
         return loss, {**mined.stats(), "neg_sim": neg_sim}
 
     @torch.no_grad()

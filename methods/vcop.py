@@ -25,11 +25,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
+from benchmark.heads import PairwiseOrderHead
+from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
@@ -43,6 +44,15 @@ class VCOPConfig(MethodConfig):
     gap: int = 4  # frames between consecutive clips (paper: 8)
     pair_dim: int = 512  # width of the pairwise fc
     dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.num_clips <= 5:
+            raise UserError(f"method.num_clips = {self.num_clips}; use 2..5 (n! order classes)")
+        if min(self.clip_len, self.stride) < 1 or self.gap < 0:
+            raise UserError(
+                "method.clip_len and method.stride must be >= 1 and method.gap >= 0, "
+                f"got {self.clip_len}, {self.stride}, {self.gap}"
+            )
 
 
 def clip_orders(num_clips: int) -> torch.Tensor:
@@ -62,50 +72,21 @@ def shuffle_clips(
     return clips[rows, perm], labels
 
 
-class PairwiseOrderHead(nn.Module):
-    """Per-clip features [B, n, F] -> order logits [B, n!] through every pair's fc (VCOP's head)."""
-
-    def __init__(self, num_features: int, num_clips: int, pair_dim: int, dropout: float):
-        super().__init__()
-        pairs = list(itertools.combinations(range(num_clips), 2))
-        self.register_buffer("first", torch.tensor([i for i, _ in pairs]), persistent=False)
-        self.register_buffer("second", torch.tensor([j for _, j in pairs]), persistent=False)
-        self.pair = nn.Sequential(nn.Linear(2 * num_features, pair_dim), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(len(pairs) * pair_dim, math.factorial(num_clips))
-        )
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        pairs = torch.cat([feats[:, self.first], feats[:, self.second]], dim=-1)  # [B, P, 2F]
-        return self.classifier(self.pair(pairs).flatten(1))
-
-
 @register_method("vcop")
 class VCOP(Method):
     """VCOP: shuffle n clips of a video, predict their order (n! classes) from pairwise clip features."""
 
     Config = VCOPConfig
     sampler = "multi_clip"
+    sampler_fields = ("num_clips", "clip_len", "stride", "gap")
     backbone_kind = "3d"
 
     def __init__(self, cfg: VCOPConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        if not 2 <= cfg.num_clips <= 5:
-            raise UserError(f"method.num_clips = {cfg.num_clips}; use 2..5 (n! order classes)")
-        if min(cfg.clip_len, cfg.stride) < 1 or cfg.gap < 0:
-            raise UserError(
-                f"method.clip_len and method.stride must be >= 1 and method.gap >= 0, got {cfg.clip_len}, {cfg.stride}, {cfg.gap}"
-            )
         self.register_buffer("orders", clip_orders(cfg.num_clips), persistent=False)
-        self.head = PairwiseOrderHead(backbone.num_features, cfg.num_clips, cfg.pair_dim, cfg.dropout)
-
-    @classmethod
-    def sampler_options(cls, cfg: VCOPConfig, info: DataInfo) -> dict:
-        return {"num_clips": cfg.num_clips, "clip_len": cfg.clip_len, "stride": cfg.stride, "gap": cfg.gap}
+        num_orders = math.factorial(cfg.num_clips)
+        self.head = PairwiseOrderHead(backbone.num_features, cfg.num_clips, cfg.pair_dim, num_orders, cfg.dropout)
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clips, labels = shuffle_clips(batch["clips"], self.orders)
-        logits = self.head(self.backbone(clips)).float()
-        loss = F.cross_entropy(logits, labels)
-        acc = (logits.detach().argmax(1) == labels).float().mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "acc": acc})
+        return StepOutput(*cross_entropy_accuracy(self.head(self.backbone(clips)), labels))

@@ -2,7 +2,7 @@ import pytest
 
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
-from benchmark.method import Method
+from benchmark.method import Method, Pretraining
 from benchmark.registry import METHODS, SAMPLERS, Registry, method_table
 
 
@@ -39,7 +39,8 @@ def test_every_method_declares_the_contract():
         assert issubclass(cls.Config, MethodConfig), entry.name
         assert cls.Config().name == entry.name, f"{entry.name}: Config.name default must equal the registry name"
         assert cls.backbone_kind in ("2d", "3d", "either")
-        if cls.trains:
+        assert isinstance(cls.pretraining, Pretraining), entry.name
+        if cls.pretraining is not Pretraining.NONE:
             assert cls.sampler in SAMPLERS, f"{entry.name}: sampler {cls.sampler} not registered"
 
 

@@ -130,6 +130,7 @@ def check_cells(sweep, datasets: bool = True) -> None:
     cannot take its backbone, a dataset the paths file does not know or whose root is missing."""
     from benchmark.backbones import backbone_kind
     from benchmark.keys import Stage
+    from benchmark.method import Pretraining
     from benchmark.paths import resolve_dataset
     from benchmark.registry import METHODS
     from benchmark.train import check_compatible
@@ -151,7 +152,7 @@ def check_cells(sweep, datasets: bool = True) -> None:
                     for s in cfg.run.stages
                     if s != "pretrain"
                 ]
-                if getattr(method_cls, "trains", True) and cfg.optim.steps > 0:
+                if method_cls.pretraining is not Pretraining.NONE and cfg.optim.steps > 0:
                     needed.append(cfg.data.dataset)
                 for name in needed:
                     if name not in seen_data:

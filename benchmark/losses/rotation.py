@@ -20,12 +20,9 @@ def rotate_quarter_turns(frames: torch.Tensor, turns: torch.Tensor) -> torch.Ten
     """frames [B, C, H, W] (H == W), turns [B] in 0..3 -> each frame rotated by turns[b] * 90 degrees."""
     if frames.shape[-1] != frames.shape[-2]:
         raise ValueError(f"rotation needs square frames, got {tuple(frames.shape[-2:])}")
-    out = frames.clone()
-    for k in range(1, 4):
-        rows = (turns == k).nonzero().squeeze(1)
-        if rows.numel():
-            out[rows] = torch.rot90(frames[rows], k, dims=(-2, -1))
-    return out
+    # all four turns, then one gather: no data-dependent shapes, so no host synchronisation on a GPU
+    every = torch.stack([torch.rot90(frames, k, dims=(-2, -1)) for k in range(4)])  # [4, B, C, H, W]
+    return every[turns.to(frames.device), torch.arange(len(frames), device=frames.device)]
 
 
 def rotation_loss(logits: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:

@@ -268,6 +268,7 @@ def run(args) -> int:
 
     from benchmark.device import resolve_runtime
     from benchmark.errors import UserError
+    from benchmark.method import Pretraining
     from benchmark.registry import METHODS
 
     if args.batch < 0 or args.resolution < 16 or args.repeats < 0 or args.warmup < 1:
@@ -276,7 +277,7 @@ def run(args) -> int:
         raise UserError("--threads must be >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
-    trainable = [e.name for e in METHODS.entries() if e.obj.trains]
+    trainable = [e.name for e in METHODS.entries() if e.obj.pretraining is not Pretraining.NONE]
     names = args.methods or trainable
     for name in names:
         if name not in trainable:

@@ -40,7 +40,7 @@ def test_reversed_clips_really_play_backwards():
 
 def test_heads_for_each_backbone_kind():
     concat, _ = tiny_method("arrow_of_time", ("method.clip_len=4",))
-    assert concat.head.mlp[0].in_features == 4 * concat.backbone.num_features
+    assert concat.head[1][0].in_features == 4 * concat.backbone.num_features  # Flatten, then the MLP
     conv, batch = tiny_method("arrow_of_time", ("method.clip_len=4", "method.head_2d=temporal_conv"))
     out = conv.training_step(batch, Progress(0, 1))
     assert out.loss.dim() == 0

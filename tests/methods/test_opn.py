@@ -6,9 +6,11 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from benchmark.data.samplers import OPN_ORDERS
-from methods.opn import OPN, PAIRS
+from benchmark.heads import PairwiseOrderHead
+from methods.opn import OPN
 from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, tiny_method
 
 
@@ -30,21 +32,24 @@ def test_labels_map_one_to_one_onto_orders_up_to_reversal():
     assert sum(1 for p in owner if owner[p] == 0) == 2
 
 
-def test_pairs_cover_all_six_frame_pairs():
-    assert sorted(PAIRS) == sorted(itertools.combinations(range(4), 2))
-
-
-def test_head_concatenates_each_pair_in_order():
+def test_training_step_feeds_frame_features_in_order_to_a_12_way_pairwise_head():
     method, batch = tiny_method("opn")
+    assert isinstance(method.head, PairwiseOrderHead) and method.head.classifier[-1].out_features == 12
+    seen = {}
+    real_head = method.head.forward
+
+    def recording_head(features):
+        seen["features"] = features
+        seen["logits"] = real_head(features)
+        return seen["logits"]
+
+    method.head.forward = recording_head
     method.eval()
     with torch.no_grad():
-        features = method.backbone(batch["frames"])
-        explicit = torch.stack(
-            [method.pair_fc(torch.cat([features[:, i], features[:, j]], dim=1)) for i, j in PAIRS], 1
-        )
-        pairs = features.index_select(1, method.pair_index.flatten()).reshape(len(features), 6, -1)
-        assert torch.allclose(method.pair_fc(pairs), explicit, atol=1e-6)
-    assert method.classifier[-1].out_features == 12
+        out = method.training_step(batch, None)
+        per_frame = torch.stack([method.backbone(batch["frames"][:, t]) for t in range(4)], 1)
+    assert torch.allclose(seen["features"], per_frame, atol=1e-5)  # [B, 4, F], frame t at position t
+    assert torch.allclose(out.loss, F.cross_entropy(seen["logits"].float(), batch["order_label"]))
     assert OPN.sampler_options(method.cfg, method.info)["channel_split"] is True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from benchmark.config import load_config
 from benchmark.data.samplers import build_sampler
@@ -43,15 +44,24 @@ def test_negative_tuples_are_out_of_order_and_positives_in_order():
         assert in_order == bool(s["order_label"]), (i, j, k)
 
 
-def test_head_sees_the_three_frames_in_tuple_order():
+def test_training_step_classifies_the_three_frame_features_concatenated_in_tuple_order():
     method, batch = tiny_method("shuffle_learn")
     f = method.backbone.num_features
-    assert method.head.in_features == 3 * f  # one shared tower per frame: no per-frame copies of the backbone
+    assert method.head[0].in_features == 3 * f  # one shared tower per frame: no per-frame copies of the backbone
+    seen = {}
+    real_head = method.head.forward
+
+    def recording_head(features):
+        seen["features"], seen["logits"] = features, real_head(features)
+        return seen["logits"]
+
+    method.head.forward = recording_head
     method.eval()
     with torch.no_grad():
-        logits = method.head(method.backbone(batch["frames"]).flatten(1))
-        swapped = method.head(method.backbone(batch["frames"][:, [1, 0, 2]]).flatten(1))
-    assert not torch.allclose(logits, swapped)
+        out = method.training_step(batch, None)
+        towers = [method.backbone(batch["frames"][:, t]) for t in range(3)]
+    assert torch.allclose(seen["features"], torch.cat(towers, 1), atol=1e-5)  # frame t at features [tF, (t+1)F)
+    assert torch.allclose(out.loss, F.cross_entropy(seen["logits"].float(), batch["order_label"]))
 
 
 @pytest.mark.slow

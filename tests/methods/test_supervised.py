@@ -6,7 +6,7 @@ import pytest
 
 from benchmark.config import load_config
 from benchmark.errors import UserError
-from benchmark.method import Progress
+from benchmark.method import Pretraining, Progress
 from benchmark.registry import METHODS
 from benchmark.train import build_for_pretraining
 from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, tiny_method
@@ -20,7 +20,7 @@ def _single_thread():
 
 def test_is_a_labelled_row_for_either_backbone():
     cls = METHODS.get("supervised")
-    assert cls.needs_labels and cls.trains and cls.backbone_kind == "either"
+    assert cls.needs_labels and cls.pretraining is Pretraining.WEIGHTS and cls.backbone_kind == "either"
 
 
 def test_without_labels_is_a_user_error():

@@ -8,9 +8,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+import methods.vcop as vcop
 from benchmark.device import channels_last_frames
-from methods.vcop import PairwiseOrderHead, clip_orders, shuffle_clips
+from benchmark.heads import PairwiseOrderHead
+from methods.vcop import clip_orders, shuffle_clips
+from tests.methods.overfit import tiny_method
 from tests.methods.test_dpc import fit_tiny_batch
 
 
@@ -44,17 +48,35 @@ def test_shuffled_clips_are_in_the_labelled_order(layout):
 
 
 def test_head_shape_follows_the_paper():
-    head = PairwiseOrderHead(num_features=16, num_clips=3, pair_dim=512, dropout=0.5)
+    head = PairwiseOrderHead(num_features=16, num_items=3, pair_dim=512, num_classes=6, dropout=0.5)
     assert head.pair[0].in_features == 32 and head.pair[0].out_features == 512
     assert head.classifier[1].in_features == 3 * 512 and head.classifier[1].out_features == 6
     assert head(torch.randn(5, 3, 16)).shape == (5, 6)
 
 
-def test_head_sees_pairs_in_presentation_order():
-    head = PairwiseOrderHead(num_features=2, num_clips=3, pair_dim=4, dropout=0.0).eval()
-    feats = torch.randn(1, 3, 2)
-    swapped = feats[:, [1, 0, 2]]
-    assert not torch.allclose(head(feats), head(swapped))  # the order of the clips matters to the logits
+def test_training_step_classifies_the_shuffled_clips_against_their_order_labels(monkeypatch):
+    method, batch = tiny_method("vcop", ("method.clip_len=4", "method.gap=2"), backbone="r3d_18")
+    drawn = {}
+
+    def recording_shuffle(clips, orders, generator=None):
+        drawn["clips"], drawn["labels"] = shuffle_clips(clips, orders, generator)  # meaning: tested above
+        return drawn["clips"], drawn["labels"]
+
+    monkeypatch.setattr(vcop, "shuffle_clips", recording_shuffle)
+    seen = {}
+    real_head = method.head.forward
+
+    def recording_head(features):
+        seen["features"], seen["logits"] = features, real_head(features)
+        return seen["logits"]
+
+    method.head.forward = recording_head
+    method.eval()
+    with torch.no_grad():
+        out = method.training_step(batch, None)
+        per_clip = torch.stack([method.backbone(drawn["clips"][:, i]) for i in range(3)], 1)
+    assert torch.allclose(seen["features"], per_clip, atol=1e-4)  # the clips in presentation order
+    assert torch.allclose(out.loss, F.cross_entropy(seen["logits"].float(), drawn["labels"]))
 
 
 @pytest.mark.slow
