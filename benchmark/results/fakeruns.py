@@ -74,14 +74,22 @@ def resolved_config(spec: FakeRun) -> tuple[dict, dict]:
     return resolved, explicit
 
 
-def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: int) -> dict:
+def test_view_fields(spec: FakeRun, ev: dict) -> dict:
+    """The test-sampling fields an entry records (as evaluation.features.ViewSpec.entry_fields), from eval.*."""
+    if spec.backbone_kind == "2d":
+        return {"frames_at_test": ev["frames"], "clips_at_test": None, "crops_at_test": ev["crops"]}
+    return {"frames_at_test": None, "clips_at_test": ev["clips"], "clip_len": ev["clip_len"],
+            "clip_stride": ev["clip_stride"], "crops_at_test": ev["crops"]}
+
+
+def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: int, ev: dict) -> dict:
     ids, correct = per_video(spec, accuracy, salt)
     top1 = round(100.0 * sum(correct) / len(correct), 3)
     entry = {"protocol": protocol, "dataset": spec.eval_dataset, "split": spec.split,
              "frozen": protocol != "finetune", "selection": "none (fixed recipe, no model selection)",
              "checkpoint": "last.pt" if step == spec.steps else f"step_{step}.pt", "checkpoint_step": step,
              "train_videos": 432, "test_videos": spec.test_videos, "num_classes": spec.num_classes,
-             "backbone_kind": spec.backbone_kind, "frames_at_test": 8, "clips_at_test": None, "crops_at_test": 1,
+             "backbone_kind": spec.backbone_kind, **test_view_fields(spec, ev),
              "top1": top1, "test_video_ids": ids, "per_video_correct": correct, "wall_s": 3.0}
     if protocol == "knn":
         entry.update({"k": 10, "r@1": top1, "r@5": min(100.0, round(top1 + 20, 3)), "r@10": min(100.0, round(top1 + 30, 3))})
@@ -117,16 +125,22 @@ def write_fake_run(path: Path, spec: FakeRun) -> RunDir:
     for step in spec.step_evals:  # accuracy rising towards the final one
         acc = spec.accuracy * (0.6 + 0.4 * step / max(spec.steps, 1))
         run.add_metrics(checkpoint_key(stage_key("linear", spec.eval_dataset, spec.split), f"step_{step}.pt"),
-                        _eval_entry(spec, "linear", acc, f"linear@{step}", step))
+                        _eval_entry(spec, "linear", acc, f"linear@{step}", step, resolved["eval"]))
     for protocol in (s for s in spec.stages if s != "pretrain"):
         acc = {"linear": spec.accuracy, "knn": spec.accuracy * 0.8, "finetune": min(0.95, spec.accuracy * 1.3)}[protocol]
-        run.add_metrics(stage_key(protocol, spec.eval_dataset, spec.split), _eval_entry(spec, protocol, acc, protocol, spec.steps))
+        run.add_metrics(stage_key(protocol, spec.eval_dataset, spec.split), _eval_entry(spec, protocol, acc, protocol, spec.steps,
+                                                                                resolved["eval"]))
     return run
 
 
+def cell_overrides(spec: FakeRun) -> dict[str, Any]:
+    """The cell's own values, as a sweep cell records them in sweep.json (what its id hashes)."""
+    return {"method.name": spec.method, "backbone.name": spec.backbone, "data.dataset": spec.pretrain_dataset,
+            "eval.dataset": spec.eval_dataset, **flatten(spec.overrides), "run.seed": spec.seed}
+
+
 def cell_name(spec: FakeRun) -> str:
-    values = {"method": spec.method, "backbone": spec.backbone, "seed": spec.seed, **flatten(spec.overrides)}
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return hashlib.sha1(json.dumps(cell_overrides(spec), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def write_fake_sweep(root: Path, specs: list[FakeRun], name: str = "fake") -> Path:
@@ -136,8 +150,10 @@ def write_fake_sweep(root: Path, specs: list[FakeRun], name: str = "fake") -> Pa
     specs = [replace(spec, sweep=name) for spec in specs]
     for spec in specs:
         cid = cell_name(spec)
+        if cid in cells:
+            raise ValueError(f"two specs make the same cell ({cell_overrides(spec)})")
         write_fake_run(root / "cells" / cid, spec)
-        cells[cid] = {"label": f"{spec.method} seed={spec.seed}", "overrides": {"method.name": spec.method, "run.seed": spec.seed}}
+        cells[cid] = {"label": f"{spec.method} seed={spec.seed}", "overrides": cell_overrides(spec)}
     atomic_write_text(root / "sweep.json", json.dumps({"name": name, "description": f"generated runs ({len(specs)})",
                                                        "stages": list(specs[0].stages), "cells": cells}, indent=2))
     return root

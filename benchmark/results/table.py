@@ -48,6 +48,7 @@ BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every"
                "run.time_budget_s", "data.num_workers", "eval.dataset", "eval.split", "eval.batch_size")
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
+VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
 METHOD_ORDER = {"random_init": 0, "random_init_bn": 0.5, "supervised": 2}  # reference rows first and last, methods between
 
 
@@ -199,7 +200,9 @@ def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Ta
         label_fraction = _first(sub, "cfg.eval.label_fraction")
         for c in columns:
             frozen = _first(sub, f"{c.key}.frozen")
-            matches[(rid, c.source)] = published.protocol_match(ref, c.dataset, c.split, c.protocol, frozen, label_fraction)
+            views = published.views_text(*(_first(sub, f"{c.key}.{f}") for f in VIEW_FIELDS))
+            matches[(rid, c.source)] = published.protocol_match(ref, c.dataset, c.split, c.protocol, frozen,
+                                                                label_fraction, views)
     return Table(rows, columns, cells, refs, matches, coll, varying)
 
 
@@ -224,7 +227,13 @@ def paper_marks(table: Table, rid: str) -> str:
     if ref is None:
         return ""
     marks = [m.split(":")[0] for m in ref.mismatches]
-    if not any(table.matches.get((rid, c.source), (False,))[0] for c in table.columns):
+    row_level = set(ref.mismatches)
+
+    def protocol_ok(c: Column) -> bool:  # the column matches the paper's protocol, whatever the row-level mismatches
+        ok, why = table.matches.get((rid, c.source), (False, "?"))
+        return ok or not [part for part in why.split("; ") if part and part not in row_level]
+
+    if not any(protocol_ok(c) for c in table.columns):
         marks.append("protocol")
     return " ".join(f"≠{m}" for m in marks) or "match"
 
@@ -269,24 +278,50 @@ def _num(x: float) -> str:
     return "" if pd.isna(x) else f"{x:.1f}"
 
 
-def notes(table: Table) -> list[str]:
+def paper_notes(table: Table) -> list[tuple[str, list[str]]]:
+    """[(why our rows differ from their paper row, [our rows])]: one entry per distinct explanation, in row order."""
+    grouped: dict[str, list[str]] = {}
+    for rid, ref in table.refs.items():
+        if ref is None:
+            continue
+        row = table.rows.loc[rid]
+        reasons = list(ref.mismatches)
+        for c in table.columns:
+            ok, why = table.matches[(rid, c.source)]
+            for part in ([] if ok else why.split("; ")):
+                if part and part not in reasons:
+                    reasons.append(part)
+        text = f"vs paper row '{ref.label}': " + ("; ".join(reasons) or "every field matches (backbone, pre-training, split, protocol, test views)")
+        who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
+        names = grouped.setdefault(text, [])
+        if who not in names:  # variants of one row share the same comparison
+            names.append(who)
+    return list(grouped.items())
+
+
+def paper_note_of(table: Table, rid: str) -> int | None:
+    """Index into paper_notes(table) of the note explaining row ``rid``'s comparison (None: no paper row)."""
+    row = table.rows.loc[rid]
+    who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
+    for i, (_, names) in enumerate(paper_notes(table)):
+        if who in names:
+            return i
+    return None
+
+
+PAPER_RULE = ("A difference to the paper is shown only where backbone (exact architecture), pre-training set, "
+              "downstream set and split, protocol (full fine-tuning, all labels) and test views all match; a field "
+              "the paper does not state counts as a mismatch. ≠ names what differs; mismatched numbers are never "
+              "compared.")
+
+
+def notes(table: Table, paper: bool = True) -> list[str]:
+    """The lines under the table; ``paper=False`` leaves out the per-row paper comparisons (LaTeX footnotes them)."""
     lines = [f"Cells: mean ± std over seeds (n runs) [{LEVEL:.0%} t-interval of the mean]; accuracies and recalls in %."]
     if any(ref is not None for ref in table.refs.values()):
-        lines.append(f"Paper: {published.SOURCE}. A difference to the paper is shown only where downstream set, split "
-                     "and full fine-tuning match; ≠ names what differs, and mismatched numbers are never compared.")
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for rid, ref in table.refs.items():
-            if ref is None:
-                continue
-            row = table.rows.loc[rid]
-            reasons = {table.matches[(rid, c.source)][1] for c in table.columns if not table.matches[(rid, c.source)][0]}
-            why = "; ".join(list(ref.mismatches) + sorted(reasons)) or "same backbone, pre-training and protocol"
-            who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
-            names = grouped.setdefault((ref.label, why), [])
-            if who not in names:  # variants of one row share the same comparison
-                names.append(who)
-        for (label, why), names in grouped.items():
-            lines.append(f"{', '.join(names)} vs paper row '{label}': {why}")
+        lines.append(f"Paper: {published.SOURCE}. {PAPER_RULE}")
+        if paper:
+            lines += [f"{', '.join(names)} {text}" for text, names in paper_notes(table)]
     skipped = table.collection.skipped
     if skipped:
         lines.append(f"{len(skipped)} run(s) skipped (incomplete or corrupt): " + ", ".join(n for n, _ in skipped[:10])
@@ -304,7 +339,7 @@ def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> s
         return numeric_frame(table).to_csv(index=False)
     frame = display_frame(table)
     if fmt == "latex":
-        return render_latex(frame, notes(table))
+        return render_latex_table(table, frame)
     from tabulate import tabulate
 
     body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple",
@@ -354,18 +389,48 @@ def latex_escape(text: str) -> str:
     return out
 
 
-def render_latex(frame: pd.DataFrame, note_lines: list[str]) -> str:
-    """A booktabs tabular, ready to paste (needs \\usepackage{booktabs}); the notes follow as comments."""
+def note_mark(i: int) -> str:
+    """Footnote markers a, b, ..., z, aa, ab, ..."""
+    return chr(ord("a") + i) if i < 26 else note_mark(i // 26 - 1) + chr(ord("a") + i % 26)
+
+
+def render_latex_table(table: Table, frame: pd.DataFrame) -> str:
+    """Table 1 in LaTeX: each row's paper comparison is a footnote marker in its "vs paper" cell, explained in
+    the notes under the tabular."""
+    marks, foot = {}, []
+    if "vs paper" in frame.columns:
+        explained = paper_notes(table)
+        foot = [(note_mark(i), f"{', '.join(names)} {text}") for i, (text, names) in enumerate(explained)]
+        for pos, rid in enumerate(table.rows.index):
+            i = paper_note_of(table, rid)
+            if i is not None:
+                marks[(pos, "vs paper")] = note_mark(i)
+    return render_latex(frame, notes(table, paper=False), marks, foot)
+
+
+def render_latex(frame: pd.DataFrame, note_lines: list[str], marks: dict | None = None,
+                 footnotes: list[tuple[str, str]] = ()) -> str:
+    """A booktabs tabular, ready to paste (needs \\usepackage{booktabs}), then its notes as a paragraph of
+    plain LaTeX (footnote markers ``marks[(row position, column)]`` in the cells, explained first)."""
+    marks = marks or {}
     spec = "l" * len(frame.columns)
     buf = io.StringIO()
     buf.write("% Generated by `vssl table --format latex`; needs \\usepackage{booktabs}\n")
     buf.write(f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n")
     buf.write(" & ".join(latex_escape(c) for c in frame.columns) + " \\\\\n\\midrule\n")
-    for row in frame.itertuples(index=False, name=None):
-        buf.write(" & ".join(latex_escape(v) for v in row) + " \\\\\n")
+    for pos, row in enumerate(frame.itertuples(index=False, name=None)):
+        cells = []
+        for col, v in zip(frame.columns, row, strict=True):
+            mark = marks.get((pos, col))
+            cells.append(latex_escape(v) + (f"\\textsuperscript{{{mark}}}" if mark else ""))
+        buf.write(" & ".join(cells) + " \\\\\n")
     buf.write("\\bottomrule\n\\end{tabular}\n")
-    for line in note_lines:
-        buf.write(f"% {line}\n")
+    lines = [f"\\textsuperscript{{{m}}}~{latex_escape(text)}" for m, text in footnotes]
+    lines += [latex_escape(line) for line in note_lines]
+    if lines:
+        buf.write("\\par\\smallskip\n\\begin{minipage}{\\linewidth}\\footnotesize\n")
+        buf.write("".join(f"{line}\\par\n" for line in lines))
+        buf.write("\\end{minipage}\n")
     return buf.getvalue()
 
 

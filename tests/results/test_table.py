@@ -7,7 +7,7 @@ import pytest
 from benchmark.errors import UserError
 from benchmark.results.collect import collect
 from benchmark.results.fakeruns import FakeRun, write_fake_sweep
-from benchmark.results.table import MetricSpec, build_table, display_frame, paired_vs_baseline, render
+from benchmark.results.table import MetricSpec, build_table, display_frame, notes, paired_vs_baseline, render
 from benchmark.rundir import RunDir
 
 
@@ -59,20 +59,53 @@ def test_synthetic_rows_show_the_paper_but_never_a_difference(table1_sweep):
     assert "minus paper" not in " ".join(render(table, "csv").splitlines()[0].split(","))
 
 
-def test_difference_printed_when_protocol_matches(tmp_path):
-    specs = [FakeRun(method=m, seed=s, backbone=bb, pretrain_dataset="kinetics400", eval_dataset="ucf101",
-                     stages=("pretrain", "finetune"), accuracy=0.5, sweep="ucf")
-             for m, bb in (("tce", "resnet18"), ("tce", "resnet10t")) for s in (0, 1, 2)]
-    table = build_table(collect(write_fake_sweep(tmp_path / "ucf", specs, name="ucf")))
-    frame = display_frame(table).set_index("backbone")
+def _ucf_table(tmp_path, rows):
+    """Fine-tuned on a UCF101-format set, split 1; rows: (backbone, pre-training set, eval.frames)."""
+    specs = [FakeRun(method="tce", seed=s, backbone=bb, pretrain_dataset=pt, eval_dataset="ucf101",
+                     stages=("pretrain", "finetune"), accuracy=0.5, sweep="ucf", overrides={"eval.frames": frames})
+             for bb, pt, frames in rows for s in (0, 1, 2)]
+    return build_table(collect(write_fake_sweep(tmp_path / "ucf", specs, name="ucf")))
+
+
+def test_difference_printed_only_when_everything_matches(tmp_path):
+    table = _ucf_table(tmp_path, [("resnet18", "kinetics400", 19), ("resnet10t", "kinetics400", 19),
+                                  ("resnet18", "synthetic-pool", 19), ("resnet18", "ucf101", 8)])
+    frame = display_frame(table)
     col = "Δ paper: ucf101 fine-tune top-1"
-    exact = table.cells[(table.rows.index[table.rows["backbone"] == "resnet18"][0], "finetune/ucf101/split1.top1")]
-    assert frame.at["resnet18", col].startswith(f"{exact.mean - 68.8:+.1f}")
-    assert frame.at["resnet18", "vs paper"] == "match"
-    assert frame.at["resnet10t", "vs paper"] == "≠backbone" and frame.at["resnet10t", col] != ""
+    exact = table.rows.index[(table.rows["backbone"] == "resnet18") & (table.rows["pretrain"] == "kinetics400")][0]
+    s = table.cells[(exact, "finetune/ucf101/split1.top1")]
+    got = dict(zip(frame["backbone"] + "/" + frame["pre-training"], zip(frame["vs paper"], frame[col], strict=True), strict=True))
+    assert got["resnet18/kinetics400"][0] == "match" and got["resnet18/kinetics400"][1].startswith(f"{s.mean - 68.8:+.1f}")
+    assert got["resnet10t/kinetics400"] == ("≠backbone", "")  # ResNet-10t is not the paper's ResNet-18
+    assert got["resnet18/synthetic-pool"] == ("≠pre-training", "")
+    assert got["resnet18/ucf101"] == ("≠protocol", "")  # 8 test frames, the paper 19
+    assert any("test views: ours frames=8,crops=1, paper frames=19,crops=1" in n for n in notes(table))
     csv = pd.read_csv(io.StringIO(render(table, "csv")))
-    got = csv.loc[csv["backbone"] == "resnet18", "ucf101 fine-tune top-1 minus paper"].iloc[0]
-    assert got == pytest.approx(exact.mean - 68.8)
+    diffs = csv["ucf101 fine-tune top-1 minus paper"]
+    assert diffs.notna().sum() == 1
+    assert diffs[(csv["backbone"] == "resnet18") & (csv["pretrain"] == "kinetics400")].iloc[0] == pytest.approx(s.mean - 68.8)
+
+
+def test_mismatched_backbone_and_pretraining_never_get_a_difference(tmp_path):
+    """The issue's case: a resnet10t TCE run pre-trained on the synthetic pool, fine-tuned on UCF101 split 1."""
+    table = _ucf_table(tmp_path, [("resnet10t", "synthetic-pool", 19)])
+    frame = display_frame(table)
+    assert frame.at[0, "vs paper"] == "≠backbone ≠pre-training"
+    assert not [c for c in frame.columns if c.startswith("Δ")]
+    assert "minus paper" not in render(table, "csv").splitlines()[0]
+
+
+def test_latex_explains_paper_mismatches_in_table_notes_not_comments(table1_sweep):
+    tex = render(build_table(collect(table1_sweep)), "latex")
+    comments = [line for line in tex.splitlines() if line.lstrip().startswith("%")]
+    assert comments == [tex.splitlines()[0]]  # the generator line only; nothing a paper would drop
+    body, after = tex.split("\\end{tabular}")
+    tce = next(line for line in body.splitlines() if line.startswith("TCE "))
+    cell, mark = tce.rstrip(" \\").rsplit(" & ", 1)[1].split("\\textsuperscript")
+    assert cell == "$\\neq$backbone $\\neq$pre-training $\\neq$protocol" and mark in ("{a}", "{b}")
+    note = next(line for line in after.splitlines() if line.startswith(f"\\textsuperscript{mark}~"))
+    assert "TCE (resnet10t, synthetic-pool) vs paper row 'TCE, 2D ResNet-18, Kinetics400': backbone: ours resnet10t" in note
+    assert "Cells: mean $\\pm$ std over seeds" in after and after.count("\\par") >= 3
 
 
 def test_formats(ablation_sweep):
