@@ -17,8 +17,9 @@ def register(sub) -> None:
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
     p.add_argument(
         "--baseline",
-        default="random_init",
-        help="method(s) for the paired differences, comma-separated, e.g. random_init,random_init_bn ('' for none)",
+        default="controls",
+        help="method(s) for the paired differences, comma-separated, e.g. random_init,supervised "
+        "(default 'controls': each control row present, random_init and random_init_bn; '' for none)",
     )
     p.add_argument(
         "--ablation-axes",

@@ -24,8 +24,9 @@ def register(sub) -> None:
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
     p.add_argument(
         "--baseline",
-        default="random_init",
-        help="method the paired differences are taken against (default random_init; '' for none)",
+        default="controls",
+        help="method(s) the paired differences are taken against, comma-separated "
+        "(default 'controls': each control row present, random_init and random_init_bn; '' for none)",
     )
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
     p.add_argument(

@@ -22,7 +22,7 @@ import pandas as pd
 from benchmark.errors import UserError
 from benchmark.results import published
 from benchmark.results.collect import Collection, parse_eval_key
-from benchmark.results.stats import LEVEL, PairedResult, Summary, align_per_video, paired_bootstrap, summarize
+from benchmark.results.stats import LEVEL, PairedResult, Summary, align_per_video, paired_difference, summarize
 
 FORMATS = ("terminal", "md", "latex", "csv")
 
@@ -49,6 +49,7 @@ BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every"
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
 VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
+CONTROLS = ("random_init", "random_init_bn")  # rows without learned features: what a method must beat
 METHOD_ORDER = {"random_init": 0, "random_init_bn": 0.5, "supervised": 2}  # reference rows first and last, methods between
 
 
@@ -176,7 +177,8 @@ def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Ta
     first = groups.first()
     rows = pd.DataFrame({
         "method": first["row.method"],
-        "name": first["row.method"].map(published.display_name),
+        "name": first["row.method"].map(row_name),
+        "role": first["row.method"].map(role),
         "backbone": first["row.backbone"],
         "dims": first["row.dims"],
         "params_m": groups["pretrain.params_millions"].mean() if "pretrain.params_millions" in runs else math.nan,
@@ -204,6 +206,16 @@ def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Ta
             matches[(rid, c.source)] = published.protocol_match(ref, c.dataset, c.split, c.protocol, frozen,
                                                                 label_fraction, views)
     return Table(rows, columns, cells, refs, matches, coll, varying)
+
+
+def role(method: str) -> str:
+    """'control' (no learned features: what a method must beat), 'reference' (supervised) or 'method'."""
+    return "control" if method in CONTROLS else "reference" if method == "supervised" else "method"
+
+
+def row_name(method: str) -> str:
+    """The row's name in tables and figures; control rows say so."""
+    return published.display_name(method) + (" [control]" if method in CONTROLS else "")
 
 
 def _first(df: pd.DataFrame, col: str):
@@ -318,6 +330,11 @@ PAPER_RULE = ("A difference to the paper is shown only where backbone (exact arc
 def notes(table: Table, paper: bool = True) -> list[str]:
     """The lines under the table; ``paper=False`` leaves out the per-row paper comparisons (LaTeX footnotes them)."""
     lines = [f"Cells: mean ± std over seeds (n runs) [{LEVEL:.0%} t-interval of the mean]; accuracies and recalls in %."]
+    controls = [published.display_name(m) for m in CONTROLS if m in set(table.rows["method"])]
+    if controls:
+        lines.append(f"[control]: rows without learned features ({', '.join(controls)}; random init + BN stats = the "
+                     "random initialisation with BatchNorm statistics of the pre-training data, no weight changed). "
+                     "Every row is paired with each control of its backbone and 2D/3D kind.")
     if any(ref is not None for ref in table.refs.values()):
         lines.append(f"Paper: {published.SOURCE}. {PAPER_RULE}")
         if paper:
@@ -331,6 +348,7 @@ def notes(table: Table, paper: bool = True) -> list[str]:
 
 # --------------------------------------------------------------------------- rendering
 def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> str:
+    """The table in ``fmt``; ``paired`` (terminal and md): PairedRows, shown after the table, one part per baseline."""
     if fmt not in FORMATS:
         from benchmark.errors import nearest
 
@@ -357,7 +375,7 @@ def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> s
 def numeric_frame(table: Table) -> pd.DataFrame:
     """CSV form: one row per table row, numbers unformatted (mean, std, n, CI per column)."""
     r = table.rows
-    out = pd.DataFrame({"method": r["method"], "backbone": r["backbone"], "dims": r["dims"], "params_millions": r["params_m"],
+    out = pd.DataFrame({"method": r["method"], "role": r["role"], "backbone": r["backbone"], "dims": r["dims"], "params_millions": r["params_m"],
                         "pretrain": r["pretrain"], "variant": r["variant"], "seeds": r["seeds"]})
     for c in table.columns:
         cells = [table.cells[(rid, c.source)] for rid in r.index]
@@ -443,15 +461,18 @@ class PairedRow:
     baseline_id: str | None
     result: PairedResult | None
     reason: str  # why no result, when result is None
+    baseline: str = "random_init"  # the baseline (control) method
 
     @property
     def verdict(self) -> str:
         if self.result is None:
             return f"not tested: {self.reason}"
-        caveat = " (1 seed: the interval covers test videos, not training randomness)" if self.result.n_seeds == 1 else ""
-        if self.result.excludes_zero:
-            return f"CI excludes 0: {'better' if self.result.mean > 0 else 'worse'} than the baseline{caveat}"
-        return f"CI includes 0: no difference claimed{caveat}"
+        if not self.result.has_claim_basis:
+            return ("no claim: 1 seed (training randomness unmeasured; the bootstrap covers test videos only)"
+                    if self.result.n_seeds == 1 else "no claim: the seed-level interval is undefined")
+        if self.result.claim:
+            return f"{self.result.claim} than {published.display_name(self.baseline)} (seed-level interval excludes 0)"
+        return "no difference claimed (seed-level interval includes 0)"
 
 
 def _row_label(rows: pd.DataFrame, rid: str) -> str:
@@ -461,16 +482,19 @@ def _row_label(rows: pd.DataFrame, rid: str) -> str:
 
 
 def _baseline_for(table: Table, rid: str, baseline: str, settings: dict[str, tuple]) -> tuple[str | None, str]:
-    """The baseline row to pair ``rid`` with; ``settings``: each row's eval/backbone/variant values as text."""
+    """The baseline row to pair ``rid`` with; ``settings``: each row's eval/backbone/variant values as text.
+
+    Same backbone and 2D/3D kind (an inflated backbone is 3D): a 2D row is paired with a 2D control, a 3D row
+    with a 3D control, each with the same initialisation per seed."""
     rows = table.rows
     row = rows.loc[rid]
     cands = rows[(rows["method"] == baseline) & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
     if cands.empty:
-        return None, f"no {baseline} row with backbone {row['backbone']}"
+        return None, f"no {baseline} row with backbone {row['backbone']} ({row['dims']})"
     if len(cands) == 1:
         return cands.index[0], ""
     # Several candidates (e.g. an optim.lr axis that random init shares): the one agreeing on most settings.
-    score = {c: sum(a == b for a, b in zip(settings[c], settings[rid])) for c in cands.index}
+    score = {c: sum(a == b for a, b in zip(settings[c], settings[rid], strict=True)) for c in cands.index}
     top = [c for c, v in score.items() if v == max(score.values())]
     if len(top) == 1:
         return top[0], ""
@@ -493,64 +517,108 @@ def _per_seed(table: Table, members: list[tuple[str, int]], c: Column, top1: dic
     return out
 
 
-def paired_vs_baseline(table: Table, baseline: str = "random_init", n_boot: int = 10000, seed: int = 0,
+def baselines_of(table: Table, baseline: str = "controls") -> list[str]:
+    """'controls' -> every control method with a row in the table; otherwise the comma-separated methods."""
+    if baseline.strip() == "controls":
+        present = set(table.rows["method"])
+        return [m for m in CONTROLS if m in present]
+    return [b.strip() for b in baseline.split(",") if b.strip()]
+
+
+def paired_vs_baseline(table: Table, baseline: str = "controls", n_boot: int = 10000, seed: int = 0,
                        protocols: Iterable[str] | None = None) -> list[PairedRow]:
-    """Method minus baseline on every top-1 column with per-video results (see stats.paired_bootstrap)."""
+    """Each row minus each baseline on every top-1 column with per-video results (see stats.paired_difference).
+
+    ``baseline``: 'controls' (default: each control row present, random_init and random_init_bn) or
+    comma-separated method names. Rows of a baseline method are not compared with that method."""
     cols = [c for c in table.columns if c.field == "top1" and (protocols is None or c.protocol in set(protocols))]
     runs = table.collection.runs
     keys = [c for c in runs.columns if c.startswith(("cfg.eval.", "cfg.backbone.", "cfg.data.resolution"))]
     keys += [c for c in table.variant_fields if not c.startswith("cfg.method.")]
     first = runs.groupby("row.id")[keys].first().astype(str)
-    settings = dict(zip(first.index, first.itertuples(index=False, name=None)))
+    settings = dict(zip(first.index, first.itertuples(index=False, name=None), strict=True))
     seeds = runs["cfg.run.seed"] if "cfg.run.seed" in runs else pd.Series(0, index=runs.index)
     members: dict[str, list[tuple[str, int]]] = {}
-    for run, rid, s in zip(runs["run"], runs["row.id"], seeds):
+    for run, rid, s in zip(runs["run"], runs["row.id"], seeds, strict=True):
         members.setdefault(rid, []).append((run, int(s)))
-    top1 = {c.key: dict(zip(runs["run"], runs[c.source])) for c in cols}
+    top1 = {c.key: dict(zip(runs["run"], runs[c.source], strict=True)) for c in cols}
     out = []
-    for rid in table.rows.index:
-        if table.rows.at[rid, "method"] == baseline:
-            continue
-        base_id, why = _baseline_for(table, rid, baseline, settings)
-        label = _row_label(table.rows, rid)
-        for c in cols:
-            if base_id is None:
-                out.append(PairedRow(rid, label, c, None, None, why))
+    for base in baselines_of(table, baseline):
+        for rid in table.rows.index:
+            if table.rows.at[rid, "method"] == base:
                 continue
-            try:
-                a, b = _per_seed(table, members[rid], c, top1[c.key]), _per_seed(table, members[base_id], c, top1[c.key])
-                if not a or not b:
-                    raise ValueError("no per-video results (per_video_correct, test_video_ids) in metrics.json")
-                diff, _, _ = align_per_video(a, b)
-                out.append(PairedRow(rid, label, c, base_id, paired_bootstrap(diff, n_boot, LEVEL, seed), ""))
-            except ValueError as exc:
-                out.append(PairedRow(rid, label, c, base_id, None, str(exc)))
+            base_id, why = _baseline_for(table, rid, base, settings)
+            label = _row_label(table.rows, rid)
+            for c in cols:
+                if base_id is None:
+                    out.append(PairedRow(rid, label, c, None, None, why, base))
+                    continue
+                try:
+                    a = _per_seed(table, members[rid], c, top1[c.key])
+                    b = _per_seed(table, members[base_id], c, top1[c.key])
+                    if not a or not b:
+                        raise ValueError("no per-video results (per_video_correct, test_video_ids) in metrics.json")
+                    diff, _, _ = align_per_video(a, b)
+                    out.append(PairedRow(rid, label, c, base_id, paired_difference(diff, n_boot, LEVEL, seed), "", base))
+                except ValueError as exc:
+                    out.append(PairedRow(rid, label, c, base_id, None, str(exc), base))
     return out
 
 
-def paired_frame(rows: list[PairedRow], baseline: str = "random_init") -> pd.DataFrame:
+def by_baseline(rows: list[PairedRow]) -> dict[str, list[PairedRow]]:
+    """Paired rows grouped by their baseline method, in first-seen order."""
+    out: dict[str, list[PairedRow]] = {}
+    for p in rows:
+        out.setdefault(p.baseline, []).append(p)
+    return out
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) and math.isfinite(hi) else "—"
+
+
+def paired_frame(rows: list[PairedRow], baseline: str | None = None) -> pd.DataFrame:
+    """One line per comparison; ``baseline`` (default: the rows' own) names the difference column."""
+    baseline = baseline or (rows[0].baseline if rows else "random_init")
     recs = []
     for p in rows:
         r = p.result
         recs.append({
             "row": p.label, "column": p.column.label,
             f"minus {published.display_name(baseline)} (points)": "" if r is None else f"{r.mean:+.1f}",
-            f"{LEVEL:.0%} CI": "" if r is None else f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]",
+            "per-seed differences": "" if r is None else " / ".join(f"{d:+.1f}" for d in r.seed_diffs),
+            f"{LEVEL:.0%} t-interval (seeds)": "" if r is None else _interval(r.t_low, r.t_high),
+            f"{LEVEL:.0%} bootstrap (seeds x videos)": "" if r is None else _interval(r.boot_low, r.boot_high),
             "seeds x videos": "" if r is None else f"{r.n_seeds} x {r.n_videos}",
             "verdict": p.verdict,
         })
     return pd.DataFrame(recs)
 
 
-def render_paired(rows: list[PairedRow], fmt: str = "terminal", baseline: str = "random_init") -> str:
+PAIRED_HEAD = ("Paired difference vs {name}: mean over common seeds of the per-video top-1 difference. A difference is "
+               "claimed only when the {level:.0%} seed-level t-interval (per-seed differences as the units, t with "
+               "seeds - 1 degrees of freedom) excludes 0; with 1 seed no claim is made. The two-way bootstrap over "
+               "seeds and test videos is shown for reference only: with 3 seeds it is too narrow "
+               "(benchmark/results/stats.py).")
+
+
+def render_paired(rows: list[PairedRow], fmt: str = "terminal", baseline: str | None = None) -> str:
+    """The paired tables, one per baseline (``baseline`` restricts them to one)."""
     from tabulate import tabulate
 
-    if not rows:
-        return f"(no rows to compare with {published.display_name(baseline)})"
-    frame = paired_frame(rows, baseline)
-    head = (f"Paired difference vs {published.display_name(baseline)}: mean over common seeds of the per-video top-1 "
-            f"difference; {LEVEL:.0%} CI from a two-way bootstrap over seeds and test videos (benchmark/results/stats.py).")
-    if fmt == "latex":
-        return render_latex(frame, [head])
-    body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-    return f"{head}\n\n{body}\n"
+    groups = by_baseline(rows)
+    if baseline is not None:
+        groups = {baseline: groups.get(baseline, [])}
+    if not rows or not any(groups.values()):
+        return f"(no rows to compare with {published.display_name(baseline or 'a control')})"
+    parts = []
+    for base, group in groups.items():
+        frame = paired_frame(group, base)
+        head = PAIRED_HEAD.format(name=published.display_name(base), level=LEVEL)
+        if fmt == "latex":
+            parts.append(render_latex(frame, [head]))
+            continue
+        body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple",
+                        disable_numparse=True)
+        parts.append(f"{head}\n\n{body}\n")
+    return "\n".join(parts)

@@ -69,7 +69,26 @@ def test_report_without_figures(table1_sweep, tmp_path, capsys):
     assert "commit `" + "0" * 40 + "`, 12 runs" in readme  # the runs' recorded commit
     assert "- **TCE (resnet10t, synthetic-pool)**, seeds 0,1,2: `method.name=tce`" in readme
     assert len(pd.read_csv(out / "runs.csv")) == 12
-    assert "percentile bootstrap (500 replicates)" in readme
+    assert "percentile bootstrap (500 replicates" in readme and "Claims rest on the seed-level interval" in readme
+    assert "| random init [control] |" in readme  # control rows say so
+
+
+def test_report_pairs_every_row_with_each_control_present(tmp_path):
+    """A sweep with only the BatchNorm-statistics control: every row is tested against it by default
+    (the default used to be random_init alone, so every row read 'not tested')."""
+    specs = [FakeRun(method=m, seed=s, accuracy=a, backbone_kind=kind, overrides=over)
+             for m, a in (("random_init_bn", 0.30), ("tce", 0.42))
+             for kind, over in (("2d", {}), ("3d", {"backbone.inflate": True})) for s in (0, 1, 2)]
+    sweep = write_fake_sweep(tmp_path / "sweep", specs)
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "## Paired difference vs random init + BN stats" in readme and "## Paired difference vs random init\n" not in readme
+    section = readme.split("## Paired difference vs random init + BN stats")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| TCE")]
+    assert len(lines) == 2 * 2  # 2D and 3D TCE rows x linear, kNN
+    assert not any("not tested" in line for line in lines)
+    assert any(line.startswith("| TCE (resnet10t (inflated)") for line in lines)  # 3D row vs the 3D control
 
 
 def test_report_summary_goes_under_the_title_and_a_missing_file_is_one_line(table1_sweep, tmp_path, capsys):

@@ -54,7 +54,7 @@ def test_synthetic_rows_show_the_paper_but_never_a_difference(table1_sweep):
     frame = display_frame(table).set_index("method")
     assert frame.at["TCE", "paper UCF101"] == "68.8" and frame.at["Arrow of time", "paper HMDB51"] == ""
     assert frame.at["TCE", "vs paper"] == "≠backbone ≠pre-training ≠protocol"
-    assert frame.at["random init", "vs paper"] == ""
+    assert frame.at["random init [control]", "vs paper"] == ""
     assert not [c for c in frame.columns if c.startswith("Δ")]
     assert "minus paper" not in " ".join(render(table, "csv").splitlines()[0].split(","))
 
@@ -135,14 +135,46 @@ def test_paired_difference_vs_random_init(table1_sweep):
               for r in runs.index if runs.at[r, "cfg.method.name"] == m} for m in ("tce", "random_init")}
     expected = 100 * np.mean([by["tce"][s] - by["random_init"][s] for s in (0, 1, 2)])
     assert tce.result.mean == pytest.approx(expected)
-    for p in paired:  # a difference is claimed exactly when its interval excludes 0
-        assert ("CI excludes 0" in p.verdict) == (p.result.ci_low > 0 or p.result.ci_high < 0)
+    assert tce.result.seed_diffs == pytest.approx([100 * np.mean(by["tce"][s] - by["random_init"][s]) for s in (0, 1, 2)])
+    sup = next(p for p in paired if p.label.startswith("supervised") and p.column.protocol == "linear")
+    assert tce.baseline == "random_init" and sup.verdict.startswith("better than random init")
+    for p in paired:  # a difference is claimed exactly when the seed-level t-interval excludes 0
+        claimed = p.verdict.startswith(("better", "worse"))
+        assert claimed == (p.result.t_low > 0 or p.result.t_high < 0)
+
+
+def test_each_control_is_a_baseline_and_rows_pair_with_their_own_2d_or_3d_control(tmp_path):
+    specs = [FakeRun(method=m, seed=s, accuracy=a, backbone_kind=kind, overrides=over)
+             for m, a in (("random_init", 0.25), ("random_init_bn", 0.30), ("tce", 0.42))
+             for kind, over in (("2d", {}), ("3d", {"backbone.inflate": True})) for s in (0, 1)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    paired = paired_vs_baseline(table, n_boot=200)
+    assert {p.baseline for p in paired} == {"random_init", "random_init_bn"}
+    for p in paired:
+        assert p.result is not None
+        row, base = table.rows.loc[p.row_id], table.rows.loc[p.baseline_id]
+        assert base["method"] == p.baseline and (base["dims"], base["backbone"]) == (row["dims"], row["backbone"])
+        assert row["method"] != p.baseline
+    names = display_frame(table)["method"].tolist()
+    assert names.count("random init [control]") == 2 and names.count("random init + BN stats [control]") == 2
+    csv = pd.read_csv(io.StringIO(render(table, "csv")))
+    assert sorted(set(csv["role"])) == ["control", "method"]
+
+
+def test_one_seed_rows_claim_nothing(tmp_path):
+    specs = [FakeRun(method=m, seed=0, accuracy=a) for m, a in (("random_init", 0.10), ("tce", 0.80))]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    paired = paired_vs_baseline(table, n_boot=500)
+    lin = next(p for p in paired if p.column.protocol == "linear")
+    assert lin.result.boot_low > 0  # the video bootstrap alone would claim it
+    assert lin.verdict.startswith("no claim: 1 seed")
 
 
 def test_paired_without_baseline_says_why(table1_sweep):
     table = build_table(collect(table1_sweep))
     paired = paired_vs_baseline(table, baseline="nonexistent", n_boot=100)
     assert paired and all(p.result is None and p.verdict.startswith("not tested: no nonexistent row") for p in paired)
+    assert paired_vs_baseline(table, baseline="controls", n_boot=100)[0].baseline == "random_init"
 
 
 def test_runs_without_evaluations_are_an_error(tmp_path):
