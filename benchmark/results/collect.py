@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from benchmark.config import flatten
 from benchmark.errors import UserError
 from benchmark.rundir import CONFIG, ENV, METRICS, stage_key
 
@@ -69,6 +70,28 @@ class Collection:
         if "env.sweep" not in self.runs:
             return []
         return sorted({str(s) for s in self.runs["env.sweep"].dropna()})
+
+    def cell_entries(self) -> dict[str, dict | None]:
+        """run -> its cell entry in sweep.json (label, overrides, ...), None when not a cell of the manifest."""
+        cells = self.manifest.get("cells")
+        cells = cells if isinstance(cells, dict) else {}
+        return {run: cells.get(cid) for run, cid in self.cell_ids().items()}
+
+    def cell_ids(self) -> dict[str, str]:
+        """run -> its sweep cell id (env.json's cell_id, else the folder name)."""
+        ids = self.runs.get("env.cell_id", pd.Series(None, index=self.runs.index))
+        return {run: str(cid) if isinstance(cid, str) and cid else run.rsplit("/", 1)[-1]
+                for run, cid in zip(self.runs["run"], ids, strict=True)}
+
+    def axes(self) -> set[str] | None:
+        """Config fields (``cfg.*``) a cell of the sweep sets itself (grid/zip values), from sweep.json: what may
+        legitimately differ between the rows of a table. None when some run is not a cell of the manifest."""
+        axes: set[str] = set()
+        for entry in self.cell_entries().values():
+            if not isinstance(entry, dict) or not isinstance(entry.get("overrides"), dict):
+                return None
+            axes |= {f"cfg.{k}" for k in flatten(entry["overrides"])}
+        return axes
 
     def eval_keys(self) -> list[str]:
         """Metric keys of evaluations present in the frame (final and intermediate checkpoints)."""

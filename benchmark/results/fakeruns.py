@@ -38,6 +38,9 @@ class FakeRun:
     params_millions: float = 4.9
     backbone_kind: str = "2d"
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted config values, e.g. {"method.mining_r": 5}
+    # resolved-only values: what the code's defaults were when the run ran (not the cell's own values, so not
+    # in its id), e.g. {"method.temperature": 0.1} for a cell relaunched after a default changed
+    defaults: dict[str, Any] = field(default_factory=dict)
     step_evals: tuple[int, ...] = ()  # extra linear evaluations of checkpoints/step_N.pt
     smooth: bool = False  # log smooth_* scalars
     wall_s: float = 120.0
@@ -68,6 +71,8 @@ def resolved_config(spec: FakeRun) -> tuple[dict, dict]:
               "run.seed": spec.seed, "run.stages": list(spec.stages),
               "run.epoch_checkpoints": list(spec.step_evals), **spec.overrides}
     resolved = to_dict(ExperimentConfig())
+    for key, value in spec.defaults.items():
+        set_dotted(resolved, key, value)
     for key, value in values.items():
         set_dotted(resolved, key, value)
         set_dotted(explicit, key, value)

@@ -61,6 +61,7 @@ class ReportOptions:
     out_dir: Path | None = None  # default: SWEEP_DIR/report
     allow_mixed: bool = False
     include_incomplete: bool = False
+    split_recipes: bool = False  # runs of one row with different recipes: separate rows instead of an error
     baseline: str = "controls"  # 'controls' (each control row present) or comma-separated methods; one section each
     ablation_axes: tuple[str, ...] | None = None  # default: plots.ABLATION_AXES
     figures: bool = True
@@ -73,7 +74,7 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
     sweep_dir = Path(sweep_dir)
     out = Path(opts.out_dir) if opts.out_dir else sweep_dir / "report"
     coll = collect(sweep_dir, allow_mixed=opts.allow_mixed, include_incomplete=opts.include_incomplete)
-    table = build_table(coll)
+    table = build_table(coll, split_recipes=opts.split_recipes)
     paired = by_baseline(paired_vs_baseline(table, opts.baseline, n_boot=opts.n_boot)) if opts.baseline.strip() else {}
     out.mkdir(parents=True, exist_ok=True)
     for fmt, name in (("md", "table.md"), ("terminal", "table.txt"), ("latex", "table.tex"), ("csv", "table.csv")):

@@ -94,34 +94,109 @@ def _dims(runs: pd.DataFrame) -> pd.Series:
     return measured.fillna(guessed).astype(str).str.upper()
 
 
-def add_row_keys(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Adds row.* columns (method, backbone, dims, pretrain, variant, id); returns the variant fields."""
+def add_row_keys(runs: pd.DataFrame, axes: set[str] | None = None,
+                 split_recipes: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """Adds row.* columns (method, backbone, dims, pretrain, variant, id); returns the variant fields.
+
+    A config field that differs inside a (method, backbone, 2D/3D, pre-training) group splits the row (the
+    "variant") when it is one of the sweep's ``axes`` (fields its cells set themselves; None: every field
+    counts as one). Any other difference between the runs of one row means they ran different recipes, e.g.
+    cells relaunched after a default changed: a UserError naming the fields, unless ``split_recipes``, which
+    makes those fields variants too. A field some runs do not record at all (added to the code between
+    launches) is not a difference; :func:`partial_fields` lists them.
+    """
     runs = runs.copy()
     runs["row.method"] = runs.get("cfg.method.name", pd.Series("?", index=runs.index)).astype(str)
     backbone = runs.get("cfg.backbone.name", pd.Series("?", index=runs.index)).astype(str)
     inflated = runs.get("cfg.backbone.inflate", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
-    runs["row.backbone"] = backbone.where(~inflated, backbone + " (inflated)")
+    runs["row.backbone"] = backbone.where(~inflated, backbone + published.INFLATED)
     runs["row.dims"] = _dims(runs)
     trained = runs.get("pretrain.trained", pd.Series(True, index=runs.index)).fillna(True).astype(bool)
     untrained = ~trained | (runs["row.method"] == "random_init")
     pretrain = runs.get("cfg.data.dataset", pd.Series("?", index=runs.index)).astype(str)
     runs["row.pretrain"] = pretrain.where(~untrained, "none")
     base = [f"row.{k}" for k in ROW_KEYS]
-    skip = {"cfg.method.name", "cfg.backbone.name", "cfg.backbone.inflate", "cfg.data.dataset", *(f"cfg.{b}" for b in BOOKKEEPING)}
-    candidates = [c for c in runs.columns if c.startswith("cfg.") and c not in skip]
+    candidates = recipe_fields(runs)
+    texts = _texts(runs, candidates)
     varying: list[str] = []
     if candidates:
-        nunique = runs[candidates].astype(str).groupby([runs[b] for b in base]).nunique()
+        nunique = texts.groupby([runs[b] for b in base]).nunique()
         varying = [c for c in candidates if (nunique[c] > 1).any()]
-    short = {c: _short_name(c, varying) for c in varying}
-    if varying:
-        texts = runs[varying].astype(object).where(runs[varying].notna(), None)
-        runs["row.variant"] = [", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(varying, vals) if v is not None)
-                               for vals in texts.itertuples(index=False, name=None)]
+    variant = [c for c in varying if axes is None or c in axes]
+    runs = _with_variant(runs, variant, base)
+    conflicts = recipe_conflicts(runs, texts, [c for c in candidates if c not in variant])
+    if conflicts and not split_recipes:
+        raise UserError(_conflict_message(runs, conflicts))
+    if conflicts:
+        fields = {f for per_row in conflicts.values() for f in per_row}
+        variant = [c for c in candidates if c in variant or c in fields]
+        runs = _with_variant(runs, variant, base)
+    return runs, variant
+
+
+def recipe_fields(runs: pd.DataFrame) -> list[str]:
+    """Config fields that define a row's recipe (everything but the row keys and bookkeeping)."""
+    skip = {"cfg.method.name", "cfg.backbone.name", "cfg.backbone.inflate", "cfg.data.dataset",
+            *(f"cfg.{b}" for b in BOOKKEEPING)}
+    return [c for c in runs.columns if c.startswith("cfg.") and c not in skip]
+
+
+def _texts(runs: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """Config values as text for comparing (5 == 5.0), missing values kept missing."""
+    vals = runs[cols].astype(object)
+    return vals.map(lambda v: fmt_value(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else None)
+
+
+def _with_variant(runs: pd.DataFrame, variant: list[str], base: list[str]) -> pd.DataFrame:
+    short = {c: _short_name(c, variant) for c in variant}
+    if variant:
+        texts = runs[variant].astype(object).where(runs[variant].notna(), None)
+        runs["row.variant"] = [", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(variant, vals, strict=True)
+                                         if v is not None) for vals in texts.itertuples(index=False, name=None)]
     else:
         runs["row.variant"] = ""
     runs["row.id"] = runs[base + ["row.variant"]].astype(str).agg(" | ".join, axis=1)
-    return runs, varying
+    return runs
+
+
+def recipe_conflicts(runs: pd.DataFrame, texts: pd.DataFrame, fields: list[str]) -> dict[str, dict[str, dict]]:
+    """{row id: {field: {value: [runs]}}} for every row whose runs recorded different values of a field."""
+    if not fields:
+        return {}
+    nunique = texts[fields].groupby(runs["row.id"]).nunique()
+    out: dict[str, dict[str, dict]] = {}
+    for rid, counts in nunique.iterrows():
+        for f in counts.index[counts > 1]:
+            sub = runs["row.id"] == rid
+            values: dict[str, list] = {}
+            for run, v in zip(runs.loc[sub, "run"], texts.loc[sub, f], strict=True):
+                if v is not None:
+                    values.setdefault(v, []).append(run)
+            out.setdefault(rid, {})[f] = values
+    return out
+
+
+def _conflict_message(runs: pd.DataFrame, conflicts: dict[str, dict[str, dict]]) -> str:
+    parts = []
+    for rid, fields in list(conflicts.items())[:3]:
+        row = runs[runs["row.id"] == rid].iloc[0]
+        extra = ", ".join(x for x in (row["row.backbone"], row["row.pretrain"], row["row.variant"]) if x and x != "none")
+        diffs = "; ".join(f"{f[4:]} " + " vs ".join(f"{v} ({len(rs)} run{'s' if len(rs) > 1 else ''}: {', '.join(rs[:3])})"
+                                                      for v, rs in values.items()) for f, values in fields.items())
+        parts.append(f"{published.display_name(row['row.method'])} ({extra}): {diffs}")
+    more = f" (and {len(conflicts) - 3} more rows)" if len(conflicts) > 3 else ""
+    return (f"{len(conflicts)} table row(s) would pool runs with different recipes (config fields no sweep axis sets, "
+            f"e.g. a default changed between launches): {' | '.join(parts)}{more}; rerun the stale cells, or pass "
+            "--split-recipes to show each recipe as its own row")
+
+
+def partial_fields(runs: pd.DataFrame) -> list[str]:
+    """Recipe fields recorded by only some runs of a row (a config field added between launches)."""
+    fields = recipe_fields(runs)
+    if not fields or "row.id" not in runs:
+        return []
+    present = runs[fields].notna().groupby(runs["row.id"]).agg(["any", "all"])
+    return [f for f in fields if (present[(f, "any")] & ~present[(f, "all")]).any()]
 
 
 def fmt_value(v) -> str:
@@ -166,8 +241,9 @@ def table_columns(runs: pd.DataFrame, metrics: Iterable[MetricSpec] = METRICS) -
     return cols
 
 
-def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Table:
-    runs, varying = add_row_keys(coll.runs)
+def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS, split_recipes: bool = False) -> Table:
+    """``split_recipes``: runs of one row with different recipes become separate rows instead of an error."""
+    runs, varying = add_row_keys(coll.runs, coll.axes(), split_recipes)
     coll.runs = runs
     columns = table_columns(runs, metrics)
     if not columns:
@@ -339,6 +415,10 @@ def notes(table: Table, paper: bool = True) -> list[str]:
         lines.append(f"Paper: {published.SOURCE}. {PAPER_RULE}")
         if paper:
             lines += [f"{', '.join(names)} {text}" for text, names in paper_notes(table)]
+    partial = partial_fields(table.collection.runs)
+    if partial:
+        lines.append("Recorded by only some runs of a row (a config field added between launches; the others are "
+                     "assumed to have run its default): " + ", ".join(f[4:] for f in partial))
     skipped = table.collection.skipped
     if skipped:
         lines.append(f"{len(skipped)} run(s) skipped (incomplete or corrupt): " + ", ".join(n for n, _ in skipped[:10])

@@ -50,6 +50,19 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, message):
     assert err.startswith("vssl table: error: ") and message in err
 
 
+def test_split_recipes_flag(tmp_path, capsys):
+    specs = [FakeRun(seed=s, defaults={"method.temperature": 0.07 if s < 2 else 0.1}) for s in (0, 1, 2)]
+    sweep = write_fake_sweep(tmp_path / "s", specs)
+    assert main(["table", str(sweep), "--format", "csv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "method.temperature" in err and "--split-recipes" in err
+    assert main(["table", str(sweep), "--format", "csv", "--split-recipes"]) == 0
+    assert sorted(pd.read_csv(io.StringIO(capsys.readouterr().out))["variant"]) == ["temperature=0.07", "temperature=0.1"]
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--no-figures", "--n-boot", "200", "--split-recipes"]) == 0
+    assert "temperature=0.1" in (out / "table.md").read_text()
+
+
 def test_quick_table_after_a_sweep(table1_sweep, tmp_path, capsys):
     print_quick_table(table1_sweep)
     assert "TCE" in capsys.readouterr().out

@@ -44,6 +44,38 @@ def test_swept_config_fields_split_rows_instead_of_pooling(ablation_sweep):
     assert all("@" not in c.key for c in table.columns)
 
 
+def _relaunched(tmp_path):
+    """Seeds 0 and 1 ran with temperature 0.07; the default then changed and the relaunch ran seed 2 with 0.1.
+    The cells' own values are the same, so the sweep treats the three as one row."""
+    specs = [FakeRun(method="random_init", seed=s, accuracy=0.25) for s in (0, 1, 2)]
+    specs += [FakeRun(seed=s, accuracy=0.4, defaults={"method.temperature": t, "data.resolution": 64})
+              for s, t in ((0, 0.07), (1, 0.07), (2, 0.1))]
+    return collect(write_fake_sweep(tmp_path / "s", specs))
+
+
+def test_runs_with_different_recipes_are_never_pooled_into_one_row(tmp_path):
+    with pytest.raises(UserError) as exc:
+        build_table(_relaunched(tmp_path))
+    msg = str(exc.value)
+    assert "\n" not in msg and "1 table row(s) would pool runs with different recipes" in msg
+    assert "TCE (resnet10t, synthetic-pool): method.temperature 0.07 (2 runs: " in msg and "0.1 (1 run: " in msg
+    assert "--split-recipes" in msg
+
+
+def test_split_recipes_shows_each_recipe_as_its_own_row(tmp_path):
+    table = build_table(_relaunched(tmp_path), split_recipes=True)
+    tce = table.rows[table.rows["method"] == "tce"]
+    assert sorted(zip(tce["variant"], tce["n_runs"], strict=True)) == [("temperature=0.07", 2), ("temperature=0.1", 1)]
+    assert table.variant_fields == ["cfg.method.temperature"]
+
+
+def test_a_field_only_newer_runs_record_is_noted_not_a_difference(tmp_path):
+    specs = [FakeRun(seed=s, defaults={"method.new_knob": 1} if s == 2 else {}) for s in (0, 1, 2)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    assert len(table.rows) == 1 and table.rows["n_runs"].iloc[0] == 3
+    assert any(n.startswith("Recorded by only some runs of a row") and "method.new_knob" in n for n in notes(table))
+
+
 def test_columns_come_from_the_declarative_list(table1_sweep):
     table = build_table(collect(table1_sweep), metrics=[MetricSpec("knn", "r@5", "kNN recall@5")])
     assert [c.label for c in table.columns] == ["synthetic kNN recall@5", "synthetic linear top-1"]  # linear: fallback top1
