@@ -41,6 +41,7 @@ class FakeRun:
     # resolved-only values: what the code's defaults were when the run ran (not the cell's own values, so not
     # in its id), e.g. {"method.temperature": 0.1} for a cell relaunched after a default changed
     defaults: dict[str, Any] = field(default_factory=dict)
+    budget_selection: str | None = None  # the sweep row's note on how its budget was chosen (sweep.json only)
     step_evals: tuple[int, ...] = ()  # extra linear evaluations of checkpoints/step_N.pt
     smooth: bool = False  # log smooth_* scalars
     wall_s: float = 120.0
@@ -95,7 +96,8 @@ def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: 
              "checkpoint": "last.pt" if step == spec.steps else f"step_{step}.pt", "checkpoint_step": step,
              "train_videos": 432, "test_videos": spec.test_videos, "num_classes": spec.num_classes,
              "backbone_kind": spec.backbone_kind, **test_view_fields(spec, ev),
-             "top1": top1, "test_video_ids": ids, "per_video_correct": correct, "wall_s": 3.0}
+             "top1": top1, "test_video_ids": ids, "per_video_correct": correct, "wall_s": 3.0,
+             "read_splits": ["train", "test"], "test_reads": 1}
     if protocol == "knn":
         entry.update({"k": 10, "r@1": top1, "r@5": min(100.0, round(top1 + 20, 3)), "r@10": min(100.0, round(top1 + 30, 3))})
     else:
@@ -158,7 +160,8 @@ def write_fake_sweep(root: Path, specs: list[FakeRun], name: str = "fake") -> Pa
         if cid in cells:
             raise ValueError(f"two specs make the same cell ({cell_overrides(spec)})")
         write_fake_run(root / "cells" / cid, spec)
-        cells[cid] = {"label": f"{spec.method} seed={spec.seed}", "overrides": cell_overrides(spec)}
+        cells[cid] = {"label": f"{spec.method} seed={spec.seed}", "overrides": cell_overrides(spec),
+                      **({"budget_selection": spec.budget_selection} if spec.budget_selection else {})}
     atomic_write_text(root / "sweep.json", json.dumps({"name": name, "description": f"generated runs ({len(specs)})",
                                                        "stages": list(specs[0].stages), "cells": cells}, indent=2))
     return root

@@ -25,7 +25,7 @@ import pandas as pd
 
 from benchmark.results.collect import parse_eval_key
 from benchmark.results.stats import summarize
-from benchmark.results.table import Column, Table, _row_label, fmt_value
+from benchmark.results.table import ACTS_ONLY_WHEN, DEFINED_BY, Column, Table, _row_label, setting_label
 
 # TCE's hard-negative fields (methods/tce.py); only those present and varying in a sweep label a setting
 ABLATION_AXES: tuple[str, ...] = ("method.mining_schedule", "method.mining_r", "method.mining_fixed_threshold",
@@ -102,10 +102,15 @@ def ablation_fields(runs: pd.DataFrame, axes: Iterable[str]) -> list[str]:
 
 
 def _schedule_labels(runs: pd.DataFrame, fields: list[str]) -> pd.Series:
-    def one(row) -> str:
-        return ", ".join(f"{f.rsplit('.', 1)[-1]}={fmt_value(row[f])}" for f in fields if pd.notna(row[f]))
-
-    return runs[fields].apply(one, axis=1)
+    """One label per run: the fields' values, only parameters that act (no mining_r on a fixed-threshold
+    setting), plus the parameter that defines the setting (the fixed threshold) even when it does not vary."""
+    extra = sorted({f for f in (*DEFINED_BY.values(), *(g for g, _ in ACTS_ONLY_WHEN.values()))
+                    if f in runs.columns and f not in fields})
+    short = {f: f.rsplit(".", 1)[-1] for f in fields}
+    cols = fields + extra
+    vals = runs[cols].astype(object).where(runs[cols].notna(), None)
+    return pd.Series([setting_label(dict(zip(cols, row, strict=True)), fields, short, extra)
+                      for row in vals.itertuples(index=False, name=None)], index=runs.index, dtype=object)
 
 
 def primary_column(table: Table, protocol: str = "linear", field: str = "top1") -> Column | None:

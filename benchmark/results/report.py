@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from benchmark.results import published
-from benchmark.results.collect import collect
+from benchmark.results.collect import collect, parse_eval_key
 from benchmark.results.stats import LEVEL
 from benchmark.results.table import (
     Column,
@@ -118,6 +118,7 @@ def readme_text(table: Table, paired: dict[str, list[PairedRow]], figures: list,
         lines += paired_section(rows, baseline, n_boot)
     lines += figures_section(figures, out)
     lines += protocol_section(table)
+    lines += budget_section(table)
     lines += provenance_section(table)
     lines += config_section(table)
     if coll.skipped:
@@ -189,7 +190,99 @@ def protocol_section(table: Table) -> list[str]:
 
     return ["## Protocol of every column", "",
             tabulate(pd.DataFrame(rows), headers="keys", showindex=False, tablefmt="github", disable_numparse=True), "",
-            "Test-split numbers are read once at the end; no choice (epoch, hyper-parameter) was made on them.", ""]
+            *test_reads_text(table), ""]
+
+
+# --------------------------------------------------------------------------- what was read, how budgets were chosen
+NO_BUDGET_SELECTION = "budget not selected on held-out data"
+
+
+def test_reads(coll) -> pd.DataFrame:
+    """One line per (run, evaluation entry): run, column key (the final-checkpoint key), checkpoint ('end' or
+    'step N'), test_reads. Entries recorded before ``test_reads`` existed count as one read: every protocol
+    here predicts the test split once per entry."""
+    runs = coll.runs
+    parts = []
+    for key in coll.eval_keys():
+        e = parse_eval_key(key)
+        present = runs.get(f"{key}.protocol", pd.Series(None, index=runs.index)).notna()
+        if f"{key}.top1" in runs:
+            present |= runs[f"{key}.top1"].notna()
+        reads = runs.get(f"{key}.test_reads", pd.Series(float("nan"), index=runs.index))
+        reads = reads.where(reads.notna(), present.astype(float))
+        step = "end" if not e.checkpoint else e.checkpoint.replace("step_", "step ")
+        parts.append(pd.DataFrame({"run": runs["run"], "column": f"{e.protocol}/{e.dataset}/split{e.split}",
+                                   "checkpoint": step, "test_reads": reads})[present])
+    if not parts:
+        return pd.DataFrame(columns=["run", "column", "checkpoint", "test_reads"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _checkpoints(labels) -> str:
+    def order(x: str) -> tuple:
+        return (1, 0) if x == "end" else (0, int("".join(ch for ch in x if ch.isdigit()) or 0))
+
+    return ", ".join(sorted(set(labels), key=order))
+
+
+def test_reads_text(table: Table) -> list[str]:
+    """What the runs' metrics.json say about reading the test split (counted, never assumed)."""
+    reads = test_reads(table.collection)
+    if reads.empty:
+        return ["No evaluation entry was found, so no test-split read is counted."]
+    per = reads.groupby(["column", "run"]).agg(n=("test_reads", "sum"), at=("checkpoint", _checkpoints)).reset_index()
+    selections = sorted({str(v) for c in table.columns for v in table.collection.runs.get(
+        f"{c.key}.selection", pd.Series(dtype=object)).dropna()})
+    lines = []
+    if per["n"].max() <= 1:
+        lines.append("Test-split reads (counted from metrics.json): every run read the test split once per column, at "
+                     "the end of pre-training.")
+    else:
+        lines.append("Test-split reads (counted from metrics.json, final and `@step_N` evaluations): the test split was "
+                     "read more than once per run:")
+        for column, grp in per.groupby("column"):
+            counts = grp.groupby(["n", "at"]).size()
+            lines.append("- " + column + ": " + "; ".join(f"{int(n)} read{'s' if n != 1 else ''} per run ({at}) in "
+                                                          f"{k} run{'s' if k != 1 else ''}" for (n, at), k in counts.items()))
+        lines.append("The table shows the end-of-training numbers only; the others appear in the over-training figure. "
+                     "Picking a checkpoint by those numbers would be selection on the test split.")
+    if selections:
+        lines.append("Model selection, as each entry records it: " + "; ".join(selections) + ".")
+    return lines
+
+
+def budget_section(table: Table) -> list[str]:
+    """Per row: its pre-training budget, how that budget was chosen (the sweep's ``budget_selection``), and how
+    often each run read the test split."""
+    from tabulate import tabulate
+
+    coll = table.collection
+    entries = coll.cell_entries()
+    reads = test_reads(coll)
+    per_run = reads.groupby(["run", "column"])["test_reads"].sum() if not reads.empty else pd.Series(dtype=float)
+    recs = []
+    for rid in table.rows.index:
+        runs = table.runs_of(rid)
+        notes = sorted({str(e["budget_selection"]) for r in runs["run"] if isinstance(e := entries.get(r), dict)
+                        and e.get("budget_selection")})
+        steps = _values(runs, "pretrain.steps") or _values(runs, "cfg.optim.steps")  # run, else configured
+        batch = _values(runs, "cfg.optim.batch_size")
+        untrained = steps == "0"
+        counts = []
+        for c in dict.fromkeys(f"{c.protocol}/{c.dataset}/split{c.split}" for c in table.columns):
+            n = sorted({int(per_run[(r, c)]) for r in runs["run"] if (r, c) in per_run.index})
+            if n:
+                counts.append(f"{c.split('/')[0]} {'-'.join(map(str, (n[0], n[-1]) if len(n) > 1 else n))}")
+        recs.append({"row": _row_label(table.rows, rid),
+                     "pre-training budget": "none (no pre-training step)" if untrained else
+                     f"{steps} steps x batch {batch}" if steps else "",
+                     "how the budget was chosen": " / ".join(notes) or ("—" if untrained else NO_BUDGET_SELECTION),
+                     "test-split reads per run": ", ".join(counts)})
+    return ["## Budgets and test-split reads", "",
+            tabulate(pd.DataFrame(recs), headers="keys", showindex=False, tablefmt="github", disable_numparse=True), "",
+            "The budget note is the sweep's `budget_selection` for the row (sweep.json); a row without one is labelled "
+            f"\"{NO_BUDGET_SELECTION}\". Test-split reads count the row's evaluation entries per run (final and "
+            "`@step_N`) from metrics.json.", ""]
 
 
 def provenance_section(table: Table) -> list[str]:

@@ -49,6 +49,23 @@ BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every"
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
 VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
+# Parameters that act only under some value of another field (TCE's hard-negative mining, methods/tce.py and
+# benchmark/mining.ThresholdSchedule): labels leave them out elsewhere (no "mining_r=5" on a fixed-threshold row).
+_MINING = "cfg.method.mining_schedule"
+ACTS_ONLY_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cfg.method.mining_r": (_MINING, ("exponential",)),
+    "cfg.method.mining_fixed_threshold": (_MINING, ("fixed",)),
+    "cfg.method.mining_t_low": (_MINING, ("exponential", "linear", "step")),
+    "cfg.method.mining_t_high": (_MINING, ("exponential", "linear", "step")),
+    "cfg.method.mining_step_count": (_MINING, ("step",)),
+    "cfg.method.max_hard_fraction": (_MINING, ("fixed", "exponential", "linear", "step")),
+}
+# (field, value) -> the parameter that makes that setting concrete, shown with it even when the sweep holds it fixed
+DEFINED_BY: dict[tuple[str, str], str] = {
+    (_MINING, "fixed"): "cfg.method.mining_fixed_threshold",
+    (_MINING, "exponential"): "cfg.method.mining_r",
+    (_MINING, "step"): "cfg.method.mining_step_count",
+}
 CONTROLS = ("random_init", "random_init_bn")  # rows without learned features: what a method must beat
 METHOD_ORDER = {"random_init": 0, "random_init_bn": 0.5, "supervised": 2}  # reference rows first and last, methods between
 
@@ -147,15 +164,57 @@ def _texts(runs: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return vals.map(lambda v: fmt_value(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else None)
 
 
+def setting_label(values: dict, fields: list[str], short: dict[str, str] | None = None,
+                  present: Iterable[str] = ()) -> str:
+    """'name=value, ...' of ``fields`` for one run (``values``: cfg field -> value), showing only parameters that
+    act (:data:`ACTS_ONLY_WHEN`) plus the one that defines the setting (:data:`DEFINED_BY`) when that field is
+    among ``present`` (the frame's columns) even if it is not varying, right after the field it belongs to."""
+    short = short or {c: _short_name(c, fields) for c in fields}
+    parts = []
+    for c in fields:
+        v = values.get(c)
+        if v is None or (isinstance(v, float) and math.isnan(v)) or not _acts(c, values):
+            continue
+        parts.append(f"{short.get(c) or _short_name(c, fields)}={fmt_value(v)}")
+        extra = DEFINED_BY.get((c, str(v)))
+        if extra and extra not in fields and extra in present and values.get(extra) is not None:
+            parts.append(f"{_short_name(extra, [*fields, extra])}={fmt_value(values[extra])}")
+    return ", ".join(parts)
+
+
+def _acts(field: str, values: dict) -> bool:
+    rule = ACTS_ONLY_WHEN.get(field)
+    if rule is None:
+        return True
+    governing, when = rule
+    v = values.get(governing)
+    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v) in when
+
+
 def _with_variant(runs: pd.DataFrame, variant: list[str], base: list[str]) -> pd.DataFrame:
+    """row.variant: the label (acting parameters only); row.id: the row keys and every variant field's value, so
+    runs that differ in a parameter that does not act are still never pooled."""
     short = {c: _short_name(c, variant) for c in variant}
     if variant:
         texts = runs[variant].astype(object).where(runs[variant].notna(), None)
-        runs["row.variant"] = [", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(variant, vals, strict=True)
-                                         if v is not None) for vals in texts.itertuples(index=False, name=None)]
+        full = [", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(variant, vals, strict=True) if v is not None)
+                for vals in texts.itertuples(index=False, name=None)]
+        # the defining parameters (shown even when constant) and the fields that decide whether a parameter acts
+        extra = sorted({f for f in (*DEFINED_BY.values(), *(g for g, _ in ACTS_ONLY_WHEN.values()))
+                        if f in runs.columns and f not in variant})
+        shown = runs[variant + extra].astype(object).where(runs[variant + extra].notna(), None)
+        labels = [setting_label(dict(zip(variant + extra, vals, strict=True)), variant, short, extra)
+                  for vals in shown.itertuples(index=False, name=None)]
+        runs["row.variant"] = labels
+        runs["row.full_variant"] = full
+        # two rows with the same label (they differ only in a parameter that does not act): show everything
+        key = runs[base + ["row.variant"]].astype(str).agg(" | ".join, axis=1)
+        ambiguous = key.map(runs.groupby(key)["row.full_variant"].nunique()) > 1
+        runs.loc[ambiguous, "row.variant"] = runs.loc[ambiguous, "row.full_variant"]
     else:
         runs["row.variant"] = ""
-    runs["row.id"] = runs[base + ["row.variant"]].astype(str).agg(" | ".join, axis=1)
+        runs["row.full_variant"] = ""
+    runs["row.id"] = runs[base + ["row.full_variant"]].astype(str).agg(" | ".join, axis=1)
     return runs
 
 

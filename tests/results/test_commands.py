@@ -83,7 +83,7 @@ def test_report_without_figures(table1_sweep, tmp_path, capsys):
     assert "- **TCE (resnet10t, synthetic-pool)**, seeds 0,1,2: `method.name=tce`" in readme
     assert len(pd.read_csv(out / "runs.csv")) == 12
     assert "percentile bootstrap (500 replicates" in readme and "Claims rest on the seed-level interval" in readme
-    assert "| random init [control] |" in readme  # control rows say so
+    assert "random init [control]" in readme.split("## Table 1")[1].split("\n\n")[1]  # control rows say so
 
 
 def test_report_pairs_every_row_with_each_control_present(tmp_path):
@@ -125,3 +125,35 @@ def test_report_with_two_baselines_has_a_paired_section_for_each(table1_sweep, t
     assert "## Paired difference vs random init" in readme and "## Paired difference vs supervised" in readme
     paired = (out / "paired.md").read_text()
     assert "## vs random init" in paired and "## vs supervised" in paired
+
+
+def test_report_counts_test_reads_instead_of_claiming_one(ablation_sweep, table1_sweep, tmp_path):
+    """The ablation's TCE runs evaluated the test split at step 50 and at the end: the report says so."""
+    out = tmp_path / "ablation"
+    assert main(["report", str(ablation_sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "read once" not in readme and "no choice (epoch, hyper-parameter) was made" not in readme
+    assert "the test split was read more than once per run" in readme
+    assert "- linear/synthetic/split1: 1 read per run (end) in 2 runs; 2 reads per run (step 50, end) in 8 runs" in readme
+    out = tmp_path / "table1"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "every run read the test split once per column, at the end of pre-training" in readme
+    assert ["TCE (resnet10t, synthetic-pool)", "100 steps x batch 32", "budget not selected on held-out data",
+            "linear 1, knn 1"] in _md_rows(readme)
+    assert ["random init [control] (resnet10t)", "none (no pre-training step)", "—", "linear 1, knn 1"] in _md_rows(readme)
+
+
+def _md_rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+
+
+def test_report_prints_each_rows_budget_selection(tmp_path):
+    note = "steps from 60/100/240 by held-out top-1 on a third of TRAIN"
+    specs = [FakeRun(method="random_init", seed=s, accuracy=0.25) for s in (0, 1)]
+    specs += [FakeRun(seed=s, accuracy=0.4, budget_selection=note) for s in (0, 1)]
+    out = tmp_path / "report"
+    assert main(["report", str(write_fake_sweep(tmp_path / "s", specs)), "--out", str(out), "--no-figures",
+                 "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert ["TCE (resnet10t, synthetic-pool)", "100 steps x batch 32", note, "linear 1, knn 1"] in _md_rows(readme)

@@ -213,3 +213,34 @@ def test_runs_without_evaluations_are_an_error(tmp_path):
     write_fake_sweep(tmp_path / "s", [FakeRun(stages=("pretrain",))])
     with pytest.raises(UserError, match="no evaluation results yet"):
         build_table(collect(tmp_path / "s"))
+
+
+def test_hard_negative_labels_show_only_parameters_that_act(tmp_path):
+    """The hn-ablation-mini zip: mining_r is listed on every row and the fixed threshold is constant."""
+    rows = [("infonce", "none", 5), ("infonce", "exponential", 3), ("infonce", "exponential", 5),
+            ("infonce", "linear", 5), ("infonce", "fixed", 5), ("nce", "none", 5), ("nce", "exponential", 5)]
+    specs = [FakeRun(seed=s, overrides={"method.loss": loss, "method.mining_schedule": sched, "method.mining_r": r,
+                                        "method.mining_fixed_threshold": 0.5}) for loss, sched, r in rows for s in (0, 1)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    assert sorted(table.rows["variant"]) == [
+        "loss=infonce, mining_schedule=exponential, mining_r=3", "loss=infonce, mining_schedule=exponential, mining_r=5",
+        "loss=infonce, mining_schedule=fixed, mining_fixed_threshold=0.5", "loss=infonce, mining_schedule=linear",
+        "loss=infonce, mining_schedule=none", "loss=nce, mining_schedule=exponential, mining_r=5",
+        "loss=nce, mining_schedule=none"]
+    assert (table.rows["n_runs"] == 2).all()
+    from benchmark.results.plots import ablation_frame
+
+    sub, fields, _ = ablation_frame(table)
+    assert fields == ["cfg.method.mining_schedule", "cfg.method.mining_r"]
+    assert sorted(sub["schedule"].unique()) == ["mining_schedule=exponential, mining_r=3",
+                                               "mining_schedule=exponential, mining_r=5",
+                                               "mining_schedule=fixed, mining_fixed_threshold=0.5",
+                                               "mining_schedule=linear", "mining_schedule=none"]
+
+
+def test_runs_differing_only_in_a_parameter_that_does_not_act_stay_apart(tmp_path):
+    specs = [FakeRun(seed=s, overrides={"method.mining_schedule": "none", "method.mining_r": r}) for r in (3, 5)
+             for s in (0, 1)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    assert sorted(table.rows["variant"]) == ["mining_r=3", "mining_r=5"]  # same label otherwise: everything shown
+    assert (table.rows["n_runs"] == 2).all()
