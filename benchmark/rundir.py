@@ -8,7 +8,7 @@
       scalars.jsonl      one JSON line per logged step: {"step", "epoch", "stage", name: value, ...}
       checkpoints/last.pt        everything needed to resume exactly
       checkpoints/step_N.pt      optional, for evaluation over training
-      metrics.json       {stage_key: {...}}, written atomically; stage keys:
+      metrics.json       {metrics key: {...}}, written atomically (benchmark.keys); keys:
                          "pretrain", "<protocol>/<dataset>/split<N>" (e.g. "linear/synthetic/split1")
 
 A run is *complete* when every stage its config asks for has an entry in

@@ -12,6 +12,11 @@
     stages: [pretrain, linear, knn]
     resources: {timeout_min: 60, gpus_per_node: 0, cpus_per_task: 2}
 
+A zip row may carry ``budget_selection: <text>`` (how its steps/batch were
+chosen, e.g. "steps from 60/100/240 by held-out top-1 on a third of TRAIN");
+it is not a config value: it is kept on the cell and in sweep.json, never
+hashed, and ``vssl report`` prints it per row.
+
 A cell is one point of grid x zip-groups x seeds. Its id is a hash of the
 cell's own explicit overrides (the grid/zip values and the seed), so editing
 the base or adding a config field never renames cells; the hash of each
@@ -40,6 +45,7 @@ from benchmark.config import (
 )
 from benchmark.errors import UserError, nearest
 
+BUDGET_KEY = "budget_selection"  # a zip row's free text: how its pre-training budget was chosen
 SWEEP_KEYS = ("name", "description", "base", "overrides", "grid", "zip", "seeds", "stages", "resources", "out")
 
 
@@ -71,6 +77,7 @@ class Cell:
     tree: dict  # base + sweep overrides + cell overrides: the run's explicit config
     config: ExperimentConfig
     resources: Resources | None = None  # the sweep's, with this cell's own resources.* axis values
+    budget_selection: str | None = None  # free text from its zip row: how its steps/batch were chosen (not hashed)
 
     @property
     def label(self) -> str:
@@ -205,6 +212,13 @@ def load_sweep(
                 own: dict[str, Any] = dict(point)
                 for part in zip_combo:
                     own.update(part)
+                # budget_selection: a note on how the row's budget was chosen, not a config value, so never hashed
+                notes = [p[BUDGET_KEY] for p in (point, *zip_combo) if BUDGET_KEY in p]
+                own.pop(BUDGET_KEY, None)
+                if not all(isinstance(n, str) and n.strip() for n in notes):
+                    raise UserError(
+                        f"{BUDGET_KEY} must be non-empty text (how the row's steps/batch were chosen), got {notes!r}"
+                    )
                 own["run.seed"] = seed
                 cid = cell_id(own)
                 if cid in seen:
@@ -223,7 +237,7 @@ def load_sweep(
                     )
                 except UserError as exc:
                     raise UserError(f"cell {cid} ({_describe(own)}): {exc}") from None
-                cells.append(Cell(cid, own, tree, config, cell_res))
+                cells.append(Cell(cid, own, tree, config, cell_res, "; ".join(notes) or None))
     if not cells:
         raise UserError("the sweep has no cells")
     out = Path(out_dir or spec.get("out") or Path("runs") / name)

@@ -77,6 +77,8 @@ COMMON = [
 ]
 # entry fields that depend on the machine, the clock or the temp folder
 VOLATILE = {"wall_s", "samples_per_s", "data_wait_fraction", "checkpoint", "extract_s", "seconds", "time"}
+# bookkeeping fields added to every entry after the values were recorded (constants, not behaviour)
+ADDED_SINCE_RECORDING = {"read_splits", "test_reads"}
 
 
 def in_tree_methods() -> list[str]:
@@ -101,7 +103,7 @@ def tensor_record(t: torch.Tensor) -> dict:
 
 def clean(entry: object) -> object:
     if isinstance(entry, dict):
-        return {k: clean(v) for k, v in entry.items() if k not in VOLATILE}
+        return {k: clean(v) for k, v in entry.items() if k not in VOLATILE and k not in ADDED_SINCE_RECORDING}
     if isinstance(entry, list):
         return [clean(v) for v in entry]
     return entry

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from benchmark.errors import UserError
@@ -96,3 +98,44 @@ def test_zip_rows_may_set_different_keys():
 def test_command_line_overrides_win_over_sweep_stages():
     sweep = load_sweep(spec(stages=["pretrain", "linear", "finetune"]), ["run.stages=[pretrain, linear]"])
     assert sweep.cells[0].config.run.stages == ["pretrain", "linear"]
+
+
+@pytest.mark.parametrize(
+    "zip_spec",
+    [
+        [
+            [
+                {
+                    "method.name": "tce",
+                    "optim.steps": 100,
+                    "budget_selection": "steps from 60/100/240 by held-out top-1",
+                },
+                {"method.name": "random_init", "optim.steps": 0},
+            ]
+        ],
+        [
+            {
+                "method.name": ["tce", "random_init"],
+                "optim.steps": [100, 0],
+                "budget_selection": ["steps from 60/100/240 by held-out top-1", "none needed"],
+            }
+        ],
+    ],
+)
+def test_budget_selection_is_kept_on_the_cell_never_hashed(tmp_path, zip_spec):
+    from benchmark.launch.local import write_manifest
+
+    sweep = load_sweep(spec(zip=zip_spec, seeds=[0]), out_dir=tmp_path / "out")
+    tce, rnd = sweep.cells
+    assert tce.budget_selection == "steps from 60/100/240 by held-out top-1"
+    assert "budget_selection" not in tce.overrides and "budget_selection" not in tce.tree
+    assert tce.id == cell_id({"method.name": "tce", "optim.steps": 100, "run.seed": 0})  # same id as without the note
+    assert rnd.budget_selection in (None, "none needed")
+    manifest = json.loads(write_manifest(sweep).read_text())
+    assert manifest["cells"][tce.id]["budget_selection"] == tce.budget_selection
+    assert "budget_selection" not in manifest["cells"][tce.id]["overrides"]
+
+
+def test_budget_selection_must_be_text():
+    with pytest.raises(UserError, match="budget_selection must be non-empty text"):
+        load_sweep(spec(zip=[[{"method.name": "tce", "budget_selection": 3}]]))

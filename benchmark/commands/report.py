@@ -16,9 +16,16 @@ def register(sub) -> None:
     p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
     p.add_argument(
+        "--split-recipes",
+        action="store_true",
+        help="show runs of one row whose recipes differ (config outside the sweep's axes, e.g. a default changed "
+        "between launches) as separate rows instead of refusing to pool them",
+    )
+    p.add_argument(
         "--baseline",
-        default="random_init",
-        help="method(s) for the paired differences, comma-separated, e.g. random_init,random_init_bn ('' for none)",
+        default="controls",
+        help="method(s) for the paired differences, comma-separated, e.g. random_init,supervised "
+        "(default 'controls': each control row present, random_init and random_init_bn; '' for none)",
     )
     p.add_argument(
         "--ablation-axes",
@@ -58,6 +65,7 @@ def handle(args) -> int:
         out_dir=Path(args.out) if args.out else None,
         allow_mixed=args.allow_mixed,
         include_incomplete=args.include_incomplete,
+        split_recipes=args.split_recipes,
         baseline=args.baseline,
         ablation_axes=parse_axes(args.ablation_axes),
         figures=not args.no_figures,

@@ -23,9 +23,16 @@ def register(sub) -> None:
     p.add_argument("--allow-mixed", action="store_true", help="pool runs of different sweeps (refused by default)")
     p.add_argument("--include-incomplete", action="store_true", help="also use the finished stages of incomplete runs")
     p.add_argument(
+        "--split-recipes",
+        action="store_true",
+        help="show runs of one row whose recipes differ (config outside the sweep's axes, e.g. a default changed "
+        "between launches) as separate rows instead of refusing to pool them",
+    )
+    p.add_argument(
         "--baseline",
-        default="random_init",
-        help="method the paired differences are taken against (default random_init; '' for none)",
+        default="controls",
+        help="method(s) the paired differences are taken against, comma-separated "
+        "(default 'controls': each control row present, random_init and random_init_bn; '' for none)",
     )
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
     p.add_argument(
@@ -44,7 +51,7 @@ def handle(args) -> int:
     coll = collect(Path(args.sweep_dir), allow_mixed=args.allow_mixed, include_incomplete=args.include_incomplete)
     for name, reason in coll.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    table = build_table(coll)
+    table = build_table(coll, split_recipes=args.split_recipes)
     # the paired differences follow the terminal and Markdown tables; CSV and LaTeX hold the table alone
     paired = (
         paired_vs_baseline(table, args.baseline, n_boot=args.n_boot)

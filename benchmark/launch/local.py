@@ -74,6 +74,7 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
             "label": c.label,
             "overrides": c.overrides,
             "required": required_keys(c.config),
+            **({"budget_selection": c.budget_selection} if c.budget_selection else {}),
         }
     manifest = {
         **old,

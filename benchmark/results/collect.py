@@ -29,13 +29,30 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from benchmark.config import flatten
 from benchmark.errors import UserError
 from benchmark.keys import MetricsKey, Stage
 from benchmark.rundir import CONFIG, ENV, METRICS
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on 1,000 configs
-ENV_FIELDS = ("sweep", "cell_id", "git_commit", "git_dirty", "host", "platform", "python", "cpu_count", "device",
-              "autocast", "seed", "config_hash", "config_hash_previous", "slurm_job_id", "start_time", "end_time")
+ENV_FIELDS = (
+    "sweep",
+    "cell_id",
+    "git_commit",
+    "git_dirty",
+    "host",
+    "platform",
+    "python",
+    "cpu_count",
+    "device",
+    "autocast",
+    "seed",
+    "config_hash",
+    "config_hash_previous",
+    "slurm_job_id",
+    "start_time",
+    "end_time",
+)
 
 
 def parse_eval_key(key: str) -> MetricsKey | None:
@@ -58,6 +75,30 @@ class Collection:
         if "env.sweep" not in self.runs:
             return []
         return sorted({str(s) for s in self.runs["env.sweep"].dropna()})
+
+    def cell_entries(self) -> dict[str, dict | None]:
+        """run -> its cell entry in sweep.json (label, overrides, ...), None when not a cell of the manifest."""
+        cells = self.manifest.get("cells")
+        cells = cells if isinstance(cells, dict) else {}
+        return {run: cells.get(cid) for run, cid in self.cell_ids().items()}
+
+    def cell_ids(self) -> dict[str, str]:
+        """run -> its sweep cell id (env.json's cell_id, else the folder name)."""
+        ids = self.runs.get("env.cell_id", pd.Series(None, index=self.runs.index))
+        return {
+            run: str(cid) if isinstance(cid, str) and cid else run.rsplit("/", 1)[-1]
+            for run, cid in zip(self.runs["run"], ids, strict=True)
+        }
+
+    def axes(self) -> set[str] | None:
+        """Config fields (``cfg.*``) a cell of the sweep sets itself (grid/zip values), from sweep.json: what may
+        legitimately differ between the rows of a table. None when some run is not a cell of the manifest."""
+        axes: set[str] = set()
+        for entry in self.cell_entries().values():
+            if not isinstance(entry, dict) or not isinstance(entry.get("overrides"), dict):
+                return None
+            axes |= {f"cfg.{k}" for k in flatten(entry["overrides"])}
+        return axes
 
     def eval_keys(self) -> list[str]:
         """Metric keys of evaluations present in the frame (final and intermediate checkpoints)."""
@@ -120,7 +161,9 @@ def read_run(path: Path) -> tuple[str, str, dict, dict, dict]:
     except _Corrupt as exc:
         return "corrupt", str(exc), {}, {}, {}
     ev = cfg.get("eval") or {}
-    required = [str(Stage.parse(s).key(ev.get("dataset"), ev.get("split"))) for s in (cfg.get("run") or {}).get("stages", [])]
+    required = [
+        str(Stage.parse(s).key(ev.get("dataset"), ev.get("split"))) for s in (cfg.get("run") or {}).get("stages", [])
+    ]
     missing = [k for k in required if k not in metrics]
     if missing:
         return "incomplete", "missing stages: " + ", ".join(missing), cfg, env, metrics
@@ -209,4 +252,6 @@ def check_single_sweep(coll: Collection, allow_mixed: bool) -> None:
     if len(names) > 1:
         counts = coll.runs["env.sweep"].fillna("(no sweep)").astype(str).value_counts()
         listed = ", ".join(f"'{n}' ({counts.get(n, 0)} runs)" for n in sorted(names))
-        raise UserError(f"{coll.source} mixes runs of different sweeps: {listed}; pass --allow-mixed to pool them anyway")
+        raise UserError(
+            f"{coll.source} mixes runs of different sweeps: {listed}; pass --allow-mixed to pool them anyway"
+        )

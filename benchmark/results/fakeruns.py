@@ -39,6 +39,10 @@ class FakeRun:
     params_millions: float = 4.9
     backbone_kind: str = "2d"
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted config values, e.g. {"method.mining_r": 5}
+    # resolved-only values: what the code's defaults were when the run ran (not the cell's own values, so not
+    # in its id), e.g. {"method.temperature": 0.1} for a cell relaunched after a default changed
+    defaults: dict[str, Any] = field(default_factory=dict)
+    budget_selection: str | None = None  # the sweep row's note on how its budget was chosen (sweep.json only)
     step_evals: tuple[int, ...] = ()  # extra linear evaluations of checkpoints/step_N.pt
     smooth: bool = False  # log smooth_* scalars
     wall_s: float = 120.0
@@ -64,28 +68,67 @@ def per_video(spec: FakeRun, accuracy: float, salt: str) -> tuple[list[str], lis
 def resolved_config(spec: FakeRun) -> tuple[dict, dict]:
     """(resolved, explicit) config trees, as a sweep cell would write them."""
     explicit: dict = {}
-    values = {"method.name": spec.method, "backbone.name": spec.backbone, "data.dataset": spec.pretrain_dataset,
-              "eval.dataset": spec.eval_dataset, "eval.split": spec.split, "optim.steps": spec.steps,
-              "run.seed": spec.seed, "run.stages": list(spec.stages),
-              "run.epoch_checkpoints": list(spec.step_evals), **spec.overrides}
+    values = {
+        "method.name": spec.method,
+        "backbone.name": spec.backbone,
+        "data.dataset": spec.pretrain_dataset,
+        "eval.dataset": spec.eval_dataset,
+        "eval.split": spec.split,
+        "optim.steps": spec.steps,
+        "run.seed": spec.seed,
+        "run.stages": list(spec.stages),
+        "run.epoch_checkpoints": list(spec.step_evals),
+        **spec.overrides,
+    }
     resolved = to_dict(ExperimentConfig())
+    for key, value in spec.defaults.items():
+        set_dotted(resolved, key, value)
     for key, value in values.items():
         set_dotted(resolved, key, value)
         set_dotted(explicit, key, value)
     return resolved, explicit
 
 
-def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: int) -> dict:
+def test_view_fields(spec: FakeRun, ev: dict) -> dict:
+    """The test-sampling fields an entry records (as evaluation.features.ViewSpec.entry_fields), from eval.*."""
+    if spec.backbone_kind == "2d":
+        return {"frames_at_test": ev["frames"], "clips_at_test": None, "crops_at_test": ev["crops"]}
+    return {
+        "frames_at_test": None,
+        "clips_at_test": ev["clips"],
+        "clip_len": ev["clip_len"],
+        "clip_stride": ev["clip_stride"],
+        "crops_at_test": ev["crops"],
+    }
+
+
+def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: int, ev: dict) -> dict:
     ids, correct = per_video(spec, accuracy, salt)
     top1 = round(100.0 * sum(correct) / len(correct), 3)
-    entry = {"protocol": protocol, "dataset": spec.eval_dataset, "split": spec.split,
-             "frozen": protocol != "finetune", "selection": "none (fixed recipe, no model selection)",
-             "checkpoint": "last.pt" if step == spec.steps else f"step_{step}.pt", "checkpoint_step": step,
-             "train_videos": 432, "test_videos": spec.test_videos, "num_classes": spec.num_classes,
-             "backbone_kind": spec.backbone_kind, "frames_at_test": 8, "clips_at_test": None, "crops_at_test": 1,
-             "top1": top1, "test_video_ids": ids, "per_video_correct": correct, "wall_s": 3.0}
+    entry = {
+        "protocol": protocol,
+        "dataset": spec.eval_dataset,
+        "split": spec.split,
+        "frozen": protocol != "finetune",
+        "selection": "none (fixed recipe, no model selection)",
+        "checkpoint": "last.pt" if step == spec.steps else f"step_{step}.pt",
+        "checkpoint_step": step,
+        "train_videos": 432,
+        "test_videos": spec.test_videos,
+        "num_classes": spec.num_classes,
+        "backbone_kind": spec.backbone_kind,
+        **test_view_fields(spec, ev),
+        "top1": top1,
+        "test_video_ids": ids,
+        "per_video_correct": correct,
+        "wall_s": 3.0,
+        "read_splits": ["train", "test"],
+        "test_reads": 1,
+    }
     if protocol == "knn":
-        entry.update({"k": 10, "r@1": top1, "r@5": min(100.0, round(top1 + 20, 3)), "r@10": min(100.0, round(top1 + 30, 3))})
+        entry.update(
+            {"k": 10, "r@1": top1, "r@5": min(100.0, round(top1 + 20, 3)), "r@10": min(100.0, round(top1 + 30, 3))}
+        )
     else:
         entry["top5"] = min(100.0, round(top1 + 25, 3))
     return entry
@@ -95,39 +138,83 @@ def write_fake_run(path: Path, spec: FakeRun) -> RunDir:
     run = RunDir(Path(path)).create()
     resolved, explicit = resolved_config(spec)
     run.write_config(resolved, explicit)
-    run.update_env(git_commit="0" * 40, git_dirty=False, packages={"vssl-bench": "0.1.0", "torch": "2.14.1"},
-                   host="fakehost", platform="Linux-fake", python="3.12", cpu_count=2, device="cpu", autocast="None",
-                   seed=spec.seed, sweep=spec.sweep, cell_id=Path(path).name, config_hash="f" * 12,
-                   start_time="2025-01-01T00:00:00+0000", end_time="2025-01-01T00:02:00+0000")
+    run.update_env(
+        git_commit="0" * 40,
+        git_dirty=False,
+        packages={"vssl-bench": "0.1.0", "torch": "2.14.1"},
+        host="fakehost",
+        platform="Linux-fake",
+        python="3.12",
+        cpu_count=2,
+        device="cpu",
+        autocast="None",
+        seed=spec.seed,
+        sweep=spec.sweep,
+        cell_id=Path(path).name,
+        config_hash="f" * 12,
+        start_time="2025-01-01T00:00:00+0000",
+        end_time="2025-01-01T00:02:00+0000",
+    )
     trains = spec.method != "random_init"
     if trains:
         rng = _rng("loss", spec.method, spec.seed)
         records = []
         for step in range(10, spec.steps + 1, 10):
-            rec = {"stage": "pretrain", "step": step, "epoch": step // 50, "lr": 1e-3,
-                   "loss": round(float(4.0 * math.exp(-step / spec.steps) + 0.05 * rng.standard_normal()), 4)}
+            rec = {
+                "stage": "pretrain",
+                "step": step,
+                "epoch": step // 50,
+                "lr": 1e-3,
+                "loss": round(float(4.0 * math.exp(-step / spec.steps) + 0.05 * rng.standard_normal()), 4),
+            }
             if spec.smooth:
                 rec["smooth_same_video_cos"] = round(0.2 + 0.6 * step / spec.steps, 4)
                 rec["smooth_other_video_cos"] = round(0.1 - 0.05 * step / spec.steps, 4)
             records.append(rec)
         run.log_scalars(records)
     if "pretrain" in spec.stages:
-        run.add_metrics("pretrain", {"steps": spec.steps if trains else 0, "trained": trains, "wall_s": spec.wall_s if trains else 0.5,
-                                     "final_loss": 1.2 if trains else None, "params_millions": spec.params_millions,
-                                     "backbone_init": {"zero_init_last": True, "seed": spec.seed}})
+        run.add_metrics(
+            "pretrain",
+            {
+                "steps": spec.steps if trains else 0,
+                "trained": trains,
+                "wall_s": spec.wall_s if trains else 0.5,
+                "final_loss": 1.2 if trains else None,
+                "params_millions": spec.params_millions,
+                "backbone_init": {"zero_init_last": True, "seed": spec.seed},
+            },
+        )
     for step in spec.step_evals:  # accuracy rising towards the final one
         acc = spec.accuracy * (0.6 + 0.4 * step / max(spec.steps, 1))
-        run.add_metrics(str(Stage("linear").key(spec.eval_dataset, spec.split).at(checkpoint_name(step))),
-                        _eval_entry(spec, "linear", acc, f"linear@{step}", step))
+        run.add_metrics(
+            str(Stage("linear").key(spec.eval_dataset, spec.split).at(checkpoint_name(step))),
+            _eval_entry(spec, "linear", acc, f"linear@{step}", step, resolved["eval"]),
+        )
     for protocol in (s for s in spec.stages if s != "pretrain"):
-        acc = {"linear": spec.accuracy, "knn": spec.accuracy * 0.8, "finetune": min(0.95, spec.accuracy * 1.3)}[protocol]
-        run.add_metrics(str(Stage(protocol).key(spec.eval_dataset, spec.split)), _eval_entry(spec, protocol, acc, protocol, spec.steps))
+        acc = {"linear": spec.accuracy, "knn": spec.accuracy * 0.8, "finetune": min(0.95, spec.accuracy * 1.3)}[
+            protocol
+        ]
+        run.add_metrics(
+            str(Stage(protocol).key(spec.eval_dataset, spec.split)),
+            _eval_entry(spec, protocol, acc, protocol, spec.steps, resolved["eval"]),
+        )
     return run
 
 
+def cell_overrides(spec: FakeRun) -> dict[str, Any]:
+    """The cell's own values, as a sweep cell records them in sweep.json (what its id hashes)."""
+    return {
+        "method.name": spec.method,
+        "backbone.name": spec.backbone,
+        "data.dataset": spec.pretrain_dataset,
+        "eval.dataset": spec.eval_dataset,
+        **flatten(spec.overrides),
+        "run.seed": spec.seed,
+    }
+
+
 def cell_name(spec: FakeRun) -> str:
-    values = {"method": spec.method, "backbone": spec.backbone, "seed": spec.seed, **flatten(spec.overrides)}
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return hashlib.sha1(json.dumps(cell_overrides(spec), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def write_fake_sweep(root: Path, specs: list[FakeRun], name: str = "fake") -> Path:
@@ -137,10 +224,26 @@ def write_fake_sweep(root: Path, specs: list[FakeRun], name: str = "fake") -> Pa
     specs = [replace(spec, sweep=name) for spec in specs]
     for spec in specs:
         cid = cell_name(spec)
+        if cid in cells:
+            raise ValueError(f"two specs make the same cell ({cell_overrides(spec)})")
         write_fake_run(root / "cells" / cid, spec)
-        cells[cid] = {"label": f"{spec.method} seed={spec.seed}", "overrides": {"method.name": spec.method, "run.seed": spec.seed}}
-    atomic_write_text(root / "sweep.json", json.dumps({"name": name, "description": f"generated runs ({len(specs)})",
-                                                       "stages": list(specs[0].stages), "cells": cells}, indent=2))
+        cells[cid] = {
+            "label": f"{spec.method} seed={spec.seed}",
+            "overrides": cell_overrides(spec),
+            **({"budget_selection": spec.budget_selection} if spec.budget_selection else {}),
+        }
+    atomic_write_text(
+        root / "sweep.json",
+        json.dumps(
+            {
+                "name": name,
+                "description": f"generated runs ({len(specs)})",
+                "stages": list(specs[0].stages),
+                "cells": cells,
+            },
+            indent=2,
+        ),
+    )
     return root
 
 

@@ -1,7 +1,9 @@
 """Figures for a sweep (seaborn; each saved as PNG and PDF).
 
-- ``table1_bars``: Table 1 as grouped bars, one group per column, one bar per
-  row, error bars = the table's 95% t-interval, dots = the seeds.
+- ``table1_bars``: Table 1 as bars, one panel per column (metric), one bar per
+  row (labelled on the y axis), whisker = the table's 95% t-interval, dots = the
+  seeds; bars coloured by what the row is (control grey and hatched, 2D and 3D
+  methods, the supervised reference).
 - ``hn_ablation``: the paper's Figure 5 style: top-1 per hard-negative
   schedule. Which config fields define a "schedule" is the argument ``axes``
   (default :data:`ABLATION_AXES`); only fields present and varying are used.
@@ -25,12 +27,18 @@ import pandas as pd
 
 from benchmark.results.collect import parse_eval_key
 from benchmark.results.stats import summarize
-from benchmark.results.table import Column, Table, _row_label, fmt_value
+from benchmark.results.table import ACTS_ONLY_WHEN, DEFINED_BY, Column, Table, _row_label, setting_label
 
 # TCE's hard-negative fields (methods/tce.py); only those present and varying in a sweep label a setting
-ABLATION_AXES: tuple[str, ...] = ("method.mining_schedule", "method.mining_r", "method.mining_fixed_threshold",
-                                  "method.mining_t_low", "method.mining_t_high", "method.mining_step_count",
-                                  "method.max_hard_fraction")
+ABLATION_AXES: tuple[str, ...] = (
+    "method.mining_schedule",
+    "method.mining_r",
+    "method.mining_fixed_threshold",
+    "method.mining_t_low",
+    "method.mining_t_high",
+    "method.mining_step_count",
+    "method.max_hard_fraction",
+)
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,18 @@ def _pyplot():
     return plt, sns
 
 
+# The saved image is the figure's tight bounding box: every title, label, legend and tick label is inside it.
+SAVE_KW = {"bbox_inches": "tight", "pad_inches": 0.05}
+
+
 def save(fig, out_dir: Path, name: str) -> tuple[Path, ...]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = (out_dir / f"{name}.png", out_dir / f"{name}.pdf")
-    fig.tight_layout()
-    fig.savefig(files[0], dpi=150)
-    fig.savefig(files[1])
+    if fig.get_layout_engine() is None:  # figures drawn here use constrained layout; seaborn grids do not
+        fig.tight_layout()
+    fig.savefig(files[0], dpi=150, **SAVE_KW)
+    fig.savefig(files[1], **SAVE_KW)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -74,25 +87,99 @@ def row_labels(table: Table) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- Table 1
+# Bars by what a row is, not one colour per row: a reader finds a row by its label on the y axis.
+ROLE_STYLES = {
+    "control": {"facecolor": "0.85", "edgecolor": "0.35", "hatch": "///", "label": "control (no learned features)"},
+    "method 2D": {"facecolor": "tab:blue", "edgecolor": "none", "label": "method, 2D backbone"},
+    "method 3D": {"facecolor": "tab:purple", "edgecolor": "none", "label": "method, 3D backbone"},
+    "reference": {"facecolor": "tab:orange", "edgecolor": "none", "label": "supervised reference"},
+}
+
+
+def _style_key(row: pd.Series) -> str:
+    role = row.get("role", "method")
+    return (
+        f"method {row['dims']}"
+        if role == "method" and row["dims"] in ("2D", "3D")
+        else role
+        if role in ROLE_STYLES
+        else "method 2D"
+    )
+
+
 def table1_bars(table: Table, out_dir: Path) -> Figure | None:
-    plt, sns = _pyplot()
+    """One panel per column (metric), rows on the y axis in the table's order: bar = mean over seeds, whisker =
+    the table's 95% t-interval, dots = the seeds; control rows grey and hatched."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     runs = table.collection.runs
-    labels = row_labels(table)
-    long = pd.concat([pd.DataFrame({"row": runs["row.id"].map(labels), "column": c.label, "value": runs[c.source]})
-                      for c in table.columns], ignore_index=True).dropna(subset=["value"])
-    if long.empty:
+    cols = [c for c in table.columns if c.source in runs and runs[c.source].notna().any()]
+    if not cols:
         return None
-    order = [labels[r] for r in table.rows.index]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(table.columns) * max(1, len(order)) ** 0.5 + 2), 4.2))
-    sns.barplot(long, x="column", y="value", hue="row", hue_order=order, errorbar=_t_interval, capsize=0.1, ax=ax)
-    sns.stripplot(long, x="column", y="value", hue="row", hue_order=order, dodge=True, palette={o: "black" for o in order},
-                  size=2.5, legend=False, ax=ax)
-    ax.set(xlabel="", ylabel="%", title=f"{table.collection.manifest.get('name') or table.collection.source.name}: "
-                                        "mean over seeds, 95% t-interval, dots = seeds")
-    ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
-    return Figure("table1", "Table 1 as bars: mean over seeds with the 95% t-interval; each dot is one seed.",
-                  save(fig, out_dir, "table1"))
+    plt, _ = _pyplot()
+    rows = list(table.rows.index)
+    labels = row_labels(table)
+    ncols = min(len(cols), 3)
+    nrows = -(-len(cols) // ncols)
+    height = max(2.2, 0.26 * len(rows) + 1.0)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.9 * ncols, height * nrows), sharey=True, squeeze=False, layout="constrained"
+    )
+    used = set()
+    one_dataset = len({c.dataset for c in cols}) == 1  # then panels are titled by metric, the dataset goes on top
+    for ax, c in zip(axes.flat, cols, strict=False):
+        for y, rid in enumerate(rows):
+            cell = table.cells[(rid, c.source)]
+            if cell.n == 0:
+                continue
+            key = _style_key(table.rows.loc[rid])
+            used.add(key)
+            style = {k: v for k, v in ROLE_STYLES[key].items() if k != "label"}
+            err = [[cell.mean - cell.ci_low], [cell.ci_high - cell.mean]] if cell.has_ci else None
+            ax.barh(
+                y,
+                cell.mean,
+                height=0.72,
+                xerr=err,
+                capsize=2,
+                linewidth=0.6,
+                error_kw={"elinewidth": 0.8, "ecolor": "0.15"},
+                **style,
+            )
+            seeds = runs.loc[runs["row.id"] == rid, c.source].dropna().to_numpy()
+            offsets = np.linspace(-0.2, 0.2, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
+            ax.scatter(seeds, y + offsets, s=8, color="black", zorder=3, linewidths=0)
+        ax.set_title(c.label[len(c.dataset) + 1 :] if one_dataset else c.label, fontsize="medium")
+        ax.set_xlabel("%")
+        ax.set_xlim(left=0)
+        ax.grid(axis="y", visible=False)
+    for ax in axes.flat[len(cols) :]:
+        ax.remove()
+    axes[0, 0].set_yticks(range(len(rows)), [labels[r] for r in rows])
+    axes[0, 0].set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
+    handles = [Patch(**{k: v for k, v in ROLE_STYLES[k2].items()}) for k2 in ROLE_STYLES if k2 in used]
+    handles.append(Line2D([], [], marker="o", linestyle="", color="black", markersize=3, label="one seed"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
+    name = table.collection.manifest.get("name") or table.collection.source.name
+    on = f" on {cols[0].dataset}" if one_dataset else ""
+    fig.suptitle(f"{name}{on}: mean over seeds, whisker = 95% t-interval, dots = seeds")
+    return Figure(
+        "table1",
+        "Table 1 as bars, one panel per column: mean over seeds with the 95% t-interval; each dot "
+        "is one seed; control rows grey and hatched.",
+        save(fig, out_dir, "table1"),
+    )
+
+
+def _legend_below(fig, ax, ncol: int = 1) -> None:
+    """Move an axes' legend under the figure (constrained layout keeps the axes at full size)."""
+    handles, texts = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, texts, loc="outside lower center", ncol=ncol, frameon=False, fontsize="small")
 
 
 # --------------------------------------------------------------------------- hard-negative ablation
@@ -102,19 +189,38 @@ def ablation_fields(runs: pd.DataFrame, axes: Iterable[str]) -> list[str]:
 
 
 def _schedule_labels(runs: pd.DataFrame, fields: list[str]) -> pd.Series:
-    def one(row) -> str:
-        return ", ".join(f"{f.rsplit('.', 1)[-1]}={fmt_value(row[f])}" for f in fields if pd.notna(row[f]))
-
-    return runs[fields].apply(one, axis=1)
+    """One label per run: the fields' values, only parameters that act (no mining_r on a fixed-threshold
+    setting), plus the parameter that defines the setting (the fixed threshold) even when it does not vary."""
+    extra = sorted(
+        {
+            f
+            for f in (*DEFINED_BY.values(), *(g for g, _ in ACTS_ONLY_WHEN.values()))
+            if f in runs.columns and f not in fields
+        }
+    )
+    short = {f: f.rsplit(".", 1)[-1] for f in fields}
+    cols = fields + extra
+    vals = runs[cols].astype(object).where(runs[cols].notna(), None)
+    return pd.Series(
+        [
+            setting_label(dict(zip(cols, row, strict=True)), fields, short, extra)
+            for row in vals.itertuples(index=False, name=None)
+        ],
+        index=runs.index,
+        dtype=object,
+    )
 
 
 def primary_column(table: Table, protocol: str = "linear", field: str = "top1") -> Column | None:
-    cols = [c for c in table.columns if c.protocol == protocol and c.field == field] or \
-           [c for c in table.columns if c.field == "top1"]
+    cols = [c for c in table.columns if c.protocol == protocol and c.field == field] or [
+        c for c in table.columns if c.field == "top1"
+    ]
     return cols[0] if cols else None
 
 
-def ablation_frame(table: Table, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> tuple[pd.DataFrame, list[str], Column | None]:
+def ablation_frame(
+    table: Table, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear"
+) -> tuple[pd.DataFrame, list[str], Column | None]:
     """(runs with a 'schedule' label and the plotted 'value', the fields used, the column plotted)."""
     runs = table.collection.runs
     fields = ablation_fields(runs, axes)
@@ -135,7 +241,9 @@ def _other_labels(table: Table, runs: pd.DataFrame, fields: list[str]) -> pd.Ser
     return _schedule_labels(runs, others) if others else pd.Series("", index=runs.index)
 
 
-def hn_ablation(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> Figure | None:
+def hn_ablation(
+    table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear"
+) -> Figure | None:
     sub, fields, col = ablation_frame(table, axes, protocol)
     if sub.empty:
         return None
@@ -143,17 +251,24 @@ def hn_ablation(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES
     order = sorted(sub["schedule"].unique())
     hues = sorted(sub["others"].unique())
     hue = dict(hue="others", hue_order=hues) if len(hues) > 1 else dict(color="tab:blue")
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(order) * max(1, len(hues)) ** 0.5 + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(order) * max(1, len(hues)) ** 0.5 + 2), 4), layout="constrained")
     sns.barplot(sub, x="schedule", y="value", order=order, errorbar=_t_interval, capsize=0.1, ax=ax, **hue)
-    strip = dict(hue="others", hue_order=hues, dodge=True, palette={h: "black" for h in hues}, legend=False) \
-        if len(hues) > 1 else dict(color="black")
+    strip = (
+        dict(hue="others", hue_order=hues, dodge=True, palette={h: "black" for h in hues}, legend=False)
+        if len(hues) > 1
+        else dict(color="black")
+    )
     sns.stripplot(sub, x="schedule", y="value", order=order, size=3, ax=ax, **strip)
     ax.set(xlabel="hard-negative setting", ylabel=f"{col.label} (%)", title="Hard-negative mining (Figure 5 style)")
     if len(hues) > 1:
-        ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _legend_below(fig, ax, ncol=min(len(hues), 3))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    return Figure("hn_ablation", f"{col.label} per hard-negative setting ({', '.join(f[4:] for f in fields)}): "
-                                 "mean over seeds, 95% t-interval, dots = seeds.", save(fig, out_dir, "hn_ablation"))
+    return Figure(
+        "hn_ablation",
+        f"{col.label} per hard-negative setting ({', '.join(f[4:] for f in fields)}): "
+        "mean over seeds, 95% t-interval, dots = seeds.",
+        save(fig, out_dir, "hn_ablation"),
+    )
 
 
 def checkpoint_evals(table: Table, protocol: str = "linear", field: str = "top1") -> pd.DataFrame:
@@ -167,14 +282,26 @@ def checkpoint_evals(table: Table, protocol: str = "linear", field: str = "top1"
         step = runs.get(f"{key}.checkpoint_step")
         if step is None:
             step = runs.get("pretrain.steps") if e.step is None else pd.Series(e.step, index=runs.index)
-        parts.append(pd.DataFrame({"run": runs["run"], "row.id": runs["row.id"], "dataset": e.dataset,
-                                   "intermediate": e.step is not None, "step": step, "value": runs[f"{key}.{field}"]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "run": runs["run"],
+                    "row.id": runs["row.id"],
+                    "dataset": e.dataset,
+                    "intermediate": e.step is not None,
+                    "step": step,
+                    "value": runs[f"{key}.{field}"],
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=["run", "row.id", "dataset", "intermediate", "step", "value"])
     return pd.concat(parts, ignore_index=True).dropna(subset=["step", "value"])
 
 
-def over_training(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear") -> Figure | None:
+def over_training(
+    table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear"
+) -> Figure | None:
     long = checkpoint_evals(table, protocol)
     with_steps = set(long.loc[long["intermediate"], "run"])
     long = long[long["run"].isin(with_steps)]
@@ -188,15 +315,23 @@ def over_training(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AX
         picked = runs.loc[long["run"]]
         sched = _schedule_labels(picked, fields).values
         others = _other_labels(table, picked, fields).values
-        long["series"] = [", ".join(x for x in (o, s) if x) or lab for s, o, lab in zip(sched, others, long["series"])]
+        long["series"] = [
+            ", ".join(x for x in (o, s) if x) or lab for s, o, lab in zip(sched, others, long["series"], strict=True)
+        ]
     plt, sns = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     sns.lineplot(long, x="step", y="value", hue="series", errorbar=_t_interval, marker="o", ax=ax)
-    ax.set(xlabel="pre-training step", ylabel=f"{long['dataset'].iloc[0]} {protocol} top-1 (%)",
-           title="Top-1 over pre-training (evaluated checkpoints)")
-    ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return Figure("over_training", f"{protocol} top-1 of checkpoints taken during pre-training; band = 95% t-interval over seeds.",
-                  save(fig, out_dir, "over_training"))
+    ax.set(
+        xlabel="pre-training step",
+        ylabel=f"{long['dataset'].iloc[0]} {protocol} top-1 (%)",
+        title="Top-1 over pre-training (evaluated checkpoints)",
+    )
+    _legend_below(fig, ax)
+    return Figure(
+        "over_training",
+        f"{protocol} top-1 of checkpoints taken during pre-training; band = 95% t-interval over seeds.",
+        save(fig, out_dir, "over_training"),
+    )
 
 
 # --------------------------------------------------------------------------- scalars
@@ -205,7 +340,7 @@ def scalars_frame(table: Table, prefix: str | None = None, names: Iterable[str] 
     from benchmark.rundir import RunDir
 
     labels = row_labels(table)
-    row_of = dict(zip(table.collection.runs["run"], table.collection.runs["row.id"]))
+    row_of = dict(zip(table.collection.runs["run"], table.collection.runs["row.id"], strict=True))
     wanted = set(names)
     recs = []
     for run, path in table.collection.paths.items():
@@ -213,7 +348,11 @@ def scalars_frame(table: Table, prefix: str | None = None, names: Iterable[str] 
             if rec.get("stage", "pretrain") != "pretrain" or "step" not in rec:
                 continue
             for k, v in rec.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and ((prefix and k.startswith(prefix)) or k in wanted):
+                if (
+                    isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and ((prefix and k.startswith(prefix)) or k in wanted)
+                ):
                     recs.append((run, labels[row_of[run]], rec["step"], k, float(v)))
     return pd.DataFrame(recs, columns=["run", "series", "step", "name", "value"])
 
@@ -223,13 +362,18 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     if long.empty:
         return None
     plt, sns = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.lineplot(long, x="step", y="value", hue="series", errorbar="sd", ax=ax)
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    labels = row_labels(table)
+    order = [labels[r] for r in table.rows.index if labels[r] in set(long["series"])]  # the table's row order
+    sns.lineplot(long, x="step", y="value", hue="series", hue_order=order, errorbar="sd", ax=ax)
     ax.set(xlabel="pre-training step", ylabel="training loss", title="Pre-training loss (each method's own objective)")
-    ax.legend(title="", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return Figure("loss_curves", "Pre-training loss per row from scalars.jsonl: mean over seeds, band = ±1 sd. "
-                                 "Losses of different methods are different objectives: compare shapes, not levels.",
-                  save(fig, out_dir, "loss_curves"))
+    _legend_below(fig, ax)
+    return Figure(
+        "loss_curves",
+        "Pre-training loss per row from scalars.jsonl: mean over seeds, band = ±1 sd. "
+        "Losses of different methods are different objectives: compare shapes, not levels.",
+        save(fig, out_dir, "loss_curves"),
+    )
 
 
 def smoothness(table: Table, out_dir: Path) -> Figure | None:
@@ -237,12 +381,26 @@ def smoothness(table: Table, out_dir: Path) -> Figure | None:
     if long.empty:
         return None
     plt, sns = _pyplot()
-    grid = sns.relplot(long, x="step", y="value", hue="series", col="name", kind="line", errorbar="sd",
-                       facet_kws={"sharey": False}, height=3.2, aspect=1.2)
+    grid = sns.relplot(
+        long,
+        x="step",
+        y="value",
+        hue="series",
+        col="name",
+        kind="line",
+        errorbar="sd",
+        facet_kws={"sharey": False},
+        height=3.2,
+        aspect=1.2,
+    )
     grid.set_axis_labels("pre-training step", "")
     grid.set_titles("{col_name}")
-    return Figure("smoothness", "Embedding smoothness scalars (smooth_*) logged during pre-training (Figure 3 style): "
-                                "mean over seeds, band = ±1 sd.", save(grid.figure, out_dir, "smoothness"))
+    return Figure(
+        "smoothness",
+        "Embedding smoothness scalars (smooth_*) logged during pre-training (Figure 3 style): "
+        "mean over seeds, band = ±1 sd.",
+        save(grid.figure, out_dir, "smoothness"),
+    )
 
 
 def trajectories(table: Table, out_dir: Path) -> list[Figure]:
@@ -257,15 +415,25 @@ def trajectories(table: Table, out_dir: Path) -> list[Figure]:
                 dst = Path(out_dir) / f"trajectories_{i}.png"
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
-                figs.append(Figure(f"trajectories_{i}", f"Frame trajectories of a few videos (2D PCA per checkpoint, Figure 3 "
-                                                        f"style), {_row_label(table.rows, rid)}, run {run}.", (dst,)))
+                figs.append(
+                    Figure(
+                        f"trajectories_{i}",
+                        f"Frame trajectories of a few videos (2D PCA per checkpoint, Figure 3 "
+                        f"style), {_row_label(table.rows, rid)}, run {run}.",
+                        (dst,),
+                    )
+                )
                 break
     return figs
 
 
 def all_figures(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES) -> list[Figure]:
     axes = tuple(axes)
-    makers = [lambda: table1_bars(table, out_dir), lambda: hn_ablation(table, out_dir, axes),
-              lambda: over_training(table, out_dir, axes), lambda: loss_curves(table, out_dir),
-              lambda: smoothness(table, out_dir)]
+    makers = [
+        lambda: table1_bars(table, out_dir),
+        lambda: hn_ablation(table, out_dir, axes),
+        lambda: over_training(table, out_dir, axes),
+        lambda: loss_curves(table, out_dir),
+        lambda: smoothness(table, out_dir),
+    ]
     return [f for f in (m() for m in makers) if f is not None] + trajectories(table, out_dir)

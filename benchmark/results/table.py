@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmark.errors import UserError
+from benchmark.results import TABLE_FORMATS as FORMATS
 from benchmark.results import published
 from benchmark.results.collect import Collection, parse_eval_key
-from benchmark.results.stats import LEVEL, PairedResult, Summary, align_per_video, paired_bootstrap, summarize
-
-FORMATS = ("terminal", "md", "latex", "csv")
+from benchmark.results.stats import LEVEL, PairedResult, Summary, align_per_video, paired_difference, summarize
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,46 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("finetune", "top1", "fine-tune top-1"),
 )
 # Config fields that never make two runs different experiments (so never split a row).
-BOOKKEEPING = ("run.seed", "run.stages", "run.log_every", "run.checkpoint_every", "run.epoch_checkpoints",
-               "run.evaluate_epoch_checkpoints", "run.threads",
-               "run.time_budget_s", "data.num_workers", "eval.dataset", "eval.split", "eval.batch_size")
+BOOKKEEPING = (
+    "run.seed",
+    "run.stages",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.epoch_checkpoints",
+    "run.evaluate_epoch_checkpoints",
+    "run.threads",
+    "run.time_budget_s",
+    "data.num_workers",
+    "eval.dataset",
+    "eval.split",
+    "eval.batch_size",
+)
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
-METHOD_ORDER = {"random_init": 0, "random_init_bn": 0.5, "supervised": 2}  # reference rows first and last, methods between
+VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
+# Parameters that act only under some value of another field (TCE's hard-negative mining, methods/tce.py and
+# benchmark/mining.ThresholdSchedule): labels leave them out elsewhere (no "mining_r=5" on a fixed-threshold row).
+_MINING = "cfg.method.mining_schedule"
+ACTS_ONLY_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cfg.method.mining_r": (_MINING, ("exponential",)),
+    "cfg.method.mining_fixed_threshold": (_MINING, ("fixed",)),
+    "cfg.method.mining_t_low": (_MINING, ("exponential", "linear", "step")),
+    "cfg.method.mining_t_high": (_MINING, ("exponential", "linear", "step")),
+    "cfg.method.mining_step_count": (_MINING, ("step",)),
+    "cfg.method.max_hard_fraction": (_MINING, ("fixed", "exponential", "linear", "step")),
+}
+# (field, value) -> the parameter that makes that setting concrete, shown with it even when the sweep holds it fixed
+DEFINED_BY: dict[tuple[str, str], str] = {
+    (_MINING, "fixed"): "cfg.method.mining_fixed_threshold",
+    (_MINING, "exponential"): "cfg.method.mining_r",
+    (_MINING, "step"): "cfg.method.mining_step_count",
+}
+CONTROLS = ("random_init", "random_init_bn")  # rows without learned features: what a method must beat
+METHOD_ORDER = {
+    "random_init": 0,
+    "random_init_bn": 0.5,
+    "supervised": 2,
+}  # reference rows first and last, methods between
 
 
 @dataclass(frozen=True)
@@ -92,34 +125,176 @@ def _dims(runs: pd.DataFrame) -> pd.Series:
     return measured.fillna(guessed).astype(str).str.upper()
 
 
-def add_row_keys(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Adds row.* columns (method, backbone, dims, pretrain, variant, id); returns the variant fields."""
+def add_row_keys(
+    runs: pd.DataFrame, axes: set[str] | None = None, split_recipes: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
+    """Adds row.* columns (method, backbone, dims, pretrain, variant, id); returns the variant fields.
+
+    A config field that differs inside a (method, backbone, 2D/3D, pre-training) group splits the row (the
+    "variant") when it is one of the sweep's ``axes`` (fields its cells set themselves; None: every field
+    counts as one). Any other difference between the runs of one row means they ran different recipes, e.g.
+    cells relaunched after a default changed: a UserError naming the fields, unless ``split_recipes``, which
+    makes those fields variants too. A field some runs do not record at all (added to the code between
+    launches) is not a difference; :func:`partial_fields` lists them.
+    """
     runs = runs.copy()
     runs["row.method"] = runs.get("cfg.method.name", pd.Series("?", index=runs.index)).astype(str)
     backbone = runs.get("cfg.backbone.name", pd.Series("?", index=runs.index)).astype(str)
     inflated = runs.get("cfg.backbone.inflate", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
-    runs["row.backbone"] = backbone.where(~inflated, backbone + " (inflated)")
+    runs["row.backbone"] = backbone.where(~inflated, backbone + published.INFLATED)
     runs["row.dims"] = _dims(runs)
     trained = runs.get("pretrain.trained", pd.Series(True, index=runs.index)).fillna(True).astype(bool)
     untrained = ~trained | (runs["row.method"] == "random_init")
     pretrain = runs.get("cfg.data.dataset", pd.Series("?", index=runs.index)).astype(str)
     runs["row.pretrain"] = pretrain.where(~untrained, "none")
     base = [f"row.{k}" for k in ROW_KEYS]
-    skip = {"cfg.method.name", "cfg.backbone.name", "cfg.backbone.inflate", "cfg.data.dataset", *(f"cfg.{b}" for b in BOOKKEEPING)}
-    candidates = [c for c in runs.columns if c.startswith("cfg.") and c not in skip]
+    candidates = recipe_fields(runs)
+    texts = _texts(runs, candidates)
     varying: list[str] = []
     if candidates:
-        nunique = runs[candidates].astype(str).groupby([runs[b] for b in base]).nunique()
+        nunique = texts.groupby([runs[b] for b in base]).nunique()
         varying = [c for c in candidates if (nunique[c] > 1).any()]
-    short = {c: _short_name(c, varying) for c in varying}
-    if varying:
-        texts = runs[varying].astype(object).where(runs[varying].notna(), None)
-        runs["row.variant"] = [", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(varying, vals) if v is not None)
-                               for vals in texts.itertuples(index=False, name=None)]
+    variant = [c for c in varying if axes is None or c in axes]
+    runs = _with_variant(runs, variant, base)
+    conflicts = recipe_conflicts(runs, texts, [c for c in candidates if c not in variant])
+    if conflicts and not split_recipes:
+        raise UserError(_conflict_message(runs, conflicts))
+    if conflicts:
+        fields = {f for per_row in conflicts.values() for f in per_row}
+        variant = [c for c in candidates if c in variant or c in fields]
+        runs = _with_variant(runs, variant, base)
+    return runs, variant
+
+
+def recipe_fields(runs: pd.DataFrame) -> list[str]:
+    """Config fields that define a row's recipe (everything but the row keys and bookkeeping)."""
+    skip = {
+        "cfg.method.name",
+        "cfg.backbone.name",
+        "cfg.backbone.inflate",
+        "cfg.data.dataset",
+        *(f"cfg.{b}" for b in BOOKKEEPING),
+    }
+    return [c for c in runs.columns if c.startswith("cfg.") and c not in skip]
+
+
+def _texts(runs: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """Config values as text for comparing (5 == 5.0), missing values kept missing."""
+    vals = runs[cols].astype(object)
+    return vals.map(lambda v: fmt_value(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else None)
+
+
+def setting_label(
+    values: dict, fields: list[str], short: dict[str, str] | None = None, present: Iterable[str] = ()
+) -> str:
+    """'name=value, ...' of ``fields`` for one run (``values``: cfg field -> value), showing only parameters that
+    act (:data:`ACTS_ONLY_WHEN`) plus the one that defines the setting (:data:`DEFINED_BY`) when that field is
+    among ``present`` (the frame's columns) even if it is not varying, right after the field it belongs to."""
+    short = short or {c: _short_name(c, fields) for c in fields}
+    parts = []
+    for c in fields:
+        v = values.get(c)
+        if v is None or (isinstance(v, float) and math.isnan(v)) or not _acts(c, values):
+            continue
+        parts.append(f"{short.get(c) or _short_name(c, fields)}={fmt_value(v)}")
+        extra = DEFINED_BY.get((c, str(v)))
+        if extra and extra not in fields and extra in present and values.get(extra) is not None:
+            parts.append(f"{_short_name(extra, [*fields, extra])}={fmt_value(values[extra])}")
+    return ", ".join(parts)
+
+
+def _acts(field: str, values: dict) -> bool:
+    rule = ACTS_ONLY_WHEN.get(field)
+    if rule is None:
+        return True
+    governing, when = rule
+    v = values.get(governing)
+    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v) in when
+
+
+def _with_variant(runs: pd.DataFrame, variant: list[str], base: list[str]) -> pd.DataFrame:
+    """row.variant: the label (acting parameters only); row.id: the row keys and every variant field's value, so
+    runs that differ in a parameter that does not act are still never pooled."""
+    short = {c: _short_name(c, variant) for c in variant}
+    if variant:
+        texts = runs[variant].astype(object).where(runs[variant].notna(), None)
+        full = [
+            ", ".join(f"{short[c]}={fmt_value(v)}" for c, v in zip(variant, vals, strict=True) if v is not None)
+            for vals in texts.itertuples(index=False, name=None)
+        ]
+        # the defining parameters (shown even when constant) and the fields that decide whether a parameter acts
+        extra = sorted(
+            {
+                f
+                for f in (*DEFINED_BY.values(), *(g for g, _ in ACTS_ONLY_WHEN.values()))
+                if f in runs.columns and f not in variant
+            }
+        )
+        shown = runs[variant + extra].astype(object).where(runs[variant + extra].notna(), None)
+        labels = [
+            setting_label(dict(zip(variant + extra, vals, strict=True)), variant, short, extra)
+            for vals in shown.itertuples(index=False, name=None)
+        ]
+        runs["row.variant"] = labels
+        runs["row.full_variant"] = full
+        # two rows with the same label (they differ only in a parameter that does not act): show everything
+        key = runs[base + ["row.variant"]].astype(str).agg(" | ".join, axis=1)
+        ambiguous = key.map(runs.groupby(key)["row.full_variant"].nunique()) > 1
+        runs.loc[ambiguous, "row.variant"] = runs.loc[ambiguous, "row.full_variant"]
     else:
         runs["row.variant"] = ""
-    runs["row.id"] = runs[base + ["row.variant"]].astype(str).agg(" | ".join, axis=1)
-    return runs, varying
+        runs["row.full_variant"] = ""
+    runs["row.id"] = runs[base + ["row.full_variant"]].astype(str).agg(" | ".join, axis=1)
+    return runs
+
+
+def recipe_conflicts(runs: pd.DataFrame, texts: pd.DataFrame, fields: list[str]) -> dict[str, dict[str, dict]]:
+    """{row id: {field: {value: [runs]}}} for every row whose runs recorded different values of a field."""
+    if not fields:
+        return {}
+    nunique = texts[fields].groupby(runs["row.id"]).nunique()
+    out: dict[str, dict[str, dict]] = {}
+    for rid, counts in nunique.iterrows():
+        for f in counts.index[counts > 1]:
+            sub = runs["row.id"] == rid
+            values: dict[str, list] = {}
+            for run, v in zip(runs.loc[sub, "run"], texts.loc[sub, f], strict=True):
+                if v is not None:
+                    values.setdefault(v, []).append(run)
+            out.setdefault(rid, {})[f] = values
+    return out
+
+
+def _conflict_message(runs: pd.DataFrame, conflicts: dict[str, dict[str, dict]]) -> str:
+    parts = []
+    for rid, fields in list(conflicts.items())[:3]:
+        row = runs[runs["row.id"] == rid].iloc[0]
+        extra = ", ".join(
+            x for x in (row["row.backbone"], row["row.pretrain"], row["row.variant"]) if x and x != "none"
+        )
+        diffs = "; ".join(
+            f"{f[4:]} "
+            + " vs ".join(
+                f"{v} ({len(rs)} run{'s' if len(rs) > 1 else ''}: {', '.join(rs[:3])})" for v, rs in values.items()
+            )
+            for f, values in fields.items()
+        )
+        parts.append(f"{published.display_name(row['row.method'])} ({extra}): {diffs}")
+    more = f" (and {len(conflicts) - 3} more rows)" if len(conflicts) > 3 else ""
+    return (
+        f"{len(conflicts)} table row(s) would pool runs with different recipes (config fields no sweep axis sets, "
+        f"e.g. a default changed between launches): {' | '.join(parts)}{more}; rerun the stale cells, or pass "
+        "--split-recipes to show each recipe as its own row"
+    )
+
+
+def partial_fields(runs: pd.DataFrame) -> list[str]:
+    """Recipe fields recorded by only some runs of a row (a config field added between launches)."""
+    fields = recipe_fields(runs)
+    if not fields or "row.id" not in runs:
+        return []
+    present = runs[fields].notna().groupby(runs["row.id"]).agg(["any", "all"])
+    return [f for f in fields if (present[(f, "any")] & ~present[(f, "all")]).any()]
 
 
 def fmt_value(v) -> str:
@@ -149,7 +324,9 @@ def table_columns(runs: pd.DataFrame, metrics: Iterable[MetricSpec] = METRICS) -
         protocol_rank.setdefault(m.protocol, i)
     cols = []
     for key, e in finals:
-        specs = [m for m in metrics if m.protocol == e.protocol] or [MetricSpec(e.protocol, "top1", f"{e.protocol} top-1")]
+        specs = [m for m in metrics if m.protocol == e.protocol] or [
+            MetricSpec(e.protocol, "top1", f"{e.protocol} top-1")
+        ]
         for spec in specs:
             if f"{key}.{spec.field}" not in runs or runs[f"{key}.{spec.field}"].isna().all():
                 continue
@@ -159,35 +336,52 @@ def table_columns(runs: pd.DataFrame, metrics: Iterable[MetricSpec] = METRICS) -
             cols.append(Column(key, e.dataset, e.split, e.protocol, spec.field, label))
     order = {id(c): i for i, c in enumerate(cols)}
     spec_rank = {(m.protocol, m.field): i for i, m in enumerate(metrics)}
-    cols.sort(key=lambda c: (c.dataset, c.split, protocol_rank.get(c.protocol, len(metrics)),
-                             spec_rank.get((c.protocol, c.field), len(metrics)), order[id(c)]))
+    cols.sort(
+        key=lambda c: (
+            c.dataset,
+            c.split,
+            protocol_rank.get(c.protocol, len(metrics)),
+            spec_rank.get((c.protocol, c.field), len(metrics)),
+            order[id(c)],
+        )
+    )
     return cols
 
 
-def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Table:
-    runs, varying = add_row_keys(coll.runs)
+def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS, split_recipes: bool = False) -> Table:
+    """``split_recipes``: runs of one row with different recipes become separate rows instead of an error."""
+    runs, varying = add_row_keys(coll.runs, coll.axes(), split_recipes)
     coll.runs = runs
     columns = table_columns(runs, metrics)
     if not columns:
-        raise UserError(f"{coll.source}: the runs have no evaluation results yet (no '<protocol>/<dataset>/split<N>' "
-                        f"entries in metrics.json); run the sweep's evaluation stages first")
+        raise UserError(
+            f"{coll.source}: the runs have no evaluation results yet (no '<protocol>/<dataset>/split<N>' "
+            f"entries in metrics.json); run the sweep's evaluation stages first"
+        )
     groups = runs.groupby("row.id", sort=False)
     first = groups.first()
-    rows = pd.DataFrame({
-        "method": first["row.method"],
-        "name": first["row.method"].map(published.display_name),
-        "backbone": first["row.backbone"],
-        "dims": first["row.dims"],
-        "params_m": groups["pretrain.params_millions"].mean() if "pretrain.params_millions" in runs else math.nan,
-        "pretrain": first["row.pretrain"],
-        "variant": first["row.variant"],
-        "seeds": groups["cfg.run.seed"].agg(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))) if "cfg.run.seed" in runs else "",
-        "n_runs": groups.size(),
-    })
+    rows = pd.DataFrame(
+        {
+            "method": first["row.method"],
+            "name": first["row.method"].map(row_name),
+            "role": first["row.method"].map(role),
+            "backbone": first["row.backbone"],
+            "dims": first["row.dims"],
+            "params_m": groups["pretrain.params_millions"].mean() if "pretrain.params_millions" in runs else math.nan,
+            "pretrain": first["row.pretrain"],
+            "variant": first["row.variant"],
+            "seeds": groups["cfg.run.seed"].agg(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna())))
+            if "cfg.run.seed" in runs
+            else "",
+            "n_runs": groups.size(),
+        }
+    )
     # the paper's grouping: by pre-training set (no pre-training first), reference rows around the methods
     rows["_untrained"] = rows["pretrain"] != "none"
     rows["_order"] = rows["method"].map(lambda m: METHOD_ORDER.get(m, 1))
-    rows = rows.sort_values(["_untrained", "pretrain", "_order", "name", "dims", "backbone", "variant"]).drop(columns=["_untrained", "_order"])
+    rows = rows.sort_values(["_untrained", "pretrain", "_order", "name", "dims", "backbone", "variant"]).drop(
+        columns=["_untrained", "_order"]
+    )
     values = groups[[c.source for c in columns]].agg(list)
     cells = {(rid, c.source): summarize(values.at[rid, c.source]) for rid in rows.index for c in columns}
     refs = {rid: published.reference_for(r.method, r.backbone, r.dims, r.pretrain) for rid, r in rows.iterrows()}
@@ -199,8 +393,21 @@ def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS) -> Ta
         label_fraction = _first(sub, "cfg.eval.label_fraction")
         for c in columns:
             frozen = _first(sub, f"{c.key}.frozen")
-            matches[(rid, c.source)] = published.protocol_match(ref, c.dataset, c.split, c.protocol, frozen, label_fraction)
+            views = published.views_text(*(_first(sub, f"{c.key}.{f}") for f in VIEW_FIELDS))
+            matches[(rid, c.source)] = published.protocol_match(
+                ref, c.dataset, c.split, c.protocol, frozen, label_fraction, views
+            )
     return Table(rows, columns, cells, refs, matches, coll, varying)
+
+
+def role(method: str) -> str:
+    """'control' (no learned features: what a method must beat), 'reference' (supervised) or 'method'."""
+    return "control" if method in CONTROLS else "reference" if method == "supervised" else "method"
+
+
+def row_name(method: str) -> str:
+    """The row's name in tables and figures; control rows say so."""
+    return published.display_name(method) + (" [control]" if method in CONTROLS else "")
 
 
 def _first(df: pd.DataFrame, col: str):
@@ -224,14 +431,22 @@ def paper_marks(table: Table, rid: str) -> str:
     if ref is None:
         return ""
     marks = [m.split(":")[0] for m in ref.mismatches]
-    if not any(table.matches.get((rid, c.source), (False,))[0] for c in table.columns):
+    row_level = set(ref.mismatches)
+
+    def protocol_ok(c: Column) -> bool:  # the column matches the paper's protocol, whatever the row-level mismatches
+        ok, why = table.matches.get((rid, c.source), (False, "?"))
+        return ok or not [part for part in why.split("; ") if part and part not in row_level]
+
+    if not any(protocol_ok(c) for c in table.columns):
         marks.append("protocol")
     return " ".join(f"≠{m}" for m in marks) or "match"
 
 
 def delta_columns(table: Table) -> list[Column]:
     """Our columns that match the paper's protocol for at least one row (only these get a difference)."""
-    return [c for c in table.columns if any(table.matches.get((rid, c.source), (False,))[0] for rid in table.rows.index)]
+    return [
+        c for c in table.columns if any(table.matches.get((rid, c.source), (False,))[0] for rid in table.rows.index)
+    ]
 
 
 def fmt_delta(table: Table, rid: str, c: Column) -> str:
@@ -249,9 +464,15 @@ def fmt_delta(table: Table, rid: str, c: Column) -> str:
 def display_frame(table: Table) -> pd.DataFrame:
     """The table as strings, one row per table row, in the paper's column order."""
     r = table.rows
-    out = pd.DataFrame({"method": r["name"], "backbone": r["backbone"], "2D/3D": r["dims"],
-                        "params (M)": r["params_m"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}"),
-                        "pre-training": r["pretrain"]})
+    out = pd.DataFrame(
+        {
+            "method": r["name"],
+            "backbone": r["backbone"],
+            "2D/3D": r["dims"],
+            "params (M)": r["params_m"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}"),
+            "pre-training": r["pretrain"],
+        }
+    )
     if table.variant_fields:
         out["variant"] = r["variant"]
     for c in table.columns:
@@ -269,33 +490,82 @@ def _num(x: float) -> str:
     return "" if pd.isna(x) else f"{x:.1f}"
 
 
-def notes(table: Table) -> list[str]:
-    lines = [f"Cells: mean ± std over seeds (n runs) [{LEVEL:.0%} t-interval of the mean]; accuracies and recalls in %."]
+def paper_notes(table: Table) -> list[tuple[str, list[str]]]:
+    """[(why our rows differ from their paper row, [our rows])]: one entry per distinct explanation, in row order."""
+    grouped: dict[str, list[str]] = {}
+    for rid, ref in table.refs.items():
+        if ref is None:
+            continue
+        row = table.rows.loc[rid]
+        reasons = list(ref.mismatches)
+        for c in table.columns:
+            ok, why = table.matches[(rid, c.source)]
+            for part in [] if ok else why.split("; "):
+                if part and part not in reasons:
+                    reasons.append(part)
+        text = f"vs paper row '{ref.label}': " + (
+            "; ".join(reasons) or "every field matches (backbone, pre-training, split, protocol, test views)"
+        )
+        who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
+        names = grouped.setdefault(text, [])
+        if who not in names:  # variants of one row share the same comparison
+            names.append(who)
+    return list(grouped.items())
+
+
+def paper_note_of(table: Table, rid: str) -> int | None:
+    """Index into paper_notes(table) of the note explaining row ``rid``'s comparison (None: no paper row)."""
+    row = table.rows.loc[rid]
+    who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
+    for i, (_, names) in enumerate(paper_notes(table)):
+        if who in names:
+            return i
+    return None
+
+
+PAPER_RULE = (
+    "A difference to the paper is shown only where backbone (exact architecture), pre-training set, "
+    "downstream set and split, protocol (full fine-tuning, all labels) and test views all match; a field "
+    "the paper does not state counts as a mismatch. ≠ names what differs; mismatched numbers are never "
+    "compared."
+)
+
+
+def notes(table: Table, paper: bool = True) -> list[str]:
+    """The lines under the table; ``paper=False`` leaves out the per-row paper comparisons (LaTeX footnotes them)."""
+    lines = [
+        f"Cells: mean ± std over seeds (n runs) [{LEVEL:.0%} t-interval of the mean]; accuracies and recalls in %."
+    ]
+    controls = [published.display_name(m) for m in CONTROLS if m in set(table.rows["method"])]
+    if controls:
+        lines.append(
+            f"[control]: rows without learned features ({', '.join(controls)}; random init + BN stats = the "
+            "random initialisation with BatchNorm statistics of the pre-training data, no weight changed). "
+            "Every row is paired with each control of its backbone and 2D/3D kind."
+        )
     if any(ref is not None for ref in table.refs.values()):
-        lines.append(f"Paper: {published.SOURCE}. A difference to the paper is shown only where downstream set, split "
-                     "and full fine-tuning match; ≠ names what differs, and mismatched numbers are never compared.")
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for rid, ref in table.refs.items():
-            if ref is None:
-                continue
-            row = table.rows.loc[rid]
-            reasons = {table.matches[(rid, c.source)][1] for c in table.columns if not table.matches[(rid, c.source)][0]}
-            why = "; ".join(list(ref.mismatches) + sorted(reasons)) or "same backbone, pre-training and protocol"
-            who = f"{row['name']} ({row['backbone']}, {row['pretrain']})"
-            names = grouped.setdefault((ref.label, why), [])
-            if who not in names:  # variants of one row share the same comparison
-                names.append(who)
-        for (label, why), names in grouped.items():
-            lines.append(f"{', '.join(names)} vs paper row '{label}': {why}")
+        lines.append(f"Paper: {published.SOURCE}. {PAPER_RULE}")
+        if paper:
+            lines += [f"{', '.join(names)} {text}" for text, names in paper_notes(table)]
+    partial = partial_fields(table.collection.runs)
+    if partial:
+        lines.append(
+            "Recorded by only some runs of a row (a config field added between launches; the others are "
+            "assumed to have run its default): " + ", ".join(f[4:] for f in partial)
+        )
     skipped = table.collection.skipped
     if skipped:
-        lines.append(f"{len(skipped)} run(s) skipped (incomplete or corrupt): " + ", ".join(n for n, _ in skipped[:10])
-                     + (" ..." if len(skipped) > 10 else ""))
+        lines.append(
+            f"{len(skipped)} run(s) skipped (incomplete or corrupt): "
+            + ", ".join(n for n, _ in skipped[:10])
+            + (" ..." if len(skipped) > 10 else "")
+        )
     return lines
 
 
 # --------------------------------------------------------------------------- rendering
 def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> str:
+    """The table in ``fmt``; ``paired`` (terminal and md): PairedRows, shown after the table, one part per baseline."""
     if fmt not in FORMATS:
         from benchmark.errors import nearest
 
@@ -304,11 +574,12 @@ def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> s
         return numeric_frame(table).to_csv(index=False)
     frame = display_frame(table)
     if fmt == "latex":
-        return render_latex(frame, notes(table))
+        return render_latex_table(table, frame)
     from tabulate import tabulate
 
-    body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple",
-                    disable_numparse=True)
+    body = tabulate(
+        frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True
+    )
     text = [body, ""]
     if fmt == "md":
         text += [f"- {n}" for n in notes(table)]
@@ -322,8 +593,18 @@ def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> s
 def numeric_frame(table: Table) -> pd.DataFrame:
     """CSV form: one row per table row, numbers unformatted (mean, std, n, CI per column)."""
     r = table.rows
-    out = pd.DataFrame({"method": r["method"], "backbone": r["backbone"], "dims": r["dims"], "params_millions": r["params_m"],
-                        "pretrain": r["pretrain"], "variant": r["variant"], "seeds": r["seeds"]})
+    out = pd.DataFrame(
+        {
+            "method": r["method"],
+            "role": r["role"],
+            "backbone": r["backbone"],
+            "dims": r["dims"],
+            "params_millions": r["params_m"],
+            "pretrain": r["pretrain"],
+            "variant": r["variant"],
+            "seeds": r["seeds"],
+        }
+    )
     for c in table.columns:
         cells = [table.cells[(rid, c.source)] for rid in r.index]
         out[f"{c.label} mean"] = [s.mean for s in cells]
@@ -338,12 +619,25 @@ def numeric_frame(table: Table) -> pd.DataFrame:
     for c in delta_columns(table):
         out[f"{c.label} minus paper"] = [
             table.cells[(rid, c.source)].mean - table.refs[rid].value(c.dataset)
-            if table.refs[rid] and table.matches[(rid, c.source)][0] else math.nan for rid in r.index]
+            if table.refs[rid] and table.matches[(rid, c.source)][0]
+            else math.nan
+            for rid in r.index
+        ]
     return out.reset_index(drop=True)
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 _LATEX_SYMBOLS = {"±": r"$\pm$", "≠": r"$\neq$", "Δ": r"$\Delta$", "—": "--", "×": r"$\times$"}
 
 
@@ -354,18 +648,49 @@ def latex_escape(text: str) -> str:
     return out
 
 
-def render_latex(frame: pd.DataFrame, note_lines: list[str]) -> str:
-    """A booktabs tabular, ready to paste (needs \\usepackage{booktabs}); the notes follow as comments."""
+def note_mark(i: int) -> str:
+    """Footnote markers a, b, ..., z, aa, ab, ..."""
+    return chr(ord("a") + i) if i < 26 else note_mark(i // 26 - 1) + chr(ord("a") + i % 26)
+
+
+def render_latex_table(table: Table, frame: pd.DataFrame) -> str:
+    """Table 1 in LaTeX: each row's paper comparison is a footnote marker in its "vs paper" cell, explained in
+    the notes under the tabular."""
+    marks, foot = {}, []
+    if "vs paper" in frame.columns:
+        explained = paper_notes(table)
+        foot = [(note_mark(i), f"{', '.join(names)} {text}") for i, (text, names) in enumerate(explained)]
+        for pos, rid in enumerate(table.rows.index):
+            i = paper_note_of(table, rid)
+            if i is not None:
+                marks[(pos, "vs paper")] = note_mark(i)
+    return render_latex(frame, notes(table, paper=False), marks, foot)
+
+
+def render_latex(
+    frame: pd.DataFrame, note_lines: list[str], marks: dict | None = None, footnotes: list[tuple[str, str]] = ()
+) -> str:
+    """A booktabs tabular, ready to paste (needs \\usepackage{booktabs}), then its notes as a paragraph of
+    plain LaTeX (footnote markers ``marks[(row position, column)]`` in the cells, explained first)."""
+    marks = marks or {}
     spec = "l" * len(frame.columns)
     buf = io.StringIO()
     buf.write("% Generated by `vssl table --format latex`; needs \\usepackage{booktabs}\n")
     buf.write(f"\\begin{{tabular}}{{{spec}}}\n\\toprule\n")
     buf.write(" & ".join(latex_escape(c) for c in frame.columns) + " \\\\\n\\midrule\n")
-    for row in frame.itertuples(index=False, name=None):
-        buf.write(" & ".join(latex_escape(v) for v in row) + " \\\\\n")
+    for pos, row in enumerate(frame.itertuples(index=False, name=None)):
+        cells = []
+        for col, v in zip(frame.columns, row, strict=True):
+            mark = marks.get((pos, col))
+            cells.append(latex_escape(v) + (f"\\textsuperscript{{{mark}}}" if mark else ""))
+        buf.write(" & ".join(cells) + " \\\\\n")
     buf.write("\\bottomrule\n\\end{tabular}\n")
-    for line in note_lines:
-        buf.write(f"% {line}\n")
+    lines = [f"\\textsuperscript{{{m}}}~{latex_escape(text)}" for m, text in footnotes]
+    lines += [latex_escape(line) for line in note_lines]
+    if lines:
+        buf.write("\\par\\smallskip\n\\begin{minipage}{\\linewidth}\\footnotesize\n")
+        buf.write("".join(f"{line}\\par\n" for line in lines))
+        buf.write("\\end{minipage}\n")
     return buf.getvalue()
 
 
@@ -378,15 +703,21 @@ class PairedRow:
     baseline_id: str | None
     result: PairedResult | None
     reason: str  # why no result, when result is None
+    baseline: str = "random_init"  # the baseline (control) method
 
     @property
     def verdict(self) -> str:
         if self.result is None:
             return f"not tested: {self.reason}"
-        caveat = " (1 seed: the interval covers test videos, not training randomness)" if self.result.n_seeds == 1 else ""
-        if self.result.excludes_zero:
-            return f"CI excludes 0: {'better' if self.result.mean > 0 else 'worse'} than the baseline{caveat}"
-        return f"CI includes 0: no difference claimed{caveat}"
+        if not self.result.has_claim_basis:
+            return (
+                "no claim: 1 seed (training randomness unmeasured; the bootstrap covers test videos only)"
+                if self.result.n_seeds == 1
+                else "no claim: the seed-level interval is undefined"
+            )
+        if self.result.claim:
+            return f"{self.result.claim} than {published.display_name(self.baseline)} (seed-level interval excludes 0)"
+        return "no difference claimed (seed-level interval includes 0)"
 
 
 def _row_label(rows: pd.DataFrame, rid: str) -> str:
@@ -396,16 +727,19 @@ def _row_label(rows: pd.DataFrame, rid: str) -> str:
 
 
 def _baseline_for(table: Table, rid: str, baseline: str, settings: dict[str, tuple]) -> tuple[str | None, str]:
-    """The baseline row to pair ``rid`` with; ``settings``: each row's eval/backbone/variant values as text."""
+    """The baseline row to pair ``rid`` with; ``settings``: each row's eval/backbone/variant values as text.
+
+    Same backbone and 2D/3D kind (an inflated backbone is 3D): a 2D row is paired with a 2D control, a 3D row
+    with a 3D control, each with the same initialisation per seed."""
     rows = table.rows
     row = rows.loc[rid]
     cands = rows[(rows["method"] == baseline) & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
     if cands.empty:
-        return None, f"no {baseline} row with backbone {row['backbone']}"
+        return None, f"no {baseline} row with backbone {row['backbone']} ({row['dims']})"
     if len(cands) == 1:
         return cands.index[0], ""
     # Several candidates (e.g. an optim.lr axis that random init shares): the one agreeing on most settings.
-    score = {c: sum(a == b for a, b in zip(settings[c], settings[rid])) for c in cands.index}
+    score = {c: sum(a == b for a, b in zip(settings[c], settings[rid], strict=True)) for c in cands.index}
     top = [c for c, v in score.items() if v == max(score.values())]
     if len(top) == 1:
         return top[0], ""
@@ -428,64 +762,121 @@ def _per_seed(table: Table, members: list[tuple[str, int]], c: Column, top1: dic
     return out
 
 
-def paired_vs_baseline(table: Table, baseline: str = "random_init", n_boot: int = 10000, seed: int = 0,
-                       protocols: Iterable[str] | None = None) -> list[PairedRow]:
-    """Method minus baseline on every top-1 column with per-video results (see stats.paired_bootstrap)."""
+def baselines_of(table: Table, baseline: str = "controls") -> list[str]:
+    """'controls' -> every control method with a row in the table; otherwise the comma-separated methods."""
+    if baseline.strip() == "controls":
+        present = set(table.rows["method"])
+        return [m for m in CONTROLS if m in present]
+    return [b.strip() for b in baseline.split(",") if b.strip()]
+
+
+def paired_vs_baseline(
+    table: Table, baseline: str = "controls", n_boot: int = 10000, seed: int = 0, protocols: Iterable[str] | None = None
+) -> list[PairedRow]:
+    """Each row minus each baseline on every top-1 column with per-video results (see stats.paired_difference).
+
+    ``baseline``: 'controls' (default: each control row present, random_init and random_init_bn) or
+    comma-separated method names. Rows of a baseline method are not compared with that method."""
     cols = [c for c in table.columns if c.field == "top1" and (protocols is None or c.protocol in set(protocols))]
     runs = table.collection.runs
     keys = [c for c in runs.columns if c.startswith(("cfg.eval.", "cfg.backbone.", "cfg.data.resolution"))]
     keys += [c for c in table.variant_fields if not c.startswith("cfg.method.")]
     first = runs.groupby("row.id")[keys].first().astype(str)
-    settings = dict(zip(first.index, first.itertuples(index=False, name=None)))
+    settings = dict(zip(first.index, first.itertuples(index=False, name=None), strict=True))
     seeds = runs["cfg.run.seed"] if "cfg.run.seed" in runs else pd.Series(0, index=runs.index)
     members: dict[str, list[tuple[str, int]]] = {}
-    for run, rid, s in zip(runs["run"], runs["row.id"], seeds):
+    for run, rid, s in zip(runs["run"], runs["row.id"], seeds, strict=True):
         members.setdefault(rid, []).append((run, int(s)))
-    top1 = {c.key: dict(zip(runs["run"], runs[c.source])) for c in cols}
+    top1 = {c.key: dict(zip(runs["run"], runs[c.source], strict=True)) for c in cols}
     out = []
-    for rid in table.rows.index:
-        if table.rows.at[rid, "method"] == baseline:
-            continue
-        base_id, why = _baseline_for(table, rid, baseline, settings)
-        label = _row_label(table.rows, rid)
-        for c in cols:
-            if base_id is None:
-                out.append(PairedRow(rid, label, c, None, None, why))
+    for base in baselines_of(table, baseline):
+        for rid in table.rows.index:
+            if table.rows.at[rid, "method"] == base:
                 continue
-            try:
-                a, b = _per_seed(table, members[rid], c, top1[c.key]), _per_seed(table, members[base_id], c, top1[c.key])
-                if not a or not b:
-                    raise ValueError("no per-video results (per_video_correct, test_video_ids) in metrics.json")
-                diff, _, _ = align_per_video(a, b)
-                out.append(PairedRow(rid, label, c, base_id, paired_bootstrap(diff, n_boot, LEVEL, seed), ""))
-            except ValueError as exc:
-                out.append(PairedRow(rid, label, c, base_id, None, str(exc)))
+            base_id, why = _baseline_for(table, rid, base, settings)
+            label = _row_label(table.rows, rid)
+            for c in cols:
+                if base_id is None:
+                    out.append(PairedRow(rid, label, c, None, None, why, base))
+                    continue
+                try:
+                    a = _per_seed(table, members[rid], c, top1[c.key])
+                    b = _per_seed(table, members[base_id], c, top1[c.key])
+                    if not a or not b:
+                        raise ValueError("no per-video results (per_video_correct, test_video_ids) in metrics.json")
+                    diff, _, _ = align_per_video(a, b)
+                    out.append(
+                        PairedRow(rid, label, c, base_id, paired_difference(diff, n_boot, LEVEL, seed), "", base)
+                    )
+                except ValueError as exc:
+                    out.append(PairedRow(rid, label, c, base_id, None, str(exc), base))
     return out
 
 
-def paired_frame(rows: list[PairedRow], baseline: str = "random_init") -> pd.DataFrame:
+def by_baseline(rows: list[PairedRow]) -> dict[str, list[PairedRow]]:
+    """Paired rows grouped by their baseline method, in first-seen order."""
+    out: dict[str, list[PairedRow]] = {}
+    for p in rows:
+        out.setdefault(p.baseline, []).append(p)
+    return out
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) and math.isfinite(hi) else "—"
+
+
+def paired_frame(rows: list[PairedRow], baseline: str | None = None) -> pd.DataFrame:
+    """One line per comparison; ``baseline`` (default: the rows' own) names the difference column."""
+    baseline = baseline or (rows[0].baseline if rows else "random_init")
     recs = []
     for p in rows:
         r = p.result
-        recs.append({
-            "row": p.label, "column": p.column.label,
-            f"minus {published.display_name(baseline)} (points)": "" if r is None else f"{r.mean:+.1f}",
-            f"{LEVEL:.0%} CI": "" if r is None else f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]",
-            "seeds x videos": "" if r is None else f"{r.n_seeds} x {r.n_videos}",
-            "verdict": p.verdict,
-        })
+        recs.append(
+            {
+                "row": p.label,
+                "column": p.column.label,
+                f"minus {published.display_name(baseline)} (points)": "" if r is None else f"{r.mean:+.1f}",
+                "per-seed differences": "" if r is None else " / ".join(f"{d:+.1f}" for d in r.seed_diffs),
+                f"{LEVEL:.0%} t-interval (seeds)": "" if r is None else _interval(r.t_low, r.t_high),
+                f"{LEVEL:.0%} bootstrap (seeds x videos)": "" if r is None else _interval(r.boot_low, r.boot_high),
+                "seeds x videos": "" if r is None else f"{r.n_seeds} x {r.n_videos}",
+                "verdict": p.verdict,
+            }
+        )
     return pd.DataFrame(recs)
 
 
-def render_paired(rows: list[PairedRow], fmt: str = "terminal", baseline: str = "random_init") -> str:
+PAIRED_HEAD = (
+    "Paired difference vs {name}: mean over common seeds of the per-video top-1 difference. A difference is "
+    "claimed only when the {level:.0%} seed-level t-interval (per-seed differences as the units, t with "
+    "seeds - 1 degrees of freedom) excludes 0; with 1 seed no claim is made. The two-way bootstrap over "
+    "seeds and test videos is shown for reference only: with 3 seeds it is too narrow "
+    "(benchmark/results/stats.py)."
+)
+
+
+def render_paired(rows: list[PairedRow], fmt: str = "terminal", baseline: str | None = None) -> str:
+    """The paired tables, one per baseline (``baseline`` restricts them to one)."""
     from tabulate import tabulate
 
-    if not rows:
-        return f"(no rows to compare with {published.display_name(baseline)})"
-    frame = paired_frame(rows, baseline)
-    head = (f"Paired difference vs {published.display_name(baseline)}: mean over common seeds of the per-video top-1 "
-            f"difference; {LEVEL:.0%} CI from a two-way bootstrap over seeds and test videos (benchmark/results/stats.py).")
-    if fmt == "latex":
-        return render_latex(frame, [head])
-    body = tabulate(frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-    return f"{head}\n\n{body}\n"
+    groups = by_baseline(rows)
+    if baseline is not None:
+        groups = {baseline: groups.get(baseline, [])}
+    if not rows or not any(groups.values()):
+        return f"(no rows to compare with {published.display_name(baseline or 'a control')})"
+    parts = []
+    for base, group in groups.items():
+        frame = paired_frame(group, base)
+        head = PAIRED_HEAD.format(name=published.display_name(base), level=LEVEL)
+        if fmt == "latex":
+            parts.append(render_latex(frame, [head]))
+            continue
+        body = tabulate(
+            frame,
+            headers="keys",
+            showindex=False,
+            tablefmt="github" if fmt == "md" else "simple",
+            disable_numparse=True,
+        )
+        parts.append(f"{head}\n\n{body}\n")
+    return "\n".join(parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from benchmark.data.index import VideoRecord
@@ -46,11 +48,55 @@ def test_topk_accuracy_caps_k_at_classes():
     assert topk_accuracy(logits, y, ks=(1, 2, 5)) == {"top1": 50.0, "top2": 100.0, "top5": 100.0}
 
 
-def test_weight_decay_selection_uses_only_train_rows():
-    x, y = blobs(20)
-    records = [VideoRecord(f"/v{i}.avi", int(c), f"c{int(c)}/v{i}", f"g{i % 5:02d}") for i, c in enumerate(y)]
-    grid = [1e-4, 10.0]
-    wd, scores, held = select_weight_decay(x, y, records, 4, LinearProbeConfig(epochs=30), grid, 0.2)
-    assert set(scores) == {repr(v) for v in grid}
-    assert wd == 1e-4  # an absurd weight decay cannot win on separable data
-    assert held and set(held) <= {r.video_id for r in records}
+def _selection_trap(n_per_class: int = 100):
+    """Train and test splits on which held-out train videos and the test split prefer opposite weight decays.
+
+    Train: x1 = s + n, x2 = n (s = +-1 the class, n a large nuisance shared by both classes): only x1 - x2
+    separates the classes, which a lightly regularised probe finds (held-out ~100%) and a heavily regularised
+    one, pulled towards the class-mean direction (x1), does not. Test: x1 = s, x2 = 2 s, where x1 - x2 = -s
+    points the wrong way: the light probe scores ~0% and the heavy one ~100%."""
+    g = torch.Generator().manual_seed(0)
+    nuisance = 4 * torch.randn(n_per_class, generator=g)
+    y = torch.arange(2).repeat_interleave(n_per_class)
+    s = (2 * y - 1).float()
+    n = nuisance.repeat(2)  # the same nuisance values in both classes
+    x = torch.stack([s + n, n], 1)
+    x_test = torch.stack([s, 2 * s], 1) + 0.05 * torch.randn(len(y), 2, generator=g)
+    records = [VideoRecord(f"/v{i}.avi", int(c), f"c{int(c)}/v{i}", f"g{i:03d}") for i, c in enumerate(y)]
+    return x, y, x_test, y.clone(), records
+
+
+def test_weight_decay_selection_ignores_a_test_split_that_would_change_it(monkeypatch):
+    """The linear protocol end to end (features stubbed): the test split would pick the other weight decay."""
+    from benchmark.config import load_config
+    from benchmark.evaluation import FrozenFeatures, linear
+    from benchmark.evaluation.features import Outputs
+
+    x, y, x_test, y_test, records = _selection_trap()
+    light, heavy = 1e-4, 10.0
+    probe = LinearProbeConfig(epochs=100)
+    on_test = {
+        wd: linear_probe(x, y, x_test, y_test, 2, replace(probe, weight_decay=wd))["top1"] for wd in (light, heavy)
+    }
+    assert on_test[heavy] >= 95.0 and on_test[light] <= 5.0  # a selection that looked at test would pick `heavy`
+    feats = FrozenFeatures(
+        Outputs(x, y, [r.video_id for r in records]),
+        Outputs(x_test, y_test, [f"t{i}" for i in range(len(y_test))]),
+        records,
+        ["c0", "c1"],
+        {},
+    )
+    monkeypatch.setattr(linear, "frozen_features", lambda *a, **k: feats)
+    cfg = load_config(
+        {}, [f"eval.linear_weight_decays=[{light},{heavy}]", "eval.heldout_fraction=0.25", "eval.linear_epochs=100"]
+    )
+    entry = linear.run_linear(None, cfg, progress_bar=False)
+    assert (
+        entry["heldout_top1"][repr(light)] > entry["heldout_top1"][repr(heavy)] + 10
+    )  # held-out train prefers `light`
+    assert entry["selected"] == {"linear_weight_decay": light}
+    assert entry["top1"] == on_test[light]  # and the test split was then read once, with it
+    assert set(entry["heldout_video_ids"]) <= {r.video_id for r in records}
+    # the selection function itself only ever sees train rows: same choice, same held-out scores
+    wd, scores, _ = select_weight_decay(x, y, records, 2, probe, [light, heavy], 0.25)
+    assert wd == light and scores == entry["heldout_top1"]

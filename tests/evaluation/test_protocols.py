@@ -34,6 +34,8 @@ TABLE_FIELDS = {
     "per_video_correct",
     "skipped_videos",
     "wall_s",
+    "read_splits",
+    "test_reads",
 }
 
 
@@ -127,3 +129,21 @@ def test_intermediate_checkpoint_key_and_bad_names(tiny_run, synth_data_home):
         evaluate(tiny_run, cfg, "linaer")
     with pytest.raises(UserError, match="split 2"):
         evaluate(tiny_run, tiny_config(tiny_run, "eval.split=2"), "knn")  # the tiny set has split 1 only
+
+
+def test_every_entry_records_the_splits_it_read(tmp_path):
+    """Reports count test-split reads from these fields (final and @step_N entries alike)."""
+    from benchmark.config import load_config
+    from benchmark.registry import PROTOCOLS, register_protocol
+    from benchmark.rundir import RunDir
+
+    PROTOCOLS.names()  # the built-in protocols are loaded before the throw-away one is added
+    register_protocol("probe")(lambda run, cfg, **kw: {"top1": 50.0})
+    run = RunDir(tmp_path / "run").create()
+    cfg = load_config({}, ["eval.dataset=synthetic"])
+    entry = evaluate(run, cfg, "probe", progress_bar=False)
+    assert entry["read_splits"] == ["train", "test"] and entry["test_reads"] == 1
+    evaluate(run, cfg, "probe", progress_bar=False, checkpoint="step_5.pt")
+    metrics = run.metrics()
+    PROTOCOLS.unregister("probe")
+    assert [metrics[k]["test_reads"] for k in ("probe/synthetic/split1", "probe/synthetic/split1@step_5")] == [1, 1]

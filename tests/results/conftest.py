@@ -19,8 +19,16 @@ def _pristine(tmp_path_factory):
     # TCE under four hard-negative settings (field names the plots are told explicitly), a checkpoint evaluated
     specs = [FakeRun(method="random_init", seed=s, accuracy=0.25) for s in (0, 1)]
     for schedule, r in (("none", 0), ("exp", 1), ("exp", 5), ("linear", 0)):
-        specs += [FakeRun(method="tce", seed=s, accuracy=0.3 + 0.02 * r, step_evals=(50,),
-                          overrides={"method.hn_schedule": schedule, "method.hn_rate": r}) for s in (0, 1)]
+        specs += [
+            FakeRun(
+                method="tce",
+                seed=s,
+                accuracy=0.3 + 0.02 * r,
+                step_evals=(50,),
+                overrides={"method.hn_schedule": schedule, "method.hn_rate": r},
+            )
+            for s in (0, 1)
+        ]
     write_fake_sweep(root / "ablation", specs, name="ablation")
     return root
 

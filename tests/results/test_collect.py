@@ -16,12 +16,18 @@ def test_one_row_per_run_with_flat_config_and_every_metric(table1_sweep):
     metrics = RunDir(coll.paths[some["run"]]).metrics()
     assert some["linear/synthetic/split1.top1"] == metrics["linear/synthetic/split1"]["top1"]
     assert some["knn/synthetic/split1.r@5"] == metrics["knn/synthetic/split1"]["r@5"]
-    assert bool(some["pretrain.backbone_init.zero_init_last"]) and some["pretrain.backbone_init.seed"] == some["cfg.run.seed"]
+    assert (
+        bool(some["pretrain.backbone_init.zero_init_last"])
+        and some["pretrain.backbone_init.seed"] == some["cfg.run.seed"]
+    )
     assert some["env.sweep"] == "fake" and some["cfg.eval.knn_ks"] == "[1, 5, 10, 20, 50]"
     # per-video lists stay out of the frame but are kept for the paired test
     assert not any(c.endswith("per_video_correct") for c in coll.runs.columns)
     ids, correct = coll.per_video[(some["run"], "linear/synthetic/split1")]
-    assert ids == metrics["linear/synthetic/split1"]["test_video_ids"] and correct == metrics["linear/synthetic/split1"]["per_video_correct"]
+    assert (
+        ids == metrics["linear/synthetic/split1"]["test_video_ids"]
+        and correct == metrics["linear/synthetic/split1"]["per_video_correct"]
+    )
 
 
 def test_incomplete_and_corrupt_runs_are_listed_and_skipped(table1_sweep):

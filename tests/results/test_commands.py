@@ -30,11 +30,14 @@ def test_table_out_file_and_terminal(table1_sweep, tmp_path, capsys):
     assert "synthetic linear top-1" in text and "Paired difference vs random init" in text
 
 
-@pytest.mark.parametrize("setup,message", [
-    ("empty", "holds no run directories"),
-    ("mixed", "mixes runs of different sweeps"),
-    ("corrupt", "none of its 1 run directories is usable"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        ("empty", "holds no run directories"),
+        ("mixed", "mixes runs of different sweeps"),
+        ("corrupt", "none of its 1 run directories is usable"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, message):
     root = tmp_path / "runs"
     root.mkdir()
@@ -50,6 +53,22 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, message):
     assert err.startswith("vssl table: error: ") and message in err
 
 
+def test_split_recipes_flag(tmp_path, capsys):
+    specs = [FakeRun(seed=s, defaults={"method.temperature": 0.07 if s < 2 else 0.1}) for s in (0, 1, 2)]
+    sweep = write_fake_sweep(tmp_path / "s", specs)
+    assert main(["table", str(sweep), "--format", "csv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "method.temperature" in err and "--split-recipes" in err
+    assert main(["table", str(sweep), "--format", "csv", "--split-recipes"]) == 0
+    assert sorted(pd.read_csv(io.StringIO(capsys.readouterr().out))["variant"]) == [
+        "temperature=0.07",
+        "temperature=0.1",
+    ]
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--no-figures", "--n-boot", "200", "--split-recipes"]) == 0
+    assert "temperature=0.1" in (out / "table.md").read_text()
+
+
 def test_quick_table_after_a_sweep(table1_sweep, tmp_path, capsys):
     print_quick_table(table1_sweep)
     assert "TCE" in capsys.readouterr().out
@@ -61,35 +80,157 @@ def test_quick_table_after_a_sweep(table1_sweep, tmp_path, capsys):
 def test_report_without_figures(table1_sweep, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "500"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "paired.md", "runs.csv", "table.csv", "table.md", "table.tex", "table.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "paired.md",
+        "runs.csv",
+        "table.csv",
+        "table.md",
+        "table.tex",
+        "table.txt",
+    ]
     readme = (out / "README.md").read_text()
-    for section in ("## Table 1", "## Paired difference vs random init", "## Protocol of every column", "## Provenance",
-                    "## Configuration of every row"):
+    for section in (
+        "## Table 1",
+        "## Paired difference vs random init",
+        "## Protocol of every column",
+        "## Provenance",
+        "## Configuration of every row",
+    ):
         assert section in readme
     assert "commit `" + "0" * 40 + "`, 12 runs" in readme  # the runs' recorded commit
     assert "- **TCE (resnet10t, synthetic-pool)**, seeds 0,1,2: `method.name=tce`" in readme
     assert len(pd.read_csv(out / "runs.csv")) == 12
-    assert "percentile bootstrap (500 replicates)" in readme
+    assert "percentile bootstrap (500 replicates" in readme and "Claims rest on the seed-level interval" in readme
+    assert "random init [control]" in readme.split("## Table 1")[1].split("\n\n")[1]  # control rows say so
+
+
+def test_report_pairs_every_row_with_each_control_present(tmp_path):
+    """A sweep with only the BatchNorm-statistics control: every row is tested against it by default
+    (the default used to be random_init alone, so every row read 'not tested')."""
+    specs = [
+        FakeRun(method=m, seed=s, accuracy=a, backbone_kind=kind, overrides=over)
+        for m, a in (("random_init_bn", 0.30), ("tce", 0.42))
+        for kind, over in (("2d", {}), ("3d", {"backbone.inflate": True}))
+        for s in (0, 1, 2)
+    ]
+    sweep = write_fake_sweep(tmp_path / "sweep", specs)
+    out = tmp_path / "report"
+    assert main(["report", str(sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert (
+        "## Paired difference vs random init + BN stats" in readme
+        and "## Paired difference vs random init\n" not in readme
+    )
+    section = readme.split("## Paired difference vs random init + BN stats")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| TCE")]
+    assert len(lines) == 2 * 2  # 2D and 3D TCE rows x linear, kNN
+    assert not any("not tested" in line for line in lines)
+    assert any(line.startswith("| TCE (resnet10t (inflated)") for line in lines)  # 3D row vs the 3D control
 
 
 def test_report_summary_goes_under_the_title_and_a_missing_file_is_one_line(table1_sweep, tmp_path, capsys):
     summary = tmp_path / "summary.md"
     summary.write_text("> **Goal not reached.** What ran and why.\n")
     out = tmp_path / "report"
-    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200",
-                 "--summary", str(summary)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(table1_sweep),
+                "--out",
+                str(out),
+                "--no-figures",
+                "--n-boot",
+                "200",
+                "--summary",
+                str(summary),
+            ]
+        )
+        == 0
+    )
     lines = (out / "README.md").read_text().splitlines()
     assert lines[0].startswith("# ") and lines[2] == "> **Goal not reached.** What ran and why."
     assert main(["report", str(table1_sweep), "--out", str(out), "--summary", str(tmp_path / "nope.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("--summary file not found: " + str(tmp_path / "nope.md")) and "Traceback" not in "".join(err)
+    assert err[-1].endswith("--summary file not found: " + str(tmp_path / "nope.md")) and "Traceback" not in "".join(
+        err
+    )
 
 
 def test_report_with_two_baselines_has_a_paired_section_for_each(table1_sweep, tmp_path):
     out = tmp_path / "report"
-    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200",
-                 "--baseline", "random_init,supervised"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(table1_sweep),
+                "--out",
+                str(out),
+                "--no-figures",
+                "--n-boot",
+                "200",
+                "--baseline",
+                "random_init,supervised",
+            ]
+        )
+        == 0
+    )
     readme = (out / "README.md").read_text()
     assert "## Paired difference vs random init" in readme and "## Paired difference vs supervised" in readme
     paired = (out / "paired.md").read_text()
     assert "## vs random init" in paired and "## vs supervised" in paired
+
+
+def test_report_counts_test_reads_instead_of_claiming_one(ablation_sweep, table1_sweep, tmp_path):
+    """The ablation's TCE runs evaluated the test split at step 50 and at the end: the report says so."""
+    out = tmp_path / "ablation"
+    assert main(["report", str(ablation_sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "read once" not in readme and "no choice (epoch, hyper-parameter) was made" not in readme
+    assert "the test split was read more than once per run" in readme
+    assert (
+        "- linear/synthetic/split1: 1 read per run (end) in 2 runs; 2 reads per run (step 50, end) in 8 runs" in readme
+    )
+    out = tmp_path / "table1"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "every run read the test split once per column, at the end of pre-training" in readme
+    assert [
+        "TCE (resnet10t, synthetic-pool)",
+        "100 steps x batch 32",
+        "budget not selected on held-out data",
+        "linear 1, knn 1",
+    ] in _md_rows(readme)
+    assert ["random init [control] (resnet10t)", "none (no pre-training step)", "—", "linear 1, knn 1"] in _md_rows(
+        readme
+    )
+
+
+def _md_rows(text: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")
+    ]
+
+
+def test_report_prints_each_rows_budget_selection(tmp_path):
+    note = "steps from 60/100/240 by held-out top-1 on a third of TRAIN"
+    specs = [FakeRun(method="random_init", seed=s, accuracy=0.25) for s in (0, 1)]
+    specs += [FakeRun(seed=s, accuracy=0.4, budget_selection=note) for s in (0, 1)]
+    out = tmp_path / "report"
+    assert (
+        main(
+            [
+                "report",
+                str(write_fake_sweep(tmp_path / "s", specs)),
+                "--out",
+                str(out),
+                "--no-figures",
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
+    readme = (out / "README.md").read_text()
+    assert ["TCE (resnet10t, synthetic-pool)", "100 steps x batch 32", note, "linear 1, knn 1"] in _md_rows(readme)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -23,16 +25,25 @@ def test_ablation_reads_the_configured_fields(ablation_sweep, tmp_path):
     assert hn_ablation(table, tmp_path) is None  # the default field names are absent: nothing to draw
     sub, fields, col = ablation_frame(table, AXES)
     assert fields == ["cfg.method.hn_schedule", "cfg.method.hn_rate"] and col.label == "synthetic linear top-1"
-    assert sorted(sub["schedule"].unique()) == ["hn_schedule=exp, hn_rate=1", "hn_schedule=exp, hn_rate=5",
-                                               "hn_schedule=linear, hn_rate=0", "hn_schedule=none, hn_rate=0"]
+    assert sorted(sub["schedule"].unique()) == [
+        "hn_schedule=exp, hn_rate=1",
+        "hn_schedule=exp, hn_rate=5",
+        "hn_schedule=linear, hn_rate=0",
+        "hn_schedule=none, hn_rate=0",
+    ]
     means = sub.groupby("row.id")["value"].mean()
     for rid, mean in means.items():  # the bars are the table's cells
         assert mean == pytest.approx(table.cells[(rid, col.source)].mean)
 
 
 def test_default_axes_are_tces_mining_fields():
-    runs = pd.DataFrame({"cfg.method.mining_schedule": ["none", "exponential"], "cfg.method.mining_r": [5.0, 5.0],
-                         "cfg.method.max_hard_fraction": [1.0, 0.5]})
+    runs = pd.DataFrame(
+        {
+            "cfg.method.mining_schedule": ["none", "exponential"],
+            "cfg.method.mining_r": [5.0, 5.0],
+            "cfg.method.max_hard_fraction": [1.0, 0.5],
+        }
+    )
     assert ablation_fields(runs, ABLATION_AXES) == ["cfg.method.mining_schedule", "cfg.method.max_hard_fraction"]
 
 
@@ -48,7 +59,9 @@ def test_checkpoint_evaluations_over_training(ablation_sweep, table1_sweep, tmp_
 def test_scalars_for_loss_and_smoothness(table1_sweep, ablation_sweep, tmp_path):
     table = build_table(collect(table1_sweep))
     loss = scalars_frame(table, names=("loss",))
-    assert set(loss["name"]) == {"loss"} and len(loss) == 9 * 10  # 9 training runs x 10 logged steps (random init logs none)
+    assert (
+        set(loss["name"]) == {"loss"} and len(loss) == 9 * 10
+    )  # 9 training runs x 10 logged steps (random init logs none)
     smooth = scalars_frame(table, prefix="smooth_", names=())
     assert set(smooth["name"]) == {"smooth_same_video_cos", "smooth_other_video_cos"}
     assert smoothness(build_table(collect(ablation_sweep)), tmp_path) is None
@@ -56,7 +69,9 @@ def test_scalars_for_loss_and_smoothness(table1_sweep, ablation_sweep, tmp_path)
 
 @pytest.mark.slow
 def test_report_writes_every_figure_as_png_and_pdf(ablation_sweep, table1_sweep, tmp_path):
-    smoothness(build_table(collect(table1_sweep)), tmp_path / "smooth")  # also a real PNG to stand in for a trajectory plot
+    smoothness(
+        build_table(collect(table1_sweep)), tmp_path / "smooth"
+    )  # also a real PNG to stand in for a trajectory plot
     tce_run = next(p for p in sorted((ablation_sweep / "cells").iterdir()) if "tce" in (p / "config.yaml").read_text())
     (tce_run / "trajectories.png").write_bytes((tmp_path / "smooth" / "smoothness.png").read_bytes())
     readme = write_report(ablation_sweep, ReportOptions(out_dir=tmp_path / "report", ablation_axes=AXES, n_boot=200))
@@ -76,9 +91,12 @@ def test_runs_differing_in_anything_else_are_never_pooled_into_one_bar(tmp_path)
     """Two losses share the schedules: each (schedule, loss) is its own bar, as each is its own table row."""
     from benchmark.results.fakeruns import FakeRun, write_fake_sweep
 
-    specs = [FakeRun(seed=s, accuracy=acc, overrides={"method.mining_schedule": sched, "method.loss": loss})
-             for s in (0, 1) for sched in ("none", "exponential")
-             for loss, acc in (("infonce", 0.45), ("nce", 0.20))]
+    specs = [
+        FakeRun(seed=s, accuracy=acc, overrides={"method.mining_schedule": sched, "method.loss": loss})
+        for s in (0, 1)
+        for sched in ("none", "exponential")
+        for loss, acc in (("infonce", 0.45), ("nce", 0.20))
+    ]
     table = build_table(collect(write_fake_sweep(tmp_path / "sweep", specs)))
     sub, fields, col = ablation_frame(table)
     assert fields == ["cfg.method.mining_schedule"] and sorted(sub["others"].unique()) == ["loss=infonce", "loss=nce"]
@@ -86,3 +104,125 @@ def test_runs_differing_in_anything_else_are_never_pooled_into_one_bar(tmp_path)
         (rid,) = group["row.id"].unique()  # one table row per bar
         assert group["value"].mean() == pytest.approx(table.cells[(rid, col.source)].mean)
     assert hn_ablation(table, tmp_path / "fig") is not None
+
+
+def _drawn_texts(fig):
+    """Every text a reader sees: figure texts and legends, axes titles, axis labels, tick labels, legends."""
+    texts = list(fig.texts)
+    for leg in fig.legends:
+        texts += [*leg.get_texts(), leg.get_title()]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):  # the ticks drawn (inside the view), not every located one
+            texts += [t for tick in axis._update_ticks() for t in (tick.label1, tick.label2) if t.get_visible()]
+        if ax.get_legend() is not None:
+            texts += [*ax.get_legend().get_texts(), ax.get_legend().get_title()]
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def _outside(fig, bbox_inches=None, pad_inches=None) -> list[str]:
+    """Texts not entirely inside the image savefig writes with these arguments."""
+    import matplotlib as mpl
+    from matplotlib.transforms import TransformedBbox
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    if bbox_inches == "tight":
+        pad = mpl.rcParams["savefig.pad_inches"] if pad_inches is None else pad_inches
+        area = TransformedBbox(fig.get_tightbbox(renderer).padded(pad), fig.dpi_scale_trans)
+    elif bbox_inches is None:
+        area = fig.bbox
+    else:
+        area = TransformedBbox(bbox_inches, fig.dpi_scale_trans)
+    out = []
+    for t in _drawn_texts(fig):
+        e = t.get_window_extent(renderer)
+        if e.x0 < area.x0 - 1 or e.y0 < area.y0 - 1 or e.x1 > area.x1 + 1 or e.y1 > area.y1 + 1:
+            out.append(t.get_text())
+    return out
+
+
+@pytest.mark.slow
+def test_every_text_of_every_figure_lies_inside_the_saved_image(ablation_sweep, tmp_path, monkeypatch):
+    """Titles, axis labels, legends and tick labels of each figure, checked against what savefig keeps."""
+    from matplotlib.figure import Figure as MplFigure
+
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+    from benchmark.results.plots import all_figures
+
+    checked: dict[str, list[str]] = {}
+    real = MplFigure.savefig
+
+    def checking_savefig(self, fname, *args, **kwargs):
+        if str(fname).endswith(".png"):
+            checked[Path(fname).stem] = _outside(self, kwargs.get("bbox_inches"), kwargs.get("pad_inches"))
+        return real(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(MplFigure, "savefig", checking_savefig)
+    # a Table-1 sweep as wide as the CPU table: 12 rows (2D and 3D controls), five columns, long labels
+    specs = []
+    for m, kind in [
+        ("random_init", "2d"),
+        ("random_init_bn", "2d"),
+        ("tce", "2d"),
+        ("arrow_of_time", "2d"),
+        ("opn", "2d"),
+        ("shuffle_learn", "2d"),
+        ("supervised", "2d"),
+        ("random_init", "3d"),
+        ("random_init_bn", "3d"),
+        ("dpc", "3d"),
+        ("vcop", "3d"),
+        ("rotnet3d", "3d"),
+    ]:
+        over = {"backbone.inflate": True} if kind == "3d" else {}
+        specs += [
+            FakeRun(
+                method=m,
+                seed=s,
+                accuracy=0.3,
+                backbone_kind=kind,
+                overrides=over,
+                smooth=True,
+                stages=("pretrain", "linear", "knn", "finetune"),
+            )
+            for s in (0, 1, 2)
+        ]
+    wide = build_table(collect(write_fake_sweep(tmp_path / "wide", specs)))
+    names = [f.name for f in all_figures(wide, tmp_path / "wide-figs")]
+    names += [f.name for f in all_figures(build_table(collect(ablation_sweep)), tmp_path / "abl-figs", AXES)]
+    assert {"table1", "loss_curves", "smoothness", "hn_ablation", "over_training"} <= set(names) <= set(checked)
+    assert {name: texts for name, texts in checked.items() if texts} == {}
+
+
+def test_table1_has_one_panel_per_column_and_marks_control_rows(tmp_path, monkeypatch):
+    from benchmark.results import plots
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+
+    specs = [
+        FakeRun(method=m, seed=s, accuracy=a)
+        for m, a in (("random_init", 0.25), ("random_init_bn", 0.3), ("tce", 0.4))
+        for s in (0, 1)
+    ]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    figs = []
+    monkeypatch.setattr(plots, "save", lambda fig, out_dir, name: figs.append(fig) or ())
+    plots.table1_bars(table, tmp_path)
+    (fig,) = figs
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["linear top-1", "kNN top-1", "kNN R@1", "kNN R@5"][: len(panels)]
+    assert len(panels) == len(table.columns)
+    ax = panels[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[:2] == [
+        "random init [control] (resnet10t)",
+        "random init + BN stats [control] (resnet10t, synthetic-pool)",
+    ]
+    bars = ax.patches  # one per row, in the table's order
+    assert [b.get_hatch() for b in bars] == ["///", "///", None]
+    assert bars[0].get_facecolor() != bars[2].get_facecolor()
+    from matplotlib.collections import PathCollection
+
+    assert sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)) == 6  # the seed dots

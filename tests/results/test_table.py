@@ -7,7 +7,7 @@ import pytest
 from benchmark.errors import UserError
 from benchmark.results.collect import collect
 from benchmark.results.fakeruns import FakeRun, write_fake_sweep
-from benchmark.results.table import MetricSpec, build_table, display_frame, paired_vs_baseline, render
+from benchmark.results.table import MetricSpec, build_table, display_frame, notes, paired_vs_baseline, render
 from benchmark.rundir import RunDir
 
 
@@ -20,10 +20,18 @@ def _row(table, method, variant=""):
 def test_cells_are_mean_std_and_t_interval_over_seeds(table1_sweep):
     table = build_table(collect(table1_sweep))
     assert list(table.rows["method"]) == ["random_init", "arrow_of_time", "tce", "supervised"]
-    assert [c.label for c in table.columns] == ["synthetic linear top-1", "synthetic kNN top-1", "synthetic kNN R@1", "synthetic kNN R@5"]
+    assert [c.label for c in table.columns] == [
+        "synthetic linear top-1",
+        "synthetic kNN top-1",
+        "synthetic kNN R@1",
+        "synthetic kNN R@5",
+    ]
     tce = _row(table, "tce")
-    top1 = [RunDir(p).metrics()["linear/synthetic/split1"]["top1"] for p in sorted((table1_sweep / "cells").iterdir())
-            if RunDir(p).config()["method"]["name"] == "tce"]
+    top1 = [
+        RunDir(p).metrics()["linear/synthetic/split1"]["top1"]
+        for p in sorted((table1_sweep / "cells").iterdir())
+        if RunDir(p).config()["method"]["name"] == "tce"
+    ]
     s = table.cells[(tce, "linear/synthetic/split1.top1")]
     assert s.n == 3 and s.mean == pytest.approx(np.mean(top1)) and s.std == pytest.approx(np.std(top1, ddof=1))
     row = table.rows.loc[tce]
@@ -37,16 +45,57 @@ def test_swept_config_fields_split_rows_instead_of_pooling(ablation_sweep):
     table = build_table(collect(ablation_sweep))
     assert table.variant_fields == ["cfg.method.hn_schedule", "cfg.method.hn_rate"]
     variants = sorted(table.rows.loc[table.rows["method"] == "tce", "variant"])
-    assert variants == ["hn_schedule=exp, hn_rate=1", "hn_schedule=exp, hn_rate=5",
-                        "hn_schedule=linear, hn_rate=0", "hn_schedule=none, hn_rate=0"]
+    assert variants == [
+        "hn_schedule=exp, hn_rate=1",
+        "hn_schedule=exp, hn_rate=5",
+        "hn_schedule=linear, hn_rate=0",
+        "hn_schedule=none, hn_rate=0",
+    ]
     assert all(table.cells[(rid, table.columns[0].source)].n == 2 for rid in table.rows.index)
     # intermediate checkpoints are not table columns
     assert all("@" not in c.key for c in table.columns)
 
 
+def _relaunched(tmp_path):
+    """Seeds 0 and 1 ran with temperature 0.07; the default then changed and the relaunch ran seed 2 with 0.1.
+    The cells' own values are the same, so the sweep treats the three as one row."""
+    specs = [FakeRun(method="random_init", seed=s, accuracy=0.25) for s in (0, 1, 2)]
+    specs += [
+        FakeRun(seed=s, accuracy=0.4, defaults={"method.temperature": t, "data.resolution": 64})
+        for s, t in ((0, 0.07), (1, 0.07), (2, 0.1))
+    ]
+    return collect(write_fake_sweep(tmp_path / "s", specs))
+
+
+def test_runs_with_different_recipes_are_never_pooled_into_one_row(tmp_path):
+    with pytest.raises(UserError) as exc:
+        build_table(_relaunched(tmp_path))
+    msg = str(exc.value)
+    assert "\n" not in msg and "1 table row(s) would pool runs with different recipes" in msg
+    assert "TCE (resnet10t, synthetic-pool): method.temperature 0.07 (2 runs: " in msg and "0.1 (1 run: " in msg
+    assert "--split-recipes" in msg
+
+
+def test_split_recipes_shows_each_recipe_as_its_own_row(tmp_path):
+    table = build_table(_relaunched(tmp_path), split_recipes=True)
+    tce = table.rows[table.rows["method"] == "tce"]
+    assert sorted(zip(tce["variant"], tce["n_runs"], strict=True)) == [("temperature=0.07", 2), ("temperature=0.1", 1)]
+    assert table.variant_fields == ["cfg.method.temperature"]
+
+
+def test_a_field_only_newer_runs_record_is_noted_not_a_difference(tmp_path):
+    specs = [FakeRun(seed=s, defaults={"method.new_knob": 1} if s == 2 else {}) for s in (0, 1, 2)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    assert len(table.rows) == 1 and table.rows["n_runs"].iloc[0] == 3
+    assert any(n.startswith("Recorded by only some runs of a row") and "method.new_knob" in n for n in notes(table))
+
+
 def test_columns_come_from_the_declarative_list(table1_sweep):
     table = build_table(collect(table1_sweep), metrics=[MetricSpec("knn", "r@5", "kNN recall@5")])
-    assert [c.label for c in table.columns] == ["synthetic kNN recall@5", "synthetic linear top-1"]  # linear: fallback top1
+    assert [c.label for c in table.columns] == [
+        "synthetic kNN recall@5",
+        "synthetic linear top-1",
+    ]  # linear: fallback top1
 
 
 def test_synthetic_rows_show_the_paper_but_never_a_difference(table1_sweep):
@@ -54,25 +103,90 @@ def test_synthetic_rows_show_the_paper_but_never_a_difference(table1_sweep):
     frame = display_frame(table).set_index("method")
     assert frame.at["TCE", "paper UCF101"] == "68.8" and frame.at["Arrow of time", "paper HMDB51"] == ""
     assert frame.at["TCE", "vs paper"] == "≠backbone ≠pre-training ≠protocol"
-    assert frame.at["random init", "vs paper"] == ""
+    assert frame.at["random init [control]", "vs paper"] == ""
     assert not [c for c in frame.columns if c.startswith("Δ")]
     assert "minus paper" not in " ".join(render(table, "csv").splitlines()[0].split(","))
 
 
-def test_difference_printed_when_protocol_matches(tmp_path):
-    specs = [FakeRun(method=m, seed=s, backbone=bb, pretrain_dataset="kinetics400", eval_dataset="ucf101",
-                     stages=("pretrain", "finetune"), accuracy=0.5, sweep="ucf")
-             for m, bb in (("tce", "resnet18"), ("tce", "resnet10t")) for s in (0, 1, 2)]
-    table = build_table(collect(write_fake_sweep(tmp_path / "ucf", specs, name="ucf")))
-    frame = display_frame(table).set_index("backbone")
+def _ucf_table(tmp_path, rows):
+    """Fine-tuned on a UCF101-format set, split 1; rows: (backbone, pre-training set, eval.frames)."""
+    specs = [
+        FakeRun(
+            method="tce",
+            seed=s,
+            backbone=bb,
+            pretrain_dataset=pt,
+            eval_dataset="ucf101",
+            stages=("pretrain", "finetune"),
+            accuracy=0.5,
+            sweep="ucf",
+            overrides={"eval.frames": frames},
+        )
+        for bb, pt, frames in rows
+        for s in (0, 1, 2)
+    ]
+    return build_table(collect(write_fake_sweep(tmp_path / "ucf", specs, name="ucf")))
+
+
+def test_difference_printed_only_when_everything_matches(tmp_path):
+    table = _ucf_table(
+        tmp_path,
+        [
+            ("resnet18", "kinetics400", 19),
+            ("resnet10t", "kinetics400", 19),
+            ("resnet18", "synthetic-pool", 19),
+            ("resnet18", "ucf101", 8),
+        ],
+    )
+    frame = display_frame(table)
     col = "Δ paper: ucf101 fine-tune top-1"
-    exact = table.cells[(table.rows.index[table.rows["backbone"] == "resnet18"][0], "finetune/ucf101/split1.top1")]
-    assert frame.at["resnet18", col].startswith(f"{exact.mean - 68.8:+.1f}")
-    assert frame.at["resnet18", "vs paper"] == "match"
-    assert frame.at["resnet10t", "vs paper"] == "≠backbone" and frame.at["resnet10t", col] != ""
+    exact = table.rows.index[(table.rows["backbone"] == "resnet18") & (table.rows["pretrain"] == "kinetics400")][0]
+    s = table.cells[(exact, "finetune/ucf101/split1.top1")]
+    got = dict(
+        zip(
+            frame["backbone"] + "/" + frame["pre-training"],
+            zip(frame["vs paper"], frame[col], strict=True),
+            strict=True,
+        )
+    )
+    assert got["resnet18/kinetics400"][0] == "match" and got["resnet18/kinetics400"][1].startswith(
+        f"{s.mean - 68.8:+.1f}"
+    )
+    assert got["resnet10t/kinetics400"] == ("≠backbone", "")  # ResNet-10t is not the paper's ResNet-18
+    assert got["resnet18/synthetic-pool"] == ("≠pre-training", "")
+    assert got["resnet18/ucf101"] == ("≠protocol", "")  # 8 test frames, the paper 19
+    assert any("test views: ours frames=8,crops=1, paper frames=19,crops=1" in n for n in notes(table))
     csv = pd.read_csv(io.StringIO(render(table, "csv")))
-    got = csv.loc[csv["backbone"] == "resnet18", "ucf101 fine-tune top-1 minus paper"].iloc[0]
-    assert got == pytest.approx(exact.mean - 68.8)
+    diffs = csv["ucf101 fine-tune top-1 minus paper"]
+    assert diffs.notna().sum() == 1
+    assert diffs[(csv["backbone"] == "resnet18") & (csv["pretrain"] == "kinetics400")].iloc[0] == pytest.approx(
+        s.mean - 68.8
+    )
+
+
+def test_mismatched_backbone_and_pretraining_never_get_a_difference(tmp_path):
+    """The issue's case: a resnet10t TCE run pre-trained on the synthetic pool, fine-tuned on UCF101 split 1."""
+    table = _ucf_table(tmp_path, [("resnet10t", "synthetic-pool", 19)])
+    frame = display_frame(table)
+    assert frame.at[0, "vs paper"] == "≠backbone ≠pre-training"
+    assert not [c for c in frame.columns if c.startswith("Δ")]
+    assert "minus paper" not in render(table, "csv").splitlines()[0]
+
+
+def test_latex_explains_paper_mismatches_in_table_notes_not_comments(table1_sweep):
+    tex = render(build_table(collect(table1_sweep)), "latex")
+    comments = [line for line in tex.splitlines() if line.lstrip().startswith("%")]
+    assert comments == [tex.splitlines()[0]]  # the generator line only; nothing a paper would drop
+    body, after = tex.split("\\end{tabular}")
+    tce = next(line for line in body.splitlines() if line.startswith("TCE "))
+    cell, mark = tce.rstrip(" \\").rsplit(" & ", 1)[1].split("\\textsuperscript")
+    assert cell == "$\\neq$backbone $\\neq$pre-training $\\neq$protocol" and mark in ("{a}", "{b}")
+    note = next(line for line in after.splitlines() if line.startswith(f"\\textsuperscript{mark}~"))
+    assert (
+        "TCE (resnet10t, synthetic-pool) vs paper row 'TCE, 2D ResNet-18, Kinetics400': backbone: ours resnet10t"
+        in note
+    )
+    assert "Cells: mean $\\pm$ std over seeds" in after and after.count("\\par") >= 3
 
 
 def test_formats(ablation_sweep):
@@ -98,21 +212,123 @@ def test_paired_difference_vs_random_init(table1_sweep):
     assert {(p.label.split(" (")[0], p.column.label) for p in paired} >= {("TCE", "synthetic linear top-1")}
     tce = next(p for p in paired if p.label.startswith("TCE") and p.column.protocol == "linear")
     runs = coll.runs.set_index("run")
-    by = {m: {int(runs.at[r, "cfg.run.seed"]): np.array(coll.per_video[(r, "linear/synthetic/split1")][1])
-              for r in runs.index if runs.at[r, "cfg.method.name"] == m} for m in ("tce", "random_init")}
+    by = {
+        m: {
+            int(runs.at[r, "cfg.run.seed"]): np.array(coll.per_video[(r, "linear/synthetic/split1")][1])
+            for r in runs.index
+            if runs.at[r, "cfg.method.name"] == m
+        }
+        for m in ("tce", "random_init")
+    }
     expected = 100 * np.mean([by["tce"][s] - by["random_init"][s] for s in (0, 1, 2)])
     assert tce.result.mean == pytest.approx(expected)
-    for p in paired:  # a difference is claimed exactly when its interval excludes 0
-        assert ("CI excludes 0" in p.verdict) == (p.result.ci_low > 0 or p.result.ci_high < 0)
+    assert tce.result.seed_diffs == pytest.approx(
+        [100 * np.mean(by["tce"][s] - by["random_init"][s]) for s in (0, 1, 2)]
+    )
+    sup = next(p for p in paired if p.label.startswith("supervised") and p.column.protocol == "linear")
+    assert tce.baseline == "random_init" and sup.verdict.startswith("better than random init")
+    for p in paired:  # a difference is claimed exactly when the seed-level t-interval excludes 0
+        claimed = p.verdict.startswith(("better", "worse"))
+        assert claimed == (p.result.t_low > 0 or p.result.t_high < 0)
+
+
+def test_each_control_is_a_baseline_and_rows_pair_with_their_own_2d_or_3d_control(tmp_path):
+    specs = [
+        FakeRun(method=m, seed=s, accuracy=a, backbone_kind=kind, overrides=over)
+        for m, a in (("random_init", 0.25), ("random_init_bn", 0.30), ("tce", 0.42))
+        for kind, over in (("2d", {}), ("3d", {"backbone.inflate": True}))
+        for s in (0, 1)
+    ]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    paired = paired_vs_baseline(table, n_boot=200)
+    assert {p.baseline for p in paired} == {"random_init", "random_init_bn"}
+    for p in paired:
+        assert p.result is not None
+        row, base = table.rows.loc[p.row_id], table.rows.loc[p.baseline_id]
+        assert base["method"] == p.baseline and (base["dims"], base["backbone"]) == (row["dims"], row["backbone"])
+        assert row["method"] != p.baseline
+    names = display_frame(table)["method"].tolist()
+    assert names.count("random init [control]") == 2 and names.count("random init + BN stats [control]") == 2
+    csv = pd.read_csv(io.StringIO(render(table, "csv")))
+    assert sorted(set(csv["role"])) == ["control", "method"]
+
+
+def test_one_seed_rows_claim_nothing(tmp_path):
+    specs = [FakeRun(method=m, seed=0, accuracy=a) for m, a in (("random_init", 0.10), ("tce", 0.80))]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    paired = paired_vs_baseline(table, n_boot=500)
+    lin = next(p for p in paired if p.column.protocol == "linear")
+    assert lin.result.boot_low > 0  # the video bootstrap alone would claim it
+    assert lin.verdict.startswith("no claim: 1 seed")
 
 
 def test_paired_without_baseline_says_why(table1_sweep):
     table = build_table(collect(table1_sweep))
     paired = paired_vs_baseline(table, baseline="nonexistent", n_boot=100)
     assert paired and all(p.result is None and p.verdict.startswith("not tested: no nonexistent row") for p in paired)
+    assert paired_vs_baseline(table, baseline="controls", n_boot=100)[0].baseline == "random_init"
 
 
 def test_runs_without_evaluations_are_an_error(tmp_path):
     write_fake_sweep(tmp_path / "s", [FakeRun(stages=("pretrain",))])
     with pytest.raises(UserError, match="no evaluation results yet"):
         build_table(collect(tmp_path / "s"))
+
+
+def test_hard_negative_labels_show_only_parameters_that_act(tmp_path):
+    """The hn-ablation-mini zip: mining_r is listed on every row and the fixed threshold is constant."""
+    rows = [
+        ("infonce", "none", 5),
+        ("infonce", "exponential", 3),
+        ("infonce", "exponential", 5),
+        ("infonce", "linear", 5),
+        ("infonce", "fixed", 5),
+        ("nce", "none", 5),
+        ("nce", "exponential", 5),
+    ]
+    specs = [
+        FakeRun(
+            seed=s,
+            overrides={
+                "method.loss": loss,
+                "method.mining_schedule": sched,
+                "method.mining_r": r,
+                "method.mining_fixed_threshold": 0.5,
+            },
+        )
+        for loss, sched, r in rows
+        for s in (0, 1)
+    ]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    assert sorted(table.rows["variant"]) == [
+        "loss=infonce, mining_schedule=exponential, mining_r=3",
+        "loss=infonce, mining_schedule=exponential, mining_r=5",
+        "loss=infonce, mining_schedule=fixed, mining_fixed_threshold=0.5",
+        "loss=infonce, mining_schedule=linear",
+        "loss=infonce, mining_schedule=none",
+        "loss=nce, mining_schedule=exponential, mining_r=5",
+        "loss=nce, mining_schedule=none",
+    ]
+    assert (table.rows["n_runs"] == 2).all()
+    from benchmark.results.plots import ablation_frame
+
+    sub, fields, _ = ablation_frame(table)
+    assert fields == ["cfg.method.mining_schedule", "cfg.method.mining_r"]
+    assert sorted(sub["schedule"].unique()) == [
+        "mining_schedule=exponential, mining_r=3",
+        "mining_schedule=exponential, mining_r=5",
+        "mining_schedule=fixed, mining_fixed_threshold=0.5",
+        "mining_schedule=linear",
+        "mining_schedule=none",
+    ]
+
+
+def test_runs_differing_only_in_a_parameter_that_does_not_act_stay_apart(tmp_path):
+    specs = [
+        FakeRun(seed=s, overrides={"method.mining_schedule": "none", "method.mining_r": r})
+        for r in (3, 5)
+        for s in (0, 1)
+    ]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    assert sorted(table.rows["variant"]) == ["mining_r=3", "mining_r=5"]  # same label otherwise: everything shown
+    assert (table.rows["n_runs"] == 2).all()
