@@ -37,6 +37,17 @@ from benchmark.keys import PRETRAIN, Stage
 
 
 # --------------------------------------------------------------------------- sections
+def require(checks: list[tuple[bool, str]]) -> None:
+    """Static checks of a config section (its __post_init__): the first failing one is a one-line UserError."""
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+def _positive(section: str, **values: float) -> list[tuple[bool, str]]:
+    return [(v >= 1, f"{section}.{k} = {v}: must be at least 1") for k, v in values.items()]
+
+
 @dataclass
 class DataConfig:
     """What pre-training reads. Datasets are named; roots come from the paths file (benchmark.paths)."""
@@ -50,6 +61,14 @@ class DataConfig:
     max_bad_fraction: float = 0.05  # stop a run when more samples than this fail to decode
     short_video: Literal["loop", "skip"] = "loop"  # videos shorter than the sampler needs
 
+    def __post_init__(self) -> None:
+        require([
+            (self.resolution >= 8, f"data.resolution = {self.resolution}: must be at least 8 px"),
+            (self.split >= 1, f"data.split = {self.split}: splits are numbered from 1"),
+            (self.num_workers >= 0, f"data.num_workers = {self.num_workers}: must be 0 or more"),
+            (0 <= self.max_bad_fraction <= 1, f"data.max_bad_fraction = {self.max_bad_fraction}: must be in [0, 1]"),
+        ])  # fmt: skip
+
 
 @dataclass
 class BackboneConfig:
@@ -60,6 +79,13 @@ class BackboneConfig:
     inflate_time_kernel: int = 3  # temporal kernel of inflated convolutions
     zero_init_last: bool = True  # timm's default: last BN of each residual block starts at zero
     drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        require([
+            (self.inflate_time_kernel >= 1 and self.inflate_time_kernel % 2 == 1,
+             f"backbone.inflate_time_kernel = {self.inflate_time_kernel}: must be an odd number >= 1"),
+            (0 <= self.drop_path_rate < 1, f"backbone.drop_path_rate = {self.drop_path_rate}: must be in [0, 1)"),
+        ])  # fmt: skip
 
 
 @dataclass
@@ -81,6 +107,19 @@ class OptimConfig:
     schedule: Literal["constant", "cosine", "step"] = "cosine"
     step_milestones: list[float] = field(default_factory=lambda: [0.5])  # fractions of steps, x0.1 each
     grad_clip: float = 0.0  # 0 disables
+
+    def __post_init__(self) -> None:
+        require([
+            (self.steps >= 0, f"optim.steps = {self.steps}: must be 0 (no pre-training) or more"),
+            (self.lr >= 0, f"optim.lr = {self.lr}: must be >= 0"),
+            *_positive("optim", batch_size=self.batch_size),
+            (self.weight_decay >= 0, f"optim.weight_decay = {self.weight_decay}: must be >= 0"),
+            (0 <= self.momentum < 1, f"optim.momentum = {self.momentum}: must be in [0, 1)"),
+            (self.warmup_steps >= 0, f"optim.warmup_steps = {self.warmup_steps}: must be >= 0"),
+            (self.grad_clip >= 0, f"optim.grad_clip = {self.grad_clip}: must be >= 0 (0 disables)"),
+            (all(0 < m <= 1 for m in self.step_milestones),
+             f"optim.step_milestones = {self.step_milestones}: fractions of the steps, in (0, 1]"),
+        ])  # fmt: skip
 
 
 @dataclass
@@ -115,6 +154,21 @@ class EvalConfig:
     heldout_fraction: float = 0.1  # of the train split, for model selection (never the test split)
     label_fraction: float = 1.0  # fraction of labelled train videos used (label-scarce protocols)
 
+    def __post_init__(self) -> None:
+        require([
+            *_positive("eval", split=self.split, frames=self.frames, clips=self.clips, clip_len=self.clip_len,
+                       clip_stride=self.clip_stride, batch_size=self.batch_size, linear_epochs=self.linear_epochs,
+                       knn_k=self.knn_k, finetune_batch_size=self.finetune_batch_size,
+                       finetune_segments=self.finetune_segments),
+            (self.crops in (1, 3), f"eval.crops = {self.crops}: 1 (centre) or 3 (along the long side)"),
+            (self.num_workers >= 0, f"eval.num_workers = {self.num_workers}: must be 0 or more"),
+            (self.finetune_epochs >= 0, f"eval.finetune_epochs = {self.finetune_epochs}: must be 0 or more"),
+            (min([self.linear_lr, self.finetune_lr]) > 0, "eval.linear_lr and eval.finetune_lr must be > 0"),
+            (all(k >= 1 for k in self.knn_ks), f"eval.knn_ks = {self.knn_ks}: every k must be at least 1"),
+            (0 <= self.heldout_fraction < 1, f"eval.heldout_fraction = {self.heldout_fraction}: must be in [0, 1)"),
+            (0 < self.label_fraction <= 1, f"eval.label_fraction = {self.label_fraction}: must be in (0, 1]"),
+        ])  # fmt: skip
+
 
 @dataclass
 class RunConfig:
@@ -130,6 +184,16 @@ class RunConfig:
     evaluate_epoch_checkpoints: bool = False  # every evaluation stage also on each step_N.pt ('<key>@step_N')
     time_budget_s: float = 0.0  # informational: a CPU-minute budget the step count was chosen for
     stages: list[str] = field(default_factory=lambda: ["pretrain", "linear"])
+
+    def __post_init__(self) -> None:
+        require([
+            *_positive("run", log_every=self.log_every, checkpoint_every=self.checkpoint_every),
+            (self.threads >= 0, f"run.threads = {self.threads}: use 0 (torch's default) or a positive count"),
+            (all(n >= 1 for n in self.epoch_checkpoints), f"run.epoch_checkpoints = {self.epoch_checkpoints}: steps >= 1"),
+            (bool(self.stages), "run.stages is empty: name at least one stage (pretrain, linear, ...)"),
+        ])  # fmt: skip
+        for stage in self.stages:
+            check_stage(stage, "run.stages")
 
 
 @dataclass
@@ -234,10 +298,7 @@ def build_experiment(tree: Mapping) -> ExperimentConfig:
             kwargs[name] = build_method_config(section)
         else:
             kwargs[name] = build_dataclass(f.default_factory, section, prefix=name)  # type: ignore[arg-type]
-    cfg = ExperimentConfig(**kwargs)
-    for stage in cfg.run.stages:
-        check_stage(stage, "run.stages")
-    return cfg
+    return ExperimentConfig(**kwargs)
 
 
 def known_stages() -> tuple[str, ...]:

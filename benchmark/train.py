@@ -83,16 +83,36 @@ def pretraining_index(cfg: ExperimentConfig):
     return index
 
 
-def validate(cfg: ExperimentConfig, data: bool = True) -> DataInfo | None:
+def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) -> DataInfo | None:
     """The load-time check of one run, before anything is written or submitted (``vssl pretrain``,
-    ``vssl sweep`` local, --dry-run and SLURM submissions alike): the backbone exists and suits the
-    method, and -- with ``data`` -- the method's :meth:`~benchmark.method.Method.check` passes on the
-    pre-training set (returns its DataInfo). Static checks already ran when the config was built."""
+    ``vssl sweep`` local, --dry-run and SLURM submissions alike). Static checks already ran when the config
+    was built (each section's ``__post_init__``); this adds what needs the registry and the data:
+
+    - the backbone exists and suits the method; a method that pre-trains has at least one step;
+    - with ``data``: every dataset a stage reads is named in the paths file and exists (``evaluation``: the
+      downstream sets too), and the method's :meth:`~benchmark.method.Method.check` passes on the pre-training
+      set (its DataInfo is returned).
+    """
     from benchmark.backbones import backbone_kind
+    from benchmark.keys import Stage
+    from benchmark.paths import resolve_dataset
 
     method_cls = METHODS.get(cfg.method.name)
     check_compatible(method_cls, backbone_kind(cfg.backbone), cfg.method.name, cfg.backbone.name)
-    if not data or method_cls.pretraining is Pretraining.NONE:
+    pretrains = method_cls.pretraining is not Pretraining.NONE
+    if pretrains and cfg.optim.steps < 1:
+        raise UserError(
+            f"optim.steps = {cfg.optim.steps}: method '{cfg.method.name}' pre-trains, so it needs at least one step"
+        )
+    if method_cls.pretraining is Pretraining.WEIGHTS and cfg.optim.lr <= 0:
+        raise UserError(f"optim.lr = {cfg.optim.lr}: method '{cfg.method.name}' trains, so it needs a positive lr")
+    if not data:
+        return None
+    for text in cfg.run.stages if evaluation else ():
+        stage = Stage.parse(text).resolve(cfg.eval.dataset, cfg.eval.split)
+        if not stage.is_pretrain:
+            resolve_dataset(stage.dataset, must_exist=True)
+    if not pretrains:
         return None
     index = pretraining_index(cfg)
     info = data_info(cfg, len(index.records), len(index.classes) if method_cls.needs_labels else 0)
@@ -302,6 +322,7 @@ def pretrain(
 
     rank = distributed.info()
     method_cls = METHODS.get(cfg.method.name)
+    validate(cfg, data=False)  # the data-dependent checks run when the method is built, below
     ctx = resolve_runtime(
         distributed.rank_device(cfg.run.device), cfg.run.precision, cfg.run.channels_last, cfg.run.threads
     )

@@ -31,8 +31,9 @@ def handle(args) -> int:
     cfg = build_experiment(tree)
     out = Path(args.out or f"runs/pretrain/{cfg.method.name}-s{cfg.run.seed}")
     from benchmark.rundir import RunDir
-    from benchmark.train import pretrain
+    from benchmark.train import pretrain, validate
 
+    validate(cfg, data=True, evaluation=False)  # every check before the run directory is written
     entry = pretrain(RunDir(out), cfg, tree, progress_bar=not args.no_progress)
     print(
         f"pre-trained {cfg.method.name} into {out}: "

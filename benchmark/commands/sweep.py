@@ -126,44 +126,27 @@ def select_cells(sweep, patterns: list[str]):
 
 
 def check_cells(sweep, datasets: bool = True) -> None:
-    """What fails every job of a cell fails the launch instead (one line): unknown backbone, a method that
-    cannot take its backbone, a dataset the paths file does not know or whose root is missing."""
-    from benchmark.backbones import backbone_kind
-    from benchmark.keys import Stage
-    from benchmark.method import Pretraining
-    from benchmark.paths import resolve_dataset
-    from benchmark.registry import METHODS
-    from benchmark.train import check_compatible
+    """What fails every job of a cell fails the launch instead, before anything is written or submitted (one
+    line naming the cell): each distinct cell config goes through train.validate (backbone, method, steps,
+    datasets, the method's data-dependent check)."""
+    import json
 
-    seen_backbones: dict[str, str] = {}
-    seen_data: set[str] = set()
+    from benchmark.config import to_dict
+    from benchmark.errors import UserError
+    from benchmark.train import validate
+
+    checked: set[str] = set()
     for cell in sweep.cells:
         cfg = cell.config
-        where = f"cell {cell.id} ({cell.label})"
+        key = json.dumps([to_dict(cfg.method), to_dict(cfg.backbone), to_dict(cfg.data), to_dict(cfg.optim),
+                          to_dict(cfg.eval), cfg.run.stages], sort_keys=True, default=str)  # fmt: skip
+        if key in checked:
+            continue
         try:
-            key = repr(sorted(cfg.backbone.__dict__.items()))
-            if key not in seen_backbones:
-                seen_backbones[key] = backbone_kind(cfg.backbone)
-            method_cls = METHODS.get(cfg.method.name)
-            check_compatible(method_cls, seen_backbones[key], cfg.method.name, cfg.backbone.name)
-            if datasets:
-                needed = [
-                    Stage.parse(s).resolve(cfg.eval.dataset, cfg.eval.split).dataset
-                    for s in cfg.run.stages
-                    if s != "pretrain"
-                ]
-                if method_cls.pretraining is not Pretraining.NONE and cfg.optim.steps > 0:
-                    needed.append(cfg.data.dataset)
-                for name in needed:
-                    if name not in seen_data:
-                        resolve_dataset(name, must_exist=True)
-                        seen_data.add(name)
-        except Exception as exc:
-            from benchmark.errors import UserError
-
-            if isinstance(exc, UserError):
-                raise UserError(f"{where}: {exc}") from None
-            raise
+            validate(cfg, data=datasets)
+        except UserError as exc:
+            raise UserError(f"cell {cell.id} ({cell.label}): {exc}") from None
+        checked.add(key)
 
 
 def dry_run(sweep, cluster: str) -> int:
