@@ -43,10 +43,9 @@ from benchmark.config import (
     parse_override,
     read_yaml,
 )
-from benchmark.errors import UserError, nearest
+from benchmark.errors import UserError
 
 BUDGET_KEY = "budget_selection"  # a zip row's free text: how its pre-training budget was chosen
-SWEEP_KEYS = ("name", "description", "base", "overrides", "grid", "zip", "seeds", "stages", "resources", "out")
 
 
 @dataclass
@@ -114,9 +113,37 @@ def cell_id(overrides: Mapping[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+@dataclass
+class SweepFile:
+    """A sweep file's top level, loaded and checked by the same typed-config machinery as a run's config
+    (unknown keys and wrong types are one-line errors naming the key and the nearest valid one)."""
+
+    name: str | None = None
+    description: str = ""
+    base: str | dict = field(default_factory=dict)  # a config mapping, or a path relative to the sweep file
+    overrides: dict = field(default_factory=dict)  # dotted key -> value, for every cell
+    grid: dict = field(default_factory=dict)  # dotted key -> list of values (cartesian product)
+    zip: list | dict = field(default_factory=list)  # groups of equal-length lists, or lists of rows
+    seeds: list[int] | None = None
+    stages: list[str] | None = None
+    resources: dict = field(default_factory=dict)
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        self.grid = _axes(self.grid, "grid")
+        groups = [self.zip] if isinstance(self.zip, Mapping) else list(self.zip)
+        self.zip = [_zip_rows(g, f"zip[{i}]") if isinstance(g, list) else _zip_axes(g, f"zip[{i}]")
+                    for i, g in enumerate(groups)]  # fmt: skip
+        if self.seeds is not None and not self.seeds:
+            raise UserError("sweep 'seeds' must be a non-empty list of integers")
+        if self.stages is not None:
+            if not self.stages:
+                raise UserError("sweep 'stages' must be a non-empty list")
+            for stage in self.stages:
+                check_stage(stage, "the sweep's stages")
+
+
 def _axes(spec: Any, what: str) -> dict[str, list]:
-    if spec in (None, {}):
-        return {}
     if not isinstance(spec, Mapping):
         raise UserError(f"sweep '{what}' must be a mapping of dotted key -> list of values")
     out = {}
@@ -129,85 +156,71 @@ def _axes(spec: Any, what: str) -> dict[str, list]:
     return out
 
 
+def _zip_axes(group: Any, what: str) -> list[dict]:
+    """A zip group written as equal-length lists -> its rows."""
+    axes = _axes(group, what)
+    lengths = {k: len(v) for k, v in axes.items()}
+    if len(set(lengths.values())) > 1:
+        raise UserError(f"{what} lists must have equal lengths, got {lengths}")
+    n = next(iter(lengths.values()), 0)
+    return [{k: axes[k][j] for k in axes} for j in range(n)]
+
+
 def load_sweep(
     source: str | Path | Mapping, cli_overrides: list[str] | None = None, out_dir: str | Path | None = None
 ) -> Sweep:
     """Parse, expand and check a sweep: every cell's config is built (unknown keys fail here)."""
-    path = None
-    if isinstance(source, Mapping):
-        spec = dict(source)
-    else:
-        path = Path(source)
-        spec = read_yaml(path)
-    if not isinstance(spec, dict):
-        raise UserError(f"sweep file {path} must be a mapping with keys {', '.join(SWEEP_KEYS)}")
-    for key in spec:
-        if key not in SWEEP_KEYS:
-            raise UserError(
-                f"unknown sweep key '{key}'{nearest(str(key), SWEEP_KEYS)}; keys are {', '.join(SWEEP_KEYS)}"
-            )
-    name = str(spec.get("name") or (path.stem if path else "sweep"))
+    path = None if isinstance(source, Mapping) else Path(source)
+    raw = dict(source) if isinstance(source, Mapping) else read_yaml(path)
+    if not isinstance(raw, dict):
+        raise UserError(f"sweep file {path} must be a mapping of sweep keys (name, base, grid, zip, seeds, ...)")
+    spec = build_dataclass(SweepFile, raw, prefix="sweep")
+    name = str(spec.name or (path.stem if path else "sweep"))
+    cfg_over, res_over = _split_cli(cli_overrides or [])
+    common = _common_tree(spec, path, cfg_over)
+    resources_spec = {**spec.resources, **res_over}
+    resources = build_dataclass(Resources, resources_spec, prefix="resources")
+    seeds = spec.seeds or [common.get("run", {}).get("seed", 0)]
+    cells = _cells(spec, common, seeds, resources_spec, resources)
+    if not cells:
+        raise UserError("the sweep has no cells")
+    out = Path(out_dir or spec.out or Path("runs") / name)
+    return Sweep(name, path, out, cells, resources, list(cells[0].config.run.stages), spec.description)
 
-    base = spec.get("base", {}) or {}
-    if isinstance(base, str):
-        base_path = (path.parent / base) if path else Path(base)
-        base = read_yaml(base_path)
-    if not isinstance(base, Mapping):
-        raise UserError("sweep 'base' must be a config mapping or a path to one")
 
-    # Command-line key=value: resources.* go to resources, everything else to every cell.
-    res_over, cfg_over = {}, {}
-    for text in cli_overrides or []:
+def _split_cli(cli_overrides: list[str]) -> tuple[dict, dict]:
+    """Command-line key=value: resources.* go to resources, everything else to every cell."""
+    cfg_over, res_over = {}, {}
+    for text in cli_overrides:
         key, value = parse_override(text)
         if key.startswith("resources."):
             res_over[key.split(".", 1)[1]] = value
         else:
             cfg_over[key] = value
-    sweep_over = spec.get("overrides", {}) or {}
-    if not isinstance(sweep_over, Mapping):
-        raise UserError("sweep 'overrides' must be a mapping of dotted key -> value")
-    common = merge_overrides(base, sweep_over)
+    return cfg_over, res_over
 
-    grid = _axes(spec.get("grid"), "grid")
-    zips = spec.get("zip", []) or []
-    if isinstance(zips, Mapping):
-        zips = [zips]
-    zip_groups = []
-    for i, group in enumerate(zips):
-        if isinstance(group, list):  # a zip group written as rows: [{method.name: tce, backbone.name: resnet18}, ...]
-            zip_groups.append(_zip_rows(group, f"zip[{i}]"))
-            continue
-        axes = _axes(group, f"zip[{i}]")
-        lengths = {k: len(v) for k, v in axes.items()}
-        if len(set(lengths.values())) > 1:
-            raise UserError(f"zip[{i}] lists must have equal lengths, got {lengths}")
-        n = next(iter(lengths.values()), 0)
-        zip_groups.append([{k: axes[k][j] for k in axes} for j in range(n)])
 
-    seeds = spec.get("seeds", [common.get("run", {}).get("seed", 0)])
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise UserError(f"sweep 'seeds' must be a non-empty list of integers, got {seeds!r}")
-    stages = spec.get("stages")
-    if stages is not None:
-        if not isinstance(stages, list) or not stages:
-            raise UserError(f"sweep 'stages' must be a non-empty list, got {stages!r}")
-        for s in stages:
-            check_stage(s, "the sweep's stages")
-        common = merge_overrides(common, {"run.stages": stages})
-    common = merge_overrides(common, cfg_over)  # the command line wins over the file (stages included)
+def _common_tree(spec: SweepFile, path: Path | None, cfg_over: dict) -> dict:
+    """What every cell shares: the base, the sweep's overrides and stages, then the command line (which wins)."""
+    base = spec.base
+    if isinstance(base, str):
+        base = read_yaml((path.parent / base) if path else Path(base))
+        if not isinstance(base, Mapping):
+            raise UserError("sweep 'base' must be a config mapping or a path to one")
+    common = merge_overrides(base, spec.overrides)
+    if spec.stages is not None:
+        common = merge_overrides(common, {"run.stages": spec.stages})
+    return merge_overrides(common, cfg_over)
 
-    resources_spec = {**(spec.get("resources") or {}), **res_over}
-    resources = build_dataclass(Resources, resources_spec, prefix="resources")
 
+def _cells(spec: SweepFile, common: dict, seeds: list, resources_spec: dict, resources: Resources) -> list[Cell]:
+    """One cell per grid point x zip row of each group x seed; its id hashes only its own values."""
+    grid = spec.grid
     grid_points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
     cells: list[Cell] = []
     seen: dict[str, dict] = {}
     for point in grid_points:
-        for zip_combo in itertools.product(*zip_groups) if zip_groups else [()]:
+        for zip_combo in itertools.product(*spec.zip) if spec.zip else [()]:
             for seed in seeds:
                 own: dict[str, Any] = dict(point)
                 for part in zip_combo:
@@ -238,10 +251,7 @@ def load_sweep(
                 except UserError as exc:
                     raise UserError(f"cell {cid} ({_describe(own)}): {exc}") from None
                 cells.append(Cell(cid, own, tree, config, cell_res, "; ".join(notes) or None))
-    if not cells:
-        raise UserError("the sweep has no cells")
-    out = Path(out_dir or spec.get("out") or Path("runs") / name)
-    return Sweep(name, path, out, cells, resources, list(cells[0].config.run.stages), str(spec.get("description", "")))
+    return cells
 
 
 def _zip_rows(rows: list, what: str) -> list[dict]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -120,11 +120,66 @@ def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
     return round(100.0 * (logits.argmax(1) == y).float().mean().item(), 3) if len(y) else float("nan")
 
 
+@dataclass
+class FinetuneJob:
+    """Everything one fine-tuning stage works with, built once by :func:`prepare`."""
+
+    run: RunDir
+    cfg: ExperimentConfig
+    stage: str  # its metrics key (and the scalars' stage name)
+    backbone_kind: str
+    checkpoint: str
+    checkpoint_step: int
+    train: object  # the labelled splits' VideoIndex
+    test: object
+    split: object  # HeldoutSplit: fit / heldout records
+    num_classes: int
+    ctx: object
+    model: VideoClassifier
+    spec: object  # the test-time view spec
+    sched: FinetuneSchedule
+    optimizer: torch.optim.Optimizer
+    lr_at: torch.optim.lr_scheduler.LambdaLR
+    batches: object  # iterator over the training batches of every epoch
+
+
+@dataclass
+class FinetuneProgress:
+    """What the epochs so far produced: losses, held-out curve, the best epoch's weights."""
+
+    best_epoch: int
+    best_top1: float = -1.0
+    best_state: dict | None = None
+    curve: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+    epoch_s: list = field(default_factory=list)
+    heldout_bad: list = field(default_factory=list)
+    bad_train: int = 0
+
+
 @register_protocol("finetune")
 def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
+    job = prepare(run, cfg, checkpoint)
+    done = FinetuneProgress(best_epoch=job.sched.epochs)
+    run.truncate_scalars(job.stage, 0)
+    for epoch in range(1, job.sched.epochs + 1):
+        t0 = time.perf_counter()
+        loss = train_epoch(job, done, epoch, progress_bar)
+        scalars = {"stage": job.stage, "step": epoch, "epoch": epoch, "lr": job.lr_at.get_last_lr()[0], "loss": loss,
+                   "train_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
+        if job.split.heldout:
+            scalars["heldout_top1"] = select(job, done, epoch, progress_bar)
+        done.epoch_s.append(round(time.perf_counter() - t0, 2))
+        run.log_scalars([scalars])
+    if done.best_state is not None:
+        job.model.load_state_dict(done.best_state)
+    return evaluate_test(job, done, progress_bar)
+
+
+def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:
+    """The pre-trained backbone with a new head, the fit / held-out / test videos, the optimiser and the batches."""
     from benchmark.data.loader import SampledVideos, StepBatches, make_loader
     from benchmark.evaluation.features import single_threaded, view_spec
-    from benchmark.evaluation.linear import topk_accuracy
     from benchmark.evaluation.selection import heldout_split, label_subset
     from benchmark.train import load_backbone, seed_everything
 
@@ -140,86 +195,77 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
             f"eval.heldout_fraction={ev.heldout_fraction} holds out no train video of '{ev.dataset}' "
             "(every class has a single group?); set eval.heldout_fraction=0 to train without selection"
         )
-    num_classes = len(train.classes)
     ctx = runtime(cfg)
     seed_everything(cfg.run.seed)
-    model = ctx.prepare(VideoClassifier(backbone, num_classes, cfg.run.seed))
-    spec = view_spec(ev, cfg.data.resolution, backbone.kind)
-
+    model = ctx.prepare(VideoClassifier(backbone, len(train.classes), cfg.run.seed))
     sched = schedule_for(len(split.fit), cfg)
     dataset = SampledVideos(
         split.fit, training_sampler(backbone.kind, cfg), cfg.data.decoder, cfg.run.seed, with_labels=True
     )
-    loader = make_loader(
-        dataset,
-        StepBatches(len(split.fit), sched.batch_size, sched.total_steps, cfg.run.seed),
-        num_workers=cfg.data.num_workers,
-    )
+    steps = StepBatches(len(split.fit), sched.batch_size, sched.total_steps, cfg.run.seed)
+    loader = make_loader(dataset, steps, num_workers=cfg.data.num_workers)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=ev.finetune_lr, momentum=0.9, weight_decay=ev.finetune_weight_decay
     )
     lr_at = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / sched.total_steps))
     )
+    return FinetuneJob(
+        run, cfg, entry_key("finetune", cfg, checkpoint), backbone.kind, ckpt_path, ckpt_step, train, test, split,
+        len(train.classes), ctx, model, view_spec(ev, cfg.data.resolution, backbone.kind), sched, optimizer, lr_at,
+        single_threaded(loader) if cfg.data.num_workers == 0 else iter(loader),
+    )  # fmt: skip
 
-    stage = entry_key("finetune", cfg, checkpoint)
-    run.truncate_scalars(stage, 0)
-    best = {"epoch": sched.epochs, "top1": -1.0, "state": None}
-    curve, losses, epoch_s, heldout_bad = [], [], [], []
-    bad_train = 0
-    batches = single_threaded(loader) if cfg.data.num_workers == 0 else iter(loader)
-    for epoch in range(1, sched.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        total_loss = 0.0
-        bar = tqdm(
-            range(sched.steps_per_epoch),
-            desc=f"finetune epoch {epoch}/{sched.epochs}",
-            disable=not progress_bar,
-            dynamic_ncols=True,
-            leave=False,
-        )
-        for _ in bar:
-            batch = next(batches)
-            bad_train += len(batch.pop("bad"))
-            x, y = ctx.to_input(training_views(batch)), batch["label"].to(ctx.device)
-            with ctx.autocast():
-                loss = F.cross_entropy(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            lr_at.step()
-            value = float(loss.detach())
-            total_loss += value
-            bar.set_postfix(loss=f"{value:.3f}")
-        bar.close()
-        train_s = time.perf_counter() - t0
-        losses.append(round(total_loss / sched.steps_per_epoch, 5))
-        if not math.isfinite(losses[-1]):
-            raise RuntimeError(f"fine-tuning loss is {losses[-1]} in epoch {epoch}")
-        scalars = {
-            "stage": stage,
-            "step": epoch,
-            "epoch": epoch,
-            "lr": lr_at.get_last_lr()[0],
-            "loss": losses[-1],
-            "train_s": round(train_s, 2),
-        }
-        if split.heldout:
-            out = predict(model, split.heldout, spec, ctx, cfg, "held-out", progress_bar)
-            heldout_bad = out.bad
-            curve.append(top1(out.x, out.y))
-            scalars["heldout_top1"] = curve[-1]
-            if curve[-1] > best["top1"]:  # the first best epoch
-                best = {"epoch": epoch, "top1": curve[-1], "state": copy.deepcopy(model.state_dict())}
-        epoch_s.append(round(time.perf_counter() - t0, 2))
-        run.log_scalars([scalars])
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
 
-    out = predict(model, test.records, spec, ctx, cfg, "test", progress_bar)
-    check_bad(out.bad, len(test.records), "test", cfg)
-    metrics = topk_accuracy(out.x, out.y)
+def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_bar: bool) -> float:
+    """One epoch of SGD steps; returns (and records) its mean training loss."""
+    job.model.train()
+    total_loss = 0.0
+    bar = tqdm(
+        range(job.sched.steps_per_epoch),
+        desc=f"finetune epoch {epoch}/{job.sched.epochs}",
+        disable=not progress_bar,
+        dynamic_ncols=True,
+        leave=False,
+    )
+    for _ in bar:
+        batch = next(job.batches)
+        done.bad_train += len(batch.pop("bad"))
+        x, y = job.ctx.to_input(training_views(batch)), batch["label"].to(job.ctx.device)
+        with job.ctx.autocast():
+            loss = F.cross_entropy(job.model(x).float(), y)
+        job.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        job.optimizer.step()
+        job.lr_at.step()
+        value = float(loss.detach())
+        total_loss += value
+        bar.set_postfix(loss=f"{value:.3f}")
+    bar.close()
+    done.losses.append(round(total_loss / job.sched.steps_per_epoch, 5))
+    if not math.isfinite(done.losses[-1]):
+        raise RuntimeError(f"fine-tuning loss is {done.losses[-1]} in epoch {epoch}")
+    return done.losses[-1]
+
+
+def select(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_bar: bool) -> float:
+    """Score the epoch on the held-out train videos; keep the first best epoch's weights. Returns its top-1."""
+    out = predict(job.model, job.split.heldout, job.spec, job.ctx, job.cfg, "held-out", progress_bar)
+    done.heldout_bad = out.bad
+    done.curve.append(top1(out.x, out.y))
+    if done.curve[-1] > done.best_top1:  # the first best epoch
+        done.best_epoch, done.best_top1 = epoch, done.curve[-1]
+        done.best_state = copy.deepcopy(job.model.state_dict())
+    return done.curve[-1]
+
+
+def evaluate_test(job: FinetuneJob, done: FinetuneProgress, progress_bar: bool) -> dict:
+    """The test split, read once, with the selected weights: the metrics entry."""
+    from benchmark.evaluation.linear import topk_accuracy
+
+    ev, cfg, split = job.cfg.eval, job.cfg, job.split
+    out = predict(job.model, job.test.records, job.spec, job.ctx, cfg, "test", progress_bar)
+    check_bad(out.bad, len(job.test.records), "test", cfg)
     if split.heldout:
         selection = (
             f"epoch with the best held-out top-1 on {len(split.heldout)} train videos (class-stratified, "
@@ -228,30 +274,30 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
     else:
         selection = "none: last epoch (eval.heldout_fraction=0); test evaluated once"
     return {
-        **metrics,
+        **topk_accuracy(out.x, out.y),
         "per_video_correct": (out.x.argmax(1) == out.y).int().tolist(),
         "test_video_ids": out.video_ids,
         "frozen": False,
         "selection": selection,
-        "epochs": sched.epochs,
-        "selected_epoch": best["epoch"],
-        "heldout_top1": best["top1"] if split.heldout else None,
-        "heldout_curve": curve,
+        "epochs": job.sched.epochs,
+        "selected_epoch": done.best_epoch,
+        "heldout_top1": done.best_top1 if split.heldout else None,
+        "heldout_curve": done.curve,
         "heldout_videos": len(split.heldout),
         "heldout_video_ids": split.heldout_ids,
-        "train_loss": losses,
-        "epoch_wall_s": epoch_s,
-        "steps_per_epoch": sched.steps_per_epoch,
-        "batch_size": sched.batch_size,
+        "train_loss": done.losses,
+        "epoch_wall_s": done.epoch_s,
+        "steps_per_epoch": job.sched.steps_per_epoch,
+        "batch_size": job.sched.batch_size,
         "lr": ev.finetune_lr,
         "weight_decay": ev.finetune_weight_decay,
-        "segments": ev.finetune_segments if backbone.kind == "2d" else None,
-        "train_clip_len": ev.clip_len if backbone.kind == "3d" else None,
-        "bad_train_samples": bad_train,
-        **counts(len(split.fit), len(out.y), num_classes, cfg),
-        "checkpoint": ckpt_path,
-        "checkpoint_step": ckpt_step,
-        "backbone_kind": backbone.kind,
-        **spec.entry_fields(),
-        **skipped_fields(heldout=heldout_bad, test=out.bad),
+        "segments": ev.finetune_segments if job.backbone_kind == "2d" else None,
+        "train_clip_len": ev.clip_len if job.backbone_kind == "3d" else None,
+        "bad_train_samples": done.bad_train,
+        **counts(len(split.fit), len(out.y), job.num_classes, cfg),
+        "checkpoint": job.checkpoint,
+        "checkpoint_step": job.checkpoint_step,
+        "backbone_kind": job.backbone_kind,
+        **job.spec.entry_fields(),
+        **skipped_fields(heldout=done.heldout_bad, test=out.bad),
     }
