@@ -13,11 +13,13 @@ DEMO_SWEEP ?= sweeps/table1-mini.yaml
 # 14 min for the mini table); raise it on a bigger machine: make demo DEMO_THREADS=8
 DEMO_THREADS ?= 1
 
-.PHONY: setup demo test table1-cpu clean help
+.PHONY: setup demo test test-fast lint table1-cpu clean help
 
 help:
 	@echo "make demo   - set up .venv and run the main job (synthetic data -> sweep -> table)"
 	@echo "make test   - set up .venv and run the tests"
+	@echo "make test-fast - the tests not marked slow (a quick check while editing)"
+	@echo "make lint   - ruff (lint + format check) and the import-layer contract (lint-imports)"
 	@echo "make table1-cpu - the 3-seed CPU table: two sweep processes (3D rows | the rest), then the report"
 	@echo "make clean  - remove runs/ and generated data/ (keeps .venv)"
 
@@ -36,6 +38,14 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # The informative CPU table (about an hour on 2 cores): two local processes of one torch thread each share
 # the sweep (cells are locked while they run), then the report goes to runs/table1-cpu/report.

@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from benchmark.data.samplers import ShortVideo
 from benchmark.device import single_thread_worker

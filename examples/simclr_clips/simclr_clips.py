@@ -79,6 +79,7 @@ class SimCLRClips(Method):
 
     Config = SimCLRClipsConfig
     sampler = "two_clips"
+    sampler_fields = ("clip_len", "stride")
     backbone_kind = "either"
 
     def __init__(self, cfg: SimCLRClipsConfig, backbone: nn.Module, info: DataInfo):
@@ -91,10 +92,6 @@ class SimCLRClips(Method):
             nn.Linear(cfg.hidden_dim, cfg.embed_dim),
         )
 
-    @classmethod
-    def sampler_options(cls, cfg: SimCLRClipsConfig, info: DataInfo) -> dict:
-        return {"clip_len": cfg.clip_len, "stride": cfg.stride}
-
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         features = self.backbone(clips)  # 3D: [N, F]; 2D: [N, T, F]
         if features.dim() == 3:
@@ -106,5 +103,5 @@ class SimCLRClips(Method):
         loss = nt_xent(z, self.cfg.temperature)
         with torch.no_grad():
             a, b = z.chunk(2)
-            positive_similarity = (a * b).sum(-1).mean().item()
-        return StepOutput(loss, {"loss": loss.item(), "pos_sim": positive_similarity})
+            positive_similarity = (a * b).sum(-1).mean()
+        return StepOutput(loss, {"loss": loss.detach(), "pos_sim": positive_similarity})
