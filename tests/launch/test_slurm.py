@@ -50,7 +50,8 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
         "zip": [
             {
                 "run.time_budget_s": [0, 1, 2, 3],  # informational only: tells the cells apart
-                "optim.lr": [0.01, 0.01, float("nan"), 0.01],  # NaN: the optimiser refuses it in the job
+                # a device the job's machine does not have: valid at load (a login node may lack the GPUs), fails in the job
+                "run.device": ["cpu", "cpu", "cuda:7", "cpu"],
                 "resources.tasks_per_node": [1, 1, 1, 2],
                 "resources.timeout_min": [5, 2, 5, 5],  # only the slow cell meets its limit
             }
@@ -81,7 +82,7 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
     rows = {r.cell_id: r for r in sweep_status(out)}
     assert rows[good.id].state == "done" and rows[ddp.id].state == "done", [rows[c.id] for c in (good, ddp)]
     assert rows[bad.id].state == "failed"
-    assert rows[bad.id].error[-1] == "ValueError: Invalid learning rate: nan", rows[bad.id].error
+    assert "run.device = 'cuda:7'" in rows[bad.id].error[-1], rows[bad.id].error
     assert rows[slow.id].state == "done"
     assert rows[slow.id].requeues >= 1 and states[ids[1]].requeues >= 1  # our count and SLURM's accounting
 
@@ -104,7 +105,7 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
         timeout=60,
         env=os.environ.copy(),
     ).stdout
-    assert "4 cells: 3 done, 1 failed" in text and "Invalid learning rate: nan" in text
+    assert "4 cells: 3 done, 1 failed" in text and "run.device = 'cuda:7'" in text
 
     # relaunch: only the failed cell runs again; completed results are never touched
     before = {c.id: (cells / c.id / "metrics.json").stat().st_mtime_ns for c in (good, slow, ddp)}
