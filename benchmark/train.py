@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark import checkpoint as ckpt
 from benchmark.config import ExperimentConfig, OptimConfig, config_hash, to_dict
 from benchmark.errors import UserError
 from benchmark.method import DataInfo, Method, Pretraining, Progress, StepOutput
@@ -191,30 +192,26 @@ class CheckpointRequest:
             previous(self.signum, None)
 
 
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
 def save_checkpoint(path: Path, method: Method, optimizer, step: int, extra: dict | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The state a stage resumes from, written atomically with the previous file kept (benchmark.checkpoint)."""
     state = {
         "step": step,
         "model": method.state_dict(),
         "backbone": method.backbone.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "method_extra": method.extra_checkpoint_state(),
-        "rng": rng_state(),
+        "rng": ckpt.rng_state(),
         **(extra or {}),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    ckpt.save(path, state)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of training step ``step``: a step's randomness (dropout, shuffled orders, mining's random fill)
+    is a function of (seed, step), whatever ran before it -- a resumed run, any number of data workers."""
+    from benchmark.data.loader import sample_seed
+
+    return sample_seed(seed, step, -1)
 
 
 def log_values(scalars: dict) -> dict[str, float]:
@@ -258,15 +255,18 @@ class Trainer:
         extra = {"scheduler": self.scheduler.state_dict(), "loop": loop_record}
         save_checkpoint(path, self.method, self.optimizer, step, extra)
 
-    def resume(self, path: Path) -> LoopState:
-        """Load the run's checkpoint (model, optimiser, schedule, RNG) and return where the loop stood."""
-        state = torch.load(path, map_location=self.ctx.device, weights_only=False)
+    def resume(self, folder: Path) -> LoopState:
+        """Load the run's checkpoint (model, optimiser, schedule, RNG) and return where the loop stood; a fresh
+        LoopState when there is none. A damaged last.pt falls back to last.prev.pt or the newest step_N.pt."""
+        state = ckpt.load_latest(folder, map_location=self.ctx.device)
+        if state is None:
+            return LoopState()
         self.method.load_state_dict(state["model"])
         if state.get("optimizer"):
             self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_extra_checkpoint_state(state.get("method_extra", {}))
         self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        ckpt.set_rng_state(state["rng"])
         # the loss window behind final_loss and the sample counters continue, so a resumed run reports as one
         loop = state.get("loop", {})
         return LoopState(
@@ -335,8 +335,7 @@ def pretrain(
         raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
     _open_run(run, cfg, explicit, ctx, sweep, cell_id, rank)
     trainer = Trainer(ctx.prepare(built.method), cfg, ctx)
-    ckpt_path = run.checkpoint_path()
-    loop = trainer.resume(ckpt_path) if ckpt_path.exists() else LoopState()
+    loop = trainer.resume(run.checkpoint_path().parent)
     if rank.is_main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
         run.truncate_scalars("pretrain", loop.step)
     loader, batches = _training_loader(cfg, built, method_cls, loop.step)
@@ -438,9 +437,11 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
             _count_bad(batch.pop("bad"), loop, bs, cfg.data.max_bad_fraction)
             batch = {k: trainer.ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
             progress = Progress(step=loop.step, total_steps=total, epoch=batches.epoch_of(loop.step))
+            torch.manual_seed(step_seed(cfg.run.seed, loop.step))
             out = trainer.train_step(batch, progress)
             loop.step += 1
             step = loop.step
+            _kill_hook(step)
             loop.add_loss(out.loss)
             logging = step % cfg.run.log_every == 0 or step == total
             last_due = step % cfg.run.checkpoint_every == 0 or step == total
@@ -486,6 +487,13 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
     return data_wait
 
 
+def _kill_hook(step: int) -> None:
+    """Test hook (tests/launch/test_resume_kill.py): VSSL_TEST_KILL_AT_STEP=N kills this process with SIGKILL
+    right after step N, as a preemption without warning would."""
+    if os.environ.get("VSSL_TEST_KILL_AT_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _count_bad(bad: list, loop: LoopState, batch_size: int, max_fraction: float) -> None:
     """Undecodable samples were replaced by the loader: count and name them; stop past the allowed fraction."""
     loop.bad_samples += len(bad)
@@ -514,6 +522,9 @@ def load_backbone(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt
     backbone = build_backbone(cfg.backbone)
     if not path.exists():
         raise UserError(f"no checkpoint at {path}: run the pretrain stage first")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = ckpt.load(path)
+    except ckpt.CorruptCheckpoint as exc:
+        raise UserError(f"{exc}: pre-train again, or restore the file") from None
     backbone.load_state_dict(state["backbone"])
     return backbone, str(path), int(state.get("step", 0))

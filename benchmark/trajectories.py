@@ -61,6 +61,7 @@ def frame_trajectories(
     """Plot a few pre-training videos' frame trajectories (2D PCA per checkpoint) into a PNG; returns its path."""
     from tqdm.auto import tqdm
 
+    from benchmark import checkpoint
     from benchmark.config import build_experiment
     from benchmark.data.index import build_index
     from benchmark.data.samplers import evenly_spaced
@@ -95,7 +96,7 @@ def frame_trajectories(
 
     panels = []
     for name in tqdm(names, desc="trajectories", disable=not progress_bar):
-        state = torch.load(run.checkpoint_path(name), map_location="cpu", weights_only=False)
+        state = checkpoint.load(run.checkpoint_path(name))
         bank = state["model"].get("bank")
         method = build_method(exp, num_videos=len(bank) if bank is not None else len(index.records))
         method.load_state_dict(state["model"])

@@ -41,8 +41,9 @@ RENAMES: dict[str, dict[str, dict[str, str]]] = {
         "tensors": {f"model.head.mlp.{i}.{p}": f"model.head.1.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}
     },
     "shuffle_learn": {"tensors": {f"model.head.{p}": f"model.head.0.{p}" for p in ("weight", "bias")}},
-    "vcop": {"scalars": {"acc": "accuracy"}},
-    "rotnet3d": {"scalars": {"acc": "accuracy"}},
+    # hardening step: each training step seeds torch's RNG from (seed, step) and the data loader draws from its own
+    # generator (exact resume with data workers): re-recorded then the methods whose step draws random numbers,
+    # OPN (dropout), 3D RotNet (rotation order), TCE (mining's random fill) and VCOP (clip order, dropout)
     "dpc": {"scalars": {"acc": "accuracy"}},
 }
 

@@ -23,15 +23,18 @@ SGD with momentum 0.9 and a per-step cosine schedule.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from benchmark import checkpoint as ckpt
 from benchmark.config import ExperimentConfig
 from benchmark.data.transforms import AugmentConfig
 from benchmark.evaluation import check_bad, counts, entry_key, labelled_splits, runtime, skipped_fields
@@ -140,7 +143,13 @@ class FinetuneJob:
     sched: FinetuneSchedule
     optimizer: torch.optim.Optimizer
     lr_at: torch.optim.lr_scheduler.LambdaLR
-    batches: object  # iterator over the training batches of every epoch
+    dataset: object  # SampledVideos over the fit videos
+    batches: object = None  # iterator over the training batches (from :func:`start_batches`)
+
+    @property
+    def state_path(self) -> Path:
+        """The stage's own resume point (written at each epoch's end, removed when the entry is complete)."""
+        return self.run.checkpoint_path("finetune_" + self.stage.replace("/", "_") + ".pt")
 
 
 @dataclass
@@ -160,9 +169,10 @@ class FinetuneProgress:
 @register_protocol("finetune")
 def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
     job = prepare(run, cfg, checkpoint)
-    done = FinetuneProgress(best_epoch=job.sched.epochs)
-    run.truncate_scalars(job.stage, 0)
-    for epoch in range(1, job.sched.epochs + 1):
+    start, done = resume(job)  # after a kill or a preemption: from the end of the last finished epoch, exactly
+    run.truncate_scalars(job.stage, start)
+    start_batches(job, start * job.sched.steps_per_epoch)
+    for epoch in range(start + 1, job.sched.epochs + 1):
         t0 = time.perf_counter()
         loss = train_epoch(job, done, epoch, progress_bar)
         scalars = {"stage": job.stage, "step": epoch, "epoch": epoch, "lr": job.lr_at.get_last_lr()[0], "loss": loss,
@@ -171,15 +181,47 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
             scalars["heldout_top1"] = select(job, done, epoch, progress_bar)
         done.epoch_s.append(round(time.perf_counter() - t0, 2))
         run.log_scalars([scalars])
+        save_progress(job, done, epoch)
     if done.best_state is not None:
         job.model.load_state_dict(done.best_state)
-    return evaluate_test(job, done, progress_bar)
+    entry = evaluate_test(job, done, progress_bar)
+    for path in (job.state_path, ckpt.previous_of(job.state_path)):
+        path.unlink(missing_ok=True)
+    return entry
+
+
+def save_progress(job: FinetuneJob, done: FinetuneProgress, epoch: int) -> None:
+    state = {"epoch": epoch, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
+             "scheduler": job.lr_at.state_dict(), "progress": dataclasses.asdict(done)}  # fmt: skip
+    ckpt.save(job.state_path, state)
+
+
+def resume(job: FinetuneJob) -> tuple[int, FinetuneProgress]:
+    """(epochs already done, their progress): from the stage's own checkpoint, or (0, fresh) without one."""
+    state = ckpt.load_latest(job.state_path.parent, job.state_path.name, map_location=job.ctx.device, steps=False)
+    if state is None:
+        return 0, FinetuneProgress(best_epoch=job.sched.epochs)
+    job.model.load_state_dict(state["model"])
+    job.optimizer.load_state_dict(state["optimizer"])
+    job.lr_at.load_state_dict(state["scheduler"])
+    return int(state["epoch"]), FinetuneProgress(**state["progress"])
+
+
+def start_batches(job: FinetuneJob, start_step: int) -> None:
+    """The training batches from ``start_step`` on: a pure function of (seed, step), so a resume sees the rest."""
+    from benchmark.data.loader import StepBatches, make_loader
+    from benchmark.evaluation.features import single_threaded
+
+    cfg, sched = job.cfg, job.sched
+    steps = StepBatches(len(job.split.fit), sched.batch_size, sched.total_steps, cfg.run.seed, start_step=start_step)
+    loader = make_loader(job.dataset, steps, num_workers=cfg.data.num_workers)
+    job.batches = single_threaded(loader) if cfg.data.num_workers == 0 else iter(loader)
 
 
 def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:
     """The pre-trained backbone with a new head, the fit / held-out / test videos, the optimiser and the batches."""
-    from benchmark.data.loader import SampledVideos, StepBatches, make_loader
-    from benchmark.evaluation.features import single_threaded, view_spec
+    from benchmark.data.loader import SampledVideos
+    from benchmark.evaluation.features import view_spec
     from benchmark.evaluation.selection import heldout_split, label_subset
     from benchmark.train import load_backbone, seed_everything
 
@@ -202,8 +244,6 @@ def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:
     dataset = SampledVideos(
         split.fit, training_sampler(backbone.kind, cfg), cfg.data.decoder, cfg.run.seed, with_labels=True
     )
-    steps = StepBatches(len(split.fit), sched.batch_size, sched.total_steps, cfg.run.seed)
-    loader = make_loader(dataset, steps, num_workers=cfg.data.num_workers)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=ev.finetune_lr, momentum=0.9, weight_decay=ev.finetune_weight_decay
     )
@@ -213,12 +253,14 @@ def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:
     return FinetuneJob(
         run, cfg, entry_key("finetune", cfg, checkpoint), backbone.kind, ckpt_path, ckpt_step, train, test, split,
         len(train.classes), ctx, model, view_spec(ev, cfg.data.resolution, backbone.kind), sched, optimizer, lr_at,
-        single_threaded(loader) if cfg.data.num_workers == 0 else iter(loader),
+        dataset,
     )  # fmt: skip
 
 
 def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_bar: bool) -> float:
     """One epoch of SGD steps; returns (and records) its mean training loss."""
+    from benchmark.train import step_seed
+
     job.model.train()
     total_loss = 0.0
     bar = tqdm(
@@ -228,8 +270,9 @@ def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_b
         dynamic_ncols=True,
         leave=False,
     )
-    for _ in bar:
+    for i in bar:
         batch = next(job.batches)
+        torch.manual_seed(step_seed(job.cfg.run.seed, (epoch - 1) * job.sched.steps_per_epoch + i))
         done.bad_train += len(batch.pop("bad"))
         x, y = job.ctx.to_input(training_views(batch)), batch["label"].to(job.ctx.device)
         with job.ctx.autocast():
