@@ -66,6 +66,7 @@ the name without building anything.
 from __future__ import annotations
 
 import functools
+import re
 from contextlib import nullcontext
 from typing import Any
 
@@ -216,7 +217,7 @@ def _check_name(cfg: BackboneConfig) -> str:
             )
         return "3d"
     if not isinstance(name, str) or not timm.models.is_model(name):
-        hint = nearest(str(name), (*VIDEO_3D_MODELS, *_timm_names()))
+        hint = _nearest_backbone(str(name))
         raise UserError(
             f"unknown backbone '{name}'{hint}; use a timm 2D model name (timm.list_models()) or one of {', '.join(VIDEO_3D_MODELS)}"
         )
@@ -230,6 +231,15 @@ def _check_name(cfg: BackboneConfig) -> str:
             raise UserError(f"backbone.inflate_time_kernel = {t!r} should be a positive odd integer (1, 3, 5, ...)")
         return "3d"
     return "2d"
+
+
+def _nearest_backbone(name: str) -> str:
+    """The closest known name, looked for first within the name's family (the letters it starts with:
+    'resnet', 'efficientnet', 'r'), then among all names."""
+    known = (*VIDEO_3D_MODELS, *_timm_names())
+    family = re.match(r"[a-z]*", name.lower()).group(0)
+    same = [k for k in known if re.match(r"[a-z]*", k).group(0) == family] if family else []
+    return nearest(name, same) or nearest(name, known)
 
 
 def backbone_kind(cfg: BackboneConfig) -> str:

@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -210,12 +211,56 @@ SECTIONS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
 
 
 # --------------------------------------------------------------------------- loading
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a key twice in one mapping is an error (PyYAML silently keeps the last),
+    and '1e-3' is a number, as it already is on the command line (YAML 1.1 reads it as text)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise UserError(
+                    f"{_source(node)} line {key_node.start_mark.line + 1}: key '{key}' appears twice in one mapping "
+                    f"(first on line {seen[key] + 1}); merge them into one"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _source(node) -> str:
+    return str(getattr(node.start_mark, "name", "") or "<config>")
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml_text(text: str, name: str = "<config>") -> Any:
+    """YAML text -> data with :class:`_StrictLoader` (duplicate keys are errors, '1e-3' is a float)."""
+    loader = _StrictLoader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> Any:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a config file (give a .yaml file)")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    try:
+        return load_yaml_text(text, str(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -31,6 +31,8 @@ def handle(args) -> int:
     from benchmark.data.synthetic import SynthConfig, generate
     from benchmark.paths import data_home
 
+    if args.out and "=" in args.out and not Path(args.out).exists():  # `vssl synth classes=4`: no folder was given
+        args.set, args.out = [args.out, *args.set], None
     values = dict(parse_override(s) for s in args.set)
     cfg = build_dataclass(SynthConfig, values, prefix="synth")
     out = Path(args.out) if args.out else data_home() / "synthetic"

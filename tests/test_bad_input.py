@@ -1,0 +1,86 @@
+"""Malformed input, one table: every case is one line on stderr, exit 2, no traceback, and nothing written.
+
+Each row is a `vssl` command run in a fresh working folder (holding the files the case needs); the folder's
+whole tree is compared before and after, so a half-made run directory (config.yaml, env.json, checkpoints/)
+fails the case. The commands run in process through benchmark.cli.main, which is what the console script
+calls (one real subprocess case lives in tests/test_config.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+DPC_SWEEP = """name: bad
+base: {method: {name: dpc, pred_steps: 7}, backbone: {name: resnet10t, inflate: true}}
+stages: [pretrain]
+"""
+FILES = {
+    "twice.yaml": "optim: {lr: 0.01}\nrun: {seed: 1}\noptim: {steps: 5}\n",
+    "key-twice.yaml": "optim:\n  lr: 0.01\n  lr: 0.02\n",
+    "axis-twice.yaml": "name: s\ngrid:\n  optim.lr: [0.1]\n  optim.lr: [0.2]\n",
+    "negative-grid.yaml": "name: s\ngrid:\n  optim.steps: [10, -1]\n",
+    "latin1.yaml": "optim: {lr: 0.01}  # caf\xe9\n",
+    "dpc.yaml": DPC_SWEEP,
+}
+CASES = [
+    (["pretrain", "optim.steps=-5"], "optim.steps = -5: must be 0 (no pre-training) or more"),
+    (["pretrain", "method.name=tce", "optim.steps=0"], "optim.steps = 0: method 'tce' pre-trains"),
+    (["pretrain", "optim.batch_size=0"], "optim.batch_size = 0: must be at least 1"),
+    (["pretrain", "twice.yaml"], "key 'optim' appears twice in one mapping"),
+    (["pretrain", "key-twice.yaml"], "key 'lr' appears twice in one mapping"),
+    (["sweep", "axis-twice.yaml", "--dry-run"], "key 'optim.lr' appears twice in one mapping"),
+    (["sweep", "negative-grid.yaml", "--dry-run"], "optim.steps = -1: must be 0"),
+    (["pretrain", "latin1.yaml"], "latin1.yaml is not UTF-8 text (byte 0xe9"),
+    (["pretrain", "folder"], "folder is a directory, not a config file"),
+    (["pretrain", "backbone.name=resnet19"], "unknown backbone 'resnet19' (did you mean 'resnet18'?)"),
+    (["pretrain", "method.name=vcop"], "method 'vcop' needs a 3D backbone, but 'resnet10t' is 2D"),
+    (["pretrain", "method.name=dpc", "backbone.inflate=true", "method.pred_steps=7"], "method.pred_steps = 7"),
+    (["sweep", "dpc.yaml", "--cluster", "slurm"], "method.pred_steps = 7 must be at least 1 and below"),
+    (["sweep", "dpc.yaml", "--dry-run"], "method.pred_steps = 7 must be at least 1 and below"),
+    (["pretrain", "data.dataset=nosuchset"], "unknown dataset 'nosuchset'"),
+    (["pretrain", "run.stages=[]"], "run.stages is empty"),
+    (["evaluate", "folder", "--protocol", "linear"], "folder is not a run directory"),
+]
+
+
+def tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size if p.is_file() else -1 for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, synth_data_home, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "folder").mkdir()
+    for name, text in FILES.items():
+        (work / name).write_bytes(text.encode("latin-1") if name == "latin1.yaml" else text.encode())
+    monkeypatch.chdir(work)
+    before = tree(work)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert message in lines[0], lines[0]
+    assert tree(work) == before, "the command wrote files before failing"
+
+
+def test_a_float_written_1e_3_in_a_yaml_file_is_a_number(tmp_path):
+    from benchmark.config import load_config
+
+    (tmp_path / "c.yaml").write_text("optim: {lr: 1e-3, weight_decay: 5e-4}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.optim.lr == 0.001 and cfg.optim.weight_decay == 0.0005
+
+
+def test_synth_with_only_settings_does_not_take_the_first_for_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VSSL_DATA", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    settings = ["classes=2", "videos_per_class=2", "groups=2", "test_groups=1", "size=16", "frames=4", "pool_videos=2"]
+    assert main(["synth", *settings, "--workers", "1"]) == 0
+    assert (tmp_path / "home" / "synthetic" / "synth.json").exists()
+    assert not (tmp_path / "classes=2").exists()
