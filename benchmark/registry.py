@@ -38,6 +38,7 @@ class Entry(Generic[T]):
     name: str
     obj: T
     source: str  # "module.path:Object" (in-tree) or "plugin <dist> (module:Object)"
+    distribution: str | None = None  # the pip distribution that registered it; None: this repository
 
 
 def _source_of(obj: Any) -> str:
@@ -53,15 +54,19 @@ class Registry(Generic[T]):
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
-            source = _plugin_source(_source_of(obj))
+            dist = _plugin_dist(_source_of(obj))
+            source = f"plugin {dist} ({_source_of(obj)})" if dist else _source_of(obj)
             if name in self._entries:
                 old = self._entries[name]
                 if old.source == source:  # the same module imported twice (e.g. reload): harmless
-                    self._entries[name] = Entry(name, obj, source)
+                    self._entries[name] = Entry(name, obj, source, dist)
                     return obj
-                raise UserError(f"duplicate {self.kind} name '{name}': registered by {old.source} and by {source}")
+                raise UserError(
+                    f"duplicate {self.kind} name '{name}': registered by {_origin(old.distribution, old.source)} "
+                    f"and by {_origin(dist, source)}"
+                )
             obj.registry_name = name
-            self._entries[name] = Entry(name, obj, source)
+            self._entries[name] = Entry(name, obj, source, dist)
             return obj
 
         return decorator
@@ -71,12 +76,15 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry[T]:
         load_plugins()
         if name not in self._entries:
             raise UserError(
                 f"unknown {self.kind} '{name}'{nearest(name, self._entries)}; known: {', '.join(sorted(self._entries))}"
             )
-        return self._entries[name].obj
+        return self._entries[name]
 
     def entries(self) -> list[Entry[T]]:
         load_plugins()
@@ -112,12 +120,50 @@ _loaded = False
 _loading_dist: dict[str, str] = {}  # module prefix -> distribution name, for 'where it comes from'
 
 
-def _plugin_source(source: str) -> str:
+def _plugin_dist(source: str) -> str | None:
+    """The distribution whose entry point is being loaded when ``source`` ('module:Object') registers."""
     module = source.split(":", 1)[0]
     for prefix, dist in _loading_dist.items():
         if module == prefix or module.startswith(prefix + "."):
-            return f"plugin {dist} ({source})"
-    return source
+            return dist
+    return None
+
+
+def _origin(dist: str | None, source: str) -> str:
+    return source if dist else f"vssl-bench ({source})"
+
+
+def provenance(registry: Registry, name: str) -> dict[str, Any]:
+    """Where an entry's code comes from, for env.json: its distribution and version and, for an editable
+    install, the git commit and dirty flag of its source folder (in-tree entries: this repository, whose git
+    state every run records anyway)."""
+    entry = registry.entry(name)
+    dist = entry.distribution or "vssl-bench"
+    out: dict[str, Any] = {"name": name, "source": entry.source, "distribution": dist}
+    try:
+        found = metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return out
+    out["version"] = found.version
+    if entry.distribution is None:
+        return out
+    try:
+        import json
+
+        direct = json.loads(found.read_text("direct_url.json") or "{}")
+    except ValueError:
+        direct = {}
+    editable = bool(direct.get("dir_info", {}).get("editable"))
+    out["editable"] = editable
+    url = str(direct.get("url", ""))
+    if editable and url.startswith("file://"):
+        from pathlib import Path
+        from urllib.parse import unquote, urlparse
+
+        from benchmark.rundir import git_state
+
+        out.update(git_state(Path(unquote(urlparse(url).path))))
+    return out
 
 
 def load_plugins() -> None:
@@ -140,7 +186,9 @@ def load_plugins() -> None:
         except UserError:
             raise
         except Exception as exc:  # a broken plugin must not take the harness down
-            raise UserError(f"plugin '{ep.name}' ({ep.value}) failed to import: {type(exc).__name__}: {exc}") from None
+            raise UserError(
+                f"plugin '{ep.name}' of distribution {dist} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
+            ) from None
         # An entry point may name a class directly rather than a module whose import registers it.
         if inspect.isclass(obj) and getattr(obj, "registry_name", None) is None:
             register_method(ep.name)(obj)

@@ -374,8 +374,20 @@ def _open_run(run: RunDir, cfg: ExperimentConfig, explicit: dict, ctx, sweep, ce
     run.write_config(to_dict(cfg), explicit)
     env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
     run.update_env(
-        **{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size}
+        **{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size},
+        code=code_provenance(cfg),
     )
+
+
+def code_provenance(cfg: ExperimentConfig) -> dict:
+    """Which code the run's method and sampler come from (a plugin: its distribution, version, git state)."""
+    from benchmark.registry import METHODS, SAMPLERS, provenance
+
+    method_cls = METHODS.get(cfg.method.name)
+    out = {"method": provenance(METHODS, cfg.method.name)}
+    if method_cls.sampler:
+        out["sampler"] = provenance(SAMPLERS, method_cls.sampler)
+    return out
 
 
 def _save_initialisation(run: RunDir, method: Method, main: bool) -> dict:

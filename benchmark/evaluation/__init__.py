@@ -23,6 +23,7 @@ registered with ``@register_protocol(name)`` (benchmark.registry); one protocol 
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -34,7 +35,9 @@ from benchmark.rundir import RunDir
 
 
 def labelled_splits(cfg: ExperimentConfig):
-    """(train, test) VideoIndex of eval.dataset / eval.split."""
+    """(train, test) VideoIndex of eval.dataset / eval.split. Videos the split files list but the disk lacks are
+    named on stderr and counted in the entry (:func:`missing_fields`); past data.max_bad_fraction the stage
+    stops with their list."""
     from benchmark.data.index import build_index
 
     train = build_index(cfg.eval.dataset, split=cfg.eval.split, subset="train")
@@ -46,7 +49,25 @@ def labelled_splits(cfg: ExperimentConfig):
         )
     if any(r.label < 0 for r in (*train.records, *test.records)):
         raise UserError(f"dataset '{cfg.eval.dataset}' has unlabelled videos; evaluation needs a labelled set")
+    for subset, index in (("train", train), ("test", test)):
+        if not index.missing:
+            continue
+        listed = len(index.records) + len(index.missing)
+        shown = ", ".join(index.missing[:5]) + (" ..." if len(index.missing) > 5 else "")
+        if len(index.missing) / listed > cfg.data.max_bad_fraction:
+            raise UserError(
+                f"{len(index.missing)} of {listed} {subset} videos of '{cfg.eval.dataset}' split {cfg.eval.split} "
+                f"are listed but missing on disk (> data.max_bad_fraction={cfg.data.max_bad_fraction}): {shown}"
+            )
+        print(f"warning: {len(index.missing)} {subset} videos of '{cfg.eval.dataset}' are listed in the split files "
+              f"but missing on disk, left out: {shown}", file=sys.stderr, flush=True)  # fmt: skip
     return train, test
+
+
+def missing_fields(train, test) -> dict:
+    """Entry fields counting and naming the listed videos that were missing on disk (left out of the numbers)."""
+    return {"missing_videos": len(train.missing) + len(test.missing), "missing": {"train": train.missing,
+            "test": test.missing}}  # fmt: skip
 
 
 def check_bad(bad: list, total: int, subset: str, cfg: ExperimentConfig) -> None:
@@ -120,6 +141,7 @@ def frozen_features(
         "backbone_kind": backbone.kind,
         **spec.entry_fields(),
         **skipped_fields(train=ftr.bad, test=fte.bad),
+        **missing_fields(train, test),
     }
     return FrozenFeatures(ftr, fte, train_records, list(train.classes), prov)
 

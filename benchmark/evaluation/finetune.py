@@ -37,7 +37,15 @@ from tqdm.auto import tqdm
 from benchmark import checkpoint as ckpt
 from benchmark.config import ExperimentConfig
 from benchmark.data.transforms import AugmentConfig
-from benchmark.evaluation import check_bad, counts, entry_key, labelled_splits, runtime, skipped_fields
+from benchmark.evaluation import (
+    check_bad,
+    counts,
+    entry_key,
+    labelled_splits,
+    missing_fields,
+    runtime,
+    skipped_fields,
+)
 from benchmark.registry import register_protocol
 from benchmark.rundir import RunDir
 
@@ -343,4 +351,5 @@ def evaluate_test(job: FinetuneJob, done: FinetuneProgress, progress_bar: bool) 
         "backbone_kind": job.backbone_kind,
         **job.spec.entry_fields(),
         **skipped_fields(heldout=done.heldout_bad, test=out.bad),
+        **missing_fields(job.train, job.test),
     }

@@ -195,6 +195,9 @@ def run_row(name: str, status: str, cfg: dict, env: dict, metrics: dict) -> tupl
         row[f"env.{k}"] = env.get(k)
     for pkg, version in (env.get("packages") or {}).items():
         row[f"env.packages.{pkg}"] = version
+    for part, fields in (env.get("code") or {}).items():  # where the method's and sampler's code came from
+        for key, value in (fields or {}).items():
+            row[f"env.code.{part}.{key}"] = value
     per_video = {}
     for key, entry in metrics.items():
         for fname, value in _flat(entry, f"{key}.", {}).items():

@@ -369,6 +369,30 @@ def budget_section(table: Table) -> list[str]:
     ]
 
 
+def _plugin_lines(runs: pd.DataFrame) -> list[str]:
+    """One line per plugin (method or sampler from another distribution): its version and, for an editable
+    install, the commit it ran at."""
+    lines = []
+    for part in ("method", "sampler"):
+        col = f"env.code.{part}.distribution"
+        if col not in runs:
+            continue
+        picked = runs[runs[col].notna() & (runs[col] != "vssl-bench")]
+        keys = [f"env.code.{part}.{k}" for k in ("name", "distribution", "version", "git_commit", "git_dirty")]
+        keys = [k for k in keys if k in picked]
+        for values, group in picked.groupby(keys, dropna=False):
+            info = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
+            text = (
+                f"{info.get(f'env.code.{part}.name')} from {info.get(col)} {info.get(f'env.code.{part}.version', '')}"
+            )
+            commit = info.get(f"env.code.{part}.git_commit")
+            if isinstance(commit, str) and commit:
+                dirty = info.get(f"env.code.{part}.git_dirty") in (True, "True")
+                text += f" (editable, commit `{commit[:12]}`{', with uncommitted changes' if dirty else ''})"
+            lines.append(f"- plugin {part}: {text.strip()}, {len(group)} runs")
+    return lines
+
+
 def provenance_section(table: Table) -> list[str]:
     runs = table.collection.runs
     lines = ["## Provenance", ""]
@@ -379,6 +403,7 @@ def provenance_section(table: Table) -> list[str]:
     for commit, dirty in commits.items():
         flag = " (with uncommitted changes)" if "True" in dirty else ""
         lines.append(f"- code: commit `{commit}`{flag}, {counts[commit]} runs")
+    lines += _plugin_lines(runs)
     pkgs = sorted(c for c in runs.columns if c.startswith("env.packages."))
     if pkgs:
         lines.append("- packages: " + ", ".join(f"{c[len('env.packages.') :]} {_values(runs, c)}" for c in pkgs))

@@ -531,6 +531,17 @@ PAPER_RULE = (
 )
 
 
+def _missing_videos(runs: pd.DataFrame) -> dict[str, int]:
+    """Evaluation key -> the largest count of listed-but-missing videos any run of the table met."""
+    out = {}
+    for col in runs.columns:
+        if col.endswith(".missing_videos") and parse_eval_key(col.rsplit(".", 1)[0]) is not None:
+            n = pd.to_numeric(runs[col], errors="coerce").max()
+            if pd.notna(n) and n > 0:
+                out[col.rsplit(".", 1)[0]] = int(n)
+    return out
+
+
 def notes(table: Table, paper: bool = True) -> list[str]:
     """The lines under the table; ``paper=False`` leaves out the per-row paper comparisons (LaTeX footnotes them)."""
     lines = [
@@ -552,6 +563,13 @@ def notes(table: Table, paper: bool = True) -> list[str]:
         lines.append(
             "Recorded by only some runs of a row (a config field added between launches; the others are "
             "assumed to have run its default): " + ", ".join(f[4:] for f in partial)
+        )
+    missing = _missing_videos(table.collection.runs)
+    if missing:
+        lines.append(
+            "Videos listed in the split files but missing on disk were left out of these numbers: "
+            + "; ".join(f"{key}: {n}" for key, n in missing.items())
+            + " (per run; the list is in each run's metrics.json, 'missing')"
         )
     skipped = table.collection.skipped
     if skipped:

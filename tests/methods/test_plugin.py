@@ -115,3 +115,49 @@ def test_a_tiny_sweep_runs_the_plugin_to_a_complete_run_directory(plugin_path, s
     assert [r["step"] for r in logged if r["stage"] == "pretrain"] == [1, 2] and all(
         "pos_sim" in r for r in logged if r["stage"] == "pretrain"
     )
+    # provenance: the run says which distribution (and version) its method and sampler came from,
+    # and the report's provenance section shows it
+    code = json.loads((cell / "env.json").read_text())["code"]
+    assert code["method"]["distribution"] == "vssl-simclr-clips" and code["method"]["version"] == "0.1.0"
+    assert code["sampler"]["distribution"] == "vssl-simclr-clips" and code["method"]["editable"] is False
+    report = run_python(["report", str(out), "--out", str(tmp_path / "report")], plugin_path)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "report" / "README.md").read_text()
+    assert "plugin method: simclr_clips from vssl-simclr-clips 0.1.0" in text
+
+
+def test_an_editable_plugin_records_its_git_commit(tmp_path, monkeypatch):
+    """An editable install's direct_url.json points at its source folder: provenance adds that folder's git
+    commit and dirty flag."""
+    import subprocess
+    import sys
+
+    from benchmark.registry import Registry, _loading_dist, provenance
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "m.py").write_text("x = 1\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "m.py"], ["commit", "-qm", "one"]):
+        subprocess.run([*git, *args], cwd=source, check=True)
+    (source / "m.py").write_text("x = 2\n")  # uncommitted change
+    site = tmp_path / "site"
+    info = site / "vssl_editable_demo-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vssl-editable-demo\nVersion: 1.2.3\n")
+    (info / "direct_url.json").write_text(json.dumps({"url": source.as_uri(), "dir_info": {"editable": True}}))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setitem(_loading_dist, "editable_demo_module", "vssl-editable-demo")
+    reg = Registry("method")
+
+    class Demo:
+        pass
+
+    Demo.__module__ = "editable_demo_module"
+    reg.register("demo")(Demo)
+    monkeypatch.setattr("benchmark.registry.load_plugins", lambda: None)
+    got = provenance(reg, "demo")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True).stdout.strip()
+    assert got["distribution"] == "vssl-editable-demo" and got["version"] == "1.2.3" and got["editable"] is True
+    assert got["git_commit"] == commit and got["git_dirty"] is True
+    assert sys.modules.get("editable_demo_module") is None  # nothing was imported to find this out
