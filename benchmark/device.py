@@ -176,6 +176,30 @@ def resolve_runtime(
     return RuntimeContext(device=dev, dtype_autocast=dtype, channels_last=bool(channels_last))
 
 
+# --------------------------------------------------------------------------- the CPU, for every recorded figure
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_features() -> dict[str, Any]:
+    """The CPU model and the vector/matrix flags that decide its speed (bf16 is fast only with AMX or
+    AVX512-BF16): recorded with every performance figure and in every run's env.json."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {
+        "cpu_model": model or "unknown",
+        "cpu_flags": [f for f in SIMD_FLAGS if f in flags],
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 # --------------------------------------------------------------------------- threads
 @contextlib.contextmanager
 def one_thread():

@@ -224,6 +224,12 @@ def package_versions() -> dict:
     return out
 
 
+def _cpu() -> dict:
+    from benchmark.device import cpu_features  # torch: only when a run is written
+
+    return cpu_features()
+
+
 def base_env(
     seed: int, device: str, sweep: str | None = None, cell_id: str | None = None, config_hash: str | None = None
 ) -> dict:
@@ -234,6 +240,7 @@ def base_env(
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        **_cpu(),
         "device": device,
         "seed": seed,
         "sweep": sweep,

@@ -373,10 +373,8 @@ def _open_run(run: RunDir, cfg: ExperimentConfig, explicit: dict, ctx, sweep, ce
         return
     run.write_config(to_dict(cfg), explicit)
     env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
-    run.update_env(
-        **{**env, "device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size},
-        code=code_provenance(cfg),
-    )
+    fields = {"device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size}
+    run.update_env(**{**env, **fields, "code": code_provenance(cfg)})
 
 
 def code_provenance(cfg: ExperimentConfig) -> dict:

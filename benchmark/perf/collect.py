@@ -129,9 +129,12 @@ def record(name: str, figures: dict) -> None:
     from benchmark.rundir import atomic_write_text, git_state
 
     out = Path.cwd() / "results" / "perf"
+    from benchmark.device import cpu_features
+
     meta = {
         "machine": platform.platform(),
         "cpu_count": os.cpu_count(),
+        **cpu_features(),
         **git_state(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -139,11 +142,12 @@ def record(name: str, figures: dict) -> None:
     lines = [
         f"# vssl bench {name}",
         "",
-        f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs), commit {meta['git_commit']}.",
+        f"Measured {meta['date']} on {meta['machine']} ({meta['cpu_count']} CPUs: {meta['cpu_model']}, "
+        f"flags {' '.join(meta['cpu_flags']) or 'none of interest'}), commit {meta['git_commit']}.",
         "",
         "| figure | value |",
         "| --- | --- |",
     ]
-    lines += [f"| {k} | {v} |" for k, v in figures.items()]
+    lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in figures.items()]
     atomic_write_text(out / f"{name}.md", "\n".join(lines) + "\n")
     print(f"recorded results/perf/{name}.json and .md")

@@ -44,6 +44,9 @@ ENV_FIELDS = (
     "platform",
     "python",
     "cpu_count",
+    "cpu_model",
+    "cpu_flags",
+    "cpu_capability",
     "device",
     "autocast",
     "seed",
@@ -192,7 +195,7 @@ def run_row(name: str, status: str, cfg: dict, env: dict, metrics: dict) -> tupl
     row: dict[str, Any] = {"run": name, "status": status}
     row.update({k: _cell(v) for k, v in _flat(cfg, "cfg.", {}).items()})
     for k in ENV_FIELDS:
-        row[f"env.{k}"] = env.get(k)
+        row[f"env.{k}"] = _cell(env.get(k))
     for pkg, version in (env.get("packages") or {}).items():
         row[f"env.packages.{pkg}"] = version
     for part, fields in (env.get("code") or {}).items():  # where the method's and sampler's code came from

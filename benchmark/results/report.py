@@ -412,6 +412,8 @@ def provenance_section(table: Table) -> list[str]:
         ("platform", "env.platform"),
         ("python", "env.python"),
         ("CPUs", "env.cpu_count"),
+        ("CPU", "env.cpu_model"),
+        ("CPU flags", "env.cpu_flags"),
         ("device", "env.device"),
         ("autocast", "env.autocast"),
     ]

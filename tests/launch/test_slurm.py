@@ -34,6 +34,14 @@ def _weights(cell_dir: Path) -> dict:
     return torch.load(cell_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
     """A good and a failing cell share one array; a cell that meets its time limit and a DDP cell (2 tasks)
     have arrays of their own (other resources).
@@ -53,6 +61,9 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
                 # a device the job's machine does not have: valid at load (a login node may lack the GPUs), fails in the job
                 "run.device": ["cpu", "cpu", "cuda:7", "cpu"],
                 "resources.tasks_per_node": [1, 1, 1, 2],
+                # the DDP job's rendezvous port: a free one, not submitit's job-id-derived default, which a second
+                # SLURM on this host (another test run, numbering its jobs from 1 too) would pick as well
+                "resources.setup": [[], [], [], [f"export MASTER_PORT={free_port()}"]],
                 "resources.timeout_min": [5, 2, 5, 5],  # only the slow cell meets its limit
             }
         ],
@@ -83,7 +94,7 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
     assert rows[good.id].state == "done" and rows[ddp.id].state == "done", [rows[c.id] for c in (good, ddp)]
     assert rows[bad.id].state == "failed"
     assert "run.device = 'cuda:7'" in rows[bad.id].error[-1], rows[bad.id].error
-    assert rows[slow.id].state == "done"
+    assert rows[slow.id].state == "done", rows[slow.id].error
     assert rows[slow.id].requeues >= 1 and states[ids[1]].requeues >= 1  # our count and SLURM's accounting
 
     # the requeued cell resumed and ended exactly where the uninterrupted one did
