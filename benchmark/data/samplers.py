@@ -496,3 +496,55 @@ class UniformClips(Sampler):
 def build_sampler(name: str, resolution: int, train: bool = True, short_video: str = "loop", **options: Any) -> Sampler:
     cls = SAMPLERS.get(name)
     return cls(resolution=resolution, train=train, short_video=short_video, **options)
+
+
+# --------------------------------------------------------------------------- describing samplers (vssl methods --samplers)
+class SyntheticVideo:
+    """An in-memory video with the VideoHandle interface (``num_frames, fps, height, width, get_frames``):
+    ``get_frames(indices)`` returns uint8 [len(indices), 3, H, W] in the order asked."""
+
+    def __init__(self, num_frames: int = 64, size: int = 48, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.frames = torch.randint(0, 256, (num_frames, 3, size, size), dtype=torch.uint8, generator=g)
+        self.num_frames, self.fps, self.height, self.width = num_frames, 25.0, size, size
+        self.path = "<in-memory video>"
+
+    def get_frames(self, indices) -> torch.Tensor:
+        return self.frames[list(indices)]
+
+
+def sampler_options_of(cls: type) -> dict[str, Any]:
+    """A sampler's keyword options and their defaults (every __init__ of its class hierarchy)."""
+    import inspect
+
+    options: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" not in vars(klass):
+            continue
+        for name, p in inspect.signature(klass.__init__).parameters.items():
+            if name in ("self", "resolution", "train", "short_video") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            options[name] = p.default if p.default is not inspect.Parameter.empty else "(required)"
+    return options
+
+
+def describe_samplers(resolution: int = 32) -> list[dict[str, str]]:
+    """For every registered sampler: what one training sample holds (key: shape dtype), drawn with its default
+    options from an in-memory 64-frame video at ``resolution``, and its options with their defaults."""
+    rows = []
+    for entry in SAMPLERS.entries():
+        options = sampler_options_of(entry.obj)
+        try:
+            sampler = entry.obj(resolution=resolution, train=True)
+            sample = sampler(SyntheticVideo(), np.random.default_rng(0))
+            keys = ", ".join(
+                f"{k} {list(v.shape)} {str(v.dtype).replace('torch.', '')}"
+                if torch.is_tensor(v)
+                else f"{k} {type(v).__name__}"
+                for k, v in sample.items()
+            )
+        except Exception as exc:  # noqa: BLE001 (a plugin sampler that needs more than the defaults)
+            keys = f"(could not draw with default options: {type(exc).__name__}: {exc})"
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items() if not isinstance(v, AugmentConfig))
+        rows.append({"name": entry.name, "sample": keys, "options": shown or "-", "source": entry.source})
+    return rows

@@ -61,10 +61,20 @@ class VideoDecodeError(Exception):
     """A video (or frame folder) could not be opened or decoded; the message is a short reason."""
 
 
+_PLAIN = {  # decoder wording -> a plain sentence a user can act on
+    "Could not open input file": "invalid data: not a video FFmpeg can read (damaged or another format)",
+    "Invalid data found when processing input": "invalid data: not a video FFmpeg can read (damaged or another format)",
+}
+
+
 def _short(exc: BaseException) -> str:
-    """One short line: FFmpeg's reason without errno and path, else the first line of the message."""
-    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
-    return str(text).splitlines()[0][:200]
+    """One short plain line: the decoder's reason without errno, source locations or paths."""
+    text = str(getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__).splitlines()[0]
+    text = re.sub(r"^\w+, \S+\.(?:cpp|cc|c|h):\d+, ", "", text)  # torchcodec prefixes its C++ source location
+    for wording, plain in _PLAIN.items():
+        if wording in text:
+            return plain
+    return re.sub(r":? ?'?/[^\s']+'?", "", text).strip()[:200]
 
 
 # ====================================================================== common handle

@@ -100,3 +100,16 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
     assert main(["check-data", str(tmp_path), "--format", "ucf101"]) == 2  # no split files
     assert "ucfTrainTestlist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "torchcodec"])
+def test_a_damaged_file_gets_a_plain_sentence_without_decoder_internals(messy_ucf, decoder):
+    from benchmark.data.check import check_video
+    from benchmark.data.video import torchcodec_status
+
+    if decoder == "torchcodec" and not torchcodec_status()[0]:
+        pytest.skip("torchcodec is not importable here")
+    not_a_video = next(str(messy_ucf / rel) for rel, kind in BAD.items() if kind == "text")
+    reason, _, _ = check_video(not_a_video, CheckOptions(decoder=decoder))
+    assert reason == "cannot open: invalid data: not a video FFmpeg can read (damaged or another format)", reason
+    assert ".cpp" not in reason and "/" not in reason

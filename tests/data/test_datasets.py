@@ -207,7 +207,7 @@ def test_kinetics_csv_missing_clips_and_names(tmp_path, is_cc):
     on_disk = {f"{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows if sp == "train" and style}
     assert {r.video_id for r in train.records} == on_disk  # both file-name conventions found
     assert sorted(train.missing) == sorted(
-        f"train/{lab}/{y}_{s:06d}_{e:06d}" for lab, y, s, e, sp, style in rows if sp == "train" and not style
+        f"train/{lab}/{y}_{s:06d}_{e:06d}.mp4" for lab, y, s, e, sp, style in rows if sp == "train" and not style
     )
     assert all(r.label == train.classes.index(r.video_id.split("/")[0]) for r in train.records)
     test = build_index(loc, subset="test")  # the validation CSV

@@ -151,7 +151,7 @@ def build_kinetics(loc: DatasetLocation, split: int, subset: str, split_dir: Pat
                 if found:
                     break
             if found is None:
-                missing.append(f"{split_name}/{video_id}")
+                missing.append(f"{split_name}/{video_id}.mp4")  # the layout's canonical name (docs/datasets.md)
                 continue
             records.append(VideoRecord(found, label_of.get(label, -1), video_id))
     if missing:
