@@ -15,7 +15,7 @@ It declares:
   random init);
 - ``check(cfg, info)``: checks that need the data (number of videos, classes); the one validation
   hook, run when a run or sweep is loaded (``vssl pretrain``, ``--dry-run``, submissions) and again
-  when the method is built;
+  when the method is built; ``resolve(cfg, info)`` turns data-dependent values ('auto') into numbers;
 - ``training_step(batch, progress)`` -> :class:`StepOutput`: a loss and named scalars to log. Scalars
   may be 0-d tensors: the loop turns them into numbers on logging steps only, so a step never waits
   for the device.
@@ -115,6 +115,12 @@ class Method(nn.Module):
     @classmethod
     def check(cls, cfg: MethodConfig, info: DataInfo) -> None:
         """Raise a one-line UserError when this config cannot run on this data (the default accepts all)."""
+
+    @classmethod
+    def resolve(cls, cfg: MethodConfig, info: DataInfo) -> MethodConfig:
+        """The config with data-dependent values made concrete (TCE's ``negatives: auto``); the run's
+        config.yaml records the resolved one. The default returns ``cfg`` unchanged."""
+        return cfg
 
     @classmethod
     def sampler_options(cls, cfg: MethodConfig, info: DataInfo) -> dict[str, Any]:

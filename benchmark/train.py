@@ -8,6 +8,7 @@ resumed run sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -65,13 +66,14 @@ def build_method(cfg: ExperimentConfig, num_videos: int, num_classes: int = 0, m
     info = data_info(cfg, num_videos, num_classes)
     if not meta:
         method_cls.check(cfg.method, info)
+    method_cfg = method_cls.resolve(cfg.method, info)
     seed_everything(cfg.run.seed)
     backbone = build_backbone(cfg.backbone, device_meta=meta)
     check_compatible(method_cls, backbone.kind, cfg.method.name, cfg.backbone.name)
     if meta:
         with torch.device("meta"):
-            return method_cls(cfg.method, backbone, info)
-    return method_cls(cfg.method, backbone, info)
+            return method_cls(method_cfg, backbone, info)
+    return method_cls(method_cfg, backbone, info)
 
 
 def pretraining_index(cfg: ExperimentConfig):
@@ -333,7 +335,10 @@ def pretrain(
     built = build_for_pretraining(cfg)
     if rank.enabled and cfg.optim.batch_size % rank.world_size:
         raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
-    _open_run(run, cfg, explicit, ctx, sweep, cell_id, rank)
+    # the run's config.yaml records the method config as resolved on this data (e.g. TCE's K for 'auto');
+    # its hash stays the one of the config as given, which relaunches compare against
+    _open_run(run, dataclasses.replace(cfg, method=built.method.cfg), explicit, ctx, sweep, cell_id, rank,
+              config_hash(cfg))  # fmt: skip
     trainer = Trainer(ctx.prepare(built.method), cfg, ctx)
     loop = trainer.resume(run.checkpoint_path().parent)
     if rank.is_main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
@@ -366,13 +371,15 @@ def pretrain(
     return entry
 
 
-def _open_run(run: RunDir, cfg: ExperimentConfig, explicit: dict, ctx, sweep, cell_id, rank) -> None:
+def _open_run(
+    run: RunDir, cfg: ExperimentConfig, explicit: dict, ctx, sweep, cell_id, rank, hash_: str | None = None
+) -> None:
     """Create the run directory and write its config and provenance (rank 0)."""
     run.create()
     if not rank.is_main:
         return
     run.write_config(to_dict(cfg), explicit)
-    env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, config_hash(cfg))
+    env = run.env() or base_env(cfg.run.seed, str(ctx.device), sweep, cell_id, hash_ or config_hash(cfg))
     fields = {"device": str(ctx.device), "autocast": str(ctx.dtype_autocast), "world_size": rank.world_size}
     run.update_env(**{**env, **fields, "code": code_provenance(cfg)})
 

@@ -10,10 +10,10 @@ Our adaptation and deviations from the paper:
   concatenation (``head_2d: concat``, default, closest to the paper's concatenated groups) or a 1-layer temporal
   convolution, ReLU and average over time (``head_2d: temporal_conv``), then -> 2 classes;
 - 3D backbone: the clip feature -> Linear -> 2 (paper: VGG-16-BN trunk, two conv layers, global pool, linear);
-- balance: the paper shows every training video once forwards and once reversed. Here a sampler sees one
-  video, not the batch, so the method reverses the clips itself: slot i of step s is reversed when (i + s) is
-  odd. Every batch of even size is exactly half reversed (odd: off by one), and a video drawn at the same slot
-  in consecutive steps is seen both ways; the choice is a pure function of (step, slot), so resumes repeat it;
+- balance, as in the paper: every clip drawn is shown both ways (``directions: both``, default): the batch of
+  B clips becomes 2B, each clip forwards (label 0) and reversed (label 1), so every video of a step is seen in
+  both directions and every batch is exactly balanced. ``directions: alternate`` halves the compute: slot i of
+  step s is reversed when (i + s) is odd (a video is seen both ways only across steps);
 - shortcut guard: one spatial and colour augmentation for all frames of a clip (the sampler's default), so only
   order differs between the classes. The paper's removal of black borders and camera-motion stabilisation is
   not done;
@@ -42,6 +42,7 @@ class ArrowOfTimeConfig(MethodConfig):
     clip_len: int = 8  # frames per clip
     stride: int = 2  # frame stride inside the clip
     head_2d: Literal["concat", "temporal_conv"] = "concat"  # temporal head on per-frame features (2D backbones)
+    directions: Literal["both", "alternate"] = "both"  # both: each clip forwards and reversed (the paper's)
     hidden_dim: int = 256  # width of the 2D temporal head
 
     def __post_init__(self) -> None:
@@ -75,7 +76,11 @@ class ArrowOfTime(Method):
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clip = batch["clip"]  # [B, T, C, H, W], in playing order
-        backwards = reversal_mask(len(clip), progress.step, clip.device)
-        clip = torch.where(backwards[:, None, None, None, None], clip.flip(1), clip)
+        if self.cfg.directions == "both":  # each clip forwards, then each clip reversed
+            backwards = torch.arange(2 * len(clip), device=clip.device) >= len(clip)
+            clip = torch.cat([clip, clip.flip(1)])
+        else:
+            backwards = reversal_mask(len(clip), progress.step, clip.device)
+            clip = torch.where(backwards[:, None, None, None, None], clip.flip(1), clip)
         logits = self.head(self.backbone(clip))  # 2D: [B, T, F] -> head; 3D: [B, F] -> linear
         return StepOutput(*cross_entropy_accuracy(logits, backwards.long()))

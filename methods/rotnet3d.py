@@ -6,8 +6,8 @@ Every frame of a clip is rotated by the same angle, 0/90/180/270 degrees in the 
 cross-entropy). Recognising "up" needs the content of the clip, objects and how they move.
 
 Deviations from the paper:
-- clips are 8 consecutive frames (``clip_len``; the paper used 16) so that a CPU step stays
-  affordable and pre-training matches the 8-frame evaluation clips (``eval.clip_len``);
+- clips are 8 consecutive frames by default (``clip_len``; the paper used 16) so that a CPU step stays
+  affordable; evaluation clips are set separately (``eval.clip_len``, which each sweep states);
 - the backbone is any registered 3D backbone (r3d_18 or an inflated timm ResNet) rather than
   the paper's own 3D ResNet-18 configuration; the head is a single linear layer;
 - ``rotations: one`` (not the default) draws one rotation per clip, exactly balanced over the

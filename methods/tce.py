@@ -7,10 +7,24 @@ sphere, a memory bank with one slot per video, a contrastive loss over
 similarity threshold rises over training. The math lives in
 :mod:`benchmark.losses` and :mod:`benchmark.mining`; this file wires it.
 
+Defaults follow the specification (shared reference tce.md): a linear
+projection head, the anchor's bank slot overwritten after each step, InfoNCE,
+independent per-frame augmentation with colour jitter always applied
+(brightness/contrast/saturation 0.5, hue 0.25), random gray p = 0.5, random
+resized crop and horizontal flip, temperature 0.07, K negatives per anchor.
+
 Deviations from the authors' release (see shared reference tce.md):
 - the temporal offset d defaults to uniform in [1, 4]; d = 0 (the release's
   default, a bug) needs ``allow_zero_offset: true`` and is an ablation;
-- random resized crop is real (the release's crop was a no-op);
+- random resized crop is real (the release's crop was a no-op), scale
+  ``crop_scale_min``-``crop_scale_max`` (0.5-1 by default);
+- the horizontal flip is drawn per frame (the release flipped anchor and
+  positive together);
+- K = ``negatives: auto`` = min(8192, floor((N - 1) / 4)) for a bank of N videos:
+  the release's 8192 wherever the bank has over 32k videos (Kinetics-400),
+  fewer on smaller sets so that hard-negative mining can still choose (the
+  resolved K is written to the run's config.yaml; K above (N - 1) / 4 with
+  mining on is refused at load);
 - InfoNCE is the default loss; the release's binary NCE is ``loss: nce``
   (its normaliser Z is estimated once and stored in the checkpoint);
 - mining is vectorised, compares against the bank's transpose, honours
@@ -24,7 +38,7 @@ Deviations from the authors' release (see shared reference tce.md):
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentConfig
 from benchmark.distributed import all_gather_cat
 from benchmark.errors import UserError
 from benchmark.heads import MLPHead
@@ -43,7 +58,7 @@ from benchmark.mining import SCHEDULES, ThresholdSchedule, init_bank, mine_negat
 from benchmark.registry import register_method
 from benchmark.smoothness import embedding_smoothness
 
-log = logging.getLogger(__name__)
+RELEASE_K = 8192  # the release's negatives per anchor
 
 
 @dataclass
@@ -55,12 +70,20 @@ class TCEConfig(MethodConfig):
     allow_zero_offset: bool = False  # d = 0 (the release's bug) only as an explicit ablation
     # network
     embed_dim: int = 128
-    head: Literal["linear", "mlp"] = "mlp"  # release: linear
+    head: Literal["linear", "mlp"] = "linear"  # the specification and release: one linear layer
+    # augmentation, drawn independently for anchor and positive (the specification's)
+    crop_scale_min: float = 0.5  # random resized crop scale range
+    crop_scale_max: float = 1.0
+    flip: bool = True
+    jitter: float = 0.5  # brightness, contrast, saturation strength
+    hue: float = 0.25
+    jitter_p: float = 1.0  # the specification applies colour jitter always
+    gray_p: float = 0.5  # one random RGB channel copied into all three
     # loss
     loss: Literal["infonce", "nce"] = "infonce"  # nce: the release's binary NCE with a constant normaliser
     temperature: float = 0.07
-    negatives: int = 1024  # K per anchor (release: 8192); capped at bank size - 1
-    bank_momentum: float = 0.5  # 0: overwrite the anchor's slot; m: m*old + (1-m)*new, renormalised
+    negatives: int | Literal["auto"] = "auto"  # K per anchor; auto = min(8192, floor((N - 1) / 4)), N bank slots
+    bank_momentum: float = 0.0  # 0: overwrite the anchor's slot (release); m: m*old + (1-m)*new, renormalised
     batch_negatives: bool = False  # infonce: also the batch's live positives of other videos (not in the release)
     # hard-negative mining: threshold thr(step); entries >= thr are not eligible, the hardest eligible are taken
     mining_schedule: Literal["none", "fixed", "exponential", "linear", "step"] = "exponential"
@@ -84,8 +107,16 @@ class TCEConfig(MethodConfig):
                 "method.offset_min = 0 makes the positive the anchor frame itself (the release's bug); "
                 "set method.allow_zero_offset=true to run it as an ablation"
             )
-        if self.temperature <= 0 or self.negatives < 1 or self.embed_dim < 1:
-            raise UserError("method.temperature must be > 0 and method.negatives, method.embed_dim >= 1")
+        if self.temperature <= 0 or (self.negatives != "auto" and self.negatives < 1) or self.embed_dim < 1:
+            raise UserError("method.temperature must be > 0 and method.negatives ('auto' or a count), embed_dim >= 1")
+        if not 0 < self.crop_scale_min <= self.crop_scale_max <= 1:
+            raise UserError(
+                f"method.crop_scale_min/max = {self.crop_scale_min}/{self.crop_scale_max}: need 0 < min <= max <= 1"
+            )
+        if min(self.jitter, self.hue, self.jitter_p, self.gray_p) < 0 or max(self.jitter_p, self.gray_p) > 1:
+            raise UserError("method.jitter and method.hue must be >= 0, jitter_p and gray_p in [0, 1]")
+        if self.hue > 0.5:
+            raise UserError(f"method.hue = {self.hue}: at most 0.5 (a half turn of the colour wheel)")
         if not 0 <= self.bank_momentum < 1:
             raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")
         if not 0 <= self.max_hard_fraction <= 1:
@@ -118,13 +149,33 @@ class TCE(Method):
 
     Config = TCEConfig
     sampler = "frame_pair"
-    sampler_fields = ("offset_min", "offset_max")
     backbone_kind = "2d"
 
     @classmethod
+    def sampler_options(cls, cfg: TCEConfig, info: DataInfo) -> dict:
+        aug = AugmentConfig((cfg.crop_scale_min, cfg.crop_scale_max), cfg.flip, cfg.jitter, cfg.hue, cfg.jitter_p,
+                            cfg.gray_p)  # fmt: skip
+        return {"offset_min": cfg.offset_min, "offset_max": cfg.offset_max, "aug": aug}
+
+    @classmethod
+    def resolve(cls, cfg: TCEConfig, info: DataInfo) -> TCEConfig:
+        """K = 'auto' -> min(8192, floor((N - 1) / 4)): the release's K where the bank is big enough, else the
+        largest K that leaves hard-negative mining a choice (at least 4 candidates per negative)."""
+        if cfg.negatives != "auto":
+            return cfg
+        return dataclasses.replace(cfg, negatives=max(1, min(RELEASE_K, (info.num_videos - 1) // 4)))
+
+    @classmethod
     def check(cls, cfg: TCEConfig, info: DataInfo) -> None:
-        if info.num_videos < 2:
-            raise UserError(f"TCE needs at least 2 pre-training videos (one bank slot each), got {info.num_videos}")
+        n = info.num_videos
+        if n < 2:
+            raise UserError(f"TCE needs at least 2 pre-training videos (one bank slot each), got {n}")
+        k = cls.resolve(cfg, info).negatives
+        if cfg.mining_schedule != "none" and n - 1 < 4 * k:
+            raise UserError(
+                f"hard-negative mining needs N - 1 >= 4K to choose anything: N = {n} bank slots (videos), "
+                f"K = {k} negatives; set method.negatives <= {max(1, (n - 1) // 4)} (or auto), or mining_schedule=none"
+            )
 
     def __init__(self, cfg: TCEConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
@@ -133,16 +184,7 @@ class TCE(Method):
         # the release's rotation head: C -> 200 -> 200 -> 4 with BN + ReLU
         self.rotation_head = MLPHead(f, 4, hidden=(200, 200), batch_norm=True) if cfg.rotation_aux else None
         self.schedule = cfg.schedule()
-        self.num_negatives = min(cfg.negatives, info.num_videos - 1)
-        if cfg.mining_schedule != "none" and self.num_negatives == info.num_videos - 1:
-            # every other video is a negative anyway: mining can only reorder them, which no loss here sees
-            log.warning(
-                "TCE: K = %d negatives covers the whole bank of %d videos, so hard-negative mining "
-                "cannot change the negatives; set method.negatives below %d for mining to matter",
-                self.num_negatives,
-                info.num_videos,
-                info.num_videos - 1,
-            )
+        self.num_negatives = min(self.resolve(cfg, info).negatives, info.num_videos - 1)
         self.register_buffer("bank", init_bank(info.num_videos, cfg.embed_dim))
         # NCE's normaliser Z: 0 until estimated from the first batch; a buffer, so checkpoints carry it
         self.register_buffer("nce_normaliser", torch.zeros(()))

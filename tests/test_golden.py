@@ -33,19 +33,16 @@ GOLDEN = Path(__file__).parent / "golden" / "golden.json"
 RECORD = os.environ.get("VSSL_RECORD_GOLDEN") == "1"
 
 # old recorded key -> new key, per method and per kind ("scalars", "tensors", "metrics")
-RENAMES: dict[str, dict[str, dict[str, str]]] = {
-    # architecture step: heads moved to benchmark/heads.py, one accuracy scalar name. Re-recorded then: OPN (its
-    # pair layer is VCOP's PairwiseOrderHead: identical forward, gradients summed in another order, <1e-9 apart)
-    # and TCE (smooth_diff and hard_sim computed without a host sync: the logged scalars round differently)
-    "arrow_of_time": {
-        "tensors": {f"model.head.mlp.{i}.{p}": f"model.head.1.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}
-    },
-    "shuffle_learn": {"tensors": {f"model.head.{p}": f"model.head.0.{p}" for p in ("weight", "bias")}},
-    # hardening step: each training step seeds torch's RNG from (seed, step) and the data loader draws from its own
-    # generator (exact resume with data workers): re-recorded then the methods whose step draws random numbers,
-    # OPN (dropout), 3D RotNet (rotation order), TCE (mining's random fill) and VCOP (clip order, dropout)
-    "dpc": {"scalars": {"acc": "accuracy"}},
-}
+RENAMES: dict[str, dict[str, dict[str, str]]] = {}
+# History (git log -p tests/golden has the values):
+# - architecture step: heads moved to benchmark/heads.py and one accuracy scalar name were mapped here; OPN (its
+#   pair layer is VCOP's PairwiseOrderHead: identical forward, gradients summed in another order, <1e-9 apart) and
+#   TCE (smooth_diff and hard_sim computed without a host sync) re-recorded;
+# - hardening step: each training step seeds torch's RNG from (seed, step), the loader draws from its own generator:
+#   OPN, 3D RotNet, TCE and VCOP (whose steps draw random numbers) re-recorded;
+# - citable-numbers step, everything re-recorded: evaluation entries gain missing_videos / missing and
+#   frames_seen / coverage; TCE's defaults follow the specification (linear head, bank overwrite, colour jitter
+#   always, K = auto); Arrow of Time shows every clip forwards and reversed.
 
 # method name -> its own overrides (the tiny set's videos have 16 frames)
 METHOD_OVERRIDES: dict[str, list[str]] = {

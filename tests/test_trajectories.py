@@ -47,7 +47,7 @@ def test_trajectories_command_writes_a_png_per_checkpoint_panel(tmp_path, synth_
     tree = {
         "data": {"dataset": "synthetic-pool", "resolution": 32},
         "backbone": {"name": "resnet10t"},
-        "method": {"name": "tce", "negatives": 4, "embed_dim": 16},
+        "method": {"name": "tce", "negatives": 1, "embed_dim": 16},
         "optim": {"batch_size": 4, "steps": 2},
         "run": {"device": "cpu", "precision": "fp32", "epoch_checkpoints": [1], "stages": ["pretrain"]},
     }

@@ -101,7 +101,9 @@ def evenly_spaced(num_frames: int, count: int) -> list[int]:
 @register_sampler("frame_pair")
 class FramePair(Sampler):
     """TCE: anchor frame t and positive t+d (t-d near the end), d uniform in [offset_min, offset_max];
-    independent augmentation per frame."""
+    independent augmentation per frame. A short video draws d among the offsets it has, and one too short for
+    offset_min is skipped (counted as a bad sample), so the positive is never the anchor frame itself
+    (unless offset_min = 0, TCE's allow_zero_offset ablation)."""
 
     def __init__(self, offset_min: int = 1, offset_max: int = 4, aug: AugmentConfig = AugmentConfig(), **kw: Any):
         super().__init__(**kw)
@@ -115,11 +117,18 @@ class FramePair(Sampler):
     def __call__(self, video, rng):
         n = video.num_frames
         self.check_length(n)
-        d = int(rng.integers(self.offset_min, self.offset_max + 1))
-        t = int(rng.integers(0, n))
+        # a video shorter than offset_max + 1 frames (short_video: loop) draws d only among the offsets it has;
+        # one without even offset_min (or with a single frame) is skipped and counted: d = 0 never comes silently
+        longest = min(self.offset_max, n - 1)
+        if longest < max(self.offset_min, 1):
+            raise ShortVideo(f"{n} frames: no positive at offset >= {max(self.offset_min, 1)}")
+        d = int(rng.integers(self.offset_min, longest + 1))
+        if n >= 2 * d:  # every anchor has a partner d away (t + d, or t - d near the end)
+            t = int(rng.integers(0, n))
+        else:  # short: only anchors with a partner inside the video
+            t = int(rng.choice([i for i in range(n) if i + d < n or i - d >= 0]))
         p = t + d if t + d < n else t - d
-        idx = loop_index([t, p], n)
-        frames = video.get_frames(idx)
+        frames = video.get_frames([t, p])
         a, b = per_frame(self.transform, frames)
         return {"anchor": a, "positive": b, "offset": torch.tensor(d)}
 

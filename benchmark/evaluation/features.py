@@ -81,13 +81,17 @@ class ViewSpec:
     def entry_fields(self) -> dict:
         """What a metrics entry says about test sampling."""
         if self.kind == "2d":
-            return {"frames_at_test": self.count, "clips_at_test": None, "crops_at_test": self.crops}
+            return {"frames_at_test": self.count, "clips_at_test": None, "crops_at_test": self.crops,
+                    "frames_seen": self.count, "coverage": f"{self.count} frames spread over the video"}  # fmt: skip
+        where = "spread over the video" if self.count > 1 else "one window of the video"
         return {
             "frames_at_test": None,
             "clips_at_test": self.count,
             "clip_len": self.clip_len,
             "clip_stride": self.stride,
             "crops_at_test": self.crops,
+            "frames_seen": self.count * self.clip_len,  # how much of each test video the prediction reads
+            "coverage": f"{self.count} clip(s) of {self.clip_len} frames (stride {self.stride}), {where}",
         }
 
 

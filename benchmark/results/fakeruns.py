@@ -8,6 +8,7 @@ together, so paired tests behave as they do on real runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -90,16 +91,12 @@ def resolved_config(spec: FakeRun) -> tuple[dict, dict]:
 
 
 def test_view_fields(spec: FakeRun, ev: dict) -> dict:
-    """The test-sampling fields an entry records (as evaluation.features.ViewSpec.entry_fields), from eval.*."""
-    if spec.backbone_kind == "2d":
-        return {"frames_at_test": ev["frames"], "clips_at_test": None, "crops_at_test": ev["crops"]}
-    return {
-        "frames_at_test": None,
-        "clips_at_test": ev["clips"],
-        "clip_len": ev["clip_len"],
-        "clip_stride": ev["clip_stride"],
-        "crops_at_test": ev["crops"],
-    }
+    """The test-sampling fields an entry records: the evaluation's own ViewSpec.entry_fields, from eval.*."""
+    from benchmark.config import EvalConfig
+    from benchmark.evaluation.features import view_spec
+
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    return view_spec(EvalConfig(**{k: v for k, v in ev.items() if k in known}), 64, spec.backbone_kind).entry_fields()
 
 
 def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: int, ev: dict) -> dict:

@@ -531,6 +531,22 @@ PAPER_RULE = (
 )
 
 
+def _coverage_differs(runs: pd.DataFrame) -> list[str]:
+    """Per evaluation column whose rows read each test video differently (2D frames vs 3D clips): the readings."""
+    out = []
+    for col in runs.columns:
+        if not col.endswith(".coverage") or parse_eval_key(col.rsplit(".", 1)[0]) is None:
+            continue
+        key = col.rsplit(".", 1)[0]
+        kinds = runs.groupby(runs.get(f"{key}.backbone_kind", pd.Series("?", index=runs.index)))[col]
+        readings = {kind: sorted(set(v.dropna().astype(str))) for kind, v in kinds}
+        seen = pd.to_numeric(runs.get(f"{key}.frames_seen", pd.Series(dtype=float)), errors="coerce").dropna()
+        spans = {kind: any("spread" in r for r in rs) for kind, rs in readings.items() if rs}
+        if len(readings) > 1 and (seen.nunique() > 1 or len(set(spans.values())) > 1):
+            out.append(f"{key}: " + ", ".join(f"{kind} {' / '.join(rs)}" for kind, rs in readings.items() if rs))
+    return out
+
+
 def _missing_videos(runs: pd.DataFrame) -> dict[str, int]:
     """Evaluation key -> the largest count of listed-but-missing videos any run of the table met."""
     out = {}
@@ -563,6 +579,11 @@ def notes(table: Table, paper: bool = True) -> list[str]:
         lines.append(
             "Recorded by only some runs of a row (a config field added between launches; the others are "
             "assumed to have run its default): " + ", ".join(f[4:] for f in partial)
+        )
+    coverage = _coverage_differs(table.collection.runs)
+    if coverage:
+        lines.append(
+            "2D and 3D rows did not read the same temporal coverage of each test video: " + "; ".join(coverage)
         )
     missing = _missing_videos(table.collection.runs)
     if missing:

@@ -253,3 +253,56 @@ def test_tuple_window_shrinks_to_a_short_video_instead_of_wrapping():
 def test_unknown_option_is_rejected():
     with pytest.raises(TypeError):
         build_sampler("multi_clip", RES, clips=3)
+
+
+# ---------------------------------------------------------------------- frame_pair (TCE)
+class RecordingVideo(CountingVideo):
+    """Remembers the frame indices asked for (anchor first, then positive)."""
+
+    def get_frames(self, indices):
+        self.asked = list(indices)
+        return super().get_frames(indices)
+
+
+def pair_indices(num_frames: int, offset_min: int, offset_max: int, count: int = 300, **kw) -> list[tuple[int, int]]:
+    sampler = build_sampler("frame_pair", RES, train=True, offset_min=offset_min, offset_max=offset_max, **kw)
+    video = RecordingVideo(num_frames)
+    out = []
+    for seed in range(count):
+        sample = sampler(video, np.random.default_rng(seed))
+        t, p = video.asked
+        assert int(sample["offset"]) == abs(p - t)
+        out.append((t, p))
+    return out
+
+
+def test_frame_pair_offsets_stay_in_range_and_cover_it():
+    pairs = pair_indices(40, 1, 4)
+    offsets = {abs(p - t) for t, p in pairs}
+    assert offsets == {1, 2, 3, 4} and all(0 <= t < 40 and 0 <= p < 40 for t, p in pairs)
+    assert all(t != p for t, p in pairs)  # the positive is never the anchor frame
+
+
+def test_frame_pair_looks_back_near_the_end():
+    pairs = pair_indices(40, 3, 3)
+    assert any(p == t - 3 for t, p in pairs) and all(p == t - 3 for t, p in pairs if t + 3 >= 40)
+
+
+def test_a_short_video_never_yields_offset_zero_under_loop():
+    for n in (2, 3, 5):  # shorter than offset_max + 1 = 5 (or equal): d among the offsets the video has
+        pairs = pair_indices(n, 1, 4, short_video="loop")
+        assert all(1 <= abs(p - t) <= n - 1 and 0 <= t < n and 0 <= p < n for t, p in pairs)
+    sampler = build_sampler("frame_pair", RES, train=True, offset_min=3, offset_max=4, short_video="loop")
+    with pytest.raises(ShortVideo):  # 3 frames cannot hold offset 3: skipped and counted, not d = 0
+        sampler(CountingVideo(3), np.random.default_rng(0))
+    with pytest.raises(ShortVideo):
+        build_sampler("frame_pair", RES, train=True, short_video="skip")(CountingVideo(3), np.random.default_rng(0))
+
+
+def test_frame_pair_augments_anchor_and_positive_independently():
+    sampler = build_sampler("frame_pair", RES, train=True, offset_min=1, offset_max=1)
+    still = StillVideo()  # identical frames: any difference comes from augmentation
+    differ = [not torch.equal(s["anchor"], s["positive"]) for s in draw(sampler, still, 10)]
+    assert all(differ)
+    shared = build_sampler("clip", RES, train=True, clip_len=2, stride=1)  # the contrast: one draw for a clip
+    assert all(torch.equal(s["clip"][0], s["clip"][1]) for s in draw(shared, still, 10))

@@ -82,7 +82,7 @@ def tiny_base() -> dict:
     return {
         "data": {"dataset": "synthetic-pool", "resolution": 16},
         "backbone": {"name": "resnet10t"},
-        "method": {"name": "tce", "negatives": 8, "embed_dim": 16},
+        "method": {"name": "tce", "negatives": 1, "embed_dim": 16},
         "optim": {"batch_size": 4, "steps": 6, "lr": 0.01},
         "eval": {"dataset": "synthetic", "frames": 2, "linear_epochs": 5, "batch_size": 8},
         "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 4, "stages": ["pretrain"]},

@@ -25,7 +25,7 @@ from benchmark.checkpoint import load
 
 REPO = Path(__file__).resolve().parents[2]
 PRETRAIN = [
-    "method.name=tce", "method.negatives=2", "method.embed_dim=16", "data.dataset=synthetic-pool",
+    "method.name=tce", "method.negatives=1", "method.embed_dim=16", "data.dataset=synthetic-pool",
     "data.resolution=32", "data.num_workers=1", "backbone.name=resnet10t", "optim.batch_size=8", "optim.steps=9",
     "run.checkpoint_every=3", "run.log_every=1", "run.precision=fp32", "run.threads=1",
 ]  # fmt: skip

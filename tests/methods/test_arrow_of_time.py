@@ -25,8 +25,24 @@ def _single_thread():
         yield
 
 
-def test_reversed_clips_really_play_backwards():
+def test_by_default_every_clip_is_shown_forwards_and_reversed_with_its_label():
     method, batch = tiny_method("arrow_of_time", ("method.clip_len=4",))
+    seen = {}
+    method.backbone.register_forward_hook(lambda mod, args, out: seen.update(clip=args[0].detach().clone()))
+    real_head = method.head.forward
+    method.head.forward = lambda f: seen.setdefault("logits", real_head(f))
+    out = method.training_step(batch, Progress(step=3, total_steps=10))
+    b = len(batch["clip"])
+    assert len(seen["clip"]) == 2 * b
+    for i, clip in enumerate(batch["clip"]):  # the same video both ways: forwards first, then reversed
+        assert torch.equal(seen["clip"][i], clip) and torch.equal(seen["clip"][b + i], clip.flip(0))
+        assert not torch.equal(clip.flip(0), clip)  # the test clips are not palindromes
+    labels = torch.tensor([0] * b + [1] * b)  # 1 = plays backwards
+    assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(seen["logits"].float(), labels))
+
+
+def test_alternate_reverses_half_of_each_batch_by_slot():
+    method, batch = tiny_method("arrow_of_time", ("method.clip_len=4", "method.directions=alternate"))
     seen = {}
     method.backbone.register_forward_hook(lambda mod, args, out: seen.update(clip=args[0].detach().clone()))
     step = 3

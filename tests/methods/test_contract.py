@@ -97,8 +97,18 @@ def test_state_dict_roundtrip(name):
         assert ka == kb and torch.equal(va, vb), ka
 
 
-def test_random_init_does_not_train():
-    assert METHODS.get("random_init").pretraining is Pretraining.NONE
+def test_random_init_saves_exactly_the_seeded_initialisation(tmp_path):
+    """The reference row's checkpoint holds the weights a pre-training run of the same seed starts from."""
+    from benchmark.checkpoint import load
+    from benchmark.rundir import RunDir
+    from benchmark.train import pretrain
+
+    overrides = ["backbone.name=resnet10t", f"data.resolution={RES}", "run.seed=3", "optim.steps=0"]
+    entry = pretrain(RunDir(tmp_path / "ri"), load_config(None, ["method.name=random_init", *overrides]), {})
+    assert entry["trained"] is False and entry["steps"] == 0
+    saved = load(tmp_path / "ri" / "checkpoints" / "last.pt")["backbone"]
+    fresh = build_method(load_config(None, ["method.name=tce", *overrides]), num_videos=16).backbone.state_dict()
+    assert sorted(saved) == sorted(fresh) and all(torch.equal(saved[k], fresh[k]) for k in fresh)
 
 
 def test_bn_statistics_row_changes_running_statistics_and_no_weight():

@@ -55,7 +55,7 @@ def test_gradients_reach_anchor_and_positive_but_never_the_bank(loss):
         "tce",
         (
             f"method.loss={loss}",
-            "method.negatives=6",
+            "method.negatives=3",
             "method.mining_schedule=fixed",
             "method.mining_fixed_threshold=0.5",
         ),
@@ -112,19 +112,22 @@ def test_update_bank_gathers_every_rank_before_writing(monkeypatch):
     assert torch.equal(method.bank[torch.tensor([1, 2])], mine) and torch.equal(method.bank[other_idx], other_z)
 
 
-def test_warns_when_the_negatives_cover_the_whole_bank_so_mining_is_moot(caplog):
-    with caplog.at_level("WARNING", logger="methods.tce"):
-        tiny_method("tce", ("method.negatives=1024",))  # 16 videos: K is capped at 15 = the whole bank
-    assert "cannot change the negatives" in caplog.text
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="methods.tce"):
+def test_negatives_auto_resolve_and_mining_that_cannot_choose_is_refused_at_load():
+    from benchmark.method import DataInfo
+    from methods.tce import TCE, TCEConfig
+
+    assert TCE.resolve(TCEConfig(), DataInfo(num_videos=16)).negatives == 3  # floor(15 / 4)
+    assert TCE.resolve(TCEConfig(), DataInfo(num_videos=240_000)).negatives == 8192  # the release's K
+    method, _ = tiny_method("tce")
+    assert method.num_negatives == 3 and method.cfg.negatives == 3  # the resolved value is the method's config
+    with pytest.raises(UserError, match=r"N - 1 >= 4K .* N = 16 bank slots .* K = 6 negatives"):
         tiny_method("tce", ("method.negatives=6",))
-        tiny_method("tce", ("method.negatives=1024", "method.mining_schedule=none"))
-    assert "cannot change the negatives" not in caplog.text
+    off, _ = tiny_method("tce", ("method.negatives=1024", "method.mining_schedule=none"))
+    assert off.num_negatives == 15  # without mining K is only capped at the bank
 
 
 def test_mining_schedule_none_never_mines_and_a_high_fixed_threshold_does():
-    off, batch = tiny_method("tce", ("method.mining_schedule=none", "method.negatives=6"))
+    off, batch = tiny_method("tce", ("method.mining_schedule=none", "method.negatives=3"))
     out = off.training_step(batch, Progress(0, 10))
     assert out.scalars["hard_found"] == 0 and "hard_sim" not in log_values(out.scalars)  # NaN: not logged
     on, batch = tiny_method(
@@ -132,18 +135,18 @@ def test_mining_schedule_none_never_mines_and_a_high_fixed_threshold_does():
         (
             "method.mining_schedule=fixed",
             "method.mining_fixed_threshold=0.99",
-            "method.negatives=6",
-            "method.max_hard_fraction=0.5",
+            "method.negatives=3",
+            "method.max_hard_fraction=0.7",
         ),
     )
     out = on.training_step(batch, Progress(0, 10))
-    assert out.scalars["hard_found"] == 3 and "hard_sim" in log_values(out.scalars)  # capped at 0.5 * 6
+    assert out.scalars["hard_found"] == 2 and "hard_sim" in log_values(out.scalars)  # capped at floor(0.7 * 3)
     for key in ("smooth_same", "smooth_diff", "neg_sim", "mining_threshold"):
         assert key in out.scalars
 
 
 def test_nce_normaliser_estimated_once_and_carried_by_the_state_dict():
-    method, batch = tiny_method("tce", ("method.loss=nce", "method.negatives=6"))
+    method, batch = tiny_method("tce", ("method.loss=nce", "method.negatives=3"))
     assert float(method.nce_normaliser) == 0.0
     method.training_step(batch, Progress(0, 10))
     z = float(method.nce_normaliser)
@@ -151,13 +154,13 @@ def test_nce_normaliser_estimated_once_and_carried_by_the_state_dict():
     batch2 = {**batch, "anchor": batch["anchor"].flip(0)}
     method.training_step(batch2, Progress(1, 10))
     assert float(method.nce_normaliser) == z  # constant after the first batch
-    fresh, _ = tiny_method("tce", ("method.loss=nce", "method.negatives=6", "run.seed=3"))
+    fresh, _ = tiny_method("tce", ("method.loss=nce", "method.negatives=3", "run.seed=3"))
     fresh.load_state_dict(method.state_dict())
     assert float(fresh.nce_normaliser) == z and torch.equal(fresh.bank, method.bank)
 
 
 def test_rotation_auxiliary_task_trains_its_head():
-    method, batch = tiny_method("tce", ("method.rotation_aux=true", "method.negatives=6"))
+    method, batch = tiny_method("tce", ("method.rotation_aux=true", "method.negatives=3"))
     out = method.training_step(batch, Progress(0, 10))
     out.loss.backward()
     assert {"loss_rotation", "rotation_acc", "loss_contrastive"} <= set(out.scalars)
@@ -166,7 +169,7 @@ def test_rotation_auxiliary_task_trains_its_head():
 
 @pytest.mark.slow
 def test_overfits_a_tiny_batch():
-    method, batch = tiny_method("tce", ("method.negatives=8", "backbone.zero_init_last=false"))
+    method, batch = tiny_method("tce", ("method.negatives=3", "backbone.zero_init_last=false"))
     losses = overfit_losses(method, batch, steps=30)
     assert fell_clearly(losses), losses
 
@@ -181,7 +184,7 @@ def test_resumed_run_continues_with_the_same_bank_and_normaliser(tmp_path, synth
     tree = {
         "data": {"dataset": "synthetic-pool", "resolution": 32},
         "backbone": {"name": "resnet10t"},
-        "method": {"name": "tce", "negatives": 4, "embed_dim": 16, "loss": "nce"},
+        "method": {"name": "tce", "negatives": 1, "embed_dim": 16, "loss": "nce"},
         "optim": {"batch_size": 4, "steps": 4, "lr": 0.01},
         "run": {"device": "cpu", "precision": "fp32", "log_every": 1, "checkpoint_every": 2, "stages": ["pretrain"]},
     }

@@ -234,3 +234,18 @@ def test_report_prints_each_rows_budget_selection(tmp_path):
     )
     readme = (out / "README.md").read_text()
     assert ["TCE (resnet10t, synthetic-pool)", "100 steps x batch 32", note, "linear 1, knn 1"] in _md_rows(readme)
+
+
+def test_report_lists_the_method_settings_that_differ_from_the_defaults(tmp_path):
+    """The protocol part of a report prints, per row, every method field off its default (TCE's calibrated CPU
+    recipe against the specification's defaults, say)."""
+    sweep = tmp_path / "s"
+    for seed in (0, 1):
+        write_fake_run(sweep / "cells" / f"t{seed}", FakeRun(method="tce", seed=seed,
+                       overrides={"method.head": "mlp", "method.temperature": 0.1}))  # fmt: skip
+        write_fake_run(sweep / "cells" / f"r{seed}", FakeRun(method="random_init", seed=seed))
+    assert main(["report", str(sweep), "--out", str(tmp_path / "rep"), "--n-boot", "200"]) == 0
+    text = (tmp_path / "rep" / "README.md").read_text()
+    section = text.split("## Method settings that differ from each method's defaults", 1)[1].split("##", 1)[0]
+    assert "head=mlp (default linear)" in section and "temperature=0.1 (default 0.07)" in section
+    assert "random init" not in section.lower()  # a row on its defaults is not listed

@@ -332,3 +332,20 @@ def test_runs_differing_only_in_a_parameter_that_does_not_act_stay_apart(tmp_pat
     table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
     assert sorted(table.rows["variant"]) == ["mining_r=3", "mining_r=5"]  # same label otherwise: everything shown
     assert (table.rows["n_runs"] == 2).all()
+
+
+def test_a_note_says_when_2d_and_3d_rows_read_different_temporal_coverage(tmp_path):
+    from benchmark.results.collect import collect
+    from benchmark.results.fakeruns import FakeRun, write_fake_run
+    from benchmark.results.table import build_table, notes
+
+    ev = {"eval.frames": 4, "eval.clips": 1, "eval.clip_len": 4}
+    write_fake_run(tmp_path / "s" / "cells" / "a", FakeRun(method="tce", overrides=ev))
+    write_fake_run(tmp_path / "s" / "cells" / "b", FakeRun(method="vcop", backbone_kind="3d", overrides=ev))
+    text = " ".join(notes(build_table(collect(tmp_path / "s"))))
+    assert "did not read the same temporal coverage" in text
+    assert "4 frames spread over the video" in text and "1 clip(s) of 4 frames (stride 1), one window" in text
+    same = {"eval.frames": 8, "eval.clips": 2, "eval.clip_len": 4}
+    write_fake_run(tmp_path / "t" / "cells" / "a", FakeRun(method="tce", overrides=same))
+    write_fake_run(tmp_path / "t" / "cells" / "b", FakeRun(method="vcop", backbone_kind="3d", overrides=same))
+    assert "temporal coverage" not in " ".join(notes(build_table(collect(tmp_path / "t"))))
