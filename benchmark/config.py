@@ -61,6 +61,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers; 0 decodes in the main process
     max_bad_fraction: float = 0.05  # stop a run when more samples than this fail to decode
     short_video: Literal["loop", "skip"] = "loop"  # videos shorter than the sampler needs
+    pretext_heldout: int = 64  # videos kept out of pre-training to check the pretext on (at most a fifth of the set)
 
     def __post_init__(self) -> None:
         require([
@@ -68,6 +69,7 @@ class DataConfig:
             (self.split >= 1, f"data.split = {self.split}: splits are numbered from 1"),
             (self.num_workers >= 0, f"data.num_workers = {self.num_workers}: must be 0 or more"),
             (0 <= self.max_bad_fraction <= 1, f"data.max_bad_fraction = {self.max_bad_fraction}: must be in [0, 1]"),
+            (self.pretext_heldout >= 0, f"data.pretext_heldout = {self.pretext_heldout}: must be 0 or more"),
         ])  # fmt: skip
 
 
@@ -184,11 +186,13 @@ class RunConfig:
     epoch_checkpoints: list[int] = field(default_factory=list)  # steps to keep as checkpoints/step_N.pt
     evaluate_epoch_checkpoints: bool = False  # every evaluation stage also on each step_N.pt ('<key>@step_N')
     time_budget_s: float = 0.0  # informational: a CPU-minute budget the step count was chosen for
+    pretext_samples: int = 256  # held-out samples the pretext is measured on, at step 0 and at the end
     stages: list[str] = field(default_factory=lambda: ["pretrain", "linear"])
 
     def __post_init__(self) -> None:
         require([
-            *_positive("run", log_every=self.log_every, checkpoint_every=self.checkpoint_every),
+            *_positive("run", log_every=self.log_every, checkpoint_every=self.checkpoint_every,
+                       pretext_samples=self.pretext_samples),
             (self.threads >= 0, f"run.threads = {self.threads}: use 0 (torch's default) or a positive count"),
             (all(n >= 1 for n in self.epoch_checkpoints), f"run.epoch_checkpoints = {self.epoch_checkpoints}: steps >= 1"),
             (bool(self.stages), "run.stages is empty: name at least one stage (pretrain, linear, ...)"),

@@ -50,6 +50,7 @@ Minimal example (a plugin would do the same from its own package)::
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -87,6 +88,37 @@ class Progress:
 class StepOutput:
     loss: torch.Tensor
     scalars: dict[str, torch.Tensor | float] = field(default_factory=dict)  # 0-d tensors or numbers
+
+
+@dataclass(frozen=True)
+class Chance:
+    """A pretext task's chance level: the training loss a guess gets (None: no closed form, e.g. the release's
+    NCE) and the pretext measure a guess scores (accuracy; a regression pretext uses R^2 against the training
+    mean, whose chance is 0)."""
+
+    loss: float | None
+    accuracy: float | None
+    measure: str = "accuracy"  # "accuracy", or "r2" for a regression pretext, or a method's own
+
+
+def binary_standard_error(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 0.0) / max(1, n))
+
+
+def pretext_verdict(step0: dict, final: dict, chance: Chance, r2_threshold: float = 0.1) -> dict:
+    """Did a run learn its pretext task? Accuracy: the end score >= chance + m and >= the step-0 score + m, with
+    m = 3 binomial standard errors of the held-out sample; R^2: the end R^2 >= 0.1 (predicting the training mean
+    scores 0). ``step0`` / ``final``: {"value", "samples", ...} from the held-out evaluation."""
+    if chance.measure == "r2":
+        learned = final["value"] >= r2_threshold
+        return {"learned": bool(learned), "rule": f"held-out R^2 >= {r2_threshold}", "margin": r2_threshold}
+    p = chance.accuracy if chance.accuracy is not None else 0.0
+    if p >= 1 - 1e-9:  # e.g. in-batch retrieval among a single held-out video: no wrong answer to avoid
+        return {"learned": None, "rule": "not measurable: chance accuracy is 1 on this held-out sample", "margin": 0.0}
+    m = 3 * binary_standard_error(p, final["samples"])
+    learned = final["value"] >= p + m and final["value"] >= step0["value"] + m
+    rule = "held-out accuracy >= chance + m and >= step-0 accuracy + m, m = 3 binomial SE"
+    return {"learned": bool(learned), "rule": rule, "margin": round(m, 5)}
 
 
 class Pretraining(enum.Enum):
@@ -131,6 +163,20 @@ class Method(nn.Module):
 
     def training_step(self, batch: dict[str, Any], progress: Progress) -> StepOutput:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ did it learn its pretext task?
+    def chance(self, batch_size: int) -> Chance:
+        """The chance level of this method's pretext at this batch size (every objective states its own)."""
+        raise NotImplementedError(f"{type(self).__name__} does not state its pretext's chance level (Method.chance)")
+
+    def pretext_eval(self, batch: dict[str, Any], progress: Progress) -> dict[str, torch.Tensor]:
+        """The pretext measured on a held-out batch: {"loss", "accuracy"} (or {"loss", "sse", "sst"} for a
+        regression pretext; optionally "chance_accuracy" when chance depends on the batch, e.g. in-batch
+        retrieval). The harness calls it under no_grad in eval mode with its own RNG, and it must leave the
+        method's state untouched: the default runs ``training_step``, so a method whose step writes state (a
+        memory bank, a normaliser) overrides it."""
+        out = self.training_step(batch, progress)
+        return {"loss": out.loss.detach(), "accuracy": torch.as_tensor(out.scalars["accuracy"])}
 
     def extra_checkpoint_state(self) -> dict[str, Any]:
         """State that is not a parameter or buffer but must survive a resume (e.g. a normaliser estimate)."""

@@ -9,6 +9,7 @@ resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import random
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from benchmark import checkpoint as ckpt
 from benchmark.config import ExperimentConfig, OptimConfig, config_hash, to_dict
 from benchmark.errors import UserError
-from benchmark.method import DataInfo, Method, Pretraining, Progress, StepOutput
+from benchmark.method import DataInfo, Method, Pretraining, Progress, StepOutput, pretext_verdict
 from benchmark.registry import METHODS
 from benchmark.rundir import RunDir, base_env
 
@@ -34,8 +35,9 @@ from benchmark.rundir import RunDir, base_env
 class Built:
     method: Method
     info: DataInfo
-    records: list
+    records: list  # the videos pre-training reads
     classes: list[str]
+    heldout: list = field(default_factory=list)  # videos kept out of pre-training, for the pretext check
 
 
 def seed_everything(seed: int) -> None:
@@ -118,17 +120,31 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     if not pretrains:
         return None
     index = pretraining_index(cfg)
-    info = data_info(cfg, len(index.records), len(index.classes) if method_cls.needs_labels else 0)
+    records, _ = split_pretext(index.records, cfg, method_cls)
+    info = data_info(cfg, len(records), len(index.classes) if method_cls.needs_labels else 0)
     method_cls.check(cfg.method, info)
     return info
+
+
+def split_pretext(records: list, cfg: ExperimentConfig, method_cls) -> tuple[list, list]:
+    """(pre-training videos, held-out videos): an objective's pretext is checked on videos it never trained on.
+    The held-out ones are the first by a hash of their id -- the same for every method and seed -- at most
+    data.pretext_heldout and a fifth of the set; controls hold out none."""
+    if method_cls.pretraining is not Pretraining.WEIGHTS:
+        return list(records), []
+    count = min(cfg.data.pretext_heldout, len(records) // 5)
+    ranked = sorted(records, key=lambda r: hashlib.sha1(r.video_id.encode()).hexdigest())
+    held = {r.video_id for r in ranked[:count]}
+    return [r for r in records if r.video_id not in held], [r for r in records if r.video_id in held]
 
 
 def build_for_pretraining(cfg: ExperimentConfig) -> Built:
     method_cls = METHODS.get(cfg.method.name)
     index = pretraining_index(cfg)
+    records, heldout = split_pretext(index.records, cfg, method_cls)
     num_classes = len(index.classes) if method_cls.needs_labels else 0
-    method = build_method(cfg, len(index.records), num_classes)
-    return Built(method, method.info, index.records, index.classes)
+    method = build_method(cfg, len(records), num_classes)
+    return Built(method, method.info, records, index.classes, heldout)
 
 
 def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -276,6 +292,7 @@ class Trainer:
             recent_losses=list(loop.get("recent_losses", [])),
             bad_samples=int(loop.get("bad_samples", 0)),
             samples=int(loop.get("samples", 0)),
+            pretext_step0=loop.get("pretext_step0"),
         )
 
 
@@ -287,6 +304,7 @@ class LoopState:
     recent_losses: list = field(default_factory=list)  # the last 10 step losses (tensors until a sync point)
     bad_samples: int = 0
     samples: int = 0
+    pretext_step0: dict | None = None  # the held-out pretext score before the first step
 
     def add_loss(self, loss: torch.Tensor) -> None:
         self.recent_losses.append(loss.detach())
@@ -300,7 +318,8 @@ class LoopState:
         return distributed.all_reduce_mean(values) if values else values
 
     def checkpoint_record(self) -> dict:
-        return {"recent_losses": self.losses(), "bad_samples": self.bad_samples, "samples": self.samples}
+        return {"recent_losses": self.losses(), "bad_samples": self.bad_samples, "samples": self.samples,
+                "pretext_step0": self.pretext_step0}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the stage
@@ -343,6 +362,8 @@ def pretrain(
     loop = trainer.resume(run.checkpoint_path().parent)
     if rank.is_main:  # lines logged after the checkpoint (or, without one, by a killed first attempt) come again
         run.truncate_scalars("pretrain", loop.step)
+    if loop.step == 0 and built.heldout:  # before any step (a resumed run has it in its checkpoint)
+        loop.pretext_step0 = pretext_score(trainer.method, built, cfg, trainer.ctx, method_cls)
     loader, batches = _training_loader(cfg, built, method_cls, loop.step)
     t0 = time.perf_counter()
     data_wait = _train(run, cfg, trainer, loader, batches, loop, rank, progress_bar, stop_at_step)
@@ -364,11 +385,73 @@ def pretrain(
         "world_size": rank.world_size,
         "backbone_init": getattr(trainer.method.backbone, "init", {}),
         "params_millions": _params_m(trainer.method.backbone),
+        "pretext": pretext_entry(trainer.method, built, cfg, trainer.ctx, method_cls, loop.pretext_step0),
     }
     if rank.is_main:
         run.add_metrics("pretrain", entry)
         run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return entry
+
+
+# --------------------------------------------------------------------------- did it learn its pretext task?
+PRETEXT_SEED = 20_201  # the held-out samples are the same for every run: a fixed seed, not the run's
+
+
+def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, method_cls) -> dict:
+    """The pretext measured on run.pretext_samples samples of the held-out videos (each batch of distinct
+    videos where it can be), without touching the method: no_grad, eval mode, its own RNG, state restored."""
+    from benchmark.data.loader import SampledVideos, make_loader
+    from benchmark.data.samplers import build_sampler
+
+    heldout, batch_size = built.heldout, cfg.optim.batch_size
+    sampler = build_sampler(method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video,
+                            **method_cls.sampler_options(method.cfg, built.info))  # fmt: skip
+    dataset = SampledVideos(heldout, sampler, cfg.data.decoder, PRETEXT_SEED, with_labels=method_cls.needs_labels)
+    n_batches = max(1, math.ceil(cfg.run.pretext_samples / batch_size))
+    addresses = [
+        [(-1 - b, j, (b * batch_size + j) % len(heldout)) for j in range(batch_size)] for b in range(n_batches)
+    ]
+    was_training = method.training
+    totals = {"value": 0.0, "loss": 0.0, "chance_accuracy": 0.0}
+    seen_chance, samples = False, 0
+    method.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(PRETEXT_SEED)
+            for batch in make_loader(dataset, addresses, num_workers=0):
+                batch.pop("bad")
+                batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
+                with ctx.autocast():
+                    out = method.pretext_eval(batch, Progress(step=0, total_steps=cfg.optim.steps))
+                n = len(batch["index"])
+                value = out["accuracy"] if "accuracy" in out else 1 - out["sse"] / out["sst"]
+                totals["value"] += float(value) * n
+                totals["loss"] += float(out["loss"]) * n
+                if "chance_accuracy" in out:
+                    totals["chance_accuracy"] += float(out["chance_accuracy"]) * n
+                    seen_chance = True
+                samples += n
+    finally:
+        method.train(was_training)
+    score = {"value": totals["value"] / samples, "loss": totals["loss"] / samples, "samples": samples,
+             "videos": len(heldout)}  # fmt: skip
+    if seen_chance:
+        score["chance_accuracy"] = totals["chance_accuracy"] / samples
+    return score
+
+
+def pretext_entry(method: Method, built: Built, cfg: ExperimentConfig, ctx, method_cls, step0: dict | None) -> dict:
+    """metrics["pretrain"]["pretext"]: the held-out score at step 0 and at the end, the chance level, the verdict."""
+    if method_cls.pretraining is not Pretraining.WEIGHTS:
+        return {"exempt": "control (no learned features to check)"}
+    if not built.heldout or step0 is None:
+        return {"learned": None, "skipped": f"no held-out videos (data.pretext_heldout={cfg.data.pretext_heldout})"}
+    final = pretext_score(method, built, cfg, ctx, method_cls)
+    chance = method.chance(cfg.optim.batch_size)
+    if "chance_accuracy" in final:  # chance that depends on the batch (in-batch retrieval): as measured
+        chance = dataclasses.replace(chance, accuracy=final["chance_accuracy"])
+    return {"measure": chance.measure, "chance": dataclasses.asdict(chance), "step0": step0, "final": final,
+            **pretext_verdict(step0, final, chance)}  # fmt: skip
 
 
 def _open_run(
@@ -399,6 +482,7 @@ def _save_initialisation(run: RunDir, method: Method, main: bool) -> dict:
     entry = {
         "steps": 0,
         "trained": False,
+        "pretext": {"exempt": "control (no learned features to check)"},
         "backbone_init": getattr(method.backbone, "init", {}),
         "params_millions": _params_m(method.backbone),
     }

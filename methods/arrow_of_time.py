@@ -22,6 +22,7 @@ Our adaptation and deviations from the paper:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,7 +33,7 @@ from benchmark.config import MethodConfig
 from benchmark.errors import UserError
 from benchmark.heads import MLPHead, TemporalConvHead
 from benchmark.losses import cross_entropy_accuracy
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 
@@ -73,6 +74,9 @@ class ArrowOfTime(Method):
             self.head = nn.Sequential(nn.Flatten(1), MLPHead(cfg.clip_len * f, 2, hidden=(cfg.hidden_dim,)))
         else:
             self.head = TemporalConvHead(f, cfg.hidden_dim, 2)
+
+    def chance(self, batch_size: int) -> Chance:
+        return Chance(math.log(2), 0.5)  # forwards / backwards, exactly balanced
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clip = batch["clip"]  # [B, T, C, H, W], in playing order

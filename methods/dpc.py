@@ -35,6 +35,7 @@ Deviations ("lite"):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +46,7 @@ from benchmark import distributed
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
 from benchmark.heads import ConvGRUCell
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 # codes of negative_kinds(): what each (prediction, target) pair is to the contrastive loss
@@ -144,6 +145,7 @@ class DPC(Method):
         dim = backbone.map_features
         self.aggregator = ConvGRUCell(dim, dim)
         self.predictor = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
+        self.targets_per_sample = 0  # K x positions of one sample's dense targets, set by the first batch
 
     def encode(self, blocks: torch.Tensor) -> torch.Tensor:
         """[B, N, L, C, H, W] -> [B, N, F, h, w]: per-block maps averaged over time."""
@@ -161,9 +163,21 @@ class DPC(Method):
             h = self.aggregator(F.relu(p), h)
         return torch.stack(preds, dim=1)
 
+    def chance(self, batch_size: int) -> Chance:
+        """Each predicted vector picks its one positive among every target of the batch (M = batch x K steps x
+        positions): chance 1/M, loss ln M. The map size is known once a batch has gone through."""
+        m = batch_size * self.targets_per_sample
+        return Chance(math.log(m), 1 / m) if m else Chance(None, None)
+
+    def pretext_eval(self, batch: dict, progress: Progress) -> dict[str, torch.Tensor]:
+        out = self.training_step(batch, progress)  # no state written: the step only reads its batch
+        m = len(batch["blocks"]) * self.targets_per_sample
+        return {"loss": out.loss.detach(), "accuracy": out.scalars["accuracy"], "chance_accuracy": torch.tensor(1 / m)}
+
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         k = self.cfg.pred_steps
         maps = self.encode(batch["blocks"])
+        self.targets_per_sample = k * maps.shape[-2] * maps.shape[-1]  # shapes are Python ints: no host sync
         pred = self.predict(maps[:, :-k], k)
         target, offset = gather_targets(maps[:, -k:])
         loss, scores = dense_contrastive_loss(pred, target, offset)

@@ -21,6 +21,7 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -29,7 +30,7 @@ from benchmark.config import MethodConfig
 from benchmark.data.samplers import OPN_ORDERS
 from benchmark.heads import PairwiseOrderHead
 from benchmark.losses import cross_entropy_accuracy
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 TUPLE_SIZE = 4
@@ -57,6 +58,9 @@ class OPN(Method):
     def __init__(self, cfg: OPNConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
         self.head = PairwiseOrderHead(backbone.num_features, TUPLE_SIZE, cfg.pair_dim, len(OPN_ORDERS), cfg.dropout)
+
+    def chance(self, batch_size: int) -> Chance:
+        return Chance(math.log(len(OPN_ORDERS)), 1 / len(OPN_ORDERS))  # 12 orders, balanced by the sampler
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         logits = self.head(self.backbone(batch["frames"]))  # per-frame features [B, 4, F] -> the 6 pairs -> 12

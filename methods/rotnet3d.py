@@ -19,6 +19,7 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +30,7 @@ from benchmark.config import MethodConfig
 from benchmark.device import channels_last_frames
 from benchmark.errors import UserError
 from benchmark.losses import cross_entropy_accuracy
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 NUM_ROTATIONS = 4
@@ -85,6 +86,9 @@ class RotNet3D(Method):
     def __init__(self, cfg: RotNet3DConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
         self.head = nn.Linear(backbone.num_features, NUM_ROTATIONS)
+
+    def chance(self, batch_size: int) -> Chance:
+        return Chance(math.log(NUM_ROTATIONS), 1 / NUM_ROTATIONS)  # rotations balanced in every batch
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clips, labels = rotate_clips(batch["clip"], self.cfg.rotations)

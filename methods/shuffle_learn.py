@@ -21,6 +21,7 @@ Deviations from the paper / authors' Caffe release:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +30,7 @@ from torch import nn
 from benchmark.config import MethodConfig
 from benchmark.heads import MLPHead
 from benchmark.losses import cross_entropy_accuracy
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 TUPLE_SIZE = 3
@@ -58,6 +59,12 @@ class ShuffleLearn(Method):
         super().__init__(cfg, backbone, info)
         hidden = (cfg.hidden_dim,) if cfg.head == "mlp" else ()
         self.head = MLPHead(TUPLE_SIZE * backbone.num_features, 2, hidden=hidden)
+
+    def chance(self, batch_size: int) -> Chance:
+        """The labels are skewed (positive_fraction in order): chance is the majority class and its entropy."""
+        p = self.cfg.positive_fraction
+        entropy = -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+        return Chance(entropy, max(p, 1 - p))
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         features = self.backbone(batch["frames"])  # [B, 3, F]: one tower per frame, shared weights

@@ -11,6 +11,7 @@ section sets the schedule, and augmentation is the shared per-clip augmentation 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -18,7 +19,7 @@ from torch import nn
 from benchmark.config import MethodConfig
 from benchmark.errors import UserError
 from benchmark.losses import cross_entropy_accuracy
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 
@@ -52,6 +53,10 @@ class Supervised(Method):
     def __init__(self, cfg: SupervisedConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.num_features, info.num_classes))
+
+    def chance(self, batch_size: int) -> Chance:
+        c = self.info.num_classes  # the synthetic sets are class-balanced; a skewed set's majority class is higher
+        return Chance(math.log(c), 1 / c)
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         features = self.backbone(batch["clip"])  # 3D: [B, F]; 2D: [B, T, F]

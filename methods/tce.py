@@ -39,6 +39,7 @@ Deviations from the authors' release (see shared reference tce.md):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,7 +54,7 @@ from benchmark.errors import UserError
 from benchmark.heads import MLPHead
 from benchmark.losses import binary_nce, contrastive_logits, estimate_normaliser, info_nce_from_logits
 from benchmark.losses.rotation import rotate_quarter_turns, rotation_loss
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.mining import SCHEDULES, ThresholdSchedule, init_bank, mine_negatives, momentum_update_
 from benchmark.registry import register_method
 from benchmark.smoothness import embedding_smoothness
@@ -189,6 +190,31 @@ class TCE(Method):
         # NCE's normaliser Z: 0 until estimated from the first batch; a buffer, so checkpoints carry it
         self.register_buffer("nce_normaliser", torch.zeros(()))
         self._normaliser_known: bool | None = None  # read from the buffer once (one host sync), then kept
+
+    def chance(self, batch_size: int) -> Chance:
+        """Training loss: InfoNCE over the positive and K negatives (+ the batch's other videos with
+        batch_negatives); the release's NCE has no closed form here. Pretext measure: in-batch retrieval (see
+        :meth:`pretext_eval`), one right answer among the batch's videos."""
+        candidates = 1 + self.num_negatives + (batch_size - 1 if self.cfg.batch_negatives else 0)
+        return Chance(math.log(candidates) if self.cfg.loss == "infonce" else None, 1 / max(1, batch_size))
+
+    def pretext_eval(self, batch: dict, progress: Progress) -> dict[str, torch.Tensor]:
+        """Instance discrimination on held-out videos: each anchor frame must pick its own video's positive
+        frame among the positives of the batch's other videos (in-batch retrieval, chance 1/videos). The
+        memory bank is neither read nor written: its slots belong to the training videos, and at step 0 they
+        are random vectors that would make the task trivially easy."""
+        index = batch["index"].to(device=batch["anchor"].device, dtype=torch.long)
+        anchor, positive = self.embed(batch["anchor"]), self.embed(batch["positive"])
+        same_video_other_row = (index[:, None] == index[None, :]) & ~torch.eye(len(index), dtype=torch.bool,
+                                                                               device=index.device)  # fmt: skip
+        logits = (anchor @ positive.T / self.cfg.temperature).masked_fill(same_video_other_row, float("-inf"))
+        target = torch.arange(len(index), device=index.device)
+        candidates = (~same_video_other_row).sum(1).float()
+        return {
+            "loss": F.cross_entropy(logits, target),
+            "accuracy": (logits.argmax(1) == target).float().mean(),
+            "chance_accuracy": (1 / candidates).mean(),
+        }
 
     def embed(self, frames: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.backbone(frames)).float(), dim=-1)

@@ -31,7 +31,7 @@ from benchmark.config import MethodConfig
 from benchmark.errors import UserError
 from benchmark.heads import PairwiseOrderHead
 from benchmark.losses import cross_entropy_accuracy
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 
@@ -86,6 +86,10 @@ class VCOP(Method):
         self.register_buffer("orders", clip_orders(cfg.num_clips), persistent=False)
         num_orders = math.factorial(cfg.num_clips)
         self.head = PairwiseOrderHead(backbone.num_features, cfg.num_clips, cfg.pair_dim, num_orders, cfg.dropout)
+
+    def chance(self, batch_size: int) -> Chance:
+        n = math.factorial(self.cfg.num_clips)  # orders drawn uniformly
+        return Chance(math.log(n), 1 / n)
 
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         clips, labels = shuffle_clips(batch["clips"], self.orders)

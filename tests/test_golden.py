@@ -42,7 +42,9 @@ RENAMES: dict[str, dict[str, dict[str, str]]] = {}
 #   OPN, 3D RotNet, TCE and VCOP (whose steps draw random numbers) re-recorded;
 # - citable-numbers step, everything re-recorded: evaluation entries gain missing_videos / missing and
 #   frames_seen / coverage; TCE's defaults follow the specification (linear head, bank overwrite, colour jitter
-#   always, K = auto); Arrow of Time shows every clip forwards and reversed.
+#   always, K = auto); Arrow of Time shows every clip forwards and reversed;
+# - learnability step, everything re-recorded: objectives hold out videos for the pretext check (fewer
+#   pre-training videos) and the pretrain entry records the check.
 
 # method name -> its own overrides (the tiny set's videos have 16 frames)
 METHOD_OVERRIDES: dict[str, list[str]] = {

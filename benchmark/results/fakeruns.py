@@ -46,6 +46,7 @@ class FakeRun:
     budget_selection: str | None = None  # the sweep row's note on how its budget was chosen (sweep.json only)
     step_evals: tuple[int, ...] = ()  # extra linear evaluations of checkpoints/step_N.pt
     smooth: bool = False  # log smooth_* scalars
+    learned: bool | None = True  # the pretext check's verdict (metrics.json pretrain.pretext); controls are exempt
     wall_s: float = 120.0
 
 
@@ -131,6 +132,15 @@ def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: 
     return entry
 
 
+def _pretext(spec: FakeRun) -> dict:
+    if spec.method in ("random_init", "random_init_bn"):
+        return {"exempt": "control (no learned features to check)"}
+    final = 0.5 if spec.learned else 0.1
+    return {"measure": "accuracy", "chance": {"loss": 2.0, "accuracy": 0.1, "measure": "accuracy"},
+            "step0": {"value": 0.1, "samples": 256}, "final": {"value": final, "samples": 256},
+            "learned": spec.learned, "margin": 0.056}  # fmt: skip
+
+
 def write_fake_run(path: Path, spec: FakeRun) -> RunDir:
     run = RunDir(Path(path)).create()
     resolved, explicit = resolved_config(spec)
@@ -179,6 +189,7 @@ def write_fake_run(path: Path, spec: FakeRun) -> RunDir:
                 "final_loss": 1.2 if trains else None,
                 "params_millions": spec.params_millions,
                 "backbone_init": {"zero_init_last": True, "seed": spec.seed},
+                "pretext": _pretext(spec),
             },
         )
     for step in spec.step_evals:  # accuracy rising towards the final one

@@ -132,6 +132,9 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     for ax, c in zip(axes.flat, cols, strict=False):
         for y, rid in enumerate(rows):
             cell = table.cells[(rid, c.source)]
+            if not table.reported(rid):  # no bar: the row did not learn its pretext task
+                ax.text(0.5, y, "did not learn its pretext", va="center", fontsize="x-small", color="0.35")
+                continue
             if cell.n == 0:
                 continue
             key = _style_key(table.rows.loc[rid])
@@ -168,7 +171,7 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     return Figure(
         "table1",
         "Table 1 as bars, one panel per column: mean over seeds with the 95% t-interval; each dot "
-        "is one seed; control rows grey and hatched.",
+        "is one seed; control rows grey and hatched; a row that did not learn its pretext task has no bar.",
         save(fig, out_dir, "table1"),
     )
 
@@ -358,20 +361,37 @@ def scalars_frame(table: Table, prefix: str | None = None, names: Iterable[str] 
 
 
 def loss_curves(table: Table, out_dir: Path) -> Figure | None:
+    """One panel per row (each objective is its own loss): mean over seeds with a ±1 sd band, and the
+    objective's chance-level loss dashed (metrics.json pretrain.pretext.chance.loss), so a curve that never
+    leaves chance shows at a glance."""
     long = scalars_frame(table, names=("loss",))
     if long.empty:
         return None
     plt, sns = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     labels = row_labels(table)
     order = [labels[r] for r in table.rows.index if labels[r] in set(long["series"])]  # the table's row order
-    sns.lineplot(long, x="step", y="value", hue="series", hue_order=order, errorbar="sd", ax=ax)
-    ax.set(xlabel="pre-training step", ylabel="training loss", title="Pre-training loss (each method's own objective)")
-    _legend_below(fig, ax)
+    ncols = min(len(order), 4)
+    nrows = -(-len(order) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False, layout="constrained")
+    runs = table.collection.runs
+    chance_col = "pretrain.pretext.chance.loss"
+    for ax, series in zip(axes.flat, order, strict=False):
+        part = long[long["series"] == series]
+        sns.lineplot(part, x="step", y="value", errorbar="sd", ax=ax, color="C0")
+        rid = next(r for r in table.rows.index if labels[r] == series)
+        chance = pd.to_numeric(runs.loc[runs["row.id"] == rid].get(chance_col, pd.Series(dtype=float)), errors="coerce")
+        if chance.notna().any():
+            ax.axhline(float(chance.mean()), ls="--", lw=1, color="0.3", label="chance")
+            ax.legend(fontsize="x-small", frameon=False)
+        ax.set_title(series, fontsize="small")
+        ax.set(xlabel="step", ylabel="loss")
+    for ax in axes.flat[len(order) :]:
+        ax.remove()
+    fig.suptitle("Pre-training loss per objective (dashed: its chance level)")
     return Figure(
         "loss_curves",
-        "Pre-training loss per row from scalars.jsonl: mean over seeds, band = ±1 sd. "
-        "Losses of different methods are different objectives: compare shapes, not levels.",
+        "Pre-training loss per row from scalars.jsonl, one panel per objective (losses of different methods "
+        "are different objectives): mean over seeds, band = ±1 sd, dashed = the objective's chance-level loss.",
         save(fig, out_dir, "loss_curves"),
     )
 

@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from benchmark.errors import UserError
@@ -107,6 +108,11 @@ class Table:
     matches: dict[tuple[str, str], tuple[bool, str]]  # (row id, column.source) -> protocol match vs paper
     collection: Collection
     variant_fields: list[str] = field(default_factory=list)
+    pretext: dict[str, str] = field(default_factory=dict)  # row id -> pretext_status()
+
+    def reported(self, row_id: str) -> bool:
+        """False for a row none of whose runs learned its pretext task: its numbers are not shown."""
+        return self.pretext.get(row_id) != NOT_LEARNED
 
     def runs_of(self, row_id: str) -> pd.DataFrame:
         runs = self.collection.runs
@@ -397,7 +403,8 @@ def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS, split
             matches[(rid, c.source)] = published.protocol_match(
                 ref, c.dataset, c.split, c.protocol, frozen, label_fraction, views
             )
-    return Table(rows, columns, cells, refs, matches, coll, varying)
+    status = {rid: pretext_status(runs[runs["row.id"] == rid]) for rid in rows.index}
+    return Table(rows, columns, cells, refs, matches, coll, varying, status)
 
 
 def role(method: str) -> str:
@@ -461,6 +468,26 @@ def fmt_delta(table: Table, rid: str, c: Column) -> str:
     return f"{s.mean - paper:+.1f}" + (" (paper inside our 95% CI)" if s.contains(paper) else "")
 
 
+NOT_LEARNED = "did not learn its pretext task"
+
+
+def pretext_status(runs: pd.DataFrame) -> str:
+    """What a row's runs say about their pretext check (metrics.json pretrain.pretext): 'control', 'learned',
+    NOT_LEARNED (no run learned), 'learned in k of n runs', or '' where the runs predate the check."""
+    exempt = runs.get("pretrain.pretext.exempt")
+    if exempt is not None and exempt.notna().all():
+        return "control"
+    learned = runs.get("pretrain.pretext.learned")
+    if learned is None:
+        return ""
+    verdicts = [bool(v) for v in learned if isinstance(v, (bool, np.bool_)) or v in (0, 1)]
+    if not verdicts:
+        return "not measurable"
+    if not any(verdicts):
+        return NOT_LEARNED
+    return "learned" if all(verdicts) else f"learned in {sum(verdicts)} of {len(verdicts)} runs"
+
+
 def display_frame(table: Table) -> pd.DataFrame:
     """The table as strings, one row per table row, in the paper's column order."""
     r = table.rows
@@ -475,8 +502,12 @@ def display_frame(table: Table) -> pd.DataFrame:
     )
     if table.variant_fields:
         out["variant"] = r["variant"]
+    if any(table.pretext.values()):
+        out["pretext"] = [table.pretext.get(rid, "") for rid in r.index]
     for c in table.columns:
-        out[c.label] = [fmt_cell(table.cells[(rid, c.source)]) for rid in r.index]
+        out[c.label] = [
+            fmt_cell(table.cells[(rid, c.source)]) if table.reported(rid) else NOT_LEARNED for rid in r.index
+        ]
     if any(ref is not None for ref in table.refs.values()):
         out["paper UCF101"] = [_num(table.refs[rid].ucf101_top1 if table.refs[rid] else math.nan) for rid in r.index]
         out["paper HMDB51"] = [_num(table.refs[rid].hmdb51_top1 if table.refs[rid] else math.nan) for rid in r.index]
@@ -585,6 +616,13 @@ def notes(table: Table, paper: bool = True) -> list[str]:
         lines.append(
             "2D and 3D rows did not read the same temporal coverage of each test video: " + "; ".join(coverage)
         )
+    if NOT_LEARNED in table.pretext.values() or any(v.startswith("learned in") for v in table.pretext.values()):
+        lines.append(
+            f"'{NOT_LEARNED}': no run of the row passed the held-out pretext check (its accuracy stayed within 3 "
+            "binomial standard errors of chance or of its step-0 value; metrics.json pretrain.pretext), so its "
+            "numbers are not reported here (runs.csv keeps them). 'learned in k of n runs': the row's numbers "
+            "pool every run."
+        )
     missing = _missing_videos(table.collection.runs)
     if missing:
         lines.append(
@@ -644,8 +682,10 @@ def numeric_frame(table: Table) -> pd.DataFrame:
             "seeds": r["seeds"],
         }
     )
-    for c in table.columns:
-        cells = [table.cells[(rid, c.source)] for rid in r.index]
+    out["pretext"] = [table.pretext.get(rid, "") for rid in r.index]
+    for c in table.columns:  # a row that did not learn its pretext shows no numbers (runs.csv keeps them)
+        cells = [table.cells[(rid, c.source)] if table.reported(rid) else Summary(math.nan, math.nan, 0, math.nan,
+                 math.nan) for rid in r.index]  # fmt: skip
         out[f"{c.label} mean"] = [s.mean for s in cells]
         out[f"{c.label} std"] = [s.std for s in cells]
         out[f"{c.label} n"] = [s.n for s in cells]
@@ -747,7 +787,7 @@ class PairedRow:
     @property
     def verdict(self) -> str:
         if self.result is None:
-            return f"not tested: {self.reason}"
+            return self.reason if self.reason == NOT_LEARNED else f"not tested: {self.reason}"
         if not self.result.has_claim_basis:
             return (
                 "no claim: 1 seed (training randomness unmeasured; the bootstrap covers test videos only)"
@@ -834,6 +874,8 @@ def paired_vs_baseline(
                 continue
             base_id, why = _baseline_for(table, rid, base, settings)
             label = _row_label(table.rows, rid)
+            if not table.reported(rid):  # nothing to compare: the row's numbers are not reported
+                base_id, why = None, NOT_LEARNED
             for c in cols:
                 if base_id is None:
                     out.append(PairedRow(rid, label, c, None, None, why, base))

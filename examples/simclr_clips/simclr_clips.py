@@ -16,6 +16,7 @@ pyproject.toml, and importing it runs the two decorators below.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from torch import nn
 from benchmark.config import MethodConfig
 from benchmark.data.samplers import Sampler, loop_index
 from benchmark.data.transforms import AugmentConfig, train_transform
-from benchmark.method import DataInfo, Method, Progress, StepOutput
+from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method, register_sampler
 
 
@@ -98,10 +99,19 @@ class SimCLRClips(Method):
             features = features.mean(1)
         return F.normalize(self.projection(features).float(), dim=-1)
 
+    def chance(self, batch_size: int) -> Chance:
+        """Each of the 2B views must find its partner among the 2B - 1 others (the harness's pretext check)."""
+        others = max(1, 2 * batch_size - 1)
+        return Chance(math.log(others), 1 / others)
+
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         z = self.embed(torch.cat([batch["clip_a"], batch["clip_b"]]))
         loss = nt_xent(z, self.cfg.temperature)
         with torch.no_grad():
             a, b = z.chunk(2)
             positive_similarity = (a * b).sum(-1).mean()
-        return StepOutput(loss, {"loss": loss.detach(), "pos_sim": positive_similarity})
+            sim = (z @ z.t()).fill_diagonal_(float("-inf"))
+            n = len(a)
+            partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+            accuracy = (sim.argmax(1) == partner).float().mean()  # the default pretext_eval reads this
+        return StepOutput(loss, {"loss": loss.detach(), "pos_sim": positive_similarity, "accuracy": accuracy})

@@ -50,6 +50,11 @@ def tiny_batch(method_cls, cfg, info, batch_size: int = 4) -> dict:
 
 
 TRAINABLE = [e.name for e in METHODS.entries() if e.obj.pretraining is Pretraining.WEIGHTS]
+SMALL = {  # fewer frames per sample for the 3D methods: the contract, not the recipe, is under test here
+    "dpc": ["method.num_blocks=4", "method.block_len=3"],
+    "vcop": ["method.clip_len=4", "method.gap=2"],
+    "rotnet3d": ["method.clip_len=4", "method.rotations=one"],
+}
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
@@ -127,3 +132,40 @@ def test_bn_statistics_row_changes_running_statistics_and_no_weight():
     assert params and all(torch.equal(before[k], after[k]) for k in params)
     moved = [k for k in after if k.endswith("running_mean") and not torch.equal(before[k], after[k])]
     assert moved, "no BatchNorm running mean moved"
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_pretext_eval_leaves_the_method_untouched_and_chance_is_stated(name):
+    """The held-out pretext check runs pretext_eval under no_grad in eval mode; the method's state (weights,
+    BatchNorm statistics, memory banks, normalisers) must come out bit-identical, and its chance level is known."""
+    method_cls = METHODS.get(name)
+    cfg = load_config(None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}",
+                             f"data.resolution={RES}", *SMALL.get(name, [])])  # fmt: skip
+    method = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
+    batch = tiny_batch(method_cls, cfg, method.info)
+    method.training_step(batch, Progress(step=0, total_steps=10))  # a first step: maps, normalisers are known
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    method.eval()
+    with torch.no_grad():
+        out = method.pretext_eval(batch, Progress(step=0, total_steps=10))
+    after = method.state_dict()
+    assert [k for k in before if not torch.equal(before[k], after[k])] == []
+    assert torch.is_tensor(out["loss"]) and ("accuracy" in out or {"sse", "sst"} <= set(out))
+    chance = method.chance(len(batch["index"]))
+    assert chance.measure in ("accuracy", "r2") and (chance.accuracy is None or 0 < chance.accuracy <= 1)
+
+
+def test_pretext_verdict_needs_chance_plus_margin_and_step0_plus_margin():
+    from benchmark.method import Chance, pretext_verdict
+
+    chance = Chance(math.log(4), 0.25)
+    m = 3 * math.sqrt(0.25 * 0.75 / 256)  # 0.081
+
+    def score(v):
+        return {"value": v, "samples": 256}
+
+    assert pretext_verdict(score(0.25), score(0.25 + m + 0.01), chance)["learned"] is True
+    assert pretext_verdict(score(0.25), score(0.25 + m - 0.01), chance)["learned"] is False  # within noise of chance
+    assert pretext_verdict(score(0.40), score(0.45), chance)["learned"] is False  # no better than before training
+    assert pretext_verdict(score(0.0), score(0.2), Chance(None, None, "r2"))["learned"] is True
+    assert pretext_verdict(score(0.0), score(0.05), Chance(None, None, "r2"))["learned"] is False

@@ -349,3 +349,22 @@ def test_a_note_says_when_2d_and_3d_rows_read_different_temporal_coverage(tmp_pa
     write_fake_run(tmp_path / "t" / "cells" / "a", FakeRun(method="tce", overrides=same))
     write_fake_run(tmp_path / "t" / "cells" / "b", FakeRun(method="vcop", backbone_kind="3d", overrides=same))
     assert "temporal coverage" not in " ".join(notes(build_table(collect(tmp_path / "t"))))
+
+
+def test_a_row_that_did_not_learn_its_pretext_shows_no_numbers(tmp_path):
+    from benchmark.results.collect import collect
+    from benchmark.results.fakeruns import FakeRun, write_fake_run
+    from benchmark.results.table import NOT_LEARNED, build_table, display_frame, notes, numeric_frame
+
+    for seed in (0, 1):
+        write_fake_run(tmp_path / "s" / "cells" / f"o{seed}", FakeRun(method="opn", seed=seed, learned=False))
+        write_fake_run(tmp_path / "s" / "cells" / f"t{seed}", FakeRun(method="tce", seed=seed, learned=seed == 0))
+        write_fake_run(tmp_path / "s" / "cells" / f"r{seed}", FakeRun(method="random_init", seed=seed))
+    table = build_table(collect(tmp_path / "s"))
+    shown = display_frame(table).set_index("method")
+    assert shown.loc["OPN", "synthetic linear top-1"] == NOT_LEARNED and shown.loc["OPN", "pretext"] == NOT_LEARNED
+    assert shown.loc["TCE", "pretext"] == "learned in 1 of 2 runs" and "±" in shown.loc["TCE", "synthetic linear top-1"]
+    assert shown.loc["random init [control]", "pretext"] == "control"
+    csv = numeric_frame(table).set_index("method")
+    assert pd.isna(csv.loc["opn", "synthetic linear top-1 mean"]) and csv.loc["tce", "synthetic linear top-1 mean"] > 0
+    assert any(NOT_LEARNED in line for line in notes(table))
