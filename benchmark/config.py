@@ -187,6 +187,7 @@ class RunConfig:
     evaluate_epoch_checkpoints: bool = False  # every evaluation stage also on each step_N.pt ('<key>@step_N')
     time_budget_s: float = 0.0  # informational: a CPU-minute budget the step count was chosen for
     pretext_samples: int = 256  # held-out samples the pretext is measured on, at step 0 and at the end
+    wandb: Literal["off", "offline", "online"] = "off"  # also log to Weights & Biases (TensorBoard is always on)
     stages: list[str] = field(default_factory=lambda: ["pretrain", "linear"])
 
     def __post_init__(self) -> None:

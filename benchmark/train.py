@@ -101,9 +101,11 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     from benchmark.backbones import backbone_kind
     from benchmark.keys import Stage
     from benchmark.paths import resolve_dataset
+    from benchmark.tracking import check_wandb
 
     method_cls = METHODS.get(cfg.method.name)
     check_compatible(method_cls, backbone_kind(cfg.backbone), cfg.method.name, cfg.backbone.name)
+    check_wandb(cfg.run.wandb)
     pretrains = method_cls.pretraining is not Pretraining.NONE
     if pretrains and cfg.optim.steps < 1:
         raise UserError(
@@ -365,9 +367,17 @@ def pretrain(
     if loop.step == 0 and built.heldout:  # before any step (a resumed run has it in its checkpoint)
         loop.pretext_step0 = pretext_score(trainer.method, built, cfg, trainer.ctx, method_cls)
     loader, batches = _training_loader(cfg, built, method_cls, loop.step)
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(run.path, cfg, "pretrain", resume_step=loop.step, sweep=sweep, enabled=rank.is_main)
     t0 = time.perf_counter()
-    data_wait = _train(run, cfg, trainer, loader, batches, loop, rank, progress_bar, stop_at_step)
+    try:
+        data_wait = _train(run, cfg, trainer, loader, batches, loop, rank, progress_bar, stop_at_step, tracker)
+    except BaseException:
+        tracker.close()
+        raise
     if data_wait is None:
+        tracker.close()
         return {"interrupted_at": loop.step}
     wall = time.perf_counter() - t0
     recent = loop.losses()
@@ -390,6 +400,8 @@ def pretrain(
     if rank.is_main:
         run.add_metrics("pretrain", entry)
         run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    tracker.entry("pretrain", entry, step=cfg.optim.steps)
+    tracker.close()
     return entry
 
 
@@ -511,7 +523,7 @@ def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int
     return make_loader(dataset, distributed.shard(batches), num_workers=cfg.data.num_workers), batches
 
 
-def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, progress_bar, stop_at_step):
+def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, progress_bar, stop_at_step, tracker):
     """The loop: steps, bad-sample accounting, logging, checkpoints and SLURM's checkpoint signal.
 
     Returns the seconds spent waiting for data, or None when ``stop_at_step`` interrupted it. Host syncs happen
@@ -555,8 +567,9 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
                 if rank.enabled and logging:  # every rank checkpoints and stops at the same step
                     request.requested, request.stop = distributed.any_rank(request.requested, request.stop)
                 if main and logging:
-                    record = {"stage": "pretrain", "step": step, "epoch": progress.epoch}
-                    run.log_scalars([{**record, "lr": trainer.scheduler.get_last_lr()[0], **log_values(out.scalars)}])
+                    values = {"lr": trainer.scheduler.get_last_lr()[0], **log_values(out.scalars)}
+                    run.log_scalars([{"stage": "pretrain", "step": step, "epoch": progress.epoch, **values}])
+                    tracker.scalars(step, values)
                     bar.set_postfix(loss=f"{loss:.3f}")
             bar.update(1)
             agreed = not rank.enabled or logging  # under DDP a signal is acted on at the next logging step

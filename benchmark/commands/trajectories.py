@@ -46,5 +46,12 @@ def handle(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "trajectories.png"
     cfg = TrajectoryConfig(videos=args.videos, frames=args.frames, space=args.space)
     path = frame_trajectories(args.run_dir, out, args.checkpoints, cfg, progress_bar=not args.no_progress)
+    from benchmark.config import build_experiment
+    from benchmark.rundir import RunDir
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(Path(args.run_dir), build_experiment(RunDir(Path(args.run_dir)).config()), "trajectories")
+    tracker.image("trajectories", path)  # beside the run's curves in TensorBoard
+    tracker.close()
     print(f"wrote {path}")
     return 0

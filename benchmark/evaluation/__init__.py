@@ -179,4 +179,9 @@ def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool =
     entry.setdefault("read_splits", ["train", "test"])
     entry.setdefault("test_reads", entry["read_splits"].count("test"))
     run.add_metrics(key, entry)
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(run.path, cfg, key)
+    tracker.entry(key, entry, step=int(entry.get("checkpoint_step") or 0))
+    tracker.close()
     return entry

@@ -180,6 +180,9 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
     start, done = resume(job)  # after a kill or a preemption: from the end of the last finished epoch, exactly
     run.truncate_scalars(job.stage, start)
     start_batches(job, start * job.sched.steps_per_epoch)
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(run.path, cfg, job.stage + "/epochs", resume_step=start)
     for epoch in range(start + 1, job.sched.epochs + 1):
         t0 = time.perf_counter()
         loss = train_epoch(job, done, epoch, progress_bar)
@@ -189,7 +192,9 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
             scalars["heldout_top1"] = select(job, done, epoch, progress_bar)
         done.epoch_s.append(round(time.perf_counter() - t0, 2))
         run.log_scalars([scalars])
+        tracker.scalars(epoch, {k: v for k, v in scalars.items() if k not in ("stage", "step", "epoch")})
         save_progress(job, done, epoch)
+    tracker.close()
     if done.best_state is not None:
         job.model.load_state_dict(done.best_state)
     entry = evaluate_test(job, done, progress_bar)

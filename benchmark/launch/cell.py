@@ -110,7 +110,25 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
             )
             entry = evaluate(run, eval_cfg, stage.protocol, progress_bar=progress_bar, checkpoint=checkpoint)
             results[ckey] = _scalars(entry)
+    if main:
+        _hparams(run, cfg, spec)
     return results
+
+
+def _hparams(run: RunDir, cfg, spec: dict) -> None:
+    """TensorBoard's HParams: the cell's own values (its sweep axes and seed) against its final top-1s."""
+    from benchmark.config import flatten
+    from benchmark.keys import MetricsKey
+    from benchmark.tracking import Tracker
+
+    final = {}
+    for key, entry in run.metrics().items():
+        parsed = MetricsKey.parse(key)
+        if parsed is not None and parsed.is_evaluation and parsed.step is None and "top1" in entry:
+            final[f"{key}/top1"] = entry["top1"]
+    tracker = Tracker(run.path, cfg, "cell", sweep=spec.get("sweep"))
+    tracker.hparams({**flatten(spec.get("tree", {})), "run.seed": cfg.run.seed}, final)
+    tracker.close()
 
 
 def _scalars(entry: dict) -> dict:
