@@ -173,7 +173,24 @@ def resolve_runtime(
         dtype = torch.bfloat16 if cpu_has_fast_bf16() else None
     else:
         dtype = None
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
     return RuntimeContext(device=dev, dtype_autocast=dtype, channels_last=bool(channels_last))
+
+
+def resolve_workers(value: int | str, device: torch.device) -> int:
+    """data.num_workers: a number as given; 'auto' = the CPUs this process may use (SLURM_CPUS_PER_TASK, else
+    its CPU affinity) minus one for the training process, under SLURM or on CUDA; elsewhere (a laptop or a
+    busy 2-core CPU, where one worker measured best: results/perf/data.md) 0, today's default."""
+    if value != "auto":
+        return int(value)
+    import os
+
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if not (slurm.isdigit() or device.type == "cuda"):
+        return 0
+    cpus = int(slurm) if slurm.isdigit() else len(os.sched_getaffinity(0))
+    return max(0, cpus - 1)
 
 
 # --------------------------------------------------------------------------- the CPU, for every recorded figure

@@ -366,7 +366,9 @@ def pretrain(
         run.truncate_scalars("pretrain", loop.step)
     if loop.step == 0 and built.heldout:  # before any step (a resumed run has it in its checkpoint)
         loop.pretext_step0 = pretext_score(trainer.method, built, cfg, trainer.ctx, method_cls)
-    loader, batches = _training_loader(cfg, built, method_cls, loop.step)
+    loader, batches = _training_loader(cfg, built, method_cls, loop.step, ctx.device)
+    if cfg.run.compile != "off":  # in place: the state_dict keeps its keys, so checkpoints load either way
+        trainer.method.backbone.compile(backend=cfg.run.compile)
     from benchmark.tracking import Tracker
 
     tracker = Tracker(run.path, cfg, "pretrain", resume_step=loop.step, sweep=sweep, enabled=rank.is_main)
@@ -505,7 +507,7 @@ def _save_initialisation(run: RunDir, method: Method, main: bool) -> dict:
     return entry
 
 
-def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int):
+def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int, device=None):
     """Batches for steps start..total-1: each a pure function of (seed, step), so a resume sees the same ones."""
     from benchmark import distributed
     from benchmark.data.loader import SampledVideos, StepBatches, make_loader
@@ -520,7 +522,12 @@ def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int
     )
     dataset = SampledVideos(built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels)
     batches = StepBatches(len(built.records), cfg.optim.batch_size, cfg.optim.steps, cfg.run.seed, start_step=start)
-    return make_loader(dataset, distributed.shard(batches), num_workers=cfg.data.num_workers), batches
+    from benchmark.device import resolve_workers
+
+    device = device if device is not None else torch.device("cpu")
+    workers = resolve_workers(cfg.data.num_workers, device)
+    loader = make_loader(dataset, distributed.shard(batches), num_workers=workers, pin_memory=device.type == "cuda")
+    return loader, batches
 
 
 def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, progress_bar, stop_at_step, tracker):

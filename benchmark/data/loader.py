@@ -104,13 +104,22 @@ def collate(samples: list[dict]) -> dict:
 
 
 def make_loader(
-    dataset: SampledVideos, batches: Sampler | None = None, batch_size: int = 32, num_workers: int = 0
+    dataset: SampledVideos,
+    batches: Sampler | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """Training (``batches`` = StepBatches) or ordered evaluation (plain, in index order)."""
+    """Training (``batches`` = StepBatches) or ordered evaluation (plain, in index order). ``pin_memory``: page-
+    locked batches, so that the copy to a GPU (non_blocking) overlaps the step."""
     # its own generator: the loader's base seed is drawn from it, not from the global RNG, so starting (or
     # resuming) a loader never shifts the training step's random numbers (samples are seeded by address anyway)
     common: dict[str, Any] = dict(
-        num_workers=num_workers, collate_fn=collate, persistent_workers=False, generator=torch.Generator()
+        num_workers=num_workers,
+        collate_fn=collate,
+        persistent_workers=False,
+        generator=torch.Generator(),
+        pin_memory=pin_memory,
     )
     if num_workers > 0:
         common.update(prefetch_factor=4, worker_init_fn=single_thread_worker)

@@ -227,8 +227,11 @@ def start_batches(job: FinetuneJob, start_step: int) -> None:
 
     cfg, sched = job.cfg, job.sched
     steps = StepBatches(len(job.split.fit), sched.batch_size, sched.total_steps, cfg.run.seed, start_step=start_step)
-    loader = make_loader(job.dataset, steps, num_workers=cfg.data.num_workers)
-    job.batches = single_threaded(loader) if cfg.data.num_workers == 0 else iter(loader)
+    from benchmark.device import resolve_workers
+
+    workers = resolve_workers(cfg.data.num_workers, job.ctx.device)
+    loader = make_loader(job.dataset, steps, num_workers=workers, pin_memory=job.ctx.device.type == "cuda")
+    job.batches = single_threaded(loader) if workers == 0 else iter(loader)
 
 
 def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:

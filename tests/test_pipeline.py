@@ -1,0 +1,60 @@
+"""Feeding a GPU: data.num_workers auto, pinned batches, the optional torch.compile, and the GPU check's
+no-CUDA path (what CI can run of it)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmark.cli import main
+from benchmark.device import resolve_workers
+
+
+def test_num_workers_auto_uses_the_slurm_cpus_or_affinity_and_stays_0_on_a_plain_cpu(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert resolve_workers("auto", cpu) == 0  # today's CPU default, measured best on 2 cores
+    assert resolve_workers(3, cpu) == 3
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "10")
+    assert resolve_workers("auto", cpu) == 9  # one CPU stays with the training process
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    import os
+
+    assert resolve_workers("auto", cuda) == max(0, len(os.sched_getaffinity(0)) - 1)
+
+
+@pytest.mark.slow
+def test_compile_keeps_the_checkpoint_keys_and_trains(synth_data_home, tmp_path):
+    """run.compile with the cheap aot_eager backend (inductor took 195 s for a first CPU step here)."""
+    from benchmark.checkpoint import load
+    from benchmark.config import load_config
+    from benchmark.rundir import RunDir
+    from benchmark.train import pretrain
+
+    cfg = load_config({}, ["method.name=tce", "method.negatives=1", "data.resolution=32", "optim.batch_size=4",
+                           "optim.steps=2", "run.compile=aot_eager", "run.precision=fp32", "run.pretext_samples=4"])  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        entry = pretrain(RunDir(tmp_path / "run"), cfg, {}, progress_bar=False)
+    finally:
+        torch.set_num_threads(threads)
+    state = load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert entry["final_loss"] > 0 and not any("_orig_mod" in k for k in state["backbone"])
+
+
+def test_the_gpu_check_without_cuda_resolves_every_stage_and_marks_it_skipped(tmp_path, capsys, monkeypatch):
+    from benchmark.perf.gpu import STAGES
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "gpu", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("gpu check: no CUDA")
+    figures = json.loads((tmp_path / "results" / "perf" / "gpu.json").read_text())
+    for stage in STAGES:
+        entry = figures["stages"][stage]
+        assert entry["status"] == "skipped: no CUDA" and entry["params_millions"] > 0
+        assert f"{stage}: {entry['method']} on {entry['backbone']} ({entry['params_millions']} M parameters), " in out
+        assert "x".join(map(str, entry["input_shape"])) in out
+    assert (tmp_path / "results" / "perf" / "gpu.md").exists()
