@@ -90,7 +90,9 @@ __all__ = [
 ]
 
 #: torchvision.models.video builders accepted as ``backbone.name``.
-VIDEO_3D_MODELS: tuple[str, ...] = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
+VIDEO_3D_MODELS: tuple[str, ...] = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "r3d_10", "r2plus1d_10")
+#: 10-layer video ResNets (VCOP's R3D and R(2+1)D depth): torchvision's VideoResNet with one block per stage
+TEN_LAYER = {"r3d_10": "Conv3DSimple", "r2plus1d_10": "Conv2Plus1D"}
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -294,6 +296,16 @@ def _create_timm(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]]:
     return net, init
 
 
+def _ten_layer(name: str) -> nn.Module:
+    """r3d_10 / r2plus1d_10: torchvision's VideoResNet builders with layers [1, 1, 1, 1] (VCOP's 10-layer nets;
+    r3d_10 has ~14.4M parameters; VCOP's own R(2+1)D-10 has other mid widths and cannot take its weights)."""
+    from torchvision.models.video import resnet as tv
+
+    conv = getattr(tv, TEN_LAYER[name])
+    stem = tv.BasicStem if name == "r3d_10" else tv.R2Plus1dStem
+    return tv.VideoResNet(tv.BasicBlock, [conv] * 4, [1, 1, 1, 1], stem)
+
+
 def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
     from torchvision.models import video as tv_video
     from torchvision.models.video.resnet import BasicBlock as VBasic
@@ -302,7 +314,7 @@ def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
 
     if cfg.drop_path_rate:
         raise UserError(f"backbone '{cfg.name}' (torchvision) does not support backbone.drop_path_rate; set it to 0")
-    net = getattr(tv_video, cfg.name)(weights=None)
+    net = _ten_layer(cfg.name) if cfg.name in TEN_LAYER else getattr(tv_video, cfg.name)(weights=None)
     if isinstance(net, VideoResNet):
         net.avgpool, net.fc = nn.Identity(), nn.Identity()
         last_block = net.layer4[-1]

@@ -414,7 +414,7 @@ PRETEXT_SEED = 20_201  # the held-out samples are the same for every run: a fixe
 def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, method_cls) -> dict:
     """The pretext measured on run.pretext_samples samples of the held-out videos (each batch of distinct
     videos where it can be), without touching the method: no_grad, eval mode, its own RNG, state restored."""
-    from benchmark.data.loader import SampledVideos, make_loader
+    from benchmark.data.loader import SampledVideos, UndecodableVideos, make_loader
     from benchmark.data.samplers import build_sampler
 
     heldout, batch_size = built.heldout, cfg.optim.batch_size
@@ -427,13 +427,13 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     ]
     was_training = method.training
     totals = {"value": 0.0, "loss": 0.0, "chance_accuracy": 0.0}
-    seen_chance, samples = False, 0
+    seen_chance, samples, bad = False, 0, set()
     method.eval()
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(PRETEXT_SEED)
             for batch in make_loader(dataset, addresses, num_workers=0):
-                batch.pop("bad")
+                bad.update(b.split(": ")[0] for b in batch.pop("bad"))
                 batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
                 with ctx.autocast():
                     out = method.pretext_eval(batch, Progress(step=0, total_steps=cfg.optim.steps))
@@ -445,8 +445,12 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
                     totals["chance_accuracy"] += float(out["chance_accuracy"]) * n
                     seen_chance = True
                 samples += n
+    except UndecodableVideos:
+        return {"skipped": f"the held-out videos failed to decode ({len(heldout)} videos; run `vssl check-data`)"}
     finally:
         method.train(was_training)
+    if bad:
+        tqdm.write(f"warning: {len(bad)} held-out video(s) failed to decode; the pretext check replaced them")
     score = {"value": totals["value"] / samples, "loss": totals["loss"] / samples, "samples": samples,
              "videos": len(heldout)}  # fmt: skip
     if seen_chance:
@@ -460,7 +464,11 @@ def pretext_entry(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
         return {"exempt": "control (no learned features to check)"}
     if not built.heldout or step0 is None:
         return {"learned": None, "skipped": f"no held-out videos (data.pretext_heldout={cfg.data.pretext_heldout})"}
+    if "skipped" in step0:
+        return {"learned": None, "skipped": step0["skipped"]}
     final = pretext_score(method, built, cfg, ctx, method_cls)
+    if "skipped" in final:
+        return {"learned": None, "skipped": final["skipped"]}
     chance = method.chance(cfg.optim.batch_size)
     if "chance_accuracy" in final:  # chance that depends on the batch (in-batch retrieval): as measured
         chance = dataclasses.replace(chance, accuracy=final["chance_accuracy"])

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from benchmark.data.samplers import ShortVideo
 from benchmark.device import single_thread_worker
+from benchmark.errors import UserError
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 20
@@ -55,6 +56,10 @@ class StepBatches(Sampler):
 
     def __len__(self) -> int:
         return max(0, self.total - self.start)
+
+
+class UndecodableVideos(UserError):
+    """Every replacement candidate for one sample failed: the data, not the run, is broken."""
 
 
 class SampledVideos(Dataset):
@@ -93,7 +98,9 @@ class SampledVideos(Dataset):
                 sample["label"] = torch.tensor(record.label)
             sample["bad"] = bad
             return sample
-        raise RuntimeError(f"{MAX_REPLACEMENTS} videos in a row failed to decode; last: {bad[-1]}")
+        raise UndecodableVideos(
+            f"{MAX_REPLACEMENTS} videos in a row failed to decode (last: {bad[-1]}); run `vssl check-data`"
+        )
 
 
 def collate(samples: list[dict]) -> dict:

@@ -52,7 +52,12 @@ DOWNSTREAM = {"ucf101": ("ucf101_top1", "UCF101"), "hmdb51": ("hmdb51_top1", "HM
 INFLATED = " (inflated)"  # how table rows mark a 2D backbone inflated to 3D
 
 
+RELEASED = "released:"  # row method of imported weights: 'released:tce' (vssl import)
+
+
 def display_name(method: str) -> str:
+    if method.startswith(RELEASED):
+        return f"{display_name(method[len(RELEASED) :])} (released weights)"
     return DISPLAY_NAMES.get(method, method)
 
 
@@ -132,7 +137,7 @@ class Reference:
 
 def reference_for(method: str, backbone: str, dims: str, pretrain: str) -> Reference | None:
     """The closest published row for our (method, backbone, 2D/3D, pre-training set), or None."""
-    name = PAPER_NAMES.get(method)
+    name = PAPER_NAMES.get(method.removeprefix(RELEASED))
     if name is None:
         return None
     rows = load_published()

@@ -145,6 +145,9 @@ def add_row_keys(
     """
     runs = runs.copy()
     runs["row.method"] = runs.get("cfg.method.name", pd.Series("?", index=runs.index)).astype(str)
+    if "cfg.method.of" in runs:  # imported weights: the row is the paper's method, labelled 'released weights'
+        released = runs["row.method"] == "released"
+        runs.loc[released, "row.method"] = published.RELEASED + runs.loc[released, "cfg.method.of"].astype(str)
     backbone = runs.get("cfg.backbone.name", pd.Series("?", index=runs.index)).astype(str)
     inflated = runs.get("cfg.backbone.inflate", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
     runs["row.backbone"] = backbone.where(~inflated, backbone + published.INFLATED)

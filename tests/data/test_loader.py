@@ -53,7 +53,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _pretrain(tmp_path, monkeypatch, root: Path, steps: int, max_bad: float) -> dict:
+def _pretrain(tmp_path, monkeypatch, root: Path, steps: int, max_bad: float, heldout: int = 0) -> dict:
     from benchmark.config import build_experiment
     from benchmark.rundir import RunDir
     from benchmark.train import pretrain
@@ -62,7 +62,13 @@ def _pretrain(tmp_path, monkeypatch, root: Path, steps: int, max_bad: float) -> 
     paths.write_text(f"datasets:\n  messy: {{root: {root}, format: folder}}\n")
     monkeypatch.setenv("VSSL_PATHS", str(paths))
     tree = {
-        "data": {"dataset": "messy", "resolution": 16, "decoder": "pyav", "max_bad_fraction": max_bad},
+        "data": {
+            "dataset": "messy",
+            "resolution": 16,
+            "decoder": "pyav",
+            "max_bad_fraction": max_bad,
+            "pretext_heldout": heldout,
+        },
         "backbone": {"name": "resnet10t"},
         "method": {"name": "tce", "negatives": 1, "embed_dim": 16},
         "optim": {"batch_size": 2, "steps": steps, "lr": 0.01},
@@ -88,6 +94,27 @@ def test_run_past_the_bad_fraction_stops_with_a_clear_message(tmp_path, monkeypa
     root = _pool(tmp_path / "pool", 3, ["zero", "text", "truncated", "random", "zero", "text"])
     with pytest.raises(UserError, match=r"failed to decode \(> data.max_bad_fraction=0.1\); run `vssl check-data`"):
         _pretrain(tmp_path, monkeypatch, root, steps=12, max_bad=0.1)  # checked from 10 batches on
+
+
+@pytest.mark.slow
+def test_broken_heldout_videos_skip_the_pretext_check_not_the_run(tmp_path, monkeypatch, one_thread):
+    """The held-out videos are the hash-first ones; here they are all broken: the run completes and says why
+    its pretext was not checked, rather than dying in the check."""
+    from benchmark import train
+
+    root = _pool(tmp_path / "pool", 8, ["zero", "text"])
+    real_split = train.split_pretext
+
+    def broken_first(records, cfg, method_cls):
+        kept, _ = real_split(records, cfg, method_cls)
+        broken = [r for r in records if "a_bad" in r.path]
+        return [r for r in kept if r not in broken], broken
+
+    monkeypatch.setattr(train, "split_pretext", broken_first)
+    entry = _pretrain(tmp_path, monkeypatch, root, steps=2, max_bad=0.5, heldout=2)
+    assert entry["steps"] == 2 and entry["bad_samples"] == 0  # the broken ones never reached training
+    assert entry["pretext"]["learned"] is None
+    assert "held-out videos failed to decode" in entry["pretext"]["skipped"]
 
 
 def test_one_decoding_thread_per_worker():

@@ -84,7 +84,10 @@ def test_one_step_finite_loss_and_backbone_gradients(name):
     assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{name}: no gradient reached the backbone"
 
 
-@pytest.mark.parametrize("name", [e.name for e in METHODS.entries()])
+BUILDABLE = [e.name for e in METHODS.entries() if e.name != "released"]  # imported, never built: test_weights.py
+
+
+@pytest.mark.parametrize("name", BUILDABLE)
 def test_state_dict_roundtrip(name):
     """Checkpoints carry everything (memory banks are buffers), so a fresh build loads them exactly."""
     method_cls = METHODS.get(name)

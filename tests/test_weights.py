@@ -1,0 +1,161 @@
+"""vssl import / export: released key names land exactly where they should (bit for bit), plain exports load in
+timm and torchvision, and bad files are one line with nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from benchmark.checkpoint import load
+from benchmark.cli import main
+
+
+def checkpoint_backbone(run: Path) -> dict[str, torch.Tensor]:
+    return load(run / "checkpoints" / "last.pt")["backbone"]
+
+
+def seeded(seed: int, state: dict) -> dict:
+    """The same keys and shapes with distinct random values, so a misplaced tensor cannot go unnoticed."""
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone() for k, v in state.items()}
+
+
+def test_tce_release_keys_land_on_the_timm_resnet18(tmp_path, capsys):
+    ref = seeded(1, timm.create_model("resnet18", num_classes=0).state_dict())
+    release = {"state_dict": {**{f"module.backbone.{k}": v for k, v in ref.items()},
+                              "module.fc_contrastive.weight": torch.randn(128, 512),
+                              "module.fc_rotation_1.weight": torch.randn(200, 512)},
+               "epoch": 50, "optimizer": {}}  # fmt: skip
+    torch.save(release, tmp_path / "tce.pth")
+    assert main(["import", str(tmp_path / "tce.pth"), "--format", "tce", "--out", str(tmp_path / "run"),
+                 "--pretrained-on", "kinetics400"]) == 0  # fmt: skip
+    got = checkpoint_backbone(tmp_path / "run")
+    assert sorted(got) == sorted(f"net.{k}" for k in ref)
+    assert all(torch.equal(got[f"net.{k}"], v) for k, v in ref.items())
+    prov = json.loads((tmp_path / "run" / "metrics.json").read_text())["pretrain"]["released_weights"]
+    assert prov["format"] == "tce" and len(prov["sha256"]) == 64 and "fc_contrastive.weight" in " ".join(
+        prov["dropped_head_keys"])  # fmt: skip
+    assert "Temporally Coherent Embeddings" in prov["paper"]
+
+
+def test_vcop_r3d_10_release_keys_land_on_r3d_10(tmp_path):
+    from benchmark.backbones import build_backbone
+    from benchmark.config import BackboneConfig
+
+    ours = seeded(2, build_backbone(BackboneConfig(name="r3d_10")).state_dict())
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    release = {"base_network.conv1.temporal_spatial_conv.weight": ours["net.stem.0.weight"],
+               **{f"base_network.bn1.{p}": ours[f"net.stem.1.{p}"] for p in bn},
+               "fc7.weight": torch.randn(512, 1024), "fc8.weight": torch.randn(6, 1536)}  # fmt: skip
+    for k in range(1, 5):
+        own = f"base_network.conv{k + 1}.block1"
+        release[f"{own}.conv1.temporal_spatial_conv.weight"] = ours[f"net.layer{k}.0.conv1.0.weight"]
+        release[f"{own}.conv2.temporal_spatial_conv.weight"] = ours[f"net.layer{k}.0.conv2.0.weight"]
+        release.update({f"{own}.bn1.{p}": ours[f"net.layer{k}.0.conv1.1.{p}"] for p in bn})
+        release.update({f"{own}.bn2.{p}": ours[f"net.layer{k}.0.conv2.1.{p}"] for p in bn})
+        if k > 1:
+            release[f"{own}.downsampleconv.temporal_spatial_conv.weight"] = ours[f"net.layer{k}.0.downsample.0.weight"]
+            release.update({f"{own}.downsamplebn.{p}": ours[f"net.layer{k}.0.downsample.1.{p}"] for p in bn})
+    torch.save(release, tmp_path / "vcop.pt")
+    assert main(["import", str(tmp_path / "vcop.pt"), "--format", "vcop", "--out", str(tmp_path / "run")]) == 0
+    got = checkpoint_backbone(tmp_path / "run")
+    assert sorted(got) == sorted(ours) and all(torch.equal(got[k], v) for k, v in ours.items())
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "case, args, message",
+    [
+        ("text", ["--format", "tce"], "is not a readable checkpoint"),
+        ("truncated", ["--format", "tce"], "is not a readable checkpoint"),
+        ("timm18", ["--format", "tce"], "not a TCE release checkpoint"),
+        ("tce18", ["--format", "tce", "--backbone", "r3d_18"], "cannot map it onto 'r3d_18'"),
+        ("timm18", ["--format", "timm", "--backbone", "resnet50"], "does not match backbone 'resnet50'"),
+        ("timm18", ["--format", "nope"], "invalid choice"),
+    ],
+)
+def test_bad_files_are_one_line_and_write_no_run_directory(case, args, message, tmp_path, capsys):
+    files = tmp_path / "files"
+    files.mkdir()
+    timm18 = timm.create_model("resnet18", num_classes=0).state_dict()
+    torch.save(timm18, files / "timm18")
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in timm18.items()}}, files / "tce18")
+    (files / "text").write_text("not a checkpoint\n")
+    (files / "truncated").write_bytes((files / "timm18").read_bytes()[:4096])
+    before = tree(tmp_path)
+    try:
+        code = main(["import", str(files / case), *args, "--out", str(tmp_path / "run")])
+    except SystemExit as exit_:  # argparse's own errors (a format that does not exist)
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert tree(tmp_path) == before
+
+
+def test_an_imported_run_is_evaluated_and_labelled_released_weights(synth_data_home, tmp_path):
+    from benchmark.results.collect import collect
+    from benchmark.results.table import build_table, display_frame
+
+    torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), tmp_path / "w.pt")
+    run = tmp_path / "runs" / "tce-released"
+    assert main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet10t", "--out",
+                 str(run)]) == 0  # fmt: skip
+    assert main(["evaluate", str(run), "--protocol", "knn", "--no-progress", "eval.frames=2", "eval.knn_k=1",
+                 "eval.knn_ks=[1]", "data.resolution=32"]) == 0  # fmt: skip
+    shown = display_frame(build_table(collect(tmp_path / "runs", include_incomplete=True)))
+    assert "(released weights)" in shown["method"].iloc[0]
+    assert main(["pretrain", "method.name=released"]) == 2  # released weights are imported, never pre-trained
+
+
+def test_a_2d_export_loads_in_timm_and_strictly(tmp_path):
+    ref = seeded(3, timm.create_model("resnet18", num_classes=0).state_dict())
+    torch.save(ref, tmp_path / "w.pt")
+    main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out", str(tmp_path / "r")])
+    assert main(["export", str(tmp_path / "r"), "--format", "timm", "--out", str(tmp_path / "e.safetensors")]) == 0
+    model = timm.create_model("resnet18", pretrained=True, num_classes=0,
+                              pretrained_cfg_overlay=dict(file=str(tmp_path / "e.safetensors")))  # fmt: skip
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ref.items())
+    fresh = timm.create_model("resnet18", num_classes=0)
+    from safetensors.torch import load_file
+
+    fresh.load_state_dict(load_file(str(tmp_path / "e.safetensors")), strict=True)
+    sidecar = json.loads((tmp_path / "e.json").read_text())
+    assert sidecar["backbone"] == "resnet18" and sidecar["released_weights"]["format"] == "timm"
+
+
+@pytest.mark.slow
+def test_a_3d_export_loads_strictly_into_torchvision_and_inflated_ones_are_factory_only(tmp_path, capsys):
+    import torchvision
+    from safetensors.torch import load_file
+
+    ref = seeded(4, {k: v for k, v in torchvision.models.video.r3d_18(weights=None).state_dict().items()
+                     if not k.startswith("fc.")})  # fmt: skip
+    torch.save(ref, tmp_path / "w.pt")
+    main(["import", str(tmp_path / "w.pt"), "--format", "torchvision", "--backbone", "r3d_18", "--out",
+          str(tmp_path / "r")])  # fmt: skip
+    assert (
+        main(["export", str(tmp_path / "r"), "--format", "torchvision", "--out", str(tmp_path / "e.safetensors")]) == 0
+    )
+    model = torchvision.models.video.r3d_18(weights=None)
+    model.fc = torch.nn.Identity()
+    model.load_state_dict(load_file(str(tmp_path / "e.safetensors")), strict=True)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ref.items())
+    assert main(["export", str(tmp_path / "r"), "--format", "timm", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "use --format torchvision" in capsys.readouterr().err
+
+
+def test_released_is_never_pretrained():
+    from benchmark.config import load_config
+    from benchmark.errors import UserError
+    from benchmark.train import build_method
+
+    cfg = load_config(None, ["method.name=released", "backbone.name=resnet10t", "data.resolution=32"])
+    with pytest.raises(UserError, match="create it with `vssl import FILE"):
+        build_method(cfg, num_videos=16, num_classes=0)
