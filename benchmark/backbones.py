@@ -39,6 +39,14 @@ Sources
       not used, so any input size that survives its strides works). ``zero_init_last``
       zeroes the last BatchNorm of every residual block of the video ResNets
       (torchvision's own ``zero_init_residual`` does nothing for these models).
+    * DPC's own backbones ``r2d3d_18`` (14.1M) and ``r2d3d_34`` (32.4M), the "2d3d" ResNets of
+      Han et al. (TengdaHan/DPC, backbone/resnet_2d3d.py), built from torchvision's video-ResNet
+      parts (:class:`R2D3D`): a (1,7,7) stem with stride (1,2,2), BatchNorm, ReLU and a (1,3,3)
+      max-pool; layer1 and layer2 (64, 128 channels) of "2D" blocks (1x3x3 convolutions, shortcuts
+      striding (1,2,2)); layer3 and layer4 of 3D blocks (3x3x3, striding time too); layer4 at
+      256 channels (not 512), and no ReLU after the last block (DPC's features are pre-ReLU).
+      Spatial stride 32, temporal stride 4: 5 frames at 128 px -> maps [256, 2, 4, 4].
+      ``zero_init_last`` applies as for the video ResNets (DPC's release did not zero-init).
     * ``cfg.inflate=True``: a timm ResNet-family model (resnet10t, resnet18, resnet50,
       resnet50d, resnext, wide_resnet, ...) is built in 2D and inflated I3D-style by
       walking the module tree (see :func:`inflate_resnet`):
@@ -79,6 +87,7 @@ from benchmark.config import BackboneConfig
 from benchmark.errors import UserError, nearest
 
 __all__ = [
+    "R2D3D_DEPTHS",
     "VIDEO_3D_MODELS",
     "Backbone",
     "TimmBackbone2D",
@@ -87,12 +96,15 @@ __all__ = [
     "backbone_kind",
     "inflate_resnet",
     "param_count_millions",
+    "r2d3d",
 ]
 
-#: torchvision.models.video builders accepted as ``backbone.name``.
-VIDEO_3D_MODELS: tuple[str, ...] = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "r3d_10", "r2plus1d_10")
 #: 10-layer video ResNets (VCOP's R3D and R(2+1)D depth): torchvision's VideoResNet with one block per stage
 TEN_LAYER = {"r3d_10": "Conv3DSimple", "r2plus1d_10": "Conv2Plus1D"}
+#: DPC's 2d3d ResNets: name -> blocks per stage (TengdaHan/DPC backbone/resnet_2d3d.py).
+R2D3D_DEPTHS: dict[str, tuple[int, int, int, int]] = {"r2d3d_18": (2, 2, 2, 2), "r2d3d_34": (3, 4, 6, 3)}
+#: 3D models accepted as ``backbone.name``: torchvision.models.video builders, VCOP's 10-layer nets, DPC's 2d3d.
+VIDEO_3D_MODELS: tuple[str, ...] = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", *TEN_LAYER, *R2D3D_DEPTHS)
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -306,6 +318,35 @@ def _ten_layer(name: str) -> nn.Module:
     return tv.VideoResNet(tv.BasicBlock, [conv] * 4, [1, 1, 1, 1], stem)
 
 
+def _r2d3d_stem() -> nn.Sequential:
+    """DPC's stem: no temporal kernel, spatial stride 4 (conv stride 2, then a max-pool)."""
+    return nn.Sequential(
+        nn.Conv3d(3, 64, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+        nn.BatchNorm3d(64),
+        nn.ReLU(inplace=True),
+        nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+    )
+
+
+def r2d3d(depths: tuple[int, int, int, int]) -> nn.Module:
+    """DPC's 2d3d ResNet (R2D3D-18: depths (2, 2, 2, 2); R2D3D-34: (3, 4, 6, 3)) as a torchvision VideoResNet.
+
+    torchvision's ``Conv3DNoTemporal`` (1x3x3, stride (1,s,s), shortcut stride (1,s,s)) is DPC's "2D" block and
+    ``Conv3DSimple`` (3x3x3, stride s in every dim) its 3D block; the last stage is built at 256 channels and its
+    last block ends without a ReLU. Initialisation: torchvision's (Kaiming normal fan-out, BatchNorm 1 / 0), the
+    same as DPC's.
+    """
+    from torchvision.models.video.resnet import BasicBlock, Conv3DNoTemporal, Conv3DSimple, VideoResNet
+
+    class R2D3D(VideoResNet):
+        def _make_layer(self, block, conv_builder, planes, blocks, stride=1):
+            return super()._make_layer(block, conv_builder, min(planes, 256), blocks, stride)  # layer4 at 256
+
+    net = R2D3D(BasicBlock, [Conv3DNoTemporal, Conv3DNoTemporal, Conv3DSimple, Conv3DSimple], list(depths), _r2d3d_stem)
+    net.layer4[-1].relu = nn.Identity()  # BasicBlock applies self.relu only after the residual sum
+    return net
+
+
 def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
     from torchvision.models import video as tv_video
     from torchvision.models.video.resnet import BasicBlock as VBasic
@@ -314,7 +355,12 @@ def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
 
     if cfg.drop_path_rate:
         raise UserError(f"backbone '{cfg.name}' (torchvision) does not support backbone.drop_path_rate; set it to 0")
-    net = _ten_layer(cfg.name) if cfg.name in TEN_LAYER else getattr(tv_video, cfg.name)(weights=None)
+    if cfg.name in R2D3D_DEPTHS:
+        net = r2d3d(R2D3D_DEPTHS[cfg.name])
+    elif cfg.name in TEN_LAYER:
+        net = _ten_layer(cfg.name)
+    else:
+        net = getattr(tv_video, cfg.name)(weights=None)
     if isinstance(net, VideoResNet):
         net.avgpool, net.fc = nn.Identity(), nn.Identity()
         last_block = net.layer4[-1]
@@ -333,7 +379,7 @@ def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
         trunk = "s3d"
     init = {
         "scheme": "torchvision-default",
-        "source": "torchvision",
+        "source": "torchvision (DPC's 2d3d layout)" if cfg.name in R2D3D_DEPTHS else "torchvision",
         "zero_init_last": zero_init_last,
         "drop_path_rate": 0.0,
     }

@@ -111,9 +111,12 @@ class OptimConfig:
     schedule: Literal["constant", "cosine", "step"] = "cosine"
     step_milestones: list[float] = field(default_factory=lambda: [0.5])  # fractions of steps, x0.1 each
     grad_clip: float = 0.0  # 0 disables
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam/AdamW (torch's default); GANs: [0.5, 0.999]
 
     def __post_init__(self) -> None:
         require([
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+             f"optim.betas = {self.betas}: two values in [0, 1), e.g. [0.9, 0.999]"),
             (self.steps >= 0, f"optim.steps = {self.steps}: must be 0 (no pre-training) or more"),
             (self.lr >= 0, f"optim.lr = {self.lr}: must be >= 0"),
             *_positive("optim", batch_size=self.batch_size),

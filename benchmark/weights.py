@@ -235,7 +235,7 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     """The run's backbone as a plain state dict (safetensors) + a provenance JSON beside it; returns the file."""
     from safetensors.torch import save_file
 
-    from benchmark.backbones import TEN_LAYER, VIDEO_3D_MODELS
+    from benchmark.backbones import R2D3D_DEPTHS, TEN_LAYER, VIDEO_3D_MODELS
     from benchmark.checkpoint import CorruptCheckpoint, load
     from benchmark.rundir import RunDir
 
@@ -251,7 +251,7 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     except CorruptCheckpoint as exc:
         raise UserError(str(exc)) from None
     name, inflated = cfg["backbone"]["name"], bool(cfg["backbone"].get("inflate"))
-    torchvision_names = set(VIDEO_3D_MODELS) - set(TEN_LAYER)
+    torchvision_names = set(VIDEO_3D_MODELS) - set(TEN_LAYER) - set(R2D3D_DEPTHS)
     if fmt == "timm" and (inflated or name in VIDEO_3D_MODELS):
         raise UserError(f"'{name}'{' (inflated)' if inflated else ''} is not a timm 2D model: use --format "
                         f"{'torchvision' if name in torchvision_names else 'vssl'}")  # fmt: skip

@@ -93,6 +93,38 @@ def test_torchvision_3d_shapes(name, frames, side, t_out):
         m(torch.randn(1, 3, side, side))
 
 
+# --------------------------------------------------------------------------- DPC's 2d3d ResNets
+@pytest.mark.parametrize("name, published", [("r2d3d_18", 14.0), ("r2d3d_34", 33.0)])
+def test_r2d3d_parameter_counts_match_dpc(name, published):
+    """DPC's README and the TCE table: R2D3D-18 14M, R2D3D-34 33M parameters (measured 14.06M and 32.42M)."""
+    m = build_backbone(BackboneConfig(name=name), device_meta=True)
+    assert m.kind == "3d" and name in VIDEO_3D_MODELS and m.num_features == m.map_features == 256
+    assert param_count_millions(m) == pytest.approx(published, rel=0.10)
+
+
+def test_r2d3d_layout_follows_dpc():
+    """2D blocks (1x3x3, shortcut stride (1,2,2)) in layer1-2, 3D blocks (3x3x3, stride 2 in time too) in layer3-4,
+    a (1,7,7) stem with max-pool, layer4 at 256 channels and no ReLU after its last block."""
+    m = build("r2d3d_18", zero_init_last=False)
+    net = m.net
+    assert net.stem[0].kernel_size == (1, 7, 7) and net.stem[0].stride == (1, 2, 2)
+    assert isinstance(net.stem[3], nn.MaxPool3d)
+    for layer in (net.layer1, net.layer2):
+        assert all(block.conv1[0].kernel_size == (1, 3, 3) for block in layer)
+    assert net.layer2[0].downsample[0].stride == (1, 2, 2)
+    for layer in (net.layer3, net.layer4):
+        assert all(block.conv1[0].kernel_size == (3, 3, 3) for block in layer)
+        assert layer[0].downsample[0].stride == (2, 2, 2)
+    assert net.layer4[0].conv2[0].out_channels == 256
+    assert isinstance(net.layer4[-1].relu, nn.Identity) and isinstance(net.layer4[0].relu, nn.ReLU)
+    x = torch.randn(2, 5, 3, 128, 128)  # DPC's block: 5 frames at 128 px -> [256, 2, 4, 4]
+    with torch.no_grad():
+        maps = m.forward_features(x)
+        assert maps.shape == (2, 256, 2, 4, 4)
+        assert (maps < 0).any()  # pre-ReLU features
+        torch.testing.assert_close(m(x), maps.mean((-3, -2, -1)))
+
+
 # --------------------------------------------------------------------------- inflation
 @pytest.mark.parametrize("name", ["resnet10t", "resnet18"])
 def test_inflated_shapes(name):
@@ -233,7 +265,9 @@ def _last_bn_weights(m: nn.Module) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("name, inflate", [("resnet10t", False), ("resnet10t", True), ("r3d_18", False)])
+@pytest.mark.parametrize(
+    "name, inflate", [("resnet10t", False), ("resnet10t", True), ("r3d_18", False), ("r2d3d_18", False)]
+)
 def test_zero_init_last_honoured_and_recorded(name, inflate):
     on = build_backbone(BackboneConfig(name=name, inflate=inflate, zero_init_last=True))
     off = build_backbone(BackboneConfig(name=name, inflate=inflate, zero_init_last=False))

@@ -32,6 +32,8 @@ def test_int_widens_to_float():
         ("run.channels_last=3", "config key 'run.channels_last' = 3 should be bool"),
         ("method.name=tcee", "unknown method 'tcee' (did you mean 'tce'?)"),
         ("run.stages=[pretrain, lineer]", "unknown stage 'lineer' in run.stages (did you mean 'linear'?)"),
+        ("optim.betas=[0.5]", "optim.betas = [0.5]: two values in [0, 1)"),
+        ("optim.betas=[1, 0.999]", "optim.betas = [1.0, 0.999]: two values in [0, 1)"),
     ],
 )
 def test_bad_input_is_one_clear_line(override, expected):
@@ -39,6 +41,19 @@ def test_bad_input_is_one_clear_line(override, expected):
         load_config(None, [override])
     assert str(exc.value).startswith(expected)
     assert "\n" not in str(exc.value)
+
+
+def test_adam_betas_reach_the_optimiser_and_default_to_torchs():
+    import torch
+
+    from benchmark.train import make_optimizer
+
+    param = [torch.nn.Parameter(torch.zeros(1))]
+    for name in ("adam", "adamw"):
+        default = make_optimizer(param, load_config(None, [f"optim.name={name}"]).optim)
+        assert default.defaults["betas"] == (0.9, 0.999)  # unchanged: torch's own default
+        gan = make_optimizer(param, load_config(None, [f"optim.name={name}", "optim.betas=[0.5, 0.999]"]).optim)
+        assert gan.defaults["betas"] == (0.5, 0.999)
 
 
 def test_missing_file_names_the_path(tmp_path):

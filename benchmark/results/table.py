@@ -58,7 +58,7 @@ BOOKKEEPING = (
     "eval.batch_size",
 )
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
-THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d")
+THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "r2d3d_18", "r2d3d_34")
 VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
 # Parameters that act only under some value of another field (TCE's hard-negative mining, methods/tce.py and
 # benchmark/mining.ThresholdSchedule): labels leave them out elsewhere (no "mining_r=5" on a fixed-threshold row).
