@@ -97,6 +97,8 @@ class CMCConfig(MethodConfig):
     temperature: float = 0.07
     negatives: int | Literal["auto"] = "auto"  # K per anchor; auto = min(16384, N - 1), N bank slots (videos)
     bank_momentum: float = 0.5
+    positive: Literal["bank", "live"] = "bank"  # bank: the other view's memory (release); live: its fresh embedding
+    batch_negatives: bool = False  # also the other view's live embeddings of the batch's other videos (not in CMC)
     # augmentation: crop + flip shared by both views; colour on RGB frames only
     crop_scale_min: float = 0.5
     flip: bool = True
@@ -130,6 +132,10 @@ class CMCConfig(MethodConfig):
             raise UserError(f"method.loss = {self.loss!r} should be nce or infonce")
         if self.temperature <= 0 or self.embed_dim < 1 or (self.negatives != "auto" and self.negatives < 1):
             raise UserError("method.temperature must be > 0, method.embed_dim >= 1, method.negatives >= 1 (or auto)")
+        if self.positive not in ("bank", "live"):
+            raise UserError(f"method.positive = {self.positive!r} should be bank or live")
+        if self.batch_negatives and self.positive != "live":
+            raise UserError("method.batch_negatives needs method.positive=live (live negatives beside a live positive)")
         if not 0 <= self.bank_momentum < 1:
             raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")
         if not 0 < self.crop_scale_min <= 1:
@@ -198,7 +204,8 @@ class CMC(Method):
     def chance(self, batch_size: int) -> Chance:
         """Training loss: InfoNCE over the positive and K negatives, per view, summed over the two views (the NCE
         has no closed form). Pretext measure: in-batch cross-view retrieval, one right answer among the batch."""
-        loss = 2 * math.log(1 + self.num_negatives) if self.cfg.loss == "infonce" else None
+        candidates = 1 + self.num_negatives + (batch_size - 1 if self.cfg.batch_negatives else 0)
+        loss = 2 * math.log(candidates) if self.cfg.loss == "infonce" else None
         return Chance(loss, 1 / max(1, batch_size))
 
     def embed(self, frames: torch.Tensor, view2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,12 +231,7 @@ class CMC(Method):
         index = batch["index"].to(device=batch["frame"].device, dtype=torch.long)
         z1, z2 = self.embed(batch["frame"], batch["view2"])
         with torch.autocast(device_type=z1.device.type, enabled=False):  # scores, loss and banks in fp32
-            # column 0: the video's own slot (the positive); then K uniform draws with replacement (the release's)
-            draws = torch.randint(0, len(self.bank_rgb), (len(index), self.num_negatives), device=index.device)
-            slots = torch.cat([index[:, None], draws], dim=1)
-            # each view's anchor is scored against the OTHER view's bank
-            logits_rgb = torch.einsum("bkd,bd->bk", self.bank_view2[slots].detach(), z1) / self.cfg.temperature
-            logits_view2 = torch.einsum("bkd,bd->bk", self.bank_rgb[slots].detach(), z2) / self.cfg.temperature
+            logits_rgb, logits_view2 = self.cross_view_logits(z1, z2, index)
             loss_rgb, loss_view2, extra = self.contrastive_loss(logits_rgb, logits_view2)
         loss = loss_rgb + loss_view2
         with torch.no_grad():
@@ -237,6 +239,32 @@ class CMC(Method):
         self.update_banks(index, z1.detach(), z2.detach())
         return StepOutput(loss, {"loss": loss.detach(), "loss_rgb": loss_rgb.detach(),
                                  "loss_view2": loss_view2.detach(), "bank_accuracy": accuracy, **extra})  # fmt: skip
+
+    def cross_view_logits(
+        self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, 1 + K] logits per view, positive in column 0: each view's anchor is scored against the OTHER view's
+        bank. ``positive: bank`` (the release): column 0 is the video's own slot, then K uniform draws with
+        replacement (the own slot may recur). ``live``: column 0 is the other view's fresh embedding of the same
+        sample (gradient to both encoders), then K uniform draws among the OTHER videos' slots."""
+        n, k, t = len(self.bank_rgb), self.num_negatives, self.cfg.temperature
+        if self.cfg.positive == "bank":
+            draws = torch.randint(0, n, (len(index), k), device=index.device)
+            slots = torch.cat([index[:, None], draws], dim=1)
+            logits_rgb = torch.einsum("bkd,bd->bk", self.bank_view2[slots].detach(), z1) / t
+            logits_view2 = torch.einsum("bkd,bd->bk", self.bank_rgb[slots].detach(), z2) / t
+            return logits_rgb, logits_view2
+        draws = torch.randint(0, n - 1, (len(index), k), device=index.device)
+        draws = draws + (draws >= index[:, None]).long()  # uniform over the other videos' slots
+        positive = (z1 * z2).sum(1, keepdim=True) / t
+        logits_rgb = torch.cat([positive, torch.einsum("bkd,bd->bk", self.bank_view2[draws].detach(), z1) / t], 1)
+        logits_view2 = torch.cat([positive, torch.einsum("bkd,bd->bk", self.bank_rgb[draws].detach(), z2) / t], 1)
+        if self.cfg.batch_negatives:  # the batch's other videos, live in the other view (gradient to both encoders)
+            same = index[:, None] == index[None, :]
+            in_batch = (z1 @ z2.T / t).masked_fill(same, float("-inf"))
+            logits_rgb = torch.cat([logits_rgb, in_batch], 1)
+            logits_view2 = torch.cat([logits_view2, in_batch.T], 1)
+        return logits_rgb, logits_view2
 
     def contrastive_loss(
         self, logits_rgb: torch.Tensor, logits_view2: torch.Tensor

@@ -212,7 +212,8 @@ class FrameFlow(Sampler):
         self.view2, self.flow_stack, self.flow_stride = view2, flow_stack, flow_stride
         self.offset_min, self.offset_max, self.bound, self.encoding, self.flow = (
             offset_min, offset_max, bound, encoding, flow)  # fmt: skip
-        self.frames_needed = {"flow": flow_stack * flow_stride, "frame": offset_max, "difference": flow_stride}[view2] + 1
+        span = {"flow": flow_stack * flow_stride, "frame": offset_max, "difference": flow_stride}[view2]
+        self.frames_needed = span + 1
         self.spatial = spatial_transform(self.resolution, aug, self.train)
         self.colour = colour_transform(aug, self.train)
 
