@@ -93,6 +93,7 @@ __all__ = [
     "TimmBackbone2D",
     "VideoBackbone3D",
     "build_backbone",
+    "build_backbone_like",
     "backbone_kind",
     "inflate_resnet",
     "param_count_millions",
@@ -267,22 +268,52 @@ def param_count_millions(module: nn.Module, trainable_only: bool = False) -> flo
 
 
 # --------------------------------------------------------------------------- factory
-def build_backbone(cfg: BackboneConfig, device_meta: bool = False) -> Backbone:
-    """Build the backbone ``cfg`` describes (random init; never downloads weights)."""
+def build_backbone(cfg: BackboneConfig, device_meta: bool = False, in_chans: int = 3) -> Backbone:
+    """Build the backbone ``cfg`` describes (random init; never downloads weights).
+
+    ``in_chans`` != 3 builds the same architecture for another input (a method's second encoder, e.g. CMC's
+    2-channel flow encoder): timm models get ``in_chans`` (timm's own stem with that many input channels, its
+    own init); torchvision 3D models get their first convolution replaced (same shape but the input channels,
+    kaiming init as torchvision's). The backbone keeps ``cfg`` as ``backbone.config``, so a method can build a
+    second encoder like it (:func:`build_backbone_like`)."""
+    backbone = _build(cfg, device_meta, in_chans)
+    backbone.config = cfg
+    backbone.in_chans = in_chans
+    if in_chans != 3:
+        backbone.init["in_chans"] = in_chans
+    return backbone
+
+
+def build_backbone_like(backbone: Backbone, in_chans: int = 3) -> Backbone:
+    """A fresh backbone of the same configuration as ``backbone`` (same factory, its own random init; the
+    caller's RNG state decides it), for ``in_chans`` input channels. Built on the meta device when
+    ``backbone`` is (dry runs)."""
+    cfg = getattr(backbone, "config", None)
+    if cfg is None:
+        raise ValueError("this backbone was not built by build_backbone: no configuration to build another like it")
+    meta = any(p.is_meta for p in backbone.parameters())
+    return build_backbone(cfg, device_meta=meta, in_chans=in_chans)
+
+
+def _build(cfg: BackboneConfig, device_meta: bool, in_chans: int) -> Backbone:
     kind = _check_name(cfg)
+    if in_chans < 1:
+        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
     with torch.device("meta") if device_meta else nullcontext():
         if cfg.name in VIDEO_3D_MODELS:
-            return _build_torchvision_3d(cfg)
-        net, init = _create_timm(cfg)
+            return _build_torchvision_3d(cfg, in_chans)
+        net, init = _create_timm(cfg, in_chans)
         if kind == "3d":
             return _inflated_backbone(net, init, cfg)
         pooled = int(getattr(net, "head_hidden_size", None) or net.num_features)
         return TimmBackbone2D(net, name=cfg.name, num_features=pooled, map_features=net.num_features, init=init)
 
 
-def _create_timm(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]]:
+def _create_timm(cfg: BackboneConfig, in_chans: int = 3) -> tuple[nn.Module, dict[str, Any]]:
     """timm.create_model with zero_init_last / drop_path_rate where the model accepts them."""
     options: dict[str, Any] = {"zero_init_last": cfg.zero_init_last}
+    if in_chans != 3:
+        options["in_chans"] = in_chans
     if cfg.drop_path_rate:
         options["drop_path_rate"] = cfg.drop_path_rate
     while True:
@@ -293,6 +324,8 @@ def _create_timm(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]]:
             rejected = [k for k in options if f"'{k}'" in str(exc)]
             if not rejected:
                 raise
+            if "in_chans" in rejected:
+                raise UserError(f"backbone '{cfg.name}' cannot be built for {in_chans} input channels") from None
             if "drop_path_rate" in rejected:
                 raise UserError(
                     f"backbone '{cfg.name}' does not support backbone.drop_path_rate; set it to 0"
@@ -347,7 +380,21 @@ def r2d3d(depths: tuple[int, int, int, int]) -> nn.Module:
     return net
 
 
-def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
+def _replace_first_conv3d(net: nn.Module, in_chans: int) -> None:
+    """The first Conv3d of ``net`` rebuilt for ``in_chans`` input channels (kaiming normal, fan_out, as torchvision)."""
+    for parent in net.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv3d):
+                new = nn.Conv3d(in_chans, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                child.dilation, child.groups, child.bias is not None, device=child.weight.device)  # fmt: skip
+                if not new.weight.is_meta:
+                    nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
+                setattr(parent, name, new)
+                return
+    raise ValueError("no Conv3d to adapt")
+
+
+def _build_torchvision_3d(cfg: BackboneConfig, in_chans: int = 3) -> VideoBackbone3D:
     from torchvision.models import video as tv_video
     from torchvision.models.video.resnet import BasicBlock as VBasic
     from torchvision.models.video.resnet import Bottleneck as VBottle
@@ -361,6 +408,8 @@ def _build_torchvision_3d(cfg: BackboneConfig) -> VideoBackbone3D:
         net = _ten_layer(cfg.name)
     else:
         net = getattr(tv_video, cfg.name)(weights=None)
+    if in_chans != 3:
+        _replace_first_conv3d(net, in_chans)
     if isinstance(net, VideoResNet):
         net.avgpool, net.fc = nn.Identity(), nn.Identity()
         last_block = net.layer4[-1]

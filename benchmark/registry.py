@@ -113,7 +113,13 @@ register_format = FORMATS.register
 # The in-tree modules whose import registers samplers, dataset formats, protocols and methods. They sit in
 # layers above this one, so they are loaded by name (importlib) when a registry is first read, never imported
 # statically from here (docs/architecture.md: layers only look down).
-IN_TREE = ("benchmark.data.samplers", "benchmark.data.formats", "benchmark.evaluation", "methods")
+IN_TREE = (
+    "benchmark.data.samplers",
+    "benchmark.data.flow",
+    "benchmark.data.formats",
+    "benchmark.evaluation",
+    "methods",
+)
 
 # --------------------------------------------------------------------------- plugin loading
 _loaded = False

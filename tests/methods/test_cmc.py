@@ -1,0 +1,136 @@
+"""CMC (video): the second encoder (built, checkpointed, loaded), what the positive of each view is (the OTHER
+view's memory of the same video), the bank update, the static config checks, and a tiny over-fitting run.
+The flow itself is tested against known motions in tests/data/test_flow.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.config import load_config
+from benchmark.errors import UserError
+from benchmark.method import Progress
+from tests.methods.overfit import fell_clearly, overfit_losses, tiny_method
+
+
+def first_conv(module: torch.nn.Module) -> torch.nn.Conv2d:
+    return next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+@pytest.mark.parametrize(("overrides", "channels"), [((), 2), (("method.flow_stack=3",), 6),
+                                                     (("method.flow_encoding=uvm",), 3), (("method.view2=frame",), 3)])  # fmt: skip
+def test_the_second_encoder_is_the_same_architecture_for_its_input(overrides, channels):
+    method, batch = tiny_method("cmc", overrides)
+    rgb, other = method.backbone, method.view2_encoder
+    assert type(rgb.net) is type(other.net) and rgb.num_features == other.num_features
+    assert first_conv(rgb).in_channels == 3 and first_conv(other).in_channels == channels
+    assert batch["view2"].shape[1] == channels
+    assert not {id(p) for p in rgb.parameters()} & {id(p) for p in other.parameters()}  # its own weights
+    # a checkpoint's model state carries it; the "backbone" entry (what evaluation reads) is the RGB encoder
+    keys = method.state_dict().keys()
+    assert any(k.startswith("view2_encoder.") for k in keys) and set(rgb.state_dict()) == {
+        k[len("backbone.") :] for k in keys if k.startswith("backbone.")
+    }
+
+
+def test_the_second_encoder_loads_from_a_checkpoint():
+    a, _ = tiny_method("cmc")
+    b, _ = tiny_method("cmc", ("run.seed=1",))
+    assert not torch.equal(first_conv(a.view2_encoder).weight, first_conv(b.view2_encoder).weight)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(first_conv(a.view2_encoder).weight, first_conv(b.view2_encoder).weight)
+
+
+def embeddings(method, batch):
+    method.eval()
+    with torch.no_grad():
+        return method.embed(batch["frame"], batch["view2"])
+
+
+def test_each_view_is_scored_against_the_other_views_bank():
+    """With the FLOW bank holding each video's RGB embedding (and the RGB bank its flow embedding), every anchor's
+    positive (column 0) scores 1 / T and beats the negatives; the same memories in the anchor's OWN view's bank
+    do not make it win."""
+    method, batch = tiny_method("cmc")
+    z1, z2 = embeddings(method, batch)
+    index = batch["index"]
+    with torch.no_grad():
+        method.bank_view2[index], method.bank_rgb[index] = z1, z2
+        rgb, view2 = method.cross_view_logits(z1, z2, index)
+    t = method.cfg.temperature
+    assert torch.allclose(rgb[:, 0], torch.full((8,), 1 / t)) and torch.allclose(view2[:, 0], torch.full((8,), 1 / t))
+    assert (rgb[:, 0:1] >= rgb[:, 1:] - 1e-5).all() and (view2[:, 0:1] >= view2[:, 1:] - 1e-5).all()
+    with torch.no_grad():  # swapped: each bank holds its own view's memories
+        method.bank_rgb[index], method.bank_view2[index] = z1, z2
+        rgb, _ = method.cross_view_logits(z1, z2, index)
+    assert not torch.allclose(rgb[:, 0], torch.full((8,), 1 / t))
+
+
+def test_live_positives_are_the_other_views_fresh_embedding_and_negatives_exclude_the_video():
+    method, batch = tiny_method("cmc", ("method.positive=live", "method.batch_negatives=true"))
+    z1, z2 = embeddings(method, batch)
+    torch.manual_seed(0)
+    rgb, view2 = method.cross_view_logits(z1, z2, batch["index"])
+    k = method.num_negatives
+    assert rgb.shape == (8, 1 + k + 8) and torch.allclose(rgb[:, 0], (z1 * z2).sum(1) / method.cfg.temperature)
+    assert torch.isinf(rgb[:, 1 + k :].diagonal()).all()  # the batch's own video is never a negative
+    assert torch.allclose(view2[:, 1 + k :], rgb[:, 1 + k :].T)
+
+
+def test_banks_move_halfway_to_the_new_embeddings_after_the_step():
+    method, batch = tiny_method("cmc")
+    method.train()
+    index = batch["index"]
+    old_rgb, old_view2 = method.bank_rgb[index].clone(), method.bank_view2[index].clone()
+    untouched = method.bank_rgb[8:].clone()
+    calls = []
+    embed = method.embed
+    method.embed = lambda *a: calls.append(embed(*a)) or calls[-1]
+    method.training_step(batch, Progress(0, 10))
+    z1, z2 = (z.detach() for z in calls[0])
+    assert torch.allclose(method.bank_rgb[index], F.normalize(0.5 * old_rgb + 0.5 * z1, dim=1), atol=1e-6)
+    assert torch.allclose(method.bank_view2[index], F.normalize(0.5 * old_view2 + 0.5 * z2, dim=1), atol=1e-6)
+    assert torch.equal(method.bank_rgb[8:], untouched)
+
+
+def test_nce_estimates_each_views_normaliser_once():
+    method, batch = tiny_method("cmc", ("method.loss=nce",))
+    method.train()
+    method.training_step(batch, Progress(0, 10))
+    z = method.nce_normaliser.clone()
+    assert (z > 0).all()
+    out = method.training_step(batch, Progress(1, 10))
+    assert torch.equal(method.nce_normaliser, z) and torch.isfinite(out.loss)
+    assert {"prob_rgb", "prob_view2"} <= set(out.scalars)
+
+
+def test_chance_levels():
+    method, _ = tiny_method("cmc")  # 16 videos: K = auto = 15
+    assert method.num_negatives == 15
+    assert method.chance(8).loss == pytest.approx(2 * torch.log(torch.tensor(16.0)).item())
+    assert method.chance(8).accuracy == 1 / 8
+    nce, _ = tiny_method("cmc", ("method.loss=nce",))
+    assert nce.chance(8).loss is None
+
+
+@pytest.mark.parametrize(("override", "field"), [("method.view2=depth", "method.view2"),
+                                                 ("method.flow_encoding=hsv", "method.flow_encoding"),
+                                                 ("method.flow_algorithm=tvl1", "method.flow_algorithm"),
+                                                 ("method.flow_stack=0", "method.flow_stack"),
+                                                 ("method.bank_momentum=1.0", "method.bank_momentum")])  # fmt: skip
+def test_bad_values_fail_at_load_naming_the_field(override, field):
+    with pytest.raises(UserError, match=field.replace(".", r"\.")):
+        load_config(None, ["method.name=cmc", override])
+
+
+def test_uvm_needs_a_single_flow_field():
+    with pytest.raises(UserError, match="flow_encoding"):
+        load_config(None, ["method.name=cmc", "method.flow_encoding=uvm", "method.flow_stack=2"])
+
+
+@pytest.mark.slow
+def test_overfits_a_tiny_batch():
+    method, batch = tiny_method("cmc", ("method.positive=live", "method.batch_negatives=true"))
+    losses = overfit_losses(method, batch, steps=15, lr=1e-3)
+    assert fell_clearly(losses, 0.7), losses
