@@ -15,6 +15,10 @@ Formats:
 - ``vcop``: the VCOP release (xudejing/video-clip-order-prediction): a bare state dict, R3D-10 under
   ``base_network.`` (``conv1.temporal_spatial_conv``, ``conv2.block1...``) mapped onto ``r3d_10``; heads
   ``fc7``, ``fc8``, ``linear`` dropped. Its R(2+1)D-10 has other mid widths than torchvision's and is refused.
+- ``dpc``: the DPC release (TengdaHan/DPC): ``{'state_dict': ...}`` with ``module.backbone.*`` (its 2d3d ResNets:
+  ``conv1``/``bn1`` stem, ``layerI.J.{conv1,bn1,conv2,bn2,downsample}``) mapped onto ``r2d3d_18`` / ``r2d3d_34``
+  (depth inferred); ``agg`` (ConvGRU), ``network_pred``, ``final_bn``/``final_fc`` dropped. Its Kinetics
+  checkpoints were trained without BatchNorm running statistics: those buffers keep fresh values (recorded).
 - ``timm``: a plain timm state dict of ``--backbone`` (classifier keys dropped).
 - ``torchvision``: a plain torchvision video-model state dict of ``--backbone`` (``fc`` dropped).
 
@@ -44,6 +48,7 @@ if TYPE_CHECKING:  # torch only when a file is read: `vssl --help` lists the for
 PAPERS = {
     "tce": "Knights et al., Temporally Coherent Embeddings for Self-Supervised Video Representation Learning, ICPR 2020",
     "vcop": "Xu et al., Self-Supervised Spatiotemporal Learning via Video Clip Order Prediction, CVPR 2019",
+    "dpc": "Han, Xie, Zisserman, Video Representation Learning by Dense Predictive Coding, ICCV 2019 Workshops",
     "timm": "a timm model's state dict",
     "torchvision": "a torchvision video model's state dict",
 }
@@ -55,6 +60,8 @@ class Mapped:
     state: dict[str, torch.Tensor]  # keys of our Backbone.state_dict() (net.*)
     dropped: list[str]  # release keys that are heads, not the backbone
     method: str  # the paper's method the weights come from ("tce", "vcop"; "" for plain state dicts)
+    # our keys the release may lack, filled from the fresh backbone (DPC trained without BN running statistics)
+    fillable: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- formats
@@ -124,6 +131,46 @@ def vcop_format(raw: dict, backbone: str | None) -> Mapped:
     return Mapped(name, out, dropped, "vcop")
 
 
+_DPC_PART = {
+    "conv1.": "conv1.0.",
+    "bn1.": "conv1.1.",
+    "conv2.": "conv2.0.",
+    "bn2.": "conv2.1.",
+    "downsample.": "downsample.",
+}
+_BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def dpc_format(raw: dict, backbone: str | None) -> Mapped:
+    state = _strip(raw, ("module.",))
+    kept, dropped = _split(state, ("agg.", "network_pred.", "final_bn.", "final_fc.", "mask"))
+    body = {k[len("backbone.") :]: v for k, v in kept.items() if k.startswith("backbone.")}
+    other = sorted(k for k in kept if not k.startswith("backbone."))
+    if other or not body:
+        raise UserError(f"not a DPC checkpoint: keys outside backbone.* and its heads: {_few(other or kept)}")
+    name = backbone or ("r2d3d_34" if any(k.startswith("layer3.5.") for k in body) else "r2d3d_18")
+    if name not in ("r2d3d_18", "r2d3d_34"):
+        raise UserError(f"DPC's releases are 2d3d ResNets (r2d3d_18 / r2d3d_34); cannot map them onto '{name}'")
+    out, unknown = {}, []
+    for key, value in body.items():
+        if key.startswith("conv1."):
+            out["net.stem.0." + key[len("conv1.") :]] = value
+        elif key.startswith("bn1."):
+            out["net.stem.1." + key[len("bn1.") :]] = value
+        elif m := re.match(r"^(layer[1-4]\.\d+)\.(.+)$", key):
+            rest = m.group(2)
+            part = next((new + rest[len(old) :] for old, new in _DPC_PART.items() if rest.startswith(old)), None)
+            if part is None:
+                unknown.append(key)
+            else:
+                out[f"net.{m.group(1)}.{part}"] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise UserError(f"DPC checkpoint keys this importer cannot place: {_few(unknown)}")
+    return Mapped(name, out, dropped, "dpc", fillable=_BN_STATS)
+
+
 def timm_format(raw: dict, backbone: str | None) -> Mapped:
     if not backbone:
         raise UserError("--format timm needs --backbone NAME (the timm model the weights belong to)")
@@ -142,6 +189,7 @@ def torchvision_format(raw: dict, backbone: str | None) -> Mapped:
 FORMATS: dict[str, Callable[[dict, str | None], Mapped]] = {
     "tce": tce_format,
     "vcop": vcop_format,
+    "dpc": dpc_format,
     "timm": timm_format,
     "torchvision": torchvision_format,
 }
@@ -208,6 +256,10 @@ def import_release(path: Path, fmt: str, out: Path, backbone: str | None = None,
     cfg = load_config(None, overrides)
     model = build_backbone(cfg.backbone)
     ours = model.state_dict()
+    # DPC pre-trained with track_running_stats=False: its BatchNorms have no statistics to import. They keep the
+    # fresh ones (mean 0, var 1) and the provenance says so; re-estimate them (finetune) before trusting a probe.
+    filled = sorted(k for k in set(ours) - set(mapped.state) if k.endswith(mapped.fillable)) if mapped.fillable else []
+    mapped.state.update({k: ours[k] for k in filled})
     missing = sorted(set(ours) - set(mapped.state))
     extra = sorted(set(mapped.state) - set(ours))
     if missing or extra:
@@ -219,6 +271,11 @@ def import_release(path: Path, fmt: str, out: Path, backbone: str | None = None,
     model.load_state_dict(mapped.state, strict=True)
     provenance = {"file": Path(path).name, "sha256": sha, "format": fmt, "paper": PAPERS.get(mapped.method or fmt),
                   "dropped_head_keys": mapped.dropped, "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+    if filled:
+        provenance["bn_statistics"] = (f"absent from the release ({len(filled)} buffers): fresh ones (mean 0, var 1) "
+                                       "kept; probes see un-estimated statistics, fine-tuning re-estimates them")  # fmt: skip
+        print(f"warning: {Path(path).name} has no BatchNorm running statistics (DPC trained without them); "
+              "fresh ones were kept: prefer --protocol finetune, or re-estimate them before a linear/kNN probe")  # fmt: skip
     from benchmark import checkpoint as ckpt
 
     run.create()

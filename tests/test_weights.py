@@ -66,6 +66,39 @@ def test_vcop_r3d_10_release_keys_land_on_r3d_10(tmp_path):
     assert sorted(got) == sorted(ours) and all(torch.equal(got[k], v) for k, v in ours.items())
 
 
+def test_dpc_release_without_bn_statistics_lands_on_r2d3d_18(tmp_path, capsys):
+    """DPC's Kinetics releases: DataParallel keys, DPC's own block names, no BN running statistics, GRU heads."""
+    from benchmark.backbones import build_backbone
+    from benchmark.config import BackboneConfig
+
+    fresh = build_backbone(BackboneConfig(name="r2d3d_18")).state_dict()
+    ours = seeded(3, fresh)
+    theirs = {"net.stem.0.": "conv1.", "net.stem.1.": "bn1.", ".conv1.0.": ".conv1.", ".conv1.1.": ".bn1.",
+              ".conv2.0.": ".conv2.", ".conv2.1.": ".bn2.", "net.": ""}  # fmt: skip
+    release = {}
+    for key, value in ours.items():
+        if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue  # trained with track_running_stats=False
+        for a, b in theirs.items():
+            key = key.replace(a, b)
+        release[f"module.backbone.{key}"] = value
+    release["module.agg.ConvGRUCell_00.reset_gate.weight"] = torch.randn(256, 512, 1, 1)
+    release["module.network_pred.0.weight"] = torch.randn(256, 256, 1, 1)
+    torch.save({"epoch": 3, "net": "resnet18", "state_dict": release}, tmp_path / "dpc.pth.tar")
+    assert main(["import", str(tmp_path / "dpc.pth.tar"), "--format", "dpc", "--out", str(tmp_path / "run")]) == 0
+    assert "no BatchNorm running statistics" in capsys.readouterr().out
+    got = checkpoint_backbone(tmp_path / "run")
+    assert sorted(got) == sorted(ours)
+    for k, v in ours.items():
+        stats = k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        assert torch.equal(got[k], fresh[k] if stats else v), k
+    prov = json.loads((tmp_path / "run" / "metrics.json").read_text())["pretrain"]["released_weights"]
+    assert "absent from the release" in prov["bn_statistics"] and "agg.ConvGRUCell_00.reset_gate.weight" in " ".join(
+        prov["dropped_head_keys"])  # fmt: skip
+    cfg = (tmp_path / "run" / "config.yaml").read_text()
+    assert "r2d3d_18" in cfg and "of: dpc" in cfg
+
+
 def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 

@@ -9,7 +9,11 @@ Measured in one run, per registered trainable method (in-tree and plugins):
   them) + ``loss.backward()``, under the run policy's autocast, channels_last; no optimiser step;
 - the bare step: the backbone alone, forward + backward, on exactly the tensors the method fed it
   (every ``backbone(...)`` / ``backbone.forward_features(...)`` call of the method's step is recorded
-  and replayed; the loss is the mean of the outputs);
+  and replayed; the loss is the mean of the outputs); a method that owns a second encoder (CMC's flow
+  encoder: any other ``Backbone`` submodule) has its calls recorded and replayed too, so the encoders
+  count as backbone work and only heads, losses and glue as the method's own;
+- flow computed on the fly runs in the sampler (CMC, MAS): it is part of the sampler's time per sample,
+  never of the step; ``vssl bench flow`` compares it with decoding, per clip;
 - backbones: timm ResNet-18 for 2D methods ("either" methods count as 2D), torchvision r3d_18 for 3D
   ones, random init, at 112 px by default;
 - ratio = method step / bare step, and overhead = 1 - bare / method, the share of the step that is
@@ -90,61 +94,74 @@ class InMemoryVideo:
         return self.frames[torch.as_tensor(list(indices), dtype=torch.long)]
 
 
+def encoders_of(method) -> list:
+    """The method's shared backbone, then every other backbone it owns (a second encoder: CMC's flow encoder)."""
+    from benchmark.backbones import Backbone
+
+    return [method.backbone] + [m for m in method.modules() if isinstance(m, Backbone) and m is not method.backbone]
+
+
 class BackboneRecorder:
-    """Records input and output of every outermost ``forward`` / ``forward_features`` call of one backbone instance."""
+    """Records input and output of every outermost ``forward`` / ``forward_features`` call of one or more backbone
+    instances (each call tagged with its backbone's position in the list)."""
 
     ENTRY_POINTS = ("forward", "forward_features")
 
-    def __init__(self, backbone):
-        self.backbone = backbone
-        self.calls: list[tuple[str, Any, bool, Any]] = []  # (entry point, input, grad enabled, output)
+    def __init__(self, backbones):
+        self.backbones = backbones if isinstance(backbones, list) else [backbones]
+        self.calls: list[tuple[int, str, Any, bool, Any]] = []  # (backbone, entry point, input, grad enabled, output)
         self._depth = 0
 
     def __enter__(self) -> BackboneRecorder:
         import torch
 
-        for name in self.ENTRY_POINTS:
-            original = getattr(self.backbone, name)
+        for i, backbone in enumerate(self.backbones):
+            for name in self.ENTRY_POINTS:
+                original = getattr(backbone, name)
 
-            def wrapper(x, *args, _name=name, _original=original, **kwargs):
-                self._depth += 1
-                try:
-                    out = _original(x, *args, **kwargs)
-                finally:
-                    self._depth -= 1
-                if self._depth == 0:
-                    self.calls.append((_name, x.detach(), torch.is_grad_enabled(), out.detach()))
-                return out
+                def wrapper(x, *args, _name=name, _original=original, _i=i, **kwargs):
+                    self._depth += 1
+                    try:
+                        out = _original(x, *args, **kwargs)
+                    finally:
+                        self._depth -= 1
+                    if self._depth == 0:
+                        self.calls.append((_i, _name, x.detach(), torch.is_grad_enabled(), out.detach()))
+                    return out
 
-            setattr(self.backbone, name, wrapper)  # an instance attribute shadows the class method
+                setattr(backbone, name, wrapper)  # an instance attribute shadows the class method
         return self
 
     def __exit__(self, *exc) -> None:
-        for name in self.ENTRY_POINTS:
-            delattr(self.backbone, name)
+        for backbone in self.backbones:
+            for name in self.ENTRY_POINTS:
+                delattr(backbone, name)
 
 
 class BackboneReplay:
-    """Stands the backbone in with its recorded outputs (fresh leaves that take gradients), call by call:
+    """Stands the backbones in with their recorded outputs (fresh leaves that take gradients), call by call:
     what is left of the step is the method's own work (glue, heads, loss, and their backward)."""
 
-    def __init__(self, backbone, calls):
-        self.backbone, self.calls = backbone, calls
+    def __init__(self, backbones, calls):
+        self.backbones = backbones if isinstance(backbones, list) else [backbones]
+        self.calls = calls
 
     def __enter__(self) -> BackboneReplay:
-        outputs = iter(self.calls)
+        for i, backbone in enumerate(self.backbones):
+            outputs = iter([c for c in self.calls if c[0] == i])
 
-        def replay(x, *args, **kwargs):
-            _, _, grad, out = next(outputs)
-            return out.clone().requires_grad_(grad and out.is_floating_point())
+            def replay(x, *args, _outputs=outputs, **kwargs):
+                _, _, _, grad, out = next(_outputs)
+                return out.clone().requires_grad_(grad and out.is_floating_point())
 
-        for name in BackboneRecorder.ENTRY_POINTS:
-            setattr(self.backbone, name, replay)
+            for name in BackboneRecorder.ENTRY_POINTS:
+                setattr(backbone, name, replay)
         return self
 
     def __exit__(self, *exc) -> None:
-        for name in BackboneRecorder.ENTRY_POINTS:
-            delattr(self.backbone, name)
+        for backbone in self.backbones:
+            for name in BackboneRecorder.ENTRY_POINTS:
+                delattr(backbone, name)
 
 
 def build_case(name: str, args, ctx):
@@ -203,7 +220,8 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
             out = method.training_step(batch, progress)
         out.loss.backward()
 
-    with BackboneRecorder(method.backbone) as recorder:
+    encoders = encoders_of(method)
+    with BackboneRecorder(encoders) as recorder:
         method_step()
     calls = recorder.calls
     if not calls:
@@ -212,9 +230,9 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
     def bare_step() -> None:
         method.zero_grad(set_to_none=True)
         total = None
-        for entry, x, grad, _ in calls:
+        for i, entry, x, grad, _ in calls:
             with torch.set_grad_enabled(grad), ctx.autocast():
-                out = getattr(method.backbone, entry)(x)
+                out = getattr(encoders[i], entry)(x)
             if grad:
                 term = out.float().mean()
                 total = term if total is None else total + term
@@ -222,7 +240,7 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
             total.backward()
 
     def own_step() -> None:
-        with BackboneReplay(method.backbone, calls):
+        with BackboneReplay(encoders, calls):
             method_step()
 
     def timed(fn) -> float:
@@ -248,8 +266,10 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
     own_s = min(timed(own_step) for _ in range(OWN_REPEATS))
     bare_s, step_s = min(bare), min(step)
     shapes = ", ".join(
-        f"{'x'.join(map(str, x.shape))}" + (" (maps)" if entry == "forward_features" else "")
-        for entry, x, _, _ in calls
+        f"{'x'.join(map(str, x.shape))}"
+        + (" (maps)" if entry == "forward_features" else "")
+        + (f" (encoder {i + 1})" if i else "")
+        for i, entry, x, _, _ in calls
     )
     return {
         "bare_s": bare_s,
