@@ -37,7 +37,7 @@ demo: setup
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(VSSL) sweep $(DEMO_SWEEP) --table
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -167,6 +167,7 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
         "optim.steps": min(cfg.optim.steps, 2),
         "optim.warmup_steps": 0,
         "optim.batch_size": 2 * world_size,
+        "run.pretext_samples": 2 * world_size,  # the held-out pretext check runs, on one batch
         "eval.dataset": "synthetic",
         "eval.split": 1,
         "eval.batch_size": 8,

@@ -39,6 +39,8 @@ PAPER_NAMES = {
     "vcop": "Video Clip Ordering",
     "opn": "OPN",
     "rotnet3d": "3DRotNet",
+    "cmc": "CMC",
+    "motion_stats": "Motion & Appearance",
 }
 # names shown for our rows (reference rows have no paper row)
 DISPLAY_NAMES = {
