@@ -159,7 +159,10 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
     except Exception:  # noqa: BLE001 (an unknown name is a smoke run's business only if it was meant to fail)
         pass
     labelled = METHODS.get(cfg.method.name).needs_labels or not pool_format
+    # a bank-size K (TCE's 8192 on Kinetics) cannot fit the stand-in's few videos: resolve it on them instead
+    negatives = {"method.negatives": "auto"} if getattr(cfg.method, "negatives", "auto") != "auto" else {}
     return {
+        **negatives,
         "data.dataset": "synthetic" if labelled else "synthetic-pool",
         "data.split": 1,
         "data.resolution": min(cfg.data.resolution, 32),

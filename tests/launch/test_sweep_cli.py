@@ -195,3 +195,14 @@ def test_smoke_runs_every_cell_for_two_steps_on_a_stand_in(tmp_path, capsys):
         if metrics["pretrain"]["trained"]:
             assert metrics["pretrain"]["steps"] == 2
     assert (smoke / "data" / "synthetic").is_dir()
+
+
+def test_smoke_resolves_a_bank_sized_k_on_the_stand_in_and_checks_the_pretext_on_one_batch():
+    """table1.yaml's Kinetics TCE rows set K = 8192: the stand-in's handful of videos must not refuse them."""
+    from benchmark.config import load_config
+    from benchmark.launch.local import smoke_overrides
+
+    kinetics = smoke_overrides(load_config(None, ["method.name=tce", "method.negatives=8192"]), world_size=4)
+    assert kinetics["method.negatives"] == "auto" and kinetics["run.pretext_samples"] == 8
+    assert "method.negatives" not in smoke_overrides(load_config(None, ["method.name=tce"]))
+    assert "method.negatives" not in smoke_overrides(load_config(None, ["method.name=rotnet3d"]))
