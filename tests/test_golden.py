@@ -45,6 +45,8 @@ RENAMES: dict[str, dict[str, dict[str, str]]] = {}
 #   always, K = auto); Arrow of Time shows every clip forwards and reversed;
 # - learnability step, everything re-recorded: objectives hold out videos for the pretext check (fewer
 #   pre-training videos) and the pretrain entry records the check.
+# - synthetic generator v2 (32 px default, upright objects, drop shadow, damped motions, Arrow for Hexagon; the
+#   tiny set's videos all change), everything re-recorded; CMC and MAS (motion_stats) recorded for the first time.
 
 # method name -> its own overrides (the tiny set's videos have 16 frames)
 METHOD_OVERRIDES: dict[str, list[str]] = {
@@ -52,6 +54,7 @@ METHOD_OVERRIDES: dict[str, list[str]] = {
     "vcop": ["backbone.inflate=true", "method.clip_len=4", "method.gap=2", "optim.batch_size=2"],
     "rotnet3d": ["backbone.inflate=true", "method.clip_len=4", "method.rotations=one", "optim.batch_size=2"],
     "dpc": ["backbone.inflate=true", "method.num_blocks=4", "method.block_len=3", "optim.batch_size=2"],
+    "motion_stats": ["backbone.inflate=true", "method.clip_len=4", "optim.batch_size=2"],
 }
 COMMON = [
     "data.dataset=synthetic-pool",

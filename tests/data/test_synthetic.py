@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
-from benchmark.data.synthetic import SynthConfig, _plan, class_specs, generate
+from benchmark.data.synthetic import TILT, SynthConfig, _plan, _trajectory, class_specs, generate
 from benchmark.errors import UserError
 
 SMALL = dict(classes=3, videos_per_class=4, groups=4, test_groups=2, size=32, frames=16, pool_videos=4)
@@ -124,6 +125,7 @@ def test_refuses_foreign_directory(tmp_path: Path):
 
 def test_defaults_design():
     cfg = SynthConfig()
+    assert cfg.size == 32  # generator v2: 32 px by default
     specs, train, test, pool = _plan(cfg)
     assert len(test) >= 300 and len(train) >= 300 and len(pool) == 600
     assert {j.relpath.split("/")[1] for j in pool}.isdisjoint({j.relpath.split("/")[1] for j in train + test})
@@ -132,6 +134,31 @@ def test_defaults_design():
     assert len({s.motion for s in specs}) == 12
     assert not any(s.shape == "Circle" and s.motion in ("Spinning", "Whirling", "Rocking") for s in specs)
     assert [s.name for s in class_specs(3)] == [s.name for s in specs[:3]]  # prefix-stable ordering
+    # v2: no Hexagon among the 12 (a Circle at 32 px); Arrow instead; the extra classes still use every shape
+    assert "Hexagon" not in {s.shape for s in specs} and "Arrow" in {s.shape for s in specs}
+    extra = class_specs(len(specs) + 4)[len(specs) :]
+    assert {s.shape for s in extra} == {"Hexagon", "Diamond"}
+    assert TILT < 0.5  # objects stand upright (+-20 degrees), so "up" is defined
+
+
+PERIODIC = ("Bouncing", "Sliding", "Orbiting", "Pulsing", "Zigzagging", "Looping", "Rocking", "Hopping")
+
+
+@pytest.mark.parametrize("motion", [*PERIODIC, "Spinning", "Whirling"])
+def test_motions_lose_energy(motion):
+    """v2: a clip played backwards is implausible: the motion slows down over the video (v1's ratio was ~1.0)."""
+    t = np.linspace(0.0, 1.0, 64)
+    ratios = []
+    for seed in range(50):
+        dx, dy, rot, scale = _trajectory(motion, t, np.random.default_rng(seed), 32)
+        signal = np.stack([dx, dy, rot * 32, scale * 32])
+        signal -= np.stack([np.polyval(np.polyfit(t, s, 1), t) for s in signal])  # drift, sideways travel
+        if motion in ("Spinning", "Whirling"):  # the rotation itself, not its deviation from a steady spin
+            signal = np.stack([rot * 32])
+            assert np.all(np.diff(rot) * (1 if motion == "Spinning" else -1) > 0)  # one direction throughout
+        speed = np.abs(np.diff(signal, axis=1)).sum(axis=0)
+        ratios.append(speed[:21].mean() / speed[-21:].mean())  # first third vs last third
+    assert np.median(ratios) > 1.5, ratios
 
 
 @pytest.mark.parametrize("bad", [dict(classes=99), dict(size=33), dict(test_groups=20), dict(frames=1)])
