@@ -39,6 +39,8 @@ PAPER_NAMES = {
     "vcop": "Video Clip Ordering",
     "opn": "OPN",
     "rotnet3d": "3DRotNet",
+    "cubic_puzzles": "3DCubicPuzzles",
+    "skip_clip": "Skip-Clip",
 }
 # names shown for our rows (reference rows have no paper row)
 DISPLAY_NAMES = {
