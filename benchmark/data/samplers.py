@@ -18,7 +18,7 @@ name              sample                                                 used by
 ``tuple``         frames [3,C,H,W], order_label 0/1, frame_indices [3]   Shuffle and Learn
 ``opn_tuple``     frames [4,C,H,W], order_label 0..11, frame_indices [4] OPN
 ``clip``          clip [T,C,H,W] (+ reversed 0/1 when reverse_p > 0)     AoT, RotNet, supervised
-``multi_clip``    clips [n,T,C,H,W] in temporal order                    VCOP
+``multi_clip``    clips [n,T,C,H,W] in temporal order                    VCOP, Skip-Clip
 ``blocks``        blocks [N,L,C,H,W] contiguous, non-overlapping         DPC
 ``frames``        frames [F,C,H,W] evenly spaced (evaluation, 2D)        linear probe / kNN
 ``segments``      frames [S,C,H,W] one per segment (TSN fine-tuning)     fine-tuning 2D
@@ -47,6 +47,7 @@ order, which is their label).
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -508,9 +509,16 @@ SPATIAL_PUZZLE, TEMPORAL_PUZZLE = 0, 1
 NUM_PIECES = 4
 
 
-def piece_side(resolution: int, piece_scale: float) -> int:
-    """Side in px of one puzzle piece: ``piece_scale`` of a grid cell (half the cube's side), at least 1."""
-    return max(1, int(round(piece_scale * (resolution // 2))))
+MIN_PIECE_PX = (
+    17  # the smallest input every registered 3D backbone takes (the inflated resnet10t's avg-pool downsampling)
+)
+
+
+def puzzle_geometry(resolution: int, piece_scale: float, min_piece: int = MIN_PIECE_PX) -> tuple[int, int]:
+    """(cell, piece) in px: the cube is 2 x 2 cells, a cell half the ``resolution`` but never so small that a piece
+    (``piece_scale`` of a cell) falls under ``min_piece`` px (at 32 px: 20-px cells, 18-px pieces)."""
+    cell = max(resolution // 2, math.ceil(min_piece / piece_scale))
+    return cell, min(cell, max(min_piece, int(round(piece_scale * cell))))
 
 
 def replicate_channel(x: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
@@ -527,14 +535,16 @@ class CubicPuzzle(Sampler):
     """3D Cubic Puzzles (Kim, Cho, Kweon, AAAI 2019): four 3D pieces of one space-time cube, in canonical order ->
     {"pieces": [4, L, C, p, p], "mode": 0 (spatial) | 1 (temporal)}; the method shuffles and labels them.
 
-    One shared augmentation (random resized crop to the ``resolution`` x ``resolution`` cube, flip, colour jitter;
-    no random gray) is drawn for all the frames a sample reads, BEFORE the cube is cut, so a flip never swaps pieces.
-    The cube is a 2 x 2 grid of cells of ``resolution // 2`` px; a piece is ``p = piece_scale`` x cell px, placed at
-    a random offset inside its cell (jitter up to cell - p px, drawn per piece: no aligned borders).
+    One shared augmentation (random resized crop to the cube, flip, colour jitter; no random gray) is drawn for all
+    the frames a sample reads, BEFORE the cube is cut, so a flip never swaps pieces. The cube is a 2 x 2 grid of
+    cells of ``resolution // 2`` px (larger where pieces would fall under MIN_PIECE_PX: :func:`puzzle_geometry`); a
+    piece is ``p = piece_scale`` x cell px, placed at a random offset inside its cell (jitter up to cell - p px, drawn
+    per piece: no aligned borders).
 
     - spatial (probability ``spatial_p``): the four cells of one time slot, ``piece_len`` frames at ``stride`` from a
       random start; canonical order raster (top-left, top-right, bottom-left, bottom-right);
-    - temporal: four time segments of ``piece_len`` x ``stride`` + ``tgap`` frames each; each piece starts at a random
+    - temporal: four time segments of span + ``tgap`` frames each (span = (piece_len - 1) x stride + 1, a piece's
+      frames); each piece starts at a random
       offset in [0, tgap] of its segment (gaps of 0..2 tgap frames between pieces), all four inside one random
       cell-sized window of the cube (each with its own spatial jitter); canonical order temporal. A video shorter
       than the window spreads the four starts evenly over it instead (pieces may overlap but stay in order).
@@ -566,14 +576,14 @@ class CubicPuzzle(Sampler):
             raise ValueError(f"channel_rep must be 'piece', 'sample' or 'off', got {channel_rep!r}")
         self.piece_len, self.stride, self.tgap = piece_len, stride, tgap
         self.spatial_p, self.channel_rep, self.channel_rep_p = spatial_p, channel_rep, channel_rep_p
-        self.cell = self.resolution // 2
-        self.piece = piece_side(self.resolution, piece_scale)
+        self.cell, self.piece = puzzle_geometry(self.resolution, piece_scale)
+        self.cube = 2 * self.cell  # the resolution, unless that would make pieces too small for a 3D backbone
         self.span = (piece_len - 1) * stride + 1  # frames one piece covers
         self.segment = self.span + tgap
         self.frames_needed = NUM_PIECES * self.segment
-        ops: list = [v2.RandomResizedCrop(self.resolution, scale=aug.crop_scale, antialias=True)]
+        ops: list = [v2.RandomResizedCrop(self.cube, scale=aug.crop_scale, antialias=True)]
         if not self.train:
-            ops = [v2.Resize(self.resolution, antialias=True), v2.CenterCrop(self.resolution)]
+            ops = [v2.Resize(self.cube, antialias=True), v2.CenterCrop(self.cube)]
         elif aug.flip:
             ops.append(v2.RandomHorizontalFlip())
         if self.train and (aug.jitter > 0 or aug.hue > 0):
@@ -603,8 +613,7 @@ class CubicPuzzle(Sampler):
             starts = self.temporal_starts(rng, n)
             idx = [s + j * self.stride for s in starts for j in range(self.piece_len)]
             frames = self.cube_transform(video.get_frames(loop_index(idx, n)))
-            size = self.resolution
-            y0, x0 = (int(v) for v in rng.integers(0, size - self.cell + 1, size=2))  # one cell-sized window
+            y0, x0 = (int(v) for v in rng.integers(0, self.cube - self.cell + 1, size=2))  # one cell-sized window
             corners = [(y0, x0)] * NUM_PIECES
             windows = list(frames.view(NUM_PIECES, self.piece_len, *frames.shape[1:]))
         pieces = torch.stack([

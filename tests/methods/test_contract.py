@@ -36,8 +36,7 @@ def tiny_backbone(method_cls) -> str:
 
 
 def tiny_batch(method_cls, cfg, info, batch_size: int = 4) -> dict:
-    resolution = cfg.data.resolution
-    sampler = build_sampler(method_cls.sampler, resolution, train=True, **method_cls.sampler_options(cfg.method, info))
+    sampler = build_sampler(method_cls.sampler, RES, train=True, **method_cls.sampler_options(cfg.method, info))
     samples = []
     for i in range(batch_size):
         s = sampler(FakeVideo(i), np.random.default_rng(i))
@@ -58,8 +57,6 @@ SMALL = {  # fewer frames per sample for the 3D methods: the contract, not the r
     "cubic_puzzles": ["method.piece_len=3", "method.tgap=1"],
     "skip_clip": ["method.clip_len=3", "method.gap=1", "method.num_targets=2"],
 }
-# what a method needs to run at all in every contract test (Cubic Puzzles refuses pieces under 17 px: 64-px cubes)
-NEEDS = {"cubic_puzzles": ["data.resolution=64"]}
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
@@ -72,7 +69,6 @@ def test_one_step_finite_loss_and_backbone_gradients(name):
             f"backbone.name={tiny_backbone(method_cls)}",
             f"data.resolution={RES}",
             "backbone.zero_init_last=false",
-            *NEEDS.get(name, []),
         ],
     )
     method = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
@@ -98,24 +94,12 @@ def test_state_dict_roundtrip(name):
     """Checkpoints carry everything (memory banks are buffers), so a fresh build loads them exactly."""
     method_cls = METHODS.get(name)
     cfg = load_config(
-        None,
-        [
-            f"method.name={name}",
-            f"backbone.name={tiny_backbone(method_cls)}",
-            f"data.resolution={RES}",
-            *NEEDS.get(name, []),
-        ],
+        None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}", f"data.resolution={RES}"]
     )
     a = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     cfg_b = load_config(
         None,
-        [
-            f"method.name={name}",
-            f"backbone.name={tiny_backbone(method_cls)}",
-            f"data.resolution={RES}",
-            "run.seed=1",
-            *NEEDS.get(name, []),
-        ],
+        [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}", f"data.resolution={RES}", "run.seed=1"],
     )
     b = build_method(cfg_b, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     b.load_state_dict(a.state_dict())
@@ -161,7 +145,7 @@ def test_pretext_eval_leaves_the_method_untouched_and_chance_is_stated(name):
     BatchNorm statistics, memory banks, normalisers) must come out bit-identical, and its chance level is known."""
     method_cls = METHODS.get(name)
     cfg = load_config(None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}",
-                             f"data.resolution={RES}", *SMALL.get(name, []), *NEEDS.get(name, [])])  # fmt: skip
+                             f"data.resolution={RES}", *SMALL.get(name, [])])  # fmt: skip
     method = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     batch = tiny_batch(method_cls, cfg, method.info)
     method.training_step(batch, Progress(step=0, total_steps=10))  # a first step: maps, normalisers are known

@@ -12,19 +12,21 @@ import torch
 import torch.nn.functional as F
 
 import methods.cubic_puzzles as cubic
+from benchmark.backbones import build_backbone
 from benchmark.config import load_config
 from benchmark.data.samplers import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    MIN_PIECE_PX,
     SPATIAL_PUZZLE,
     TEMPORAL_PUZZLE,
     build_sampler,
+    puzzle_geometry,
     replicate_channel,
 )
 from benchmark.data.transforms import AugmentConfig
 from benchmark.errors import UserError
-from benchmark.method import DataInfo, Progress
-from benchmark.registry import METHODS
+from benchmark.method import Progress
 from methods.vcop import clip_orders, shuffle_clips
 from tests.methods.overfit import tiny_method
 from tests.methods.test_dpc import fit_tiny_batch
@@ -148,7 +150,7 @@ def test_labels_map_onto_the_24_orders():
 
 
 def test_training_step_classifies_the_shuffled_pieces_against_their_order_labels(monkeypatch):
-    overrides = ("data.resolution=64", "backbone.inflate=true", "method.piece_len=3", "method.tgap=1")
+    overrides = ("backbone.inflate=true", "method.piece_len=3", "method.tgap=1")
     method, batch = tiny_method("cubic_puzzles", overrides)
     drawn, seen = {}, {}
 
@@ -197,16 +199,17 @@ def test_bad_config_fails_at_load_naming_the_field(override, field):
     assert field in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_pieces_too_small_for_the_backbone_are_refused_at_load():
-    cfg = load_config(None, ["method.name=cubic_puzzles"]).method
-    with pytest.raises(UserError, match="14-px pieces"):
-        METHODS.get("cubic_puzzles").check(cfg, DataInfo(num_videos=16, resolution=32))
-    METHODS.get("cubic_puzzles").check(cfg, DataInfo(num_videos=16, resolution=38))  # 17-px pieces
+@pytest.mark.parametrize("resolution, cell, piece", [(64, 32, 28), (112, 56, 49), (32, 20, 18), (16, 20, 18)])
+def test_pieces_never_fall_under_what_a_3d_backbone_takes(resolution, cell, piece):
+    assert puzzle_geometry(resolution, 0.875) == (cell, piece)
+    sampler = build_sampler("cubic_puzzle", resolution, aug=NO_AUG, piece_len=2, tgap=0)
+    sample = sampler(CodedVideo(num_frames=8), np.random.default_rng(0))
+    assert sample["pieces"].shape == (4, 2, 3, piece, piece) and piece >= MIN_PIECE_PX
+    backbone = build_backbone(load_config(None, ["backbone.name=resnet10t", "backbone.inflate=true"]).backbone)
+    assert backbone(sample["pieces"]).shape == (4, backbone.num_features)  # the inflated resnet10t takes them
 
 
 @pytest.mark.slow
 def test_overfits_a_tiny_batch():
-    losses = fit_tiny_batch(
-        "cubic_puzzles", ["method.piece_len=3", "method.tgap=1", "method.dropout=0"], steps=4, resolution=64
-    )
+    losses = fit_tiny_batch("cubic_puzzles", ["method.piece_len=3", "method.tgap=1", "method.dropout=0"], steps=4)
     assert sum(losses[-2:]) / 2 < 0.5 * losses[0], losses
