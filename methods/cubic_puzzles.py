@@ -65,7 +65,7 @@ class CubicPuzzlesConfig(MethodConfig):
     piece_len: int = 6  # frames per piece (full scale: 16)
     stride: int = 1  # between frames of a piece
     tgap: int = 2  # temporal puzzle: extra frames per segment, the room for each piece's random start
-    piece_scale: float = 0.875  # piece side / grid cell side (cell = resolution / 2); the rest is spatial jitter
+    piece_scale: float = 0.875  # piece side / cell side (cell: resolution / 2, more if pieces < 17 px); rest: jitter
     spatial_p: float = 0.5  # probability of a spatial puzzle (else temporal)
     channel_rep: Literal["piece", "sample", "off"] = "piece"  # channel replication drawn per piece / per sample
     channel_rep_p: float = 1.0
@@ -79,8 +79,8 @@ class CubicPuzzlesConfig(MethodConfig):
             (self.piece_len >= 1 and self.stride >= 1, f"method.piece_len and method.stride must be >= 1, got "
                                                        f"{self.piece_len} and {self.stride}"),
             (self.tgap >= 0, f"method.tgap = {self.tgap}: must be >= 0"),
-            (0 < self.piece_scale <= 1, f"method.piece_scale = {self.piece_scale}: the piece's share of a grid cell, "
-                                        "in (0, 1] (1: no spatial jitter)"),
+            (0.5 <= self.piece_scale <= 1, f"method.piece_scale = {self.piece_scale}: the piece's share of a grid "
+                                           "cell, in [0.5, 1] (1: no spatial jitter)"),
             (0 <= self.spatial_p <= 1, f"method.spatial_p = {self.spatial_p}: a probability, in [0, 1]"),
             (0 <= self.channel_rep_p <= 1, f"method.channel_rep_p = {self.channel_rep_p}: a probability, in [0, 1]"),
             (self.hidden_dim >= 1, f"method.hidden_dim = {self.hidden_dim}: must be >= 1"),

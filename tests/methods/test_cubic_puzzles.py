@@ -185,6 +185,7 @@ def test_training_step_classifies_the_shuffled_pieces_against_their_order_labels
     "override, field",
     [
         ("method.piece_scale=1.5", "method.piece_scale"),
+        ("method.piece_scale=0.3", "method.piece_scale"),
         ("method.spatial_p=2", "method.spatial_p"),
         ("method.channel_rep_p=-0.1", "method.channel_rep_p"),
         ("method.piece_len=0", "method.piece_len"),
