@@ -41,6 +41,8 @@ PAPER_NAMES = {
     "rotnet3d": "3DRotNet",
     "cmc": "CMC",
     "motion_stats": "Motion & Appearance",
+    "cubic_puzzles": "3DCubicPuzzles",
+    "skip_clip": "Skip-Clip",
 }
 # names shown for our rows (reference rows have no paper row)
 DISPLAY_NAMES = {
