@@ -47,6 +47,8 @@ RENAMES: dict[str, dict[str, dict[str, str]]] = {}
 #   pre-training videos) and the pretrain entry records the check.
 # - synthetic generator v2 (32 px default, upright objects, drop shadow, damped motions, Arrow for Hexagon; the
 #   tiny set's videos all change), everything re-recorded; CMC and MAS (motion_stats) recorded for the first time.
+# - 3D Cubic Puzzles and Skip-Clip recorded for the first time (on their branch, over generator v1), then
+#   re-recorded on v2 when merged; VideoGAN recorded on v2.
 
 # method name -> its own overrides (the tiny set's videos have 16 frames)
 METHOD_OVERRIDES: dict[str, list[str]] = {
