@@ -41,6 +41,7 @@ PAPER_NAMES = {
     "rotnet3d": "3DRotNet",
     "cmc": "CMC",
     "motion_stats": "Motion & Appearance",
+    "videogan": "VideoGAN",
 }
 # names shown for our rows (reference rows have no paper row)
 DISPLAY_NAMES = {
