@@ -305,7 +305,8 @@ class VideoGAN(Method):
 
     def pretext_eval(self, batch: dict, progress: Progress) -> dict[str, torch.Tensor]:
         """D's balanced accuracy on held-out real clips vs as many fresh generated clips (chance 0.5); each batch
-        its own forward in train-mode BatchNorm, as in training, on private copies of every buffer."""
+        its own forward in train-mode BatchNorm, as in training, on private copies of every buffer. The loss is
+        D's plus G's on these clips (the training loss without the mask term: 3 ln 2 at chance for bce)."""
         real = batch["clip"]
         seed = NOISE_SEED + int(batch["index"].min()) if "index" in batch else NOISE_SEED
         z = torch.randn(len(real), self.cfg.z_dim, generator=torch.Generator().manual_seed(seed)).to(real.device)
@@ -319,8 +320,9 @@ class VideoGAN(Method):
         finally:
             for m, training in modes:
                 m.training = training
+        loss_d = discriminator_losses(logits_real, logits_fake, self.cfg.gan_loss)
         out = {
-            "loss": discriminator_losses(logits_real, logits_fake, self.cfg.gan_loss),
+            "loss": loss_d + generator_loss(logits_fake, self.cfg.gan_loss),  # the training loss less the mask term
             "accuracy": discriminator_accuracy(logits_real, logits_fake),
             "mask_mean": mask.float().mean(),  # ~0: all static background; ~1: the background unused
         }

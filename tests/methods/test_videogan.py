@@ -138,6 +138,22 @@ def test_only_real_clips_move_the_backbone_batchnorm_statistics():
     assert any(k.endswith("running_mean") and not torch.equal(moved[k], initial[k]) for k in moved)
 
 
+def test_pretext_eval_restores_modes_and_draws_no_global_random_numbers():
+    _, method = tiny_method()
+    method.eval()
+    method.generator.train()  # a mixed state must come back as it was
+    modes = [m.training for m in method.modules()]
+    batch = {"clip": torch.randn(4, 4, 3, 32, 32), "index": torch.arange(4)}
+    rng = torch.random.get_rng_state()
+    with torch.no_grad():
+        a = method.pretext_eval(batch, Progress(0, 10))
+        b = method.pretext_eval(batch, Progress(0, 10))
+    assert [m.training for m in method.modules()] == modes
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert torch.equal(a["accuracy"], b["accuracy"]) and torch.equal(a["loss"], b["loss"])  # same noise per batch
+    assert 0 <= float(a["accuracy"]) <= 1 and 0 < float(a["mask_mean"]) < 1 and float(a["motion_ratio"]) > 0
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
