@@ -39,6 +39,11 @@ CASES = [
     (["pretrain", "backbone.name=resnet19"], "unknown backbone 'resnet19' (did you mean 'resnet18'?)"),
     (["pretrain", "method.name=vcop"], "method 'vcop' needs a 3D backbone, but 'resnet10t' is 2D"),
     (["pretrain", "method.name=dpc", "backbone.inflate=true", "method.pred_steps=7"], "method.pred_steps = 7"),
+    (
+        ["pretrain", "method.name=cubic_puzzles", "backbone.inflate=true", "method.piece_scale=1.5"],
+        "method.piece_scale = 1.5",
+    ),
+    (["pretrain", "method.name=skip_clip", "backbone.inflate=true", "method.num_targets=1"], "method.num_targets = 1"),
     (["sweep", "dpc.yaml", "--cluster", "slurm"], "method.pred_steps = 7 must be at least 1 and below"),
     (["sweep", "dpc.yaml", "--dry-run"], "method.pred_steps = 7 must be at least 1 and below"),
     (

@@ -9,18 +9,18 @@ import pkgutil
 def register(sub) -> None:
     import benchmark.perf as perf
 
+    names = [m.name for m in sorted(pkgutil.iter_modules(perf.__path__), key=lambda m: m.name)]
+    names = [n for n in names if not n.startswith("_")]
     p = sub.add_parser(
         "bench",
-        help="performance benchmarks: data, tce, methods, collect, status",
+        help=f"performance benchmarks: {', '.join(names)}",
         description="Print performance figures measured in one run (ratios, not absolute timings).",
     )
     inner = p.add_subparsers(dest="bench", metavar="NAME")
-    for info in sorted(pkgutil.iter_modules(perf.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"benchmark.perf.{info.name}")
-        doc = (module.__doc__ or info.name).strip().splitlines()[0]
-        q = inner.add_parser(info.name, help=doc, description=module.__doc__)
+    for name in names:
+        module = importlib.import_module(f"benchmark.perf.{name}")
+        doc = (module.__doc__ or name).replace("%", "%%")  # argparse %-formats help text ("< 15%)")
+        q = inner.add_parser(name, help=doc.strip().splitlines()[0], description=doc)
         q.add_argument(
             "--record", action="store_true", help="also write the figures to results/perf/<name>.json and .md"
         )

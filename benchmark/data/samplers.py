@@ -18,11 +18,12 @@ name              sample                                                 used by
 ``tuple``         frames [3,C,H,W], order_label 0/1, frame_indices [3]   Shuffle and Learn
 ``opn_tuple``     frames [4,C,H,W], order_label 0..11, frame_indices [4] OPN
 ``clip``          clip [T,C,H,W] (+ reversed 0/1 when reverse_p > 0)     AoT, RotNet, supervised
-``multi_clip``    clips [n,T,C,H,W] in temporal order                    VCOP
+``multi_clip``    clips [n,T,C,H,W] in temporal order                    VCOP, Skip-Clip
 ``blocks``        blocks [N,L,C,H,W] contiguous, non-overlapping         DPC
 ``frames``        frames [F,C,H,W] evenly spaced (evaluation, 2D)        linear probe / kNN
 ``segments``      frames [S,C,H,W] one per segment (TSN fine-tuning)     fine-tuning 2D
 ``clips``         clips [M,T,C,H,W] uniformly spaced (evaluation, 3D)    linear probe / kNN
+``cubic_puzzle``  pieces [4,L,C,p,p] in canonical order, mode 0/1        3D Cubic Puzzles
 ================  =====================================================  ==========================
 
 The loader adds ``index`` (the video's position in the index) and, for
@@ -46,6 +47,7 @@ order, which is their label).
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -500,6 +502,131 @@ class UniformClips(Sampler):
                 self.count, self.clip_len, -1, self.resolution, self.resolution
             )
         }
+
+
+# --------------------------------------------------------------------------- space-time cubic puzzles
+SPATIAL_PUZZLE, TEMPORAL_PUZZLE = 0, 1
+NUM_PIECES = 4
+
+
+MIN_PIECE_PX = (
+    17  # the smallest input every registered 3D backbone takes (the inflated resnet10t's avg-pool downsampling)
+)
+
+
+def puzzle_geometry(resolution: int, piece_scale: float, min_piece: int = MIN_PIECE_PX) -> tuple[int, int]:
+    """(cell, piece) in px: the cube is 2 x 2 cells, a cell half the ``resolution`` but never so small that a piece
+    (``piece_scale`` of a cell) falls under ``min_piece`` px (at 32 px: 20-px cells, 18-px pieces)."""
+    cell = max(resolution // 2, math.ceil(min_piece / piece_scale))
+    return cell, min(cell, max(min_piece, int(round(piece_scale * cell))))
+
+
+def replicate_channel(x: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
+    """x [N, ..., 3, H, W]; channel [N] in 0..2 (or -1: unchanged) -> each x[n] with its one channel copied to all three."""
+    n = len(x)
+    idx = channel.clamp(min=0).view(n, *([1] * (x.dim() - 1))).expand(*x.shape[:-3], 1, *x.shape[-2:])
+    picked = x.gather(-3, idx).expand_as(x)
+    keep = (channel < 0).view(n, *([1] * (x.dim() - 1)))
+    return torch.where(keep, x, picked)
+
+
+@register_sampler("cubic_puzzle")
+class CubicPuzzle(Sampler):
+    """3D Cubic Puzzles (Kim, Cho, Kweon, AAAI 2019): four 3D pieces of one space-time cube, in canonical order ->
+    {"pieces": [4, L, C, p, p], "mode": 0 (spatial) | 1 (temporal)}; the method shuffles and labels them.
+
+    One shared augmentation (random resized crop to the cube, flip, colour jitter; no random gray) is drawn for all
+    the frames a sample reads, BEFORE the cube is cut, so a flip never swaps pieces. The cube is a 2 x 2 grid of
+    cells of ``resolution // 2`` px (larger where pieces would fall under MIN_PIECE_PX: :func:`puzzle_geometry`); a
+    piece is ``p = piece_scale`` x cell px, placed at a random offset inside its cell (jitter up to cell - p px, drawn
+    per piece: no aligned borders).
+
+    - spatial (probability ``spatial_p``): the four cells of one time slot, ``piece_len`` frames at ``stride`` from a
+      random start; canonical order raster (top-left, top-right, bottom-left, bottom-right);
+    - temporal: four time segments of span + ``tgap`` frames each (span = (piece_len - 1) x stride + 1, a piece's
+      frames); each piece starts at a random
+      offset in [0, tgap] of its segment (gaps of 0..2 tgap frames between pieces), all four inside one random
+      cell-sized window of the cube (each with its own spatial jitter); canonical order temporal. A video shorter
+      than the window spreads the four starts evenly over it instead (pieces may overlap but stay in order).
+
+    Channel replication (against chromatic-aberration and colour-continuity shortcuts): with probability
+    ``channel_rep_p`` one random RGB channel is copied into all three, drawn per piece (``channel_rep: piece``),
+    once per sample (``sample``) or never (``off``); it is applied before normalisation.
+    """
+
+    def __init__(
+        self,
+        piece_len: int = 6,
+        stride: int = 1,
+        tgap: int = 2,
+        piece_scale: float = 0.875,
+        spatial_p: float = 0.5,
+        channel_rep: str = "piece",
+        channel_rep_p: float = 1.0,
+        aug: AugmentConfig = AugmentConfig(gray_p=0.0),
+        **kw: Any,
+    ):
+        super().__init__(**kw)
+        if piece_len < 1 or stride < 1 or tgap < 0:
+            raise ValueError(f"bad cubic_puzzle shape: piece_len={piece_len} stride={stride} tgap={tgap}")
+        if not 0 < piece_scale <= 1 or not 0 <= spatial_p <= 1 or not 0 <= channel_rep_p <= 1:
+            raise ValueError(f"piece_scale in (0, 1], spatial_p and channel_rep_p in [0, 1]: got {piece_scale}, "
+                             f"{spatial_p}, {channel_rep_p}")  # fmt: skip
+        if channel_rep not in ("piece", "sample", "off"):
+            raise ValueError(f"channel_rep must be 'piece', 'sample' or 'off', got {channel_rep!r}")
+        self.piece_len, self.stride, self.tgap = piece_len, stride, tgap
+        self.spatial_p, self.channel_rep, self.channel_rep_p = spatial_p, channel_rep, channel_rep_p
+        self.cell, self.piece = puzzle_geometry(self.resolution, piece_scale)
+        self.cube = 2 * self.cell  # the resolution, unless that would make pieces too small for a 3D backbone
+        self.span = (piece_len - 1) * stride + 1  # frames one piece covers
+        self.segment = self.span + tgap
+        self.frames_needed = NUM_PIECES * self.segment
+        ops: list = [v2.RandomResizedCrop(self.cube, scale=aug.crop_scale, antialias=True)]
+        if not self.train:
+            ops = [v2.Resize(self.cube, antialias=True), v2.CenterCrop(self.cube)]
+        elif aug.flip:
+            ops.append(v2.RandomHorizontalFlip())
+        if self.train and (aug.jitter > 0 or aug.hue > 0):
+            ops.append(v2.RandomApply([v2.ColorJitter(aug.jitter, aug.jitter, aug.jitter, aug.hue)], p=aug.jitter_p))
+        ops.append(v2.ToDtype(torch.float32, scale=True))
+        self.cube_transform = v2.Compose(ops)  # one draw for every frame of the sample; normalised after cutting
+        self.normalise = v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+
+    def temporal_starts(self, rng: np.random.Generator, n: int) -> list[int]:
+        if n >= self.frames_needed:
+            base = random_start(rng, n, self.frames_needed)
+            return [base + k * self.segment + int(rng.integers(0, self.tgap + 1)) for k in range(NUM_PIECES)]
+        return [int(round(s)) for s in np.linspace(0, max(0, n - self.span), NUM_PIECES)]
+
+    def __call__(self, video, rng):
+        n = video.num_frames
+        self.check_length(n)
+        spatial = bool(rng.random() < self.spatial_p)
+        jitter = self.cell - self.piece
+        offsets = rng.integers(0, jitter + 1, size=(NUM_PIECES, 2))  # (y, x) inside each piece's cell
+        if spatial:
+            start = random_start(rng, n, self.span)
+            frames = self.cube_transform(video.get_frames(loop_index(range(start, start + self.span, self.stride), n)))
+            corners = [(r * self.cell, c * self.cell) for r in range(2) for c in range(2)]  # raster order
+            windows = [frames] * NUM_PIECES
+        else:
+            starts = self.temporal_starts(rng, n)
+            idx = [s + j * self.stride for s in starts for j in range(self.piece_len)]
+            frames = self.cube_transform(video.get_frames(loop_index(idx, n)))
+            y0, x0 = (int(v) for v in rng.integers(0, self.cube - self.cell + 1, size=2))  # one cell-sized window
+            corners = [(y0, x0)] * NUM_PIECES
+            windows = list(frames.view(NUM_PIECES, self.piece_len, *frames.shape[1:]))
+        pieces = torch.stack([
+            w[:, :, y + int(dy) : y + int(dy) + self.piece, x + int(dx) : x + int(dx) + self.piece]
+            for w, (y, x), (dy, dx) in zip(windows, corners, offsets, strict=True)
+        ])  # fmt: skip
+        if self.train and self.channel_rep != "off":
+            draws = NUM_PIECES if self.channel_rep == "piece" else 1
+            on = rng.random(draws) < self.channel_rep_p
+            channel = torch.as_tensor(np.where(on, rng.integers(0, 3, draws), -1)).expand(NUM_PIECES)
+            pieces = replicate_channel(pieces, channel)
+        pieces = self.normalise(pieces.flatten(0, 1)).view(pieces.shape)
+        return {"pieces": pieces, "mode": torch.tensor(SPATIAL_PUZZLE if spatial else TEMPORAL_PUZZLE)}
 
 
 def build_sampler(name: str, resolution: int, train: bool = True, short_video: str = "loop", **options: Any) -> Sampler:

@@ -42,6 +42,8 @@ PAPER_NAMES = {
     "cmc": "CMC",
     "motion_stats": "Motion & Appearance",
     "videogan": "VideoGAN",
+    "cubic_puzzles": "3DCubicPuzzles",
+    "skip_clip": "Skip-Clip",
 }
 # names shown for our rows (reference rows have no paper row)
 DISPLAY_NAMES = {

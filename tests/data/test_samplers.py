@@ -59,7 +59,8 @@ def is_monotonic(seq) -> bool:
 
 
 def test_every_documented_sampler_is_registered():
-    for name in ("frame_pair", "tuple", "opn_tuple", "clip", "multi_clip", "blocks", "frames", "segments", "clips"):
+    for name in ("frame_pair", "tuple", "opn_tuple", "clip", "multi_clip", "blocks", "frames", "segments", "clips",
+                 "cubic_puzzle"):  # fmt: skip
         assert name in SAMPLERS
 
 
@@ -233,6 +234,7 @@ def test_vectorised_colour_matches_torchvision_per_frame():
         ("blocks", {}),
         ("tuple", {}),
         ("opn_tuple", {}),
+        ("cubic_puzzle", {"spatial_p": 0.0}),
     ],
 )
 def test_short_video_skip_raises_and_loop_pads(name, options):
