@@ -46,6 +46,11 @@ CASES = [
     (["pretrain", "method.name=skip_clip", "backbone.inflate=true", "method.num_targets=1"], "method.num_targets = 1"),
     (["sweep", "dpc.yaml", "--cluster", "slurm"], "method.pred_steps = 7 must be at least 1 and below"),
     (["sweep", "dpc.yaml", "--dry-run"], "method.pred_steps = 7 must be at least 1 and below"),
+    (
+        ["pretrain", "method.name=videogan", "backbone.inflate=true", "method.scale=paper", "data.resolution=32"],
+        "method.scale = paper generates 64 x 64 frames; data.resolution = 32",
+    ),
+    (["pretrain", "method.name=videogan", "backbone.inflate=true", "method.mask_l1=-1"], "method.mask_l1 = -1"),
     (["pretrain", "data.dataset=nosuchset"], "unknown dataset 'nosuchset'"),
     (["pretrain", "run.stages=[]"], "run.stages is empty"),
     (["evaluate", "folder", "--protocol", "linear"], "folder is not a run directory"),

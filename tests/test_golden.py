@@ -57,6 +57,7 @@ METHOD_OVERRIDES: dict[str, list[str]] = {
     "rotnet3d": ["backbone.inflate=true", "method.clip_len=4", "method.rotations=one", "optim.batch_size=2"],
     "dpc": ["backbone.inflate=true", "method.num_blocks=4", "method.block_len=3", "optim.batch_size=2"],
     "motion_stats": ["backbone.inflate=true", "method.clip_len=4", "optim.batch_size=2"],
+    "videogan": ["backbone.inflate=true", "method.clip_len=4", "optim.batch_size=2"],
     "cubic_puzzles": ["backbone.inflate=true", "method.piece_len=3", "method.tgap=1", "optim.batch_size=2"],
     "skip_clip": ["backbone.inflate=true", "method.clip_len=3", "method.gap=1", "optim.batch_size=2"],
 }

@@ -63,6 +63,7 @@ def test_a_non_logging_step_never_waits_for_the_device(name, monkeypatch):
         "dpc": ["method.num_blocks=4", "method.block_len=3"],
         "vcop": ["method.clip_len=4", "method.gap=2"],
         "rotnet3d": ["method.clip_len=4", "method.rotations=one"],
+        "videogan": ["method.clip_len=4"],
         "cubic_puzzles": ["method.piece_len=3", "method.tgap=1"],
         "skip_clip": ["method.clip_len=3", "method.gap=1", "method.num_targets=2"],
     }

@@ -41,6 +41,7 @@ PAPER_NAMES = {
     "rotnet3d": "3DRotNet",
     "cmc": "CMC",
     "motion_stats": "Motion & Appearance",
+    "videogan": "VideoGAN",
     "cubic_puzzles": "3DCubicPuzzles",
     "skip_clip": "Skip-Clip",
 }
