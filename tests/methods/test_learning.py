@@ -1,0 +1,222 @@
+"""Does every objective learn its pretext task? (issue 12 part 4) -- a registry-wide learning test.
+
+Every registered method whose ``pretraining is Pretraining.WEIGHTS`` (in-tree and installed plugins; the
+random-init and BN-statistics controls are exempt) pre-trains through the real ``benchmark.train.pretrain``
+on a small synthetic set generated once per session, and the run's own part-1 verdict must say it learned:
+``metrics["pretrain"]["pretext"]["learned"] is True`` (held-out accuracy >= chance + m and >= step 0 + m,
+m = 3 binomial SE; R^2 >= 0.1 for a regression pretext). Two negative cases must get ``learned is False``:
+a loss detached from every trainable parameter, and labels drawn at random for every sample.
+
+A method with no entry in BUDGETS runs with DEFAULT_BUDGET; if that does not learn, the failure asks for a
+budget. A method that cannot learn its pretext at any affordable budget is an xfail(strict=True) whose reason
+states the measured facts (the lead decides), never a weakened check.
+
+Budgets (fp32, 1 torch thread, test_resnet 0.37 M params; CPU seconds by time.process_time of the whole
+pretrain call incl. both held-out checks, AMD EPYC 2-core VM, avx2, no avx512/amx, neighbour core busy):
+
+| method | budget (steps x batch, px) | held-out pretext: step 0 -> end (needed; chance) | CPU s |
+|---|---|---|---|
+| tce | 75 x 16, 16 px | retrieval 0.219 -> 0.375 (0.283; 0.0625) | 17.8 |
+| rotnet3d | 100 x 4 clips of 4 (x 4 rotations), 32 px | 0.246 -> 0.639 (0.361; 0.25); 60 steps: 0.246 | 25.2 |
+| dpc | 60 x 8, 6 x 5 blocks, 32 px | 0.062 -> 0.223 (0.127; 0.0625); 30 / 40 steps: 0.160 / 0.164 | 47.7 (40: 31.5) |
+| supervised | 200 x 64 frames, 32 px | 0.289 -> 0.547 (0.404; 0.25); 150: 0.398 missed; 300: 0.852 | 122 (105 in a quieter run; 300: 159) |
+| learn_detached_tce (negative) | as tce | 0.219 -> 0.227: not learned | 17.2 |
+| learn_shuffled_rotnet3d (negative) | as rotnet3d | 0.246 -> 0.254: not learned | 27.0 |
+| 6 strict xfails (CANNOT_LEARN) | small budgets | see their reasons | 10-15 (wall) each |
+
+The whole file: ~340 CPU s at these budgets (all but supervised, with dpc at 40 steps: 214 s wall, 204 CPU s
+by /usr/bin/time including imports and collection; then supervised + dpc at 60 steps: 190 s wall, 186 CPU s),
+far over the issue's 120 s. The harness's per-frame torchvision augmentation costs ~9 ms per 32-px frame here
+(test_resnet's own step is a fraction of that) and supervised needs ~13k frames. Hence ``slow``: ``make
+test-fast`` skips it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.config import load_config
+from benchmark.data.synthetic import SynthConfig, generate
+from benchmark.losses import cross_entropy_accuracy
+from benchmark.method import Pretraining, StepOutput
+from benchmark.registry import METHODS
+from benchmark.rundir import RunDir
+from benchmark.train import pretrain
+from methods.rotnet3d import NUM_ROTATIONS, rotate_clips
+
+# 4 classes (Solid Circle/Square/Triangle/Star: bouncing, spinning, rocking, whirling), 160 pool videos of 16
+# frames at 32 px: 128 pre-train, 32 held out for the pretext check (data.pretext_heldout = a fifth)
+LEARN_SYNTH = SynthConfig(classes=4, videos_per_class=8, groups=4, test_groups=2, size=32, frames=16, pool_videos=160)
+COMMON = [
+    "data.dataset=synthetic-pool",  # supervised reads the pool's class folders as labels
+    "data.num_workers=0",
+    "backbone.name=test_resnet",  # timm's 0.37 M-parameter ResNet
+    "optim.warmup_steps=0",
+    "run.precision=fp32",
+    "run.threads=1",
+    "run.seed=0",
+    "run.log_every=1000",
+    "run.checkpoint_every=100000",  # one checkpoint, at the end
+    "run.pretext_samples=128",  # 4 per held-out video; fewer samples only widen the 3-SE margin
+    "run.stages=[pretrain]",
+]
+DEFAULT_BUDGET = ["data.resolution=32", "optim.batch_size=8", "optim.steps=60", "optim.lr=0.003"]
+INFLATE = ["backbone.inflate=true"]  # test_resnet as a 3D network for methods that need one
+
+# method name -> its budget (the smallest measured to pass, with a safety factor; see the table above). Every
+# method setting here is one of its documented options; none changes what the pretext asks.
+BUDGETS: dict[str, list[str]] = {
+    # 16 px, in-batch InfoNCE (negatives 1 + the batch), no mining, tau 0.1, the calibration's milder colour
+    # augmentation: retrieval 0.22 -> 0.38 at 75 steps (needs 0.28); 150 steps: 0.44
+    "tce": ["data.resolution=16", "optim.batch_size=16", "optim.steps=75", "optim.lr=0.003",
+            "method.negatives=1", "method.batch_negatives=true", "method.mining_schedule=none",
+            "method.temperature=0.1", "method.crop_scale_min=0.6", "method.jitter=0.4", "method.hue=0.1",
+            "method.jitter_p=0.8", "method.gray_p=0.2"],
+    # inflated test_resnet (16 px is too small for it), 4-frame clips in all 4 rotations: 0.25 -> 0.64 at 100
+    # steps (needs 0.36); 60 steps: 0.25 (the plateau before the escape the calibration log describes)
+    "rotnet3d": ["data.resolution=32", "optim.batch_size=4", "optim.steps=100", "optim.lr=0.003",
+                 "method.clip_len=4"],
+    # default 6 blocks x 5 frames, M = 16 candidates: 0.06 -> 0.16 at 30 and 40 steps (needs 0.13), 0.22 at 60
+    "dpc": ["data.resolution=32", "optim.batch_size=8", "optim.steps=60", "optim.lr=0.003"],
+    # one frame per sample: 0.29 -> 0.40 at 150 x 64 (needs 0.40: missed by 0.006), 0.55 at 200, 0.85 at 300
+    "supervised": ["data.resolution=32", "optim.batch_size=64", "optim.steps=200", "optim.lr=0.003",
+                   "method.clip_len=1"],
+    # expected failures (CANNOT_LEARN): a small budget (their reasons cite 5-15x larger ones that did not learn),
+    # so that a fix that makes one learn at CI scale turns its strict xfail into a failure worth reading
+    "arrow_of_time": ["data.resolution=32", "optim.batch_size=8", "optim.steps=30", "optim.lr=0.003"],  # x2 clips
+    "shuffle_learn": ["data.resolution=32", "optim.batch_size=16", "optim.steps=30", "optim.lr=0.003"],
+    "opn": ["data.resolution=32", "optim.batch_size=16", "optim.steps=30", "optim.lr=0.003"],
+    "vcop": ["data.resolution=32", "optim.batch_size=8", "optim.steps=30", "optim.lr=0.003",
+             "method.clip_len=4", "method.gap=2"],
+    "motion_stats": ["data.resolution=32", "optim.batch_size=8", "optim.steps=40", "optim.lr=0.003",
+                     "method.clip_len=4", "method.normalise_labels=true"],
+    "cmc": ["data.resolution=32", "optim.batch_size=16", "optim.steps=40", "optim.lr=0.003"],
+}  # fmt: skip
+
+CALIBRATION = "harness, generator v2, 32 px, test_resnet; the calibration log of issue 12 part 2"
+# method name -> why it is an expected failure: measured facts (the lead decides what to do about each)
+CANNOT_LEARN: dict[str, str] = {
+    "arrow_of_time": f"never leaves chance: 2D concat 300 x 16 held-out 50.4 (step 0 ~50, loss ln 2), 1000 x 16 "
+    f"~50, 3D 44.1, also at 64 px ({CALIBRATION})",
+    "shuffle_learn": f"stays at the majority class: 300 x 32 held-out 74.0 (majority 75, step 0 35.0) ({CALIBRATION})",
+    "opn": f"stays at chance: 300 x 32 held-out 6.2 (chance 8.3, step 0 7.0, loss ln 12) ({CALIBRATION})",
+    "vcop": f"learns only past CI budgets: 3 x 8 gap 4, 150 x 8 held-out 18.8 (step 0 16.2, chance 16.7, ~87 s), "
+    f"400 x 8: 30.5 LEARNED (~219 s wall) ({CALIBRATION})",
+    "motion_stats": "R^2 stays below 0.1 here: clip 4, normalised labels, 100 x 8: R^2 -4.45 -> -0.02 (lr 3e-3, "
+    "28 CPU s), -0.01 (lr 1e-2); 40 x 8 raw labels: -3.58 -> -0.68 (this test's set, learn helper)",
+    "cmc": "cross-view retrieval does not clear step 0 + 3 SE (chance 0.0625, margin 0.064): 40 x 16 32 px 0.07 -> "
+    "0.11; 80 x 16 0.06 -> 0.08; positive=live + batch negatives 40 x 16 16 px 0.06 -> 0.08, 80 x 16 32 px "
+    "0.06 -> 0.07 (this test's set, learn helper)",
+}
+
+
+def weight_methods() -> list[str]:
+    return sorted(e.name for e in METHODS.entries() if e.obj.pretraining is Pretraining.WEIGHTS)
+
+
+def params() -> list:
+    out = []
+    for name in weight_methods():
+        marks = [pytest.mark.xfail(strict=True, reason=CANNOT_LEARN[name])] if name in CANNOT_LEARN else []
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+@pytest.fixture(scope="module")
+def learn_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The learning set, generated once (about 2 CPU seconds); returns the $VSSL_DATA folder holding it."""
+    home = tmp_path_factory.mktemp("vssl_learn")
+    generate(home / "synthetic", LEARN_SYNTH, workers=1, progress=False)
+    return home
+
+
+@pytest.fixture
+def data_home(learn_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VSSL_DATA", str(learn_data))
+    monkeypatch.setenv("VSSL_CACHE", str(tmp_path / "cache"))
+    return learn_data
+
+
+def run_pretext(name: str, root: Path, budget: list[str] | None = None) -> tuple[dict, float]:
+    """Pre-train ``name`` through the real path; the run's pretext entry and the CPU seconds it took."""
+    budget = BUDGETS.get(name, DEFAULT_BUDGET) if budget is None else budget
+    kind = METHODS.get(name).backbone_kind
+    cfg = load_config({}, [*COMMON, *(INFLATE if kind == "3d" else []), f"method.name={name}", *budget])
+    threads = torch.get_num_threads()
+    start = time.process_time()
+    try:
+        entry = pretrain(RunDir(root / name), cfg, {}, progress_bar=False)
+    finally:
+        torch.set_num_threads(threads)
+    return entry["pretext"], time.process_time() - start
+
+
+def describe(pretext: dict, cpu: float) -> str:
+    step0, final = pretext.get("step0", {}), pretext.get("final", {})
+    return (f"{pretext.get('measure')}: step 0 {step0.get('value', float('nan')):.3f} -> end "
+            f"{final.get('value', float('nan')):.3f}, chance {pretext.get('chance', {}).get('accuracy')}, "
+            f"margin {pretext.get('margin')}, {final.get('samples')} held-out samples; {cpu:.1f} CPU s")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", params())
+def test_every_objective_learns_its_pretext(name, data_home, tmp_path):
+    pretext, cpu = run_pretext(name, tmp_path)
+    print(f"{name}: {describe(pretext, cpu)}")  # the figures behind the budget table (pytest -rP shows them)
+    hint = "" if name in BUDGETS else f" (no budget for '{name}' in BUDGETS: it ran DEFAULT_BUDGET; add one)"
+    assert pretext.get("learned") is True, f"{name} did not learn its pretext: {describe(pretext, cpu)}{hint}"
+
+
+# ---------------------------------------------------------------------------------------- negative cases
+def detached(base: type) -> type:
+    """``base`` whose loss reaches no trainable parameter: the same forward, ``loss.detach()`` handed back
+    (with requires_grad so backward runs): every step leaves every weight where it was."""
+
+    class Detached(base):
+        def training_step(self, batch, progress):
+            out = super().training_step(batch, progress)
+            return StepOutput(out.loss.detach().requires_grad_(), out.scalars)
+
+    return Detached
+
+
+def shuffled_rotations(base: type) -> type:
+    """3D RotNet trained with a rotation label drawn at random for every rotated clip (the clip itself is
+    rotated as usual), so nothing is learnable; the held-out check (eval mode) scores the true rotations."""
+
+    class Shuffled(base):
+        def training_step(self, batch, progress):
+            if not self.training:  # the pretext check: the real labels
+                return super().training_step(batch, progress)
+            clips, labels = rotate_clips(batch["clip"], self.cfg.rotations)
+            random = torch.randint_like(labels, NUM_ROTATIONS)
+            return StepOutput(*cross_entropy_accuracy(self.head(self.backbone(clips)), random))
+
+    return Shuffled
+
+
+# (test-only method name, wrapper, the registered method it wraps): the wrapped method learns on the same
+# budget in test_every_objective_learns_its_pretext, so "did not learn" here is the wrapper's doing. TCE for the
+# detached loss: its held-out retrieval is the one a BatchNorm-statistics drift alone could move (the forward
+# still runs in train mode); RotNet's rotation labels for the shuffled ones (supervised costs ~4x more)
+NEGATIVES = [
+    ("learn_detached_tce", detached, "tce"),
+    ("learn_shuffled_rotnet3d", shuffled_rotations, "rotnet3d"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "wrap", "base"), NEGATIVES, ids=[n[0] for n in NEGATIVES])
+def test_a_broken_objective_does_not_learn(name, wrap, base, data_home, tmp_path):
+    cls = wrap(METHODS.get(base))
+    METHODS.register(name)(cls)
+    try:
+        pretext, cpu = run_pretext(name, tmp_path, BUDGETS[base])
+    finally:
+        METHODS.unregister(name)
+    print(f"{name}: {describe(pretext, cpu)}")
+    assert pretext.get("learned") is False, f"{name} ({base}, broken): {describe(pretext, cpu)}"
