@@ -95,6 +95,16 @@ BUDGETS: dict[str, list[str]] = {
     "motion_stats": ["data.resolution=32", "optim.batch_size=8", "optim.steps=40", "optim.lr=0.003",
                      "method.clip_len=4", "method.normalise_labels=true"],
     "cmc": ["data.resolution=32", "optim.batch_size=16", "optim.steps=40", "optim.lr=0.003"],
+    # issue 14's methods, budgets from the mini table's runs (table1-mini, 32 px, inflated test_resnet):
+    # Skip-Clip 60 x 8 there: pair order 0.48 -> 0.76 (chance 0.5); here 4 clips of 3 fit the 16-frame videos
+    "skip_clip": ["data.resolution=32", "optim.batch_size=8", "optim.steps=40", "optim.lr=0.003",
+                  "method.clip_len=3", "method.gap=1"],
+    # VideoGAN 60 x 8 there: D's held-out real/fake accuracy 0.51 -> 0.99 (chance 0.5); Adam betas (0.5, 0.999)
+    "videogan": ["data.resolution=32", "optim.batch_size=8", "optim.steps=30", "optim.name=adam", "optim.lr=0.001",
+                 "optim.betas=[0.5, 0.999]", "optim.weight_decay=0.0", "optim.schedule=constant",
+                 "method.clip_len=4", "method.generator_width=64"],
+    "cubic_puzzles": ["data.resolution=32", "optim.batch_size=8", "optim.steps=30", "optim.lr=0.003",
+                      "method.piece_len=3", "method.tgap=1"],
 }  # fmt: skip
 
 CALIBRATION = "harness, generator v2, 32 px, test_resnet; the calibration log of issue 12 part 2"
@@ -108,6 +118,8 @@ CANNOT_LEARN: dict[str, str] = {
     f"400 x 8: 30.5 LEARNED (~219 s wall) ({CALIBRATION})",
     "motion_stats": "R^2 stays below 0.1 here: clip 4, normalised labels, 100 x 8: R^2 -4.45 -> -0.02 (lr 3e-3, "
     "28 CPU s), -0.01 (lr 1e-2); 40 x 8 raw labels: -3.58 -> -0.68 (this test's set, learn helper)",
+    "cubic_puzzles": "the 24-way order stays at chance: table1-mini 150 x 8 (inflated test_resnet, 32 px) held-out "
+    "0.059 -> 0.062 (chance 0.042); 40 x 8 on inflated resnet10t 3.9% (issue 14 helper)",
     "cmc": "cross-view retrieval does not clear step 0 + 3 SE (chance 0.0625, margin 0.064): 40 x 16 32 px 0.07 -> "
     "0.11; 80 x 16 0.06 -> 0.08; positive=live + batch negatives 40 x 16 16 px 0.06 -> 0.08, 80 x 16 32 px "
     "0.06 -> 0.07 (this test's set, learn helper)",
