@@ -34,3 +34,25 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synth_data_home(tiny_synth: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VSSL_DATA", str(tiny_synth.parent))
     return tiny_synth.parent
+
+
+@pytest.fixture(autouse=True)
+def small_pretext_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The held-out pretext check reads run.pretext_samples (default 256) samples at step 0 and at the end of every
+    pre-training: in tests that run tiny pre-trainings for other reasons it dominated their time. A run left at
+    the default is measured on 16 samples here; tests of the check itself (learning, golden, tracking) set their
+    own value and keep it."""
+    import dataclasses
+
+    from benchmark import train
+    from benchmark.config import RunConfig
+
+    default = RunConfig().pretext_samples
+    real = train.pretext_score
+
+    def pretext_score(method, built, cfg, ctx, method_cls):
+        if cfg.run.pretext_samples == default:
+            cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, pretext_samples=16))
+        return real(method, built, cfg, ctx, method_cls)
+
+    monkeypatch.setattr(train, "pretext_score", pretext_score)
