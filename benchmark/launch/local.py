@@ -161,8 +161,11 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
     labelled = METHODS.get(cfg.method.name).needs_labels or not pool_format
     # a bank-size K (TCE's 8192 on Kinetics) cannot fit the stand-in's few videos: resolve it on them instead
     negatives = {"method.negatives": "auto"} if getattr(cfg.method, "negatives", "auto") != "auto" else {}
+    # a method's paper-scale architecture tied to its resolution (VideoGAN's 64x64x32 generator): its small scale
+    lite = {"method.scale": "lite"} if getattr(cfg.method, "scale", None) == "paper" else {}
     return {
         **negatives,
+        **lite,
         "data.dataset": "synthetic" if labelled else "synthetic-pool",
         "data.split": 1,
         "data.resolution": min(cfg.data.resolution, 32),

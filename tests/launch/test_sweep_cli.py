@@ -206,3 +206,5 @@ def test_smoke_resolves_a_bank_sized_k_on_the_stand_in_and_checks_the_pretext_on
     assert kinetics["method.negatives"] == "auto" and kinetics["run.pretext_samples"] == 8
     assert "method.negatives" not in smoke_overrides(load_config(None, ["method.name=tce"]))
     assert "method.negatives" not in smoke_overrides(load_config(None, ["method.name=rotnet3d"]))
+    videogan = smoke_overrides(load_config(None, ["method.name=videogan", "method.scale=paper", "data.resolution=64"]))
+    assert videogan["method.scale"] == "lite" and videogan["data.resolution"] == 32
