@@ -21,7 +21,7 @@ from benchmark.device import one_thread, resolve_runtime
 from benchmark.method import Pretraining, Progress
 from benchmark.registry import METHODS
 from benchmark.train import Trainer, build_method
-from tests.methods.test_contract import tiny_batch
+from tests.methods.test_contract import SMALL, tiny_batch
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = (str(REPO / "benchmark"), str(REPO / "methods"))
@@ -59,19 +59,11 @@ def _one_thread():
 @pytest.mark.parametrize("name", STEPPING)
 def test_a_non_logging_step_never_waits_for_the_device(name, monkeypatch):
     method_cls = METHODS.get(name)
-    extra = {
-        "dpc": ["method.num_blocks=4", "method.block_len=3"],
-        "vcop": ["method.clip_len=4", "method.gap=2"],
-        "rotnet3d": ["method.clip_len=4", "method.rotations=one"],
-        "videogan": ["method.clip_len=4"],
-        "cubic_puzzles": ["method.piece_len=3", "method.tgap=1"],
-        "skip_clip": ["method.clip_len=3", "method.gap=1", "method.num_targets=2"],
-    }
     cfg = load_config(
         None,
         [f"method.name={name}", "backbone.name=resnet10t", f"backbone.inflate={method_cls.backbone_kind == '3d'}",
          "data.resolution=32",
-         "run.precision=fp32", "optim.steps=10", "run.log_every=5", *extra.get(name, [])],
+         "run.precision=fp32", "optim.steps=10", "run.log_every=5", *SMALL.get(name, [])],
     )  # fmt: skip
     method = build_method(cfg, num_videos=16, num_classes=3 if method_cls.needs_labels else 0)
     batch = tiny_batch(method_cls, cfg, method.info)

@@ -44,3 +44,17 @@ def overfit_losses(
 def fell_clearly(losses: list[float], factor: float = 0.5) -> bool:
     """The mean of the last 3 losses is below ``factor`` times the mean of the first 3."""
     return float(np.mean(losses[-3:])) < factor * float(np.mean(losses[:3]))
+
+
+def record_head(method: Method) -> dict:
+    """Replace ``method.head.forward`` by one that records its input ("features") and output ("logits") in the
+    returned dict (filled on each call), so a test can check what the method fed its head."""
+    seen: dict = {}
+    real_head = method.head.forward
+
+    def recording_head(features):
+        seen["features"], seen["logits"] = features, real_head(features)
+        return seen["logits"]
+
+    method.head.forward = recording_head
+    return seen

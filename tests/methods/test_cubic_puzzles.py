@@ -28,7 +28,7 @@ from benchmark.data.transforms import AugmentConfig
 from benchmark.errors import UserError
 from benchmark.method import Progress
 from methods.vcop import clip_orders, shuffle_clips
-from tests.methods.overfit import tiny_method
+from tests.methods.overfit import record_head, tiny_method
 from tests.methods.test_dpc import fit_tiny_batch
 
 RES = 64
@@ -152,20 +152,14 @@ def test_labels_map_onto_the_24_orders():
 def test_training_step_classifies_the_shuffled_pieces_against_their_order_labels(monkeypatch):
     overrides = ("backbone.inflate=true", "method.piece_len=3", "method.tgap=1")
     method, batch = tiny_method("cubic_puzzles", overrides)
-    drawn, seen = {}, {}
+    drawn = {}
 
     def recording_shuffle(pieces, orders, generator=None):
         drawn["pieces"], drawn["labels"] = shuffle_clips(pieces, orders, generator)  # meaning: tested in test_vcop
         return drawn["pieces"], drawn["labels"]
 
     monkeypatch.setattr(cubic, "shuffle_clips", recording_shuffle)
-    real_head = method.head.forward
-
-    def recording_head(features):
-        seen["features"], seen["logits"] = features, real_head(features)
-        return seen["logits"]
-
-    method.head.forward = recording_head
+    seen = record_head(method)
     method.eval()
     with torch.no_grad():
         out = method.training_step(batch, Progress(step=0, total_steps=1))

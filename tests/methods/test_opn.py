@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from benchmark.data.samplers import OPN_ORDERS
 from benchmark.heads import PairwiseOrderHead
 from methods.opn import OPN
-from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, tiny_method
+from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, record_head, tiny_method
 
 
 @pytest.fixture(autouse=True)
@@ -35,15 +35,7 @@ def test_labels_map_one_to_one_onto_orders_up_to_reversal():
 def test_training_step_feeds_frame_features_in_order_to_a_12_way_pairwise_head():
     method, batch = tiny_method("opn")
     assert isinstance(method.head, PairwiseOrderHead) and method.head.classifier[-1].out_features == 12
-    seen = {}
-    real_head = method.head.forward
-
-    def recording_head(features):
-        seen["features"] = features
-        seen["logits"] = real_head(features)
-        return seen["logits"]
-
-    method.head.forward = recording_head
+    seen = record_head(method)
     method.eval()
     with torch.no_grad():
         out = method.training_step(batch, None)

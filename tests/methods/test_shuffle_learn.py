@@ -12,7 +12,7 @@ from benchmark.data.samplers import build_sampler
 from benchmark.method import DataInfo
 from methods.shuffle_learn import ShuffleLearn
 from tests.data.test_samplers import CountingVideo
-from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, tiny_method
+from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, record_head, tiny_method
 
 
 @pytest.fixture(autouse=True)
@@ -48,14 +48,7 @@ def test_training_step_classifies_the_three_frame_features_concatenated_in_tuple
     method, batch = tiny_method("shuffle_learn")
     f = method.backbone.num_features
     assert method.head[0].in_features == 3 * f  # one shared tower per frame: no per-frame copies of the backbone
-    seen = {}
-    real_head = method.head.forward
-
-    def recording_head(features):
-        seen["features"], seen["logits"] = features, real_head(features)
-        return seen["logits"]
-
-    method.head.forward = recording_head
+    seen = record_head(method)
     method.eval()
     with torch.no_grad():
         out = method.training_step(batch, None)

@@ -14,7 +14,7 @@ import methods.vcop as vcop
 from benchmark.device import channels_last_frames
 from benchmark.heads import PairwiseOrderHead
 from methods.vcop import clip_orders, shuffle_clips
-from tests.methods.overfit import tiny_method
+from tests.methods.overfit import record_head, tiny_method
 from tests.methods.test_dpc import fit_tiny_batch
 
 
@@ -63,14 +63,7 @@ def test_training_step_classifies_the_shuffled_clips_against_their_order_labels(
         return drawn["clips"], drawn["labels"]
 
     monkeypatch.setattr(vcop, "shuffle_clips", recording_shuffle)
-    seen = {}
-    real_head = method.head.forward
-
-    def recording_head(features):
-        seen["features"], seen["logits"] = features, real_head(features)
-        return seen["logits"]
-
-    method.head.forward = recording_head
+    seen = record_head(method)
     method.eval()
     with torch.no_grad():
         out = method.training_step(batch, None)
