@@ -284,6 +284,23 @@ def build_backbone(cfg: BackboneConfig, device_meta: bool = False, in_chans: int
     return backbone
 
 
+class ConcatenatedBackbones(nn.Module):
+    """Several backbones of one kind on the same input, their pooled features concatenated ([N, sum of D]): an
+    evaluation encoder (CMC reports its two encoders' features side by side). Not a training backbone."""
+
+    def __init__(self, *backbones: nn.Module):
+        super().__init__()
+        kinds = {b.kind for b in backbones}
+        if len(kinds) != 1:
+            raise ValueError(f"backbones of one kind only, got {sorted(kinds)}")
+        self.parts = nn.ModuleList(backbones)
+        self.kind = kinds.pop()
+        self.num_features = sum(int(b.num_features) for b in backbones)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b(x) for b in self.parts], dim=-1)  # [..., D1 + D2]: also for [B, V, ...] view batches
+
+
 def build_backbone_like(backbone: Backbone, in_chans: int = 3) -> Backbone:
     """A fresh backbone of the same configuration as ``backbone`` (same factory, its own random init; the
     caller's RNG state decides it), for ``in_chans`` input channels. Built on the meta device when

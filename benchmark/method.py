@@ -161,6 +161,14 @@ class Method(nn.Module):
         pairs = fields.items() if isinstance(fields, Mapping) else ((f, f) for f in fields)
         return {option: getattr(cfg, name) for option, name in pairs}
 
+    @classmethod
+    def eval_encoder(cls, cfg: MethodConfig, backbone: nn.Module, model_state: Mapping[str, Any]) -> nn.Module:
+        """The module the frozen-feature protocols (linear probe, kNN) read features from, given the pre-trained
+        ``backbone`` and the checkpoint's whole method state (``model``). The default is the backbone; a method
+        whose paper evaluates more (CMC's two encoders, concatenated) builds that here. It takes what the
+        backbone takes and has its ``kind``; fine-tuning always trains the backbone alone."""
+        return backbone
+
     def training_step(self, batch: dict[str, Any], progress: Progress) -> StepOutput:
         raise NotImplementedError
 

@@ -121,16 +121,22 @@ class MinedNegatives:
     num_hard: torch.Tensor  # [B] long
     hard_similarity: torch.Tensor  # [B, H]: similarities of the hard candidates; -inf past num_hard[b]
     threshold: float | None  # None: mining off
+    # [B]: fraction of the other N - 1 bank entries at or above the threshold (excluded as too similar); NaN
+    # when mining is off. Near 1 means the threshold excludes almost the whole bank (e.g. a collapsed embedding)
+    bank_above: torch.Tensor | None = None
 
     def stats(self) -> dict[str, torch.Tensor | float]:
         """Per-step scalars (0-d tensors: no host sync): the threshold (-1 when mining is off: nothing is
-        eligible), hard negatives found per anchor, and their mean similarity to the anchor (NaN when none
-        was found: the training log leaves it out then)."""
+        eligible), hard negatives found per anchor, their mean similarity to the anchor (NaN when none
+        was found: the training log leaves it out then) and the fraction of the bank at or above the
+        threshold (NaN when mining is off)."""
         found = torch.isfinite(self.hard_similarity)
+        above = self.bank_above if self.bank_above is not None else torch.full((1,), float("nan"))
         return {
             "mining_threshold": -1.0 if self.threshold is None else float(self.threshold),
             "hard_found": self.num_hard.float().mean(),
             "hard_sim": torch.where(found, self.hard_similarity, 0.0).sum() / found.sum(),  # 0/0 = NaN
+            "bank_above_thr": above.float().mean(),
         }
 
 
@@ -163,12 +169,15 @@ def mine_negatives(
     hard_idx = torch.empty(b, 0, dtype=torch.long, device=bank.device)
     hard_sim = torch.empty(b, 0, device=bank.device)
     num_hard = torch.zeros(b, dtype=torch.long, device=bank.device)
+    bank_above = None
     if threshold is not None and cap > 0:
         with torch.autocast(device_type=bank.device.type, enabled=False):
             sim = anchor.detach().float() @ bank.float().T  # [B, N]: the one matmul
         ineligible = sim >= threshold
         ineligible.scatter_(1, own_index[:, None], True)
-        eligible = n - ineligible.sum(1)  # counted on the bool mask: one pass over floats fewer
+        excluded = ineligible.sum(1)  # counted on the bool mask: one pass over floats fewer
+        eligible = n - excluded
+        bank_above = (excluded - 1).float() / max(n - 1, 1)  # the own slot is always excluded; not counted
         sim.masked_fill_(ineligible, float("-inf"))
         # always the top `cap` (not the top max(eligible)): a fixed shape, so the step never waits for the device
         hard_sim, hard_idx = sim.topk(cap, dim=1)  # sorted: row b's first min(eligible_b, cap) are eligible
@@ -176,7 +185,7 @@ def mine_negatives(
         hard_idx = torch.where(torch.isfinite(hard_sim), hard_idx, own_index[:, None])  # padding -> an excluded row
     fill = random_fill(n, k, own_index, hard_idx, num_hard, generator)
     indices = _hard_then_fill(hard_idx, num_hard, fill, k)
-    return MinedNegatives(indices, num_hard, hard_sim, threshold)
+    return MinedNegatives(indices, num_hard, hard_sim, threshold, bank_above)
 
 
 def _hard_then_fill(hard_idx: torch.Tensor, num_hard: torch.Tensor, fill: torch.Tensor, k: int) -> torch.Tensor:

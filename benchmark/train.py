@@ -645,6 +645,19 @@ def _params_m(module: torch.nn.Module) -> float:
 
 def load_backbone(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt"):
     """The pre-trained (or random-init) backbone of a run, for evaluation."""
+    backbone, path, step, _ = _load_checkpoint(run, cfg, checkpoint)
+    return backbone, path, step
+
+
+def load_eval_encoder(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt"):
+    """What the frozen-feature protocols read: the method's ``eval_encoder`` over the run's backbone (the
+    backbone itself unless the method says otherwise), its checkpoint path and step."""
+    backbone, path, step, state = _load_checkpoint(run, cfg, checkpoint)
+    method_cls = METHODS.get(cfg.method.name)
+    return method_cls.eval_encoder(cfg.method, backbone, state.get("model") or {}), path, step
+
+
+def _load_checkpoint(run: RunDir, cfg: ExperimentConfig, checkpoint: str):
     from benchmark.backbones import build_backbone
 
     path = run.checkpoint_path(checkpoint)
@@ -657,4 +670,4 @@ def load_backbone(run: RunDir, cfg: ExperimentConfig, checkpoint: str = "last.pt
     except ckpt.CorruptCheckpoint as exc:
         raise UserError(f"{exc}: pre-train again, or restore the file") from None
     backbone.load_state_dict(state["backbone"])
-    return backbone, str(path), int(state.get("step", 0))
+    return backbone, str(path), int(state.get("step", 0)), state

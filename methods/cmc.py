@@ -37,9 +37,11 @@ Deviations from the paper and the release (HobbitLong/CMC, whose code covers ima
   paper's instances are frames of videos: a video's slot holds whichever of its moments was seen last);
 - augmentation (unverified for the paper's video experiment): one random resized crop (scale 0.5-1) and flip
   shared by both views, colour jitter (0.4, hue 0.1, p 0.8) and random gray (p 0.2) on RGB frames only;
-- evaluation reads the RGB encoder only; the paper's concatenation of both encoders' features is not offered:
-  the evaluation pipeline decodes RGB frames only, and feeding the flow encoder would need flow for every
-  evaluation view (an evaluation sampler that computes it and a feature extractor that runs two backbones);
+- evaluation reads the RGB encoder by default (as for every method); ``eval_features: concat`` gives the paper's
+  concatenation of both encoders' features (linear probe and kNN; fine-tuning trains the RGB encoder) for
+  ``view2: frame``, whose second encoder reads RGB frames too. With flow or difference views it is refused: the
+  evaluation pipeline decodes RGB frames only, and feeding the flow encoder would need flow for every
+  evaluation view;
 - the published CMC row of the TCE table (UCF101 55.3, "CaffeNet x2") is, as recalled but not verified, the
   paper's two-view RGB-vs-neighbouring-frame model (CMC(V)); ``view2: frame`` reproduces that reading,
   ``view2: flow`` the dorsal pair; table1.yaml runs both.
@@ -60,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.backbones import build_backbone_like
+from benchmark.backbones import ConcatenatedBackbones, build_backbone_like
 from benchmark.config import MethodConfig
 from benchmark.data.flow import FLOW_ALGORITHMS, FLOW_ENCODINGS, VIEWS, FlowConfig, view2_channels
 from benchmark.data.transforms import AugmentConfig
@@ -106,8 +108,18 @@ class CMCConfig(MethodConfig):
     hue: float = 0.1
     jitter_p: float = 0.8
     gray_p: float = 0.2
+    # evaluation: rgb -- the RGB encoder's features (every method's protocol); concat -- both encoders' features
+    # side by side (the paper's reported protocol), for view2: frame, whose second encoder also reads RGB frames
+    eval_features: Literal["rgb", "concat"] = "rgb"
 
     def __post_init__(self) -> None:
+        if self.eval_features not in ("rgb", "concat"):
+            raise UserError(f"method.eval_features = {self.eval_features!r} should be rgb or concat")
+        if self.eval_features == "concat" and self.view2 != "frame":
+            raise UserError(
+                f"method.eval_features = concat needs method.view2 = frame (got {self.view2}): evaluation decodes "
+                "RGB frames only, and the second encoder of a flow or difference view needs that view's input"
+            )
         if self.view2 not in VIEWS:
             raise UserError(f"method.view2 = {self.view2!r} should be one of {', '.join(VIEWS)}")
         if self.flow_algorithm not in FLOW_ALGORITHMS:
@@ -186,6 +198,20 @@ class CMC(Method):
     def check(cls, cfg: CMCConfig, info: DataInfo) -> None:
         if info.num_videos < 2:
             raise UserError(f"CMC needs at least 2 pre-training videos (one bank slot each), got {info.num_videos}")
+
+    @classmethod
+    def eval_encoder(cls, cfg: CMCConfig, backbone: nn.Module, model_state) -> nn.Module:
+        """``eval_features: concat``: the RGB encoder and the second (frame) encoder on the same evaluation frames,
+        features concatenated (2 x D); otherwise the RGB encoder alone."""
+        if cfg.eval_features != "concat":
+            return backbone
+        prefix = "view2_encoder."
+        state = {k[len(prefix) :]: v for k, v in model_state.items() if k.startswith(prefix)}
+        if not state:
+            raise UserError("method.eval_features = concat: the checkpoint has no second encoder (view2_encoder.*)")
+        second = build_backbone_like(backbone, in_chans=3)
+        second.load_state_dict(state)
+        return ConcatenatedBackbones(backbone, second)
 
     def __init__(self, cfg: CMCConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)

@@ -323,3 +323,18 @@ def test_bf16_channels_last_close_to_fp32(name, inflate, shape):
     cos = torch.nn.functional.cosine_similarity(out.float().flatten(1), ref.flatten(1)).min()
     assert cos > 0.99
     torch.testing.assert_close(out.float(), ref, rtol=0.1, atol=0.1 * ref.abs().max().item())
+
+
+def test_concatenated_backbones_put_features_side_by_side_for_view_batches():
+    from benchmark.backbones import ConcatenatedBackbones, build_backbone_like
+    from benchmark.config import BackboneConfig
+
+    a = build_backbone(BackboneConfig(name="test_resnet"))
+    b = build_backbone_like(a)
+    both = ConcatenatedBackbones(a, b).eval()
+    views = torch.randn(2, 3, 3, 32, 32)  # [B, V, C, H, W]: how evaluation feeds a backbone
+    with torch.no_grad():
+        out, fa, fb = both(views), a.eval()(views), b.eval()(views)
+    assert out.shape == (2, 3, a.num_features + b.num_features) == (*fa.shape[:2], both.num_features)
+    assert torch.equal(out[..., : a.num_features], fa) and torch.equal(out[..., a.num_features :], fb)
+    assert both.kind == a.kind == "2d"

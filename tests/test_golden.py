@@ -51,6 +51,8 @@ RENAMES: dict[str, dict[str, dict[str, str]]] = {}
 #   re-recorded on v2 when merged; VideoGAN recorded on v2.
 # - CI time: the runs use timm's test_resnet instead of resnet10t and check the pretext on 8 held-out samples
 #   instead of 256 (the suite had grown to 26 minutes, the golden runs ~7 of them): everything re-recorded.
+# - mining logs the fraction of the bank at or above the threshold (bank_above_thr): TCE re-recorded, one scalar
+#   added per step and no recorded value changed.
 
 # method name -> its own overrides (the tiny set's videos have 16 frames)
 METHOD_OVERRIDES: dict[str, list[str]] = {

@@ -103,6 +103,23 @@ def test_stats_report_threshold_count_and_mean_similarity():
     assert stats["mining_threshold"] == 0.4
     assert stats["hard_found"] == pytest.approx(mined.num_hard.float().mean().item())
     assert stats["hard_sim"] == pytest.approx(sum(hard_sims) / len(hard_sims), abs=1e-6)
+    # the fraction of the other N - 1 entries at or above the threshold, by brute force
+    above = [
+        sum(1 for j in range(len(bank)) if j != own[b] and sim[b, j] >= 0.4) / (len(bank) - 1) for b in range(len(own))
+    ]
+    assert stats["bank_above_thr"] == pytest.approx(sum(above) / len(above), abs=1e-6)
+    assert 0 < stats["bank_above_thr"] < 1  # the case has entries on both sides
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(-1.0, 1.0), (1.5, 0.0)])
+def test_bank_above_threshold_is_all_at_minus_one_and_none_above_one(threshold, expected):
+    anchor, bank, own = _case()
+    assert mine_negatives(anchor, bank, own, 5, threshold).stats()["bank_above_thr"] == pytest.approx(expected)
+
+
+def test_bank_above_threshold_is_nan_when_mining_is_off():
+    anchor, bank, own = _case()
+    assert math.isnan(mine_negatives(anchor, bank, own, 5, None).stats()["bank_above_thr"])
 
 
 def test_too_many_negatives_is_an_error():

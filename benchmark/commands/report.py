@@ -25,7 +25,8 @@ def register(sub) -> None:
         "--baseline",
         default="controls",
         help="method(s) for the paired differences, comma-separated, e.g. random_init,supervised "
-        "(default 'controls': each control row present, random_init and random_init_bn; '' for none)",
+        "(default 'controls': each control row present, random_init and random_init_bn; '' for none); "
+        "method:field=value picks one variant, e.g. tce:mining_schedule=none for a mining ablation",
     )
     p.add_argument(
         "--ablation-axes",

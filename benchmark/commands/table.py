@@ -32,7 +32,8 @@ def register(sub) -> None:
         "--baseline",
         default="controls",
         help="method(s) the paired differences are taken against, comma-separated "
-        "(default 'controls': each control row present, random_init and random_init_bn; '' for none)",
+        "(default 'controls': each control row present, random_init and random_init_bn; '' for none); "
+        "method:field=value picks one variant, e.g. tce:mining_schedule=none for a mining ablation",
     )
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates of the paired test (default 10000)")
     p.add_argument(

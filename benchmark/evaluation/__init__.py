@@ -108,9 +108,9 @@ def frozen_features(
     """Features of both splits from the run's checkpoint, extracted once and cached under RUN/cache."""
     from benchmark.evaluation.features import extract, view_spec
     from benchmark.evaluation.selection import label_subset
-    from benchmark.train import load_backbone
+    from benchmark.train import load_eval_encoder
 
-    backbone, ckpt_path, step = load_backbone(run, cfg, checkpoint)
+    backbone, ckpt_path, step = load_eval_encoder(run, cfg, checkpoint)  # CMC: both encoders, as an option
     train, test = labelled_splits(cfg)
     ctx = runtime(cfg)
     spec = view_spec(cfg.eval, cfg.data.resolution, backbone.kind)

@@ -290,12 +290,15 @@ def video_outputs(
 
 
 # ====================================================================== cached features
-def cache_key(checkpoint: str | Path, records: Sequence, spec: ViewSpec, decoder: str) -> str:
+def cache_key(checkpoint: str | Path, records: Sequence, spec: ViewSpec, decoder: str, encoder: str = "") -> str:
+    """``encoder``: what reads the checkpoint when it is not its backbone alone (e.g. CMC's two encoders)."""
     h = hashlib.sha1()
     ck = Path(checkpoint)
     st = ck.stat() if ck.exists() else None
     h.update(f"v{CACHE_VERSION}:{ck.resolve()}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}".encode())
     h.update(json.dumps([asdict(spec), decoder], sort_keys=True).encode())
+    if encoder:
+        h.update(f"encoder:{encoder}".encode())
     for r in records:
         h.update(f"{r.path}\0{r.label}\0{r.video_id}\n".encode())
     return h.hexdigest()[:16]
@@ -316,7 +319,11 @@ def extract(
     progress_bar: bool = True,
 ) -> Outputs:
     """Per-video features of a frozen backbone (mean over views), read from or written to the cache."""
-    path = Path(cache_dir) / f"features-{cache_key(checkpoint, records, spec, decoder)}.pt" if cache_dir else None
+    from benchmark.backbones import ConcatenatedBackbones
+
+    encoder = f"concat{len(backbone.parts)}" if isinstance(backbone, ConcatenatedBackbones) else ""
+    key = cache_key(checkpoint, records, spec, decoder, encoder)
+    path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
     if path is not None and path.exists():
         try:
             data = torch.load(path, weights_only=True)

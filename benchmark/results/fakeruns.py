@@ -46,6 +46,7 @@ class FakeRun:
     budget_selection: str | None = None  # the sweep row's note on how its budget was chosen (sweep.json only)
     step_evals: tuple[int, ...] = ()  # extra linear evaluations of checkpoints/step_N.pt
     smooth: bool = False  # log smooth_* scalars
+    scalars: dict[str, float] = field(default_factory=dict)  # extra per-step scalars, e.g. {"hard_found": 3.0}
     learned: bool | None = True  # the pretext check's verdict (metrics.json pretrain.pretext); controls are exempt
     wall_s: float = 120.0
 
@@ -177,6 +178,7 @@ def write_fake_run(path: Path, spec: FakeRun) -> RunDir:
             if spec.smooth:
                 rec["smooth_same_video_cos"] = round(0.2 + 0.6 * step / spec.steps, 4)
                 rec["smooth_other_video_cos"] = round(0.1 - 0.05 * step / spec.steps, 4)
+            rec.update(spec.scalars)
             records.append(rec)
         run.log_scalars(records)
     if "pretrain" in spec.stages:

@@ -396,6 +396,84 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     )
 
 
+MINING_SCALARS = {
+    "hard_found": "hard negatives found per anchor",
+    "bank_above_thr": "fraction of the bank at or above the threshold",
+    "mining_threshold": "similarity threshold",
+}
+
+
+def mining_frame(table: Table, axes: Iterable[str] = ABLATION_AXES) -> pd.DataFrame:
+    """TCE's per-step mining scalars (benchmark/mining.MinedNegatives.stats) of every run that logged them,
+    long (run, series, step, name, value); ``series`` names the hard-negative setting. Empty when no run mined
+    (a run with mining off logs hard_found = 0 and no bank fraction)."""
+    long = scalars_frame(table, names=tuple(MINING_SCALARS))
+    if long.empty or not (long["name"] == "bank_above_thr").any():
+        return long.iloc[0:0]
+    runs = table.collection.runs.set_index("run")
+    fields = ablation_fields(table.collection.runs, axes)
+    if fields:
+        picked = runs.loc[long["run"]]
+        sched = _schedule_labels(picked, fields).values
+        others = _other_labels(table, picked, fields).values
+        long["series"] = [
+            ", ".join(x for x in (o, sc) if x) or lab for sc, o, lab in zip(sched, others, long["series"], strict=True)
+        ]
+    return long
+
+
+def mining_curves(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES) -> Figure | None:
+    """Per hard-negative setting, over pre-training: the threshold, the hard negatives found per anchor and the
+    fraction of the bank at or above the threshold (mean over seeds, band = ±1 sd): whether mining acted."""
+    long = mining_frame(table, axes)
+    if long.empty:
+        return None
+    plt, sns = _pyplot()
+    names = [n for n in MINING_SCALARS if (long["name"] == n).any()]
+    order = sorted(long["series"].unique())
+    fig, axs = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, layout="constrained")
+    for ax, name in zip(axs[0], names, strict=True):
+        sns.lineplot(
+            long[long["name"] == name], x="step", y="value", hue="series", hue_order=order, errorbar="sd", ax=ax
+        )
+        ax.set(xlabel="pre-training step", ylabel="", title=MINING_SCALARS[name])
+        ax.title.set_fontsize("small")
+    for ax in axs[0][1:]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    _legend_below(fig, axs[0][0], ncol=min(len(order), 3))
+    return Figure(
+        "mining_curves",
+        "Hard-negative mining over pre-training per setting (scalars.jsonl): the threshold, hard negatives found "
+        "per anchor (of K) and the fraction of the memory bank at or above the threshold (excluded as too "
+        "similar); mean over seeds, band = ±1 sd. A setting that finds no hard negatives did not mine.",
+        save(fig, out_dir, "mining_curves"),
+    )
+
+
+def mining_summary(table: Table, axes: Iterable[str] = ABLATION_AXES) -> pd.DataFrame:
+    """One line per hard-negative setting: hard negatives found per anchor (mean over training and over the
+    last 10% of steps) and the fraction of the bank at or above the threshold at the end; mean over runs."""
+    long = mining_frame(table, axes)
+    if long.empty:
+        return pd.DataFrame()
+    out = []
+    for series, part in long.groupby("series", sort=True):
+        last = part["step"] >= 0.9 * part["step"].max()
+        found = part[part["name"] == "hard_found"]
+        above = part[(part["name"] == "bank_above_thr") & last]
+        out.append(
+            {
+                "setting": series,
+                "runs": part["run"].nunique(),
+                "hard found / anchor (training mean)": found["value"].mean(),
+                "hard found / anchor (last 10%)": found.loc[last[found.index], "value"].mean(),
+                "bank at/above threshold (last 10%)": above["value"].mean() if not above.empty else float("nan"),
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def smoothness(table: Table, out_dir: Path) -> Figure | None:
     long = scalars_frame(table, prefix="smooth_", names=())
     if long.empty:
@@ -454,6 +532,7 @@ def all_figures(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES
         lambda: hn_ablation(table, out_dir, axes),
         lambda: over_training(table, out_dir, axes),
         lambda: loss_curves(table, out_dir),
+        lambda: mining_curves(table, out_dir, axes),
         lambda: smoothness(table, out_dir),
     ]
     return [f for f in (m() for m in makers) if f is not None] + trajectories(table, out_dir)

@@ -63,6 +63,9 @@ RELEASED = "released:"  # row method of imported weights: 'released:tce' (vssl i
 def display_name(method: str) -> str:
     if method.startswith(RELEASED):
         return f"{display_name(method[len(RELEASED) :])} (released weights)"
+    if ":" in method:  # a baseline variant, e.g. tce:mining_schedule=none (results.table.parse_baseline)
+        name, _, fields = method.partition(":")
+        return f"{display_name(name)} ({fields.replace(':', ', ')})"
     return DISPLAY_NAMES.get(method, method)
 
 

@@ -99,13 +99,20 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
 
         figures = all_figures(table, out / "figures", opts.ablation_axes or ABLATION_AXES)
     readme = out / "README.md"
-    atomic_write_text(readme, readme_text(table, paired, figures, out, opts.n_boot, opts.summary))
+    text = readme_text(table, paired, figures, out, opts.n_boot, opts.summary, opts.ablation_axes)
+    atomic_write_text(readme, text)
     return readme
 
 
 # --------------------------------------------------------------------------- README sections
 def readme_text(
-    table: Table, paired: dict[str, list[PairedRow]], figures: list, out: Path, n_boot: int = 10000, summary: str = ""
+    table: Table,
+    paired: dict[str, list[PairedRow]],
+    figures: list,
+    out: Path,
+    n_boot: int = 10000,
+    summary: str = "",
+    ablation_axes: tuple[str, ...] | None = None,
 ) -> str:
     """``paired``: baseline method -> its paired rows (one README section per baseline)."""
     coll = table.collection
@@ -127,6 +134,7 @@ def readme_text(
     lines += ["## Table 1", "", render(table, "md").rstrip(), ""]
     for baseline, rows in paired.items():
         lines += paired_section(rows, baseline, n_boot)
+    lines += mining_section(table, ablation_axes)
     lines += figures_section(figures, out)
     lines += protocol_section(table)
     lines += recipe_section(table)
@@ -150,6 +158,28 @@ def paired_section(paired: list[PairedRow], baseline: str, n_boot: int) -> list[
         tabulate(frame, headers="keys", showindex=False, tablefmt="github", disable_numparse=True),
         "",
         f"Test: {paired_test_text(n_boot)}",
+        "",
+    ]
+
+
+def mining_section(table: Table, axes: tuple[str, ...] | None = None) -> list[str]:
+    """Whether hard-negative mining acted, per setting (TCE's per-step scalars): only when a run mined."""
+    from tabulate import tabulate
+
+    from benchmark.results.plots import ABLATION_AXES, mining_summary
+
+    frame = mining_summary(table, axes or ABLATION_AXES)
+    if frame.empty:
+        return []
+    return [
+        "## Hard-negative mining: did it act?",
+        "",
+        tabulate(frame, headers="keys", showindex=False, tablefmt="github", floatfmt=".3g"),
+        "",
+        "From each run's scalars.jsonl (logged every run.log_every steps), mean over the runs of a setting. "
+        "Hard negatives are bank entries below the threshold, most similar first (at most max_hard_fraction x K "
+        "per anchor); entries at or above it are excluded as likely false negatives. A setting with ~0 hard "
+        "negatives, or with ~all of the bank above its threshold, did not mine whatever its name.",
         "",
     ]
 

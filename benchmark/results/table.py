@@ -815,7 +815,8 @@ def _baseline_for(table: Table, rid: str, baseline: str, settings: dict[str, tup
     with a 3D control, each with the same initialisation per seed."""
     rows = table.rows
     row = rows.loc[rid]
-    cands = rows[(rows["method"] == baseline) & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
+    chosen = rows.index.isin(baseline_rows(table, baseline))
+    cands = rows[chosen & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
     if cands.empty:
         return None, f"no {baseline} row with backbone {row['backbone']} ({row['dims']})"
     if len(cands) == 1:
@@ -842,6 +843,41 @@ def _per_seed(table: Table, members: list[tuple[str, int]], c: Column, top1: dic
             raise ValueError(f"run {run}: per_video_correct does not reproduce top1")
         out[seed] = pv
     return out
+
+
+def parse_baseline(spec: str) -> tuple[str, dict[str, str]]:
+    """'method' or 'method:field=value[:field=value]' (method config fields) -> (method, {field: value}).
+
+    >>> parse_baseline("tce:mining_schedule=none")
+    ('tce', {'mining_schedule': 'none'})
+    """
+    method, *selectors = spec.strip().split(":")
+    fields = {}
+    for sel in selectors:
+        key, eq, value = sel.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"baseline {spec!r}: write method:field=value (e.g. tce:mining_schedule=none)")
+        fields[key.strip().removeprefix("method.")] = value.strip()
+    return method.strip(), fields
+
+
+def baseline_rows(table: Table, spec: str) -> list[str]:
+    """The rows a baseline spec selects: the method's rows whose runs all have the given method.* values."""
+    method, fields = parse_baseline(spec)
+    rows = table.rows
+    picked = rows.index[rows["method"] == method]
+    if not fields:
+        return list(picked)
+    runs = table.collection.runs
+    for key in fields:
+        if f"cfg.method.{key}" not in runs:
+            raise UserError(f"baseline {spec!r}: no run has method.{key}")
+    keep = []
+    for rid in picked:
+        part = runs[runs["row.id"] == rid]
+        if all((part[f"cfg.method.{k}"].astype(str) == v).all() for k, v in fields.items()):
+            keep.append(rid)
+    return keep
 
 
 def baselines_of(table: Table, baseline: str = "controls") -> list[str]:
@@ -872,8 +908,14 @@ def paired_vs_baseline(
     top1 = {c.key: dict(zip(runs["run"], runs[c.source], strict=True)) for c in cols}
     out = []
     for base in baselines_of(table, baseline):
+        # a plain method: none of its rows is compared with it; a selected variant: only the selected rows
+        skip = (
+            set(baseline_rows(table, base))
+            if parse_baseline(base)[1]
+            else set(table.rows.index[table.rows["method"] == base])
+        )
         for rid in table.rows.index:
-            if table.rows.at[rid, "method"] == base:
+            if rid in skip:
                 continue
             base_id, why = _baseline_for(table, rid, base, settings)
             label = _row_label(table.rows, rid)

@@ -4,6 +4,8 @@ The flow itself is tested against known motions in tests/data/test_flow.py."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,3 +136,51 @@ def test_overfits_a_tiny_batch():
     method, batch = tiny_method("cmc", ("method.positive=live", "method.batch_negatives=true"))
     losses = overfit_losses(method, batch, steps=15, lr=1e-3)
     assert fell_clearly(losses, 0.7), losses
+
+
+def test_concatenated_evaluation_needs_the_frame_view():
+    with pytest.raises(UserError, match="eval_features = concat needs method.view2 = frame"):
+        load_config(None, ["method.name=cmc", "method.eval_features=concat"])  # view2 defaults to flow
+
+
+def test_the_concatenated_encoder_is_both_encoders_side_by_side():
+    from methods.cmc import CMC
+
+    method, batch = tiny_method("cmc", ("method.view2=frame", "method.eval_features=concat"))
+    encoder = CMC.eval_encoder(method.cfg, method.backbone, method.state_dict())
+    method.eval()
+    encoder.eval()
+    with torch.no_grad():
+        got = encoder(batch["frame"])
+        rgb, second = method.backbone(batch["frame"]), method.view2_encoder(batch["frame"])
+    d = method.backbone.num_features
+    assert encoder.num_features == 2 * d and got.shape == (len(batch["frame"]), 2 * d)
+    assert torch.allclose(got[:, :d], rgb) and torch.allclose(got[:, d:], second)
+    assert not torch.allclose(rgb, second)  # two encoders, not one twice
+    # the default reads the RGB encoder alone, as every method does
+    plain = dataclasses.replace(method.cfg, eval_features="rgb")
+    assert CMC.eval_encoder(plain, method.backbone, method.state_dict()) is method.backbone
+    with pytest.raises(UserError, match="no second encoder"):
+        CMC.eval_encoder(method.cfg, method.backbone, {})
+
+
+@pytest.mark.slow
+def test_frozen_features_of_a_concat_run_are_twice_as_wide(synth_data_home, tmp_path):
+    from benchmark.evaluation import frozen_features
+    from tests.evaluation.conftest import make_run, tiny_config
+
+    run = make_run(
+        tmp_path / "cmc",
+        "method.name=cmc",
+        "method.view2=frame",
+        "method.eval_features=concat",
+        "data.dataset=synthetic-pool",
+        "backbone.name=test_resnet",
+        "optim.steps=2",
+        "optim.batch_size=4",
+    )
+    concat = frozen_features(run, tiny_config(run), progress_bar=False)
+    rgb = frozen_features(run, tiny_config(run, "method.eval_features=rgb"), progress_bar=False)
+    d = rgb.train.x.shape[1]
+    assert concat.train.x.shape[1] == 2 * d and concat.train.video_ids == rgb.train.video_ids
+    assert torch.allclose(concat.train.x[:, :d], rgb.train.x, atol=1e-5)

@@ -226,3 +226,45 @@ def test_table1_has_one_panel_per_column_and_marks_control_rows(tmp_path, monkey
     from matplotlib.collections import PathCollection
 
     assert sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)) == 6  # the seed dots
+
+
+def _mining_sweep(tmp_path):
+    """Three schedules x two seeds; 'none' logs no bank fraction (mining off), as TCE does."""
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+
+    logged = {
+        "none": {"hard_found": 0.0, "mining_threshold": -1.0},
+        "exponential": {"hard_found": 12.0, "bank_above_thr": 0.25, "mining_threshold": 0.5},
+        "fixed": {"hard_found": 30.0, "bank_above_thr": 0.05, "mining_threshold": 0.5},
+    }
+    specs = [
+        FakeRun(seed=s, accuracy=0.3 + 0.05 * i, overrides={"method.mining_schedule": sched}, scalars=logged[sched])
+        for s in (0, 1)
+        for i, sched in enumerate(logged)
+    ]
+    specs += [FakeRun(method="random_init_bn", seed=s, accuracy=0.25) for s in (0, 1)]
+    return write_fake_sweep(tmp_path / "sweep", specs)
+
+
+def test_mining_summary_says_per_schedule_whether_mining_acted(tmp_path):
+    from benchmark.results.plots import mining_curves, mining_summary
+
+    table = build_table(collect(_mining_sweep(tmp_path)))
+    summary = mining_summary(table).set_index("setting")
+    assert sorted(summary.index) == ["mining_schedule=exponential", "mining_schedule=fixed", "mining_schedule=none"]
+    assert summary.loc["mining_schedule=fixed", "hard found / anchor (training mean)"] == pytest.approx(30.0)
+    assert summary.loc["mining_schedule=exponential", "bank at/above threshold (last 10%)"] == pytest.approx(0.25)
+    assert summary.loc["mining_schedule=none", "hard found / anchor (last 10%)"] == 0.0
+    assert pd.isna(summary.loc["mining_schedule=none", "bank at/above threshold (last 10%)"])
+    assert (summary["runs"] == 2).all()
+    fig = mining_curves(table, tmp_path / "fig")
+    assert fig is not None and fig.files and all(Path(p).exists() for p in fig.files)
+    readme = write_report(_mining_sweep(tmp_path), ReportOptions(out_dir=tmp_path / "rep", n_boot=100)).read_text()
+    assert "## Hard-negative mining: did it act?" in readme and "mining_curves.png" in readme
+
+
+def test_no_mining_section_or_figure_when_no_run_mined(table1_sweep, tmp_path):
+    from benchmark.results.plots import mining_curves, mining_summary
+
+    table = build_table(collect(table1_sweep))
+    assert mining_summary(table).empty and mining_curves(table, tmp_path) is None

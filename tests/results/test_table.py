@@ -368,3 +368,37 @@ def test_a_row_that_did_not_learn_its_pretext_shows_no_numbers(tmp_path):
     csv = numeric_frame(table).set_index("method")
     assert pd.isna(csv.loc["opn", "synthetic linear top-1 mean"]) and csv.loc["tce", "synthetic linear top-1 mean"] > 0
     assert any(NOT_LEARNED in line for line in notes(table))
+
+
+def test_a_variant_baseline_pairs_every_other_setting_with_it(tmp_path):
+    """A mining ablation: each schedule minus TCE with mining_schedule=none, seed by seed."""
+    specs = [
+        FakeRun(seed=s, accuracy=a, overrides={"method.mining_schedule": sched})
+        for s in (0, 1, 2)
+        for sched, a in (("none", 0.30), ("exponential", 0.45), ("linear", 0.31))
+    ]
+    specs += [FakeRun(method="random_init_bn", seed=s, accuracy=0.2) for s in (0, 1, 2)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    none = _row(table, "tce", "mining_schedule=none")
+    paired = [
+        p for p in paired_vs_baseline(table, "tce:mining_schedule=none", n_boot=200) if p.column.protocol == "linear"
+    ]
+    assert {p.row_id for p in paired} == {
+        _row(table, "tce", "mining_schedule=exponential"),
+        _row(table, "tce", "mining_schedule=linear"),
+        _row(table, "random_init_bn"),
+    }
+    assert all(p.baseline_id == none for p in paired)
+    exp = next(p for p in paired if p.row_id == _row(table, "tce", "mining_schedule=exponential"))
+    assert exp.result.mean > 0 and len(exp.result.seed_diffs) == 3
+
+
+@pytest.mark.parametrize("spec", ["tce:mining_schedule", "tce:=none"])
+def test_a_malformed_variant_baseline_is_one_line(table1_sweep, spec):
+    with pytest.raises(UserError, match="method:field=value"):
+        paired_vs_baseline(build_table(collect(table1_sweep)), spec, n_boot=10)
+
+
+def test_an_unknown_variant_field_is_named(table1_sweep):
+    with pytest.raises(UserError, match="no run has method.nonexistent"):
+        paired_vs_baseline(build_table(collect(table1_sweep)), "tce:nonexistent=1", n_boot=10)
