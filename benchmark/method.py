@@ -162,6 +162,12 @@ class Method(nn.Module):
         return {option: getattr(cfg, name) for option, name in pairs}
 
     @classmethod
+    def smoke_overrides(cls, cfg: MethodConfig) -> dict[str, Any]:
+        """Dotted ``method.*`` values a ``--smoke`` run needs on its stand-in (a few 32-px videos) where this
+        config's paper-scale values cannot run there (a bank-sized K, a 64-px generator). Default: none."""
+        return {}
+
+    @classmethod
     def eval_encoder(cls, cfg: MethodConfig, backbone: nn.Module, model_state: Mapping[str, Any]) -> nn.Module:
         """The module the frozen-feature protocols (linear probe, kNN) read features from, given the pre-trained
         ``backbone`` and the checkpoint's whole method state (``model``). The default is the backbone; a method

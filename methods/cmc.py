@@ -188,6 +188,11 @@ class CMC(Method):
         }
 
     @classmethod
+    def smoke_overrides(cls, cfg: CMCConfig) -> dict:
+        """A bank-sized K cannot fit the stand-in's few videos: resolve it there instead."""
+        return {"method.negatives": "auto"} if cfg.negatives != "auto" else {}
+
+    @classmethod
     def resolve(cls, cfg: CMCConfig, info: DataInfo) -> CMCConfig:
         """K = 'auto' -> min(16384, N - 1): the release's K where the bank has that many other videos."""
         if cfg.negatives != "auto":

@@ -159,6 +159,11 @@ class TCE(Method):
         return {"offset_min": cfg.offset_min, "offset_max": cfg.offset_max, "aug": aug}
 
     @classmethod
+    def smoke_overrides(cls, cfg: TCEConfig) -> dict:
+        """A bank-sized K (8192 on Kinetics) cannot fit the stand-in's few videos: resolve it there instead."""
+        return {"method.negatives": "auto"} if cfg.negatives != "auto" else {}
+
+    @classmethod
     def resolve(cls, cfg: TCEConfig, info: DataInfo) -> TCEConfig:
         """K = 'auto' -> min(8192, floor((N - 1) / 4)): the release's K where the bank is big enough, else the
         largest K that leaves hard-negative mining a choice (at least 4 candidates per negative)."""

@@ -249,6 +249,11 @@ class VideoGAN(Method):
         return {"clip_len": cfg.frames(), "stride": cfg.stride, "aug": aug}
 
     @classmethod
+    def smoke_overrides(cls, cfg: VideoGANConfig) -> dict:
+        """The paper's 64x64x32 generator is tied to 64 px; the stand-in is 32 px: the lite scale there."""
+        return {"method.scale": "lite"} if cfg.scale == "paper" else {}
+
+    @classmethod
     def resolve(cls, cfg: VideoGANConfig, info: DataInfo) -> VideoGANConfig:
         """'auto' sizes -> numbers (config.yaml records what was built)."""
         return dataclasses.replace(cfg, clip_len=cfg.frames(), generator_width=cfg.width())

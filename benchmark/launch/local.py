@@ -158,14 +158,10 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
         pool_format = resolve_dataset(cfg.data.dataset, must_exist=False).format == "folder"
     except Exception:  # noqa: BLE001 (an unknown name is a smoke run's business only if it was meant to fail)
         pass
-    labelled = METHODS.get(cfg.method.name).needs_labels or not pool_format
-    # a bank-size K (TCE's 8192 on Kinetics) cannot fit the stand-in's few videos: resolve it on them instead
-    negatives = {"method.negatives": "auto"} if getattr(cfg.method, "negatives", "auto") != "auto" else {}
-    # a method's paper-scale architecture tied to its resolution (VideoGAN's 64x64x32 generator): its small scale
-    lite = {"method.scale": "lite"} if getattr(cfg.method, "scale", None) == "paper" else {}
+    method_cls = METHODS.get(cfg.method.name)
+    labelled = method_cls.needs_labels or not pool_format
     return {
-        **negatives,
-        **lite,
+        **method_cls.smoke_overrides(cfg.method),  # e.g. TCE's bank-sized K resolved on the stand-in's few videos
         "data.dataset": "synthetic" if labelled else "synthetic-pool",
         "data.split": 1,
         "data.resolution": min(cfg.data.resolution, 32),

@@ -175,3 +175,13 @@ def test_pretext_verdict_needs_chance_plus_margin_and_step0_plus_margin():
     assert pretext_verdict(score(0.40), score(0.45), chance)["learned"] is False  # no better than before training
     assert pretext_verdict(score(0.0), score(0.2), Chance(None, None, "r2"))["learned"] is True
     assert pretext_verdict(score(0.0), score(0.05), Chance(None, None, "r2"))["learned"] is False
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_smoke_overrides_are_method_fields_that_load(name):
+    """--smoke's per-method changes (benchmark/launch/local.smoke_overrides) name method fields, and the config
+    with them applied still loads."""
+    cfg = load_config(None, [f"method.name={name}"])
+    overrides = METHODS.get(name).smoke_overrides(cfg.method)
+    assert isinstance(overrides, dict) and all(k.startswith("method.") for k in overrides)
+    load_config(None, [f"method.name={name}", *(f"{k}={v}" for k, v in overrides.items())])
