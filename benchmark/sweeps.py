@@ -103,8 +103,13 @@ def _label_key(key: str) -> str:
 
 
 def _short(value: Any) -> str:
+    """A cell value for its label; a nested mapping shows every field, so two rows of one method differ:
+    ``{name: cmc, view2: frame}`` -> 'cmc(view2=frame)'."""
     if isinstance(value, Mapping):
-        return str(value.get("name", json.dumps(value, sort_keys=True)))
+        if "name" not in value:
+            return json.dumps(value, sort_keys=True, default=str)
+        rest = ",".join(f"{k}={_short(v)}" for k, v in value.items() if k != "name")
+        return f"{value['name']}({rest})" if rest else str(value["name"])
     return str(value)
 
 

@@ -139,3 +139,15 @@ def test_budget_selection_is_kept_on_the_cell_never_hashed(tmp_path, zip_spec):
 def test_budget_selection_must_be_text():
     with pytest.raises(UserError, match="budget_selection must be non-empty text"):
         load_sweep(spec(zip=[[{"method.name": "tce", "budget_selection": 3}]]))
+
+
+def test_labels_show_nested_method_fields_so_two_rows_of_one_method_differ():
+    sweep = load_sweep(
+        spec(
+            zip=[
+                [{"method": {"name": "cmc", "view2": "frame", "eval_features": "concat"}}, {"method": {"name": "cmc"}}]
+            ]
+        )
+    )
+    labels = [c.label for c in sweep.cells]
+    assert labels == ["method=cmc(view2=frame,eval_features=concat) seed=0", "method=cmc seed=0"]
