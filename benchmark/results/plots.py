@@ -302,6 +302,18 @@ def checkpoint_evals(table: Table, protocol: str = "linear", field: str = "top1"
     return pd.concat(parts, ignore_index=True).dropna(subset=["step", "value"])
 
 
+def _setting_series(table: Table, run_ids: pd.Series, fallback: pd.Series, axes: Iterable[str]) -> list[str]:
+    """A series label per entry of ``run_ids``: its hard-negative setting (and whatever else varies), else the
+    ``fallback`` label (the row's)."""
+    fields = ablation_fields(table.collection.runs, axes)
+    if not fields:
+        return list(fallback)
+    picked = table.collection.runs.set_index("run").loc[run_ids]
+    sched = _schedule_labels(picked, fields).values
+    others = _other_labels(table, picked, fields).values
+    return [", ".join(x for x in (o, s) if x) or lab for s, o, lab in zip(sched, others, fallback, strict=True)]
+
+
 def over_training(
     table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES, protocol: str = "linear"
 ) -> Figure | None:
@@ -310,17 +322,7 @@ def over_training(
     long = long[long["run"].isin(with_steps)]
     if long.empty:
         return None
-    runs = table.collection.runs.set_index("run")
-    fields = ablation_fields(table.collection.runs, axes)
-    labels = row_labels(table)
-    long["series"] = long["row.id"].map(labels)
-    if fields:
-        picked = runs.loc[long["run"]]
-        sched = _schedule_labels(picked, fields).values
-        others = _other_labels(table, picked, fields).values
-        long["series"] = [
-            ", ".join(x for x in (o, s) if x) or lab for s, o, lab in zip(sched, others, long["series"], strict=True)
-        ]
+    long["series"] = _setting_series(table, long["run"], long["row.id"].map(row_labels(table)), axes)
     plt, sns = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     sns.lineplot(long, x="step", y="value", hue="series", errorbar=_t_interval, marker="o", ax=ax)
@@ -410,15 +412,7 @@ def mining_frame(table: Table, axes: Iterable[str] = ABLATION_AXES) -> pd.DataFr
     long = scalars_frame(table, names=tuple(MINING_SCALARS))
     if long.empty or not (long["name"] == "bank_above_thr").any():
         return long.iloc[0:0]
-    runs = table.collection.runs.set_index("run")
-    fields = ablation_fields(table.collection.runs, axes)
-    if fields:
-        picked = runs.loc[long["run"]]
-        sched = _schedule_labels(picked, fields).values
-        others = _other_labels(table, picked, fields).values
-        long["series"] = [
-            ", ".join(x for x in (o, sc) if x) or lab for sc, o, lab in zip(sched, others, long["series"], strict=True)
-        ]
+    long["series"] = _setting_series(table, long["run"], long["series"], axes)
     return long
 
 
