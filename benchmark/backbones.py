@@ -296,6 +296,7 @@ class ConcatenatedBackbones(nn.Module):
         self.parts = nn.ModuleList(backbones)
         self.kind = kinds.pop()
         self.num_features = sum(int(b.num_features) for b in backbones)
+        self.feature_cache_tag = f"concat{len(backbones)}:{self.num_features}"  # benchmark.evaluation.features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([b(x) for b in self.parts], dim=-1)  # [..., D1 + D2]: also for [B, V, ...] view batches

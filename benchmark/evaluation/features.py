@@ -291,7 +291,7 @@ def video_outputs(
 
 # ====================================================================== cached features
 def cache_key(checkpoint: str | Path, records: Sequence, spec: ViewSpec, decoder: str, encoder: str = "") -> str:
-    """``encoder``: what reads the checkpoint when it is not its backbone alone (e.g. CMC's two encoders)."""
+    """``encoder``: a tag for an encoder other than the checkpoint's backbone, so the two never share features."""
     h = hashlib.sha1()
     ck = Path(checkpoint)
     st = ck.stat() if ck.exists() else None
@@ -319,10 +319,9 @@ def extract(
     progress_bar: bool = True,
 ) -> Outputs:
     """Per-video features of a frozen backbone (mean over views), read from or written to the cache."""
-    from benchmark.backbones import ConcatenatedBackbones
-
-    encoder = f"concat{len(backbone.parts)}" if isinstance(backbone, ConcatenatedBackbones) else ""
-    key = cache_key(checkpoint, records, spec, decoder, encoder)
+    # an encoder built over the checkpoint's backbone (CMC's two encoders) names itself, so it never reads the
+    # backbone's cached features
+    key = cache_key(checkpoint, records, spec, decoder, getattr(backbone, "feature_cache_tag", ""))
     path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
     if path is not None and path.exists():
         try:

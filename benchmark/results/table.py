@@ -808,15 +808,16 @@ def _row_label(rows: pd.DataFrame, rid: str) -> str:
     return f"{r['name']} ({extra})"
 
 
-def _baseline_for(table: Table, rid: str, baseline: str, settings: dict[str, tuple]) -> tuple[str | None, str]:
+def _baseline_for(
+    table: Table, rid: str, baseline: str, settings: dict[str, tuple], chosen: set[str]
+) -> tuple[str | None, str]:
     """The baseline row to pair ``rid`` with; ``settings``: each row's eval/backbone/variant values as text.
 
     Same backbone and 2D/3D kind (an inflated backbone is 3D): a 2D row is paired with a 2D control, a 3D row
     with a 3D control, each with the same initialisation per seed."""
     rows = table.rows
     row = rows.loc[rid]
-    chosen = rows.index.isin(baseline_rows(table, baseline))
-    cands = rows[chosen & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
+    cands = rows[rows.index.isin(chosen) & (rows["backbone"] == row["backbone"]) & (rows["dims"] == row["dims"])]
     if cands.empty:
         return None, f"no {baseline} row with backbone {row['backbone']} ({row['dims']})"
     if len(cands) == 1:
@@ -908,16 +909,12 @@ def paired_vs_baseline(
     top1 = {c.key: dict(zip(runs["run"], runs[c.source], strict=True)) for c in cols}
     out = []
     for base in baselines_of(table, baseline):
-        # a plain method: none of its rows is compared with it; a selected variant: only the selected rows
-        skip = (
-            set(baseline_rows(table, base))
-            if parse_baseline(base)[1]
-            else set(table.rows.index[table.rows["method"] == base])
-        )
+        # the baseline's own rows (a method's, or only the selected variant's) are not compared with it
+        chosen = set(baseline_rows(table, base))
         for rid in table.rows.index:
-            if rid in skip:
+            if rid in chosen:
                 continue
-            base_id, why = _baseline_for(table, rid, base, settings)
+            base_id, why = _baseline_for(table, rid, base, settings, chosen)
             label = _row_label(table.rows, rid)
             if not table.reported(rid):  # nothing to compare: the row's numbers are not reported
                 base_id, why = None, NOT_LEARNED
