@@ -41,11 +41,12 @@ demo: setup
 	sleep 5; OMP_NUM_THREADS=$(DEMO_THREADS) $(VSSL) sweep $(DEMO_SWEEP); wait
 	$(VSSL) sweep $(DEMO_SWEEP) --table
 
+# Two workers of one torch thread each (tests/conftest.py keeps a file, and all real-SLURM tests, on one worker).
 test: setup
-	$(PY) -m pytest -q --durations=25
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=25 -n 2 --dist loadgroup
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" -n 2 --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -5,6 +5,11 @@
 ``tiny_synth_config`` the SynthConfig it was generated with.
 ``synth_data_home``  sets ``$VSSL_DATA`` to the folder holding ``tiny_synth`` so the built-in dataset names
                      ``synthetic`` / ``synthetic-pool`` resolve to it; returns that folder.
+
+`make test` runs the suite in two pytest-xdist workers (``-n 2 --dist loadgroup``, one torch thread each: tiny
+models on a 2-core machine). ``pytest_collection_modifyitems`` keeps each test file on one worker (its module
+fixtures are built once) and every test that uses the real SLURM on the same worker: two SLURM instances on one
+host collide.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ import pytest
 from benchmark.data.synthetic import SynthConfig, generate
 
 TINY_SYNTH = SynthConfig(classes=3, videos_per_class=4, groups=4, test_groups=2, size=32, frames=16, pool_videos=6)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "slurm" if "slurm" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
