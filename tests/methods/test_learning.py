@@ -24,7 +24,7 @@ pretrain call incl. both held-out checks, AMD EPYC 2-core VM, avx2, no avx512/am
 | videogan | 30 x 8, clip 4, generator width 64 | D's real/fake accuracy 0.480 -> 0.961 (0.633; 0.5) | 12.0 |
 | learn_detached_tce (negative) | as tce | 0.219 -> 0.227: not learned | 17.2 |
 | learn_shuffled_rotnet3d (negative) | as rotnet3d | 0.246 -> 0.254: not learned | 27.0 |
-| 7 strict xfails (CANNOT_LEARN) | 10 steps each | their reasons cite the budgets that did not learn | a few s each |
+| 7 strict xfails (CANNOT_LEARN) | 4 steps each, 32-sample check | their reasons cite the budgets that did not learn | ~2.5 each |
 
 Earlier budgets (supervised 200 x 64 single frames: 122 CPU s; DPC 60 steps; xfails at 30-40 steps) made the file
 ~340 CPU s. A single-frame sample costs ~8 ms of decoding here, so supervised now reads 4 frames per decode. The
@@ -89,16 +89,17 @@ BUDGETS: dict[str, list[str]] = {
     # One frame per sample: 200 x 64: 0.55 (122 CPU s); 150 x 64 at 16 px: 0.35, missed (75 s)
     "supervised": ["data.resolution=32", "optim.batch_size=16", "optim.steps=300", "optim.lr=0.003",
                    "method.clip_len=4"],
-    # expected failures (CANNOT_LEARN): 10 steps, enough to run their whole path in CI (their reasons cite
-    # 5-100x larger budgets that did not learn); a fix that makes one learn must come with a budget here
-    "arrow_of_time": ["data.resolution=32", "optim.batch_size=8", "optim.steps=10", "optim.lr=0.003"],  # x2 clips
-    "shuffle_learn": ["data.resolution=32", "optim.batch_size=16", "optim.steps=10", "optim.lr=0.003"],
-    "opn": ["data.resolution=32", "optim.batch_size=16", "optim.steps=10", "optim.lr=0.003"],
-    "vcop": ["data.resolution=32", "optim.batch_size=8", "optim.steps=10", "optim.lr=0.003",
+    # expected failures (CANNOT_LEARN): 4 steps and a 32-sample check (PATH_ONLY), enough to run their whole path
+    # in CI (their reasons cite 40-250x larger budgets that did not learn); a fix that makes one learn must come
+    # with a budget here
+    "arrow_of_time": ["data.resolution=32", "optim.batch_size=8", "optim.steps=4", "optim.lr=0.003"],  # x2 clips
+    "shuffle_learn": ["data.resolution=32", "optim.batch_size=16", "optim.steps=4", "optim.lr=0.003"],
+    "opn": ["data.resolution=32", "optim.batch_size=16", "optim.steps=4", "optim.lr=0.003"],
+    "vcop": ["data.resolution=32", "optim.batch_size=8", "optim.steps=4", "optim.lr=0.003",
              "method.clip_len=4", "method.gap=2"],
-    "motion_stats": ["data.resolution=32", "optim.batch_size=8", "optim.steps=10", "optim.lr=0.003",
+    "motion_stats": ["data.resolution=32", "optim.batch_size=8", "optim.steps=4", "optim.lr=0.003",
                      "method.clip_len=4", "method.normalise_labels=true"],
-    "cmc": ["data.resolution=32", "optim.batch_size=16", "optim.steps=10", "optim.lr=0.003"],
+    "cmc": ["data.resolution=32", "optim.batch_size=16", "optim.steps=4", "optim.lr=0.003"],
     # issue 14's methods, budgets from the mini table's runs (table1-mini, 32 px, inflated test_resnet):
     # Skip-Clip 60 x 8 there: pair order 0.48 -> 0.76 (chance 0.5); here 4 clips of 3 fit the 16-frame videos
     "skip_clip": ["data.resolution=32", "optim.batch_size=8", "optim.steps=40", "optim.lr=0.003",
@@ -107,7 +108,7 @@ BUDGETS: dict[str, list[str]] = {
     "videogan": ["data.resolution=32", "optim.batch_size=8", "optim.steps=30", "optim.name=adam", "optim.lr=0.001",
                  "optim.betas=[0.5, 0.999]", "optim.weight_decay=0.0", "optim.schedule=constant",
                  "method.clip_len=4", "method.generator_width=64"],
-    "cubic_puzzles": ["data.resolution=32", "optim.batch_size=8", "optim.steps=10", "optim.lr=0.003",
+    "cubic_puzzles": ["data.resolution=32", "optim.batch_size=8", "optim.steps=4", "optim.lr=0.003",
                       "method.piece_len=3", "method.tgap=1"],
 }  # fmt: skip
 
@@ -130,15 +131,31 @@ CANNOT_LEARN: dict[str, str] = {
 }
 
 
+# appended to a CANNOT_LEARN method's budget: its test only runs the path (2.4 instead of 6.5 CPU s for OPN)
+PATH_ONLY = ["run.pretext_samples=32"]
+
+
 def weight_methods() -> list[str]:
     return sorted(e.name for e in METHODS.entries() if e.obj.pretraining is Pretraining.WEIGHTS)
 
 
+def own_worker(name: str) -> pytest.MarkDecorator:
+    """Each learner is its own pytest-xdist group, so `make test`'s two workers share the file (tests/conftest.py
+    otherwise keeps a file on one worker); each worker generates the learning set once."""
+    return pytest.mark.xdist_group(f"learning-{name}")
+
+
+# collected first, so that `make test`'s two workers finish the file together (supervised alone is ~55 of its
+# ~200 CPU s; collected last, it left one worker idle for ~30 s)
+SLOWEST_FIRST = ("supervised", "dpc", "rotnet3d")
+
+
 def params() -> list:
+    names = weight_methods()
     out = []
-    for name in weight_methods():
+    for name in [*(n for n in SLOWEST_FIRST if n in names), *(n for n in names if n not in SLOWEST_FIRST)]:
         marks = [pytest.mark.xfail(strict=True, reason=CANNOT_LEARN[name])] if name in CANNOT_LEARN else []
-        out.append(pytest.param(name, marks=marks, id=name))
+        out.append(pytest.param(name, marks=[*marks, own_worker(name)], id=name))
     return out
 
 
@@ -159,7 +176,8 @@ def data_home(learn_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def run_pretext(name: str, root: Path, budget: list[str] | None = None) -> tuple[dict, float]:
     """Pre-train ``name`` through the real path; the run's pretext entry and the CPU seconds it took."""
-    budget = BUDGETS.get(name, DEFAULT_BUDGET) if budget is None else budget
+    if budget is None:
+        budget = [*BUDGETS.get(name, DEFAULT_BUDGET), *(PATH_ONLY if name in CANNOT_LEARN else [])]
     kind = METHODS.get(name).backbone_kind
     cfg = load_config({}, [*COMMON, *(INFLATE if kind == "3d" else []), f"method.name={name}", *budget])
     threads = torch.get_num_threads()
@@ -226,7 +244,9 @@ NEGATIVES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "wrap", "base"), NEGATIVES, ids=[n[0] for n in NEGATIVES])
+@pytest.mark.parametrize(
+    ("name", "wrap", "base"), [pytest.param(*n, marks=own_worker(n[0]), id=n[0]) for n in NEGATIVES]
+)
 def test_a_broken_objective_does_not_learn(name, wrap, base, data_home, tmp_path):
     cls = wrap(METHODS.get(base))
     METHODS.register(name)(cls)
