@@ -176,6 +176,26 @@ def view2_channels(view2: str, flow_stack: int, encoding: str) -> int:
     return 3
 
 
+def motion_offsets(view2: str, flow_stack: int, flow_stride: int) -> tuple[int, ...]:
+    """The frames (relative to the anchor frame t) a ``flow`` or ``difference`` view is computed from."""
+    if view2 == "flow":
+        return tuple(range(0, flow_stack * flow_stride + 1, flow_stride))
+    if view2 == "difference":
+        return (0, flow_stride)
+    raise ValueError(f"view2 {view2!r} is not computed from frames (flow or difference)")
+
+
+def motion_view(frames: torch.Tensor, view2: str, bound: float, encoding: str, flow: FlowConfig) -> torch.Tensor:
+    """uint8 RGB [K, 3, H, W] at :func:`motion_offsets` -> the second view CMC's encoder reads: encoded flow
+    [2L or 3, H, W] or the RGB difference [3, H, W]. The sampler (training) and CMC's concatenated evaluation
+    both compute it here, so the second encoder sees the same kind of input in both."""
+    if view2 == "flow":
+        return encode_flow(optical_flow(frames, flow), bound, encoding).flatten(0, 1)
+    if view2 == "difference":
+        return frame_difference(frames)[0]
+    raise ValueError(f"view2 {view2!r} is not computed from frames (flow or difference)")
+
+
 @register_sampler("frame_flow")
 class FrameFlow(Sampler):
     """CMC for video: the RGB frame at t and a second view of the same moment -> {"frame": [3,R,R], "view2": [C2,R,R]}.
@@ -221,21 +241,15 @@ class FrameFlow(Sampler):
         n = video.num_frames
         self.check_length(n)
         if self.view2 == "frame":
-            d = int(rng.integers(self.offset_min, self.offset_max + 1))
-            span = [0, d]
-        elif self.view2 == "flow":
-            span = list(range(0, self.flow_stack * self.flow_stride + 1, self.flow_stride))
+            span = (0, int(rng.integers(self.offset_min, self.offset_max + 1)))
         else:
-            span = [0, self.flow_stride]
+            span = motion_offsets(self.view2, self.flow_stack, self.flow_stride)
         t = random_start(rng, n, span[-1] + 1)
         frames = self.spatial(video.get_frames(loop_index([t + k for k in span], n)))  # uint8, one crop and flip
         if self.view2 == "frame":
             rgb = per_frame(self.colour, frames)  # independent colour per view
             return {"frame": rgb[0], "view2": rgb[1]}
-        if self.view2 == "flow":
-            view2 = encode_flow(optical_flow(frames, self.flow), self.bound, self.encoding).flatten(0, 1)
-        else:
-            view2 = frame_difference(frames)[0]
+        view2 = motion_view(frames, self.view2, self.bound, self.encoding, self.flow)
         return {"frame": self.colour(frames[:1])[0], "view2": view2}
 
 

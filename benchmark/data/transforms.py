@@ -68,6 +68,14 @@ def eval_transform(resolution: int) -> v2.Compose:
     )
 
 
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised float [..., 3, H, W] -> the uint8 frames they came from (rounded, clamped): the exact
+    inverse of normalising uint8 frames, for an evaluation encoder that computes flow from what it is fed."""
+    std = torch.tensor(IMAGENET_STD, device=frames.device).view(3, 1, 1) * 255
+    mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(3, 1, 1) * 255
+    return torch.addcmul(mean, frames.float(), std).round_().clamp_(0, 255).to(torch.uint8)
+
+
 def per_frame(transform, frames: torch.Tensor) -> torch.Tensor:
     """Apply ``transform`` to each frame of [T, C, H, W] with independent random parameters."""
     return torch.stack([transform(f) for f in frames])

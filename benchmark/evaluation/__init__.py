@@ -113,7 +113,8 @@ def frozen_features(
     backbone, ckpt_path, step = load_eval_encoder(run, cfg, checkpoint)  # CMC: both encoders, as an option
     train, test = labelled_splits(cfg)
     ctx = runtime(cfg)
-    spec = view_spec(cfg.eval, cfg.data.resolution, backbone.kind)
+    # an encoder that reads each frame with its motion (CMC's flow view) names the frames it needs per view
+    spec = view_spec(cfg.eval, cfg.data.resolution, backbone.kind, getattr(backbone, "frame_offsets", (0,)))
     common = dict(
         frames_per_batch=cfg.eval.batch_size,
         decoder=cfg.data.decoder,

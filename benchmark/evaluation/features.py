@@ -49,7 +49,11 @@ CACHE_VERSION = 2  # bump when extraction changes what it computes (2: bad video
 # ====================================================================== what one video becomes
 @dataclass(frozen=True)
 class ViewSpec:
-    """Test-time sampling: ``count`` frames (2D) or clips (3D) of ``clip_len`` frames at ``stride``, x ``crops``."""
+    """Test-time sampling: ``count`` frames (2D) or clips (3D) of ``clip_len`` frames at ``stride``, x ``crops``.
+
+    ``offsets`` (2D only): the frames each view decodes, relative to its frame. The default ``(0,)`` is the frame
+    alone; an evaluation encoder that reads a frame and its motion (CMC's flow view) asks for more through its
+    ``frame_offsets`` attribute, and then receives ``[..., len(offsets), C, H, W]`` per view."""
 
     kind: str  # "2d" | "3d"
     count: int
@@ -57,23 +61,44 @@ class ViewSpec:
     clip_len: int = 1
     stride: int = 1
     crops: int = 1
+    offsets: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if self.kind not in ("2d", "3d"):
             raise ValueError(f"kind must be '2d' or '3d', got {self.kind!r}")
         if self.count < 1 or self.clip_len < 1 or self.stride < 1 or self.crops not in (1, 3):
             raise ValueError(f"bad view spec {self}")
+        if (
+            not self.offsets
+            or self.offsets[0] != 0
+            or min(self.offsets) < 0
+            or (self.kind == "3d" and self.offsets != (0,))
+        ):
+            raise ValueError(f"offsets {self.offsets}: 2D only, non-negative, starting with 0")
 
     @property
     def views(self) -> int:
         return self.count * self.crops
 
+    @property
+    def frames_per_view(self) -> int:
+        return self.clip_len if self.kind == "3d" else len(self.offsets)
+
+    @property
+    def view_shape(self) -> tuple[int, ...]:
+        """The dimensions of one view before its [C, H, W]: (T,) for a 3D clip, (K,) for K offsets, () for a frame."""
+        return (self.frames_per_view,) if self.kind == "3d" or len(self.offsets) > 1 else ()
+
     def frame_indices(self, num_frames: int) -> list[int]:
-        """2D: centres of ``count`` equal segments; 3D: ``count`` clips with starts spread evenly (loop-padded)."""
+        """2D: centres of ``count`` equal segments (each followed by its offsets, loop-padded); 3D: ``count``
+        clips with starts spread evenly (loop-padded)."""
         from benchmark.data.samplers import evenly_spaced, loop_index
 
         if self.kind == "2d":
-            return evenly_spaced(num_frames, self.count)
+            centres = evenly_spaced(num_frames, self.count)
+            if self.offsets == (0,):
+                return centres
+            return loop_index([c + o for c in centres for o in self.offsets], num_frames)
         span = (self.clip_len - 1) * self.stride + 1
         starts = np.linspace(0, max(0, num_frames - span), self.count).round().astype(int)
         return loop_index([i for s in starts for i in range(s, s + span, self.stride)], num_frames)
@@ -82,7 +107,9 @@ class ViewSpec:
         """What a metrics entry says about test sampling."""
         if self.kind == "2d":
             return {"frames_at_test": self.count, "clips_at_test": None, "crops_at_test": self.crops,
-                    "frames_seen": self.count, "coverage": f"{self.count} frames spread over the video"}  # fmt: skip
+                    "frames_seen": self.count * len(self.offsets),
+                    "coverage": f"{self.count} frames spread over the video"
+                    + (f", each with the frames at offsets {list(self.offsets[1:])}" if len(self.offsets) > 1 else "")}  # fmt: skip
         where = "spread over the video" if self.count > 1 else "one window of the video"
         return {
             "frames_at_test": None,
@@ -95,10 +122,10 @@ class ViewSpec:
         }
 
 
-def view_spec(eval_cfg, resolution: int, kind: str) -> ViewSpec:
-    """The ViewSpec of an EvalConfig for a backbone kind."""
+def view_spec(eval_cfg, resolution: int, kind: str, offsets: tuple[int, ...] = (0,)) -> ViewSpec:
+    """The ViewSpec of an EvalConfig for a backbone kind (``offsets``: an evaluation encoder's ``frame_offsets``)."""
     if kind == "2d":
-        return ViewSpec("2d", eval_cfg.frames, resolution, crops=eval_cfg.crops)
+        return ViewSpec("2d", eval_cfg.frames, resolution, crops=eval_cfg.crops, offsets=tuple(offsets))
     return ViewSpec("3d", eval_cfg.clips, resolution, eval_cfg.clip_len, eval_cfg.clip_stride, eval_cfg.crops)
 
 
@@ -152,8 +179,8 @@ class EvalVideos(Dataset):
         views = spatial_crops(frames, self.spec.resolution, self.spec.crops).movedim(
             -3, -1
         )  # [crops, count*T, r, r, C]
-        clip = (self.spec.clip_len,) if self.spec.kind == "3d" else ()
-        return {"views": views.reshape(self.spec.views, *clip, *views.shape[-3:]), "label": record.label, "index": i}
+        shape = (self.spec.views, *self.spec.view_shape, *views.shape[-3:])
+        return {"views": views.reshape(shape), "label": record.label, "index": i}
 
 
 def collate_views(samples: list[dict]) -> dict:
@@ -263,7 +290,7 @@ def video_outputs(
     progress_bar: bool = True,
 ) -> Outputs:
     """Apply ``fn`` ([B, V, ...] normalised views -> [B, V, D]) to every video and average over the V views."""
-    frames_per_video = spec.views * (spec.clip_len if spec.kind == "3d" else 1)
+    frames_per_video = spec.views * spec.frames_per_view
     loader = views_loader(records, spec, decoder, max(1, frames_per_batch // frames_per_video), num_workers)
     xs, ys, ids, bad = [], [], [], []
     with torch.inference_mode():
@@ -329,7 +356,7 @@ def extract(
             return Outputs(data["x"], data["y"], list(data["video_ids"]), list(data.get("bad", [])))
         except Exception as exc:  # noqa: BLE001 -- a cut or stale cache file is recomputed, never trusted
             log.warning("ignoring unreadable feature cache %s (%s)", path, exc)
-    probe_shape = (1, 1, *((spec.clip_len,) if spec.kind == "3d" else ()), 3, spec.resolution, spec.resolution)
+    probe_shape = (1, 1, *spec.view_shape, 3, spec.resolution, spec.resolution)
     probe = torch.randn(probe_shape, generator=torch.Generator().manual_seed(0))
     model = ctx.prepare(inference_copy(backbone, probe))
     out = video_outputs(

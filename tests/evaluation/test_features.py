@@ -35,6 +35,25 @@ def test_frame_indices():
     assert ViewSpec("3d", 2, 32, clip_len=8, stride=2).frame_indices(10) == [0, 2, 4, 6, 8, 0, 2, 4] * 2  # loop-padded
 
 
+def test_offsets_decode_each_frame_with_the_frames_after_it(tiny_synth):
+    assert ViewSpec("2d", 4, 32, offsets=(0, 1)).frame_indices(32) == [4, 5, 12, 13, 20, 21, 28, 29]
+    assert ViewSpec("2d", 2, 32, offsets=(0, 2, 4)).frame_indices(16) == [4, 6, 8, 12, 14, 0]  # loop-padded
+    for bad in [(), (1,), (0, -1)]:
+        with pytest.raises(ValueError, match="offsets"):
+            ViewSpec("2d", 4, 32, offsets=bad)
+    with pytest.raises(ValueError, match="2D only"):
+        ViewSpec("3d", 2, 32, clip_len=4, offsets=(0, 1))
+    record = build_index(DatasetLocation("t", tiny_synth, "ucf101"), subset="test").records[0]
+    spec = ViewSpec("2d", 3, 32, crops=3, offsets=(0, 1))
+    item = EvalVideos([record], spec)[0]
+    assert item["views"].shape == (9, 2, 32, 32, 3)  # [crops x frames, K, r, r, C]
+    with open_video(record.path) as video:
+        frames = video.get_frames(spec.frame_indices(video.num_frames))  # [3 x 2, C, H, W]
+    expected = spatial_crops(frames, 32, 3).movedim(-3, -1).reshape(9, 2, 32, 32, 3)
+    assert torch.equal(item["views"], expected)
+    assert spec.entry_fields()["frames_seen"] == 6
+
+
 def test_views_equal_the_registered_eval_sampler(tiny_synth):
     record = build_index(DatasetLocation("t", tiny_synth, "ucf101"), subset="test").records[0]
     item = EvalVideos([record], ViewSpec("2d", 4, 24))[0]  # 32 px video -> resize to 24 (a real resize)

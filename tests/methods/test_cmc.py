@@ -138,9 +138,44 @@ def test_overfits_a_tiny_batch():
     assert fell_clearly(losses, 0.7), losses
 
 
-def test_concatenated_evaluation_needs_the_frame_view():
-    with pytest.raises(UserError, match="eval_features = concat needs method.view2 = frame"):
-        load_config(None, ["method.name=cmc", "method.eval_features=concat"])  # view2 defaults to flow
+@pytest.mark.parametrize(("view2", "overrides"), [("flow", ()), ("flow", ("method.flow_stack=2",)),
+                                                  ("flow", ("method.flow_encoding=uvm",)), ("difference", ())])  # fmt: skip
+def test_the_motion_concat_encoder_reads_the_motion_computed_as_in_training(view2, overrides):
+    """Flow / difference views: the RGB encoder reads each view's frame t, the second encoder the motion that
+    ``motion_view`` (the training sampler's own function) computes from the ORIGINAL uint8 frames, so the
+    de-normalisation inside the encoder loses nothing."""
+    from benchmark.data.flow import default_bound, motion_offsets, motion_view
+    from benchmark.evaluation.features import normalise_hwc
+    from methods.cmc import CMC, MotionViewConcat, flow_config
+
+    method, _ = tiny_method("cmc", (f"method.view2={view2}", "method.eval_features=concat", *overrides))
+    cfg = method.cfg
+    encoder = CMC.eval_encoder(cfg, method.backbone, method.state_dict())
+    assert isinstance(encoder, MotionViewConcat)
+    offsets = motion_offsets(view2, cfg.flow_stack, cfg.flow_stride)
+    assert encoder.frame_offsets == offsets and len(offsets) == (cfg.flow_stack + 1 if view2 == "flow" else 2)
+    # a bright square moving 2 px right per frame on noise: [videos 2, views 3, K, H, W, C] uint8
+    r, k = 32, len(offsets)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 60, (2, 3, k, r, r, 3), dtype=torch.uint8, generator=g)
+    for j in range(k):
+        frames[:, :, j, 10:20, 6 + 2 * j : 16 + 2 * j] = 220
+    x = normalise_hwc(frames)  # [2, 3, K, 3, r, r], as the evaluation loader hands views to the encoder
+    method.eval()
+    encoder.eval()
+    with torch.no_grad():
+        got = encoder(x)
+        original = frames.movedim(-1, -3).reshape(-1, k, 3, r, r)
+        motion = torch.stack(
+            [motion_view(f, view2, default_bound(r), cfg.flow_encoding, flow_config(cfg)) for f in original]
+        )
+        rgb = method.backbone(x[:, :, 0])
+        second = method.view2_encoder(motion).reshape(2, 3, -1)
+    d = method.backbone.num_features
+    assert got.shape == (2, 3, encoder.num_features) and encoder.num_features == 2 * d
+    assert torch.allclose(got[..., :d], rgb, atol=1e-5) and torch.allclose(got[..., d:], second, atol=1e-5)
+    if view2 == "flow":  # the square's motion is there: u ~ +2 px inside it
+        assert motion[:, 0, 12:18, 10:16].mean() > 0.5 * 2 / default_bound(r)
 
 
 def test_the_concatenated_encoder_is_both_encoders_side_by_side():
@@ -165,14 +200,15 @@ def test_the_concatenated_encoder_is_both_encoders_side_by_side():
 
 
 @pytest.mark.slow
-def test_frozen_features_of_a_concat_run_are_twice_as_wide(synth_data_home, tmp_path):
+@pytest.mark.parametrize("view2", ["frame", "flow"])
+def test_frozen_features_of_a_concat_run_are_twice_as_wide(view2, synth_data_home, tmp_path):
     from benchmark.evaluation import frozen_features
     from tests.evaluation.conftest import make_run, tiny_config
 
     run = make_run(
         tmp_path / "cmc",
         "method.name=cmc",
-        "method.view2=frame",
+        f"method.view2={view2}",
         "method.eval_features=concat",
         "data.dataset=synthetic-pool",
         "backbone.name=test_resnet",
@@ -184,3 +220,5 @@ def test_frozen_features_of_a_concat_run_are_twice_as_wide(synth_data_home, tmp_
     d = rgb.train.x.shape[1]
     assert concat.train.x.shape[1] == 2 * d and concat.train.video_ids == rgb.train.video_ids
     assert torch.allclose(concat.train.x[:, :d], rgb.train.x, atol=1e-5)
+    # the flow view decodes each test frame with the next one (flow_stack 1): twice the frames, said in provenance
+    assert concat.provenance["frames_seen"] == (2 if view2 == "flow" else 1) * rgb.provenance["frames_seen"]
