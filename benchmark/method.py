@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -177,6 +177,12 @@ class Method(nn.Module):
 
     def training_step(self, batch: dict[str, Any], progress: Progress) -> StepOutput:
         raise NotImplementedError
+
+    def perf_parts(self, batch: dict[str, Any]) -> dict[str, Callable[[], None]]:
+        """Optional, for ``vssl bench methods``: named pieces of the step that the benchmark times on their own,
+        each a callable running that piece's forward and backward as the step would (VideoGAN: its generator).
+        The default is none."""
+        return {}
 
     # ------------------------------------------------------------------ did it learn its pretext task?
     def chance(self, batch_size: int) -> Chance:

@@ -292,6 +292,15 @@ class VideoGAN(Method):
         features = call_module(self.backbone, clips, **options)
         return call_module(self.d_head, features, **options).squeeze(-1).float()
 
+    def perf_parts(self, batch: dict) -> dict:
+        """``vssl bench methods`` times the generator on its own: a batch of clips from noise, forward + backward."""
+
+        def generator() -> None:
+            z = torch.randn(len(batch["clip"]), self.cfg.z_dim, device=batch["clip"].device)
+            self.generate(z)[0].float().mean().backward()
+
+        return {"generator": generator}
+
     def training_step(self, batch: dict, progress: Progress) -> StepOutput:
         real = batch["clip"]
         z = torch.randn(len(real), self.cfg.z_dim, device=real.device)

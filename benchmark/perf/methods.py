@@ -23,7 +23,9 @@ Measured in one run, per registered trainable method (in-tree and plugins):
   take gradients): the glue, heads, loss and their backward alone, timed 5 times (it is cheap), and
   own share = own / (bare + own). On a busy CPU two multi-second timings differ by +-10% from noise
   alone, which is as large as the overheads being measured; the own share measures the same thing
-  directly and is what the goal (< 15%) is checked against. Both are reported. On CPU the time is this process's CPU time (``time.process_time``), so time slices lost to
+  directly and is what the goal (< 15%) is checked against. Both are reported. A method's named parts
+  (``Method.perf_parts``: VideoGAN's generator) are timed alone as well, forward + backward, and shown as
+  a share of bare + own (they are inside own). On CPU the time is this process's CPU time (``time.process_time``), so time slices lost to
   other processes on a shared machine do not count; on CUDA, synchronised wall time;
 - one CPU thread by default (``--threads``): on a busy shared CPU, two spinning OpenMP threads made
   single timings swing several-fold.
@@ -265,6 +267,12 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
     own_step()
     own_s = min(timed(own_step) for _ in range(OWN_REPEATS))
     bare_s, step_s = min(bare), min(step)
+    parts = {}  # a method's named pieces (VideoGAN's generator), each timed alone: part of its own work
+    for part, fn in method.perf_parts(batch).items():
+        with ctx.autocast():
+            fn()  # warm-up
+            parts[part] = min(timed(fn) for _ in range(OWN_REPEATS))
+        method.zero_grad(set_to_none=True)
     shapes = ", ".join(
         f"{'x'.join(map(str, x.shape))}"
         + (" (maps)" if entry == "forward_features" else "")
@@ -278,6 +286,7 @@ def time_method(method, batch, repeats: int, args, ctx) -> dict:
         "overhead": 1 - bare_s / step_s,
         "own_s": own_s,
         "own_share": own_s / (bare_s + own_s),
+        "parts": {k: {"s": v, "share": v / (bare_s + own_s)} for k, v in parts.items()},
         "backbone_input": shapes,
     }
 
@@ -369,6 +378,8 @@ def render_table(rows: list[dict], fmt: str = "simple") -> str:
             f"{100 * r['own_share']:.1f}%",
             r["sampler_ms_per_sample"],
             "yes" if r["meets_goal"] else "NO",
+            ", ".join(f"{k} {1000 * v['s']:.0f} ms ({100 * v['share']:.1f}%)" for k, v in r.get("parts", {}).items())
+            or "-",
         ]
         for r in rows
     ]
@@ -386,6 +397,7 @@ def render_table(rows: list[dict], fmt: str = "simple") -> str:
         "own share",
         "sampler ms/sample",
         "own < 15%",
+        "of own: parts (share of step)",
     ]
     return tabulate(table, headers=headers, tablefmt=fmt)
 
@@ -418,7 +430,9 @@ def record(rows: list[dict], setup: dict) -> None:
         "Batches come from each method's sampler on an in-memory video (decoding excluded); the step is "
         "training_step + backward (no optimiser step); the bare step is the backbone's forward + backward on the "
         "same tensors; overhead = 1 - bare/step. 'own' is the step with the backbone replaced by its recorded outputs "
-        "(glue, heads, loss and their backward alone); own share = own / (bare + own). Goal: own share under 15% "
+        "(glue, heads, loss and their backward alone); own share = own / (bare + own). A method's named parts "
+        "(Method.perf_parts: VideoGAN's generator) are timed alone too, forward + backward, and shown as a share of "
+        "bare + own; they are part of 'own'. Goal: own share under 15% "
         "(the measured overhead is shown too; single multi-second timings on this shared CPU carry about +-10% noise).",
         "",
         render_table(rows, "github"),
