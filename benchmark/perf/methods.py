@@ -320,7 +320,15 @@ def run(args) -> int:
         bar.set_postfix(method=name)
         method, batch, backbone, batch_size, sample_s, kind = build_case(name, args, ctx)
         repeats = args.repeats or DEFAULT_REPEATS[kind]
-        figures = time_method(method, batch, repeats, args, ctx)
+        try:
+            figures = time_method(method, batch, repeats, args, ctx)
+        except ValueError as exc:  # torch's BatchNorm check: one sample of a 1x1 map per channel in training mode
+            if "more than 1 value per channel" not in str(exc):
+                raise
+            raise UserError(
+                f"method '{name}' cannot train at --resolution {args.resolution} with batch {batch_size}: BatchNorm "
+                f"sees one value per channel ({exc}); raise --resolution or --batch"
+            ) from None
         rows.append(
             {
                 "method": name,
