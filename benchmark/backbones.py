@@ -286,7 +286,8 @@ def build_backbone(cfg: BackboneConfig, device_meta: bool = False, in_chans: int
 
 class ConcatenatedBackbones(nn.Module):
     """Several backbones of one kind on the same input, their pooled features concatenated ([N, sum of D]): an
-    evaluation encoder (CMC reports its two encoders' features side by side). Not a training backbone."""
+    evaluation encoder (CMC reports its two encoders' features side by side). Not a training backbone. A subclass
+    may feed each part its own input (CMC's MotionViewConcat: frame t to one, the motion to the other)."""
 
     def __init__(self, *backbones: nn.Module):
         super().__init__()

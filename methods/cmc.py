@@ -168,7 +168,7 @@ def flow_config(cfg: CMCConfig) -> FlowConfig:
     return FlowConfig(cfg.flow_algorithm, levels=cfg.flow_levels, winsize=cfg.flow_winsize)
 
 
-class MotionViewConcat(nn.Module):
+class MotionViewConcat(ConcatenatedBackbones):
     """CMC's evaluation encoder for a flow or difference view: each view arrives as the frame t and the frames
     its motion is computed from (``frame_offsets``, [..., K, 3, H, W], normalised). The RGB encoder reads frame t;
     the motion is computed from the uint8 frames exactly as the training sampler computes it
@@ -176,20 +176,13 @@ class MotionViewConcat(nn.Module):
     two features are concatenated ([..., D1 + D2])."""
 
     def __init__(self, rgb: nn.Module, second: nn.Module, cfg: CMCConfig):
-        super().__init__()
-        self.parts = nn.ModuleList([rgb, second])
-        self.kind = "2d"
-        self.num_features = int(rgb.num_features) + int(second.num_features)
+        super().__init__(rgb, second)
         self.frame_offsets = motion_offsets(cfg.view2, cfg.flow_stack, cfg.flow_stride)
-        self.view2, self.encoding, self.flow, self.bound = (
-            cfg.view2,
-            cfg.flow_encoding,
-            flow_config(cfg),
-            cfg.flow_bound,
-        )
+        self.view2, self.encoding, self.bound = cfg.view2, cfg.flow_encoding, cfg.flow_bound
+        self.flow = flow_config(cfg)
         # benchmark.evaluation.features: never share cached features with the RGB encoder or another view
-        self.feature_cache_tag = (
-            f"cmc-{cfg.view2}:{self.frame_offsets}:{cfg.flow_encoding}:{cfg.flow_bound}:{self.flow}:{self.num_features}"
+        self.feature_cache_tag += (
+            f":cmc-{cfg.view2}:{self.frame_offsets}:{cfg.flow_encoding}:{cfg.flow_bound}:{self.flow}"
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -95,10 +95,7 @@ class ViewSpec:
         from benchmark.data.samplers import evenly_spaced, loop_index
 
         if self.kind == "2d":
-            centres = evenly_spaced(num_frames, self.count)
-            if self.offsets == (0,):
-                return centres
-            return loop_index([c + o for c in centres for o in self.offsets], num_frames)
+            return loop_index([c + o for c in evenly_spaced(num_frames, self.count) for o in self.offsets], num_frames)
         span = (self.clip_len - 1) * self.stride + 1
         starts = np.linspace(0, max(0, num_frames - span), self.count).round().astype(int)
         return loop_index([i for s in starts for i in range(s, s + span, self.stride)], num_frames)
@@ -106,10 +103,11 @@ class ViewSpec:
     def entry_fields(self) -> dict:
         """What a metrics entry says about test sampling."""
         if self.kind == "2d":
+            coverage = f"{self.count} frames spread over the video"
+            if len(self.offsets) > 1:
+                coverage += f", each with the frames at offsets {list(self.offsets[1:])}"
             return {"frames_at_test": self.count, "clips_at_test": None, "crops_at_test": self.crops,
-                    "frames_seen": self.count * len(self.offsets),
-                    "coverage": f"{self.count} frames spread over the video"
-                    + (f", each with the frames at offsets {list(self.offsets[1:])}" if len(self.offsets) > 1 else "")}  # fmt: skip
+                    "frames_seen": self.count * len(self.offsets), "coverage": coverage}  # fmt: skip
         where = "spread over the video" if self.count > 1 else "one window of the video"
         return {
             "frames_at_test": None,

@@ -26,7 +26,8 @@ Measured in one run, per registered trainable method (in-tree and plugins):
   directly and is what the goal (< 15%) is checked against. Both are reported. A method's named parts
   (``Method.perf_parts``: VideoGAN's generator) are timed alone as well, forward + backward of the mean of
   their output, and shown as a share of bare + own. Timed apart from the step, a part can come out above
-  own (measured: VideoGAN's generator 101 ms alone, own 85 ms): read it as the part's size, not a slice. On CPU the time is this process's CPU time (``time.process_time``), so time slices lost to
+  own (VideoGAN's generator, measured once: 116 ms alone, own 93 ms): read it as the part's size, not a
+  slice. On CPU the time is this process's CPU time (``time.process_time``), so time slices lost to
   other processes on a shared machine do not count; on CUDA, synchronised wall time;
 - one CPU thread by default (``--threads``): on a busy shared CPU, two spinning OpenMP threads made
   single timings swing several-fold.
