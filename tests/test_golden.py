@@ -6,8 +6,8 @@ times, throughput and temp paths excluded), the logged scalars, and every tensor
 its bytes, plus its shape, dtype and sum).
 
 On the machine kind that recorded them (same torch version and CPU capability) everything must be
-bit-identical. Elsewhere (another CPU's kernels round differently) tensors and losses are compared with a
-tolerance and accuracies are not compared.
+bit-identical. Elsewhere (another CPU's kernels round differently) tensor sums and losses are compared with a
+tolerance (VideoGAN's tensors excepted: see TENSORS_ONLY_ON_RECORDING_MACHINE) and accuracies are not compared.
 
 A change that alters behaviour on purpose re-records the values in a commit that names the change::
 
@@ -88,6 +88,13 @@ COMMON = [
     "run.seed=0",
     "run.stages=[pretrain,linear]",
 ]
+# Methods whose checkpoint tensors are compared only on the recording machine kind. VideoGAN steps Adam
+# (lr 2e-4) on gradients near zero for many weights; Adam's normalised step turns a rounding difference in
+# such a gradient into a full +-lr step, so across CPUs the weights part element by element while the run
+# stays the same. Measured (AVX512 session against the AVX2 record, 10 steps): losses within 2.5e-3,
+# layer4.0.conv1's weight sum 17.58 -> 8.22 (element drift ~0.013 against a weight rms of ~0.02). Elsewhere
+# its keys, shapes, dtypes and losses are still compared.
+TENSORS_ONLY_ON_RECORDING_MACHINE = {"videogan"}
 # entry fields that depend on the machine, the clock or the temp folder
 VOLATILE = {"wall_s", "samples_per_s", "data_wait_fraction", "checkpoint", "extract_s", "seconds", "time"}
 # bookkeeping fields added to every entry after the values were recorded (constants, not behaviour)
@@ -190,7 +197,7 @@ def test_golden_run(name, golden, synth_data_home, tmp_path):
         assert (new["shape"], new["dtype"]) == (rec["shape"], rec["dtype"]), key
         if exact:
             assert new["sha"] == rec["sha"], f"{key}: tensor changed (sum {rec['sum']} -> {new['sum']})"
-        else:
+        elif name not in TENSORS_ONLY_ON_RECORDING_MACHINE:
             assert close(new["sum"], rec["sum"], rel=1e-2, abs_=1e-3), f"{key}: sum {rec['sum']} -> {new['sum']}"
     assert len(got["scalars"]) == len(want["scalars"])
     for old, new in zip(want["scalars"], got["scalars"], strict=True):
