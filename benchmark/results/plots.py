@@ -19,6 +19,7 @@ Each function returns a :class:`Figure` or None when the sweep has nothing to dr
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,7 +364,8 @@ def scalars_frame(table: Table, prefix: str | None = None, names: Iterable[str] 
 
 
 def loss_curves(table: Table, out_dir: Path) -> Figure | None:
-    """One panel per row (each objective is its own loss): mean over seeds with a ±1 sd band, and the
+    """One panel per pre-trained row (each objective is its own loss; control rows, which have none, are left
+    out): mean over seeds with a ±1 sd band, and the
     objective's chance-level loss dashed (metrics.json pretrain.pretext.chance.loss), so a curve that never
     leaves chance shows at a glance."""
     long = scalars_frame(table, names=("loss",))
@@ -371,7 +373,14 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
         return None
     plt, sns = _pyplot()
     labels = row_labels(table)
-    order = [labels[r] for r in table.rows.index if labels[r] in set(long["series"])]  # the table's row order
+    # the table's row order; controls have no objective (the BN-statistics pass logs a constant 0)
+    order = [
+        labels[r]
+        for r in table.rows.index
+        if labels[r] in set(long["series"]) and table.rows.loc[r].get("role", "method") != "control"
+    ]
+    if not order:
+        return None
     ncols = min(len(order), 4)
     nrows = -(-len(order) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False, layout="constrained")
@@ -385,7 +394,7 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
         if chance.notna().any():
             ax.axhline(float(chance.mean()), ls="--", lw=1, color="0.3", label="chance")
             ax.legend(fontsize="x-small", frameon=False)
-        ax.set_title(series, fontsize="small")
+        ax.set_title(textwrap.fill(series, 34), fontsize="small")  # long row labels would run into the next panel
         ax.set(xlabel="step", ylabel="loss")
     for ax in axes.flat[len(order) :]:
         ax.remove()

@@ -271,3 +271,45 @@ def test_no_mining_section_or_figure_when_no_run_mined(table1_sweep, tmp_path):
 
     table = build_table(collect(table1_sweep))
     assert mining_summary(table).empty and mining_curves(table, tmp_path) is None
+
+
+@pytest.mark.slow
+def test_loss_figure_has_a_panel_per_objective_and_titles_that_do_not_overlap(tmp_path, monkeypatch):
+    """Controls have no objective (the BN-statistics pass logs 0), so they get no panel; row labels as long as
+    the mini table's ("random init + BN stats [control] (test_resnet (inflated), synthetic-pool)") are wrapped,
+    so no panel title runs into its neighbour's."""
+    from matplotlib.figure import Figure as MplFigure
+
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+    from benchmark.results.plots import loss_curves
+
+    titles: list[tuple[str, object]] = []  # (text, its box on the canvas) of each panel, read as the PNG is saved
+    real = MplFigure.savefig
+
+    def measuring_savefig(self, fname, *args, **kwargs):
+        if str(fname).endswith(".png"):
+            self.canvas.draw()
+            renderer = self.canvas.get_renderer()
+            titles.extend((ax.title.get_text(), ax.title.get_window_extent(renderer)) for ax in self.axes)
+        return real(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(MplFigure, "savefig", measuring_savefig)
+    specs = [
+        FakeRun(method=m, seed=0, accuracy=0.3, backbone_kind=kind, overrides={"backbone.name": "test_resnet", **over})
+        for m, kind, over in [
+            ("random_init_bn", "2d", {}),
+            ("random_init_bn", "3d", {"backbone.inflate": True}),
+            ("tce", "2d", {}),
+            ("shuffle_learn", "2d", {}),
+            ("vcop", "3d", {"backbone.inflate": True}),
+            ("rotnet3d", "3d", {"backbone.inflate": True}),
+            ("cubic_puzzles", "3d", {"backbone.inflate": True}),
+            ("motion_stats", "3d", {"backbone.inflate": True}),
+        ]
+    ]
+    table = build_table(collect(write_fake_sweep(tmp_path / "sweep", specs)))
+    assert loss_curves(table, tmp_path / "figs") is not None
+    assert len(titles) == 6  # one per objective: the two controls have no panel
+    assert not any("control" in text for text, _ in titles)
+    overlaps = [(a, b) for i, (a, box_a) in enumerate(titles) for b, box_b in titles[i + 1 :] if box_a.overlaps(box_b)]
+    assert overlaps == []
