@@ -23,7 +23,7 @@ pretrain call incl. both held-out checks, AMD EPYC 2-core VM, avx2, no avx512/am
 | skip_clip | 40 x 8, 4 clips of 3, 32 px | pair order 0.492 -> 0.732 (0.633; 0.5) | 16.2 |
 | cmc | 75 x 16, view2 frame, live positive, batch negatives, K 1, tau 0.1, 32 px | cross-view retrieval 0.066 -> 0.258 (0.130; 0.0625); the flow view did not learn | 13.4 |
 | videogan | 30 x 8, clip 4, generator width 64 | D's real/fake accuracy 0.480 -> 0.961 (0.633; 0.5) | 12.0 |
-| cubic_puzzles | 400 x 8, spatial puzzle only, pieces of 3 frames, 32 px | 24-way order 0.062 -> 0.289 (0.115; 0.042) | 26.3 (avx512) |
+| cubic_puzzles | 400 x 8, spatial puzzle only, head dropout 0, pieces of 3 frames, 32 px | 24-way order 0.062 -> 0.555 (0.115; 0.042); seeds 1, 2: 0.281, 0.234 | 28.8 (avx512) |
 | learn_detached_tce (negative) | as tce | 0.219 -> 0.227: not learned | 17.2 |
 | learn_shuffled_rotnet3d (negative) | as rotnet3d | 0.246 -> 0.254: not learned | 27.0 |
 | 5 strict xfails (CANNOT_LEARN) | 4 steps each, 32-sample check | their reasons cite the budgets that did not learn | ~2.5 each |
@@ -119,11 +119,13 @@ BUDGETS: dict[str, list[str]] = {
     "videogan": ["data.resolution=32", "optim.batch_size=8", "optim.steps=30", "optim.name=adam", "optim.lr=0.001",
                  "optim.betas=[0.5, 0.999]", "optim.weight_decay=0.0", "optim.schedule=constant",
                  "method.clip_len=4", "method.generator_width=64"],
-    # the spatial puzzle alone (spatial_p 1; the paper's default mixes it with the temporal one half the time):
-    # 0.062 -> 0.289 at 400 x 8 (needs 0.115; 26 CPU s on avx512); 300 x 8: 0.125, barely. The temporal puzzle
-    # never left chance on this set (mini set, 600 x 8: 0.043), which is what kept the mixed task at chance
+    # the spatial puzzle alone (spatial_p 1; the paper's default mixes it with the temporal one half the time,
+    # and the temporal puzzle never left chance on the mini set: 600 x 8, 0.043), head dropout 0. The puzzle sits
+    # at chance, then escapes at a step that varies with the seed: at 400 x 8 with the default dropout 0.5,
+    # seeds 0/1/2 reached 0.289/0.125/0.055 (needs ~0.10-0.12: seed 2 failed); with dropout 0, 0.555/0.281/0.234
+    # (29 CPU s each on avx512), so a CPU whose rounding shifts the escape still passes
     "cubic_puzzles": ["data.resolution=32", "optim.batch_size=8", "optim.steps=400", "optim.lr=0.003",
-                      "method.piece_len=3", "method.tgap=1", "method.spatial_p=1"],
+                      "method.piece_len=3", "method.tgap=1", "method.spatial_p=1", "method.dropout=0"],
 }  # fmt: skip
 
 CALIBRATION = "harness, generator v2, 32 px, test_resnet; the calibration log of issue 12 part 2"
