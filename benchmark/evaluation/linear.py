@@ -73,11 +73,15 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearPr
 
 
 def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
-    """Percent of rows whose label is among the k highest logits (k capped at the number of classes)."""
+    """Percent of rows whose label is among the k highest logits (k capped at the number of classes). Top-1 is
+    argmax's, the same tie-break as ``per_video_correct``: bf16 logits tie often, and ``topk`` may pick another
+    of the tied classes (a fine-tune under bf16 autocast once recorded a top-1 1-2 of 384 videos away from its
+    per-video results)."""
     out = {}
     for k in ks:
         k_eff = min(k, logits.shape[1])
-        hit = (logits.topk(k_eff, dim=1).indices == y[:, None]).any(1).float().mean().item() if len(y) else float("nan")
+        top = logits.argmax(1, keepdim=True) if k_eff == 1 else logits.topk(k_eff, dim=1).indices
+        hit = (top == y[:, None]).any(1).float().mean().item() if len(y) else float("nan")
         out[f"top{k}"] = round(100.0 * hit, 3)
     return out
 

@@ -42,6 +42,15 @@ def test_shuffled_labels_give_chance():
     assert m["train_top1"] > m["top1"]  # it did fit something: the training labels, by heart
 
 
+def test_top1_breaks_ties_as_per_video_correct_does():
+    """bf16 logits tie often; top-1 must be the mean of the per-video results (argmax), whatever topk picks."""
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(384, 12, generator=g) * 2).round().to(torch.bfloat16)  # many rows with tied maxima
+    y = logits.argmax(1)  # every argmax is right; topk(1) picks another tied class in ~1 row of 6 here
+    per_video = (logits.argmax(1) == y).int()
+    assert topk_accuracy(logits, y)["top1"] == 100.0 * per_video.float().mean().item()
+
+
 def test_topk_accuracy_caps_k_at_classes():
     logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
     y = torch.tensor([0, 1])
