@@ -181,7 +181,7 @@ class EvalConfig:
 class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CPU with AMX/AVX512-bf16 and on CUDA
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA and on AMX CPUs (benchmark/device.py)
     channels_last: bool = True
     threads: int = 0  # torch intra-op threads; 0: torch's default (OMP_NUM_THREADS, else one per core). On a busy
     #                   2-core CPU one thread measured 5-10x faster than two (results/table1-cpu)
