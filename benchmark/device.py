@@ -19,10 +19,11 @@ Policy
                          weight gradient in about 1 of 20 backward passes, at random, and
                          ``vssl sweep sweeps/table1.yaml --smoke`` lost 4-6 of its 21 cells
                          to NaN losses (fp32: none). Conv2d passed the same check.
-    CPU bf16 check    -> ``torch.cpu._is_amx_tile_supported()`` or
-                         ``torch.cpu._is_avx512_bf16_supported()`` (AMX tiles or
-                         AVX512-BF16; older torch: the ``amx_bf16``/``avx512_bf16``
-                         flags of /proc/cpuinfo). ``torch.backends.cpu.get_cpu_capability()``
+    CPU checks        -> ``cpu_has_amx``: ``torch.cpu._is_amx_tile_supported()``;
+                         ``cpu_has_fast_bf16`` (AMX or AVX512-BF16, used to explain
+                         benchmark figures) adds ``torch.cpu._is_avx512_bf16_supported()``;
+                         older torch: the ``amx_tile``/``avx512_bf16`` flags of /proc/cpuinfo.
+                         ``torch.backends.cpu.get_cpu_capability()``
                          is not enough: it never reports AMX, and "AVX512" alone says
                          nothing about bf16 (without native bf16, oneDNN emulates it and
                          bf16 is no faster than fp32). The capability string is recorded
@@ -122,29 +123,35 @@ def _channels_last_param(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _proc_cpuinfo() -> tuple[str, set[str]]:
+    """(model name, flags) of the first CPU in /proc/cpuinfo; ("", set()) where there is none (not Linux)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def _torch_cpu_check(name: str, flag: str) -> bool:
+    """torch.cpu's own check (``_is_amx_tile_supported``, ...) where this torch has it, else the kernel's flag."""
+    check = getattr(torch.cpu, name, None)
+    return bool(check()) if callable(check) else flag in _proc_cpuinfo()[1]
+
+
 def cpu_has_amx() -> bool:
     """True when this CPU has AMX tiles (where ``precision: auto`` picks bf16; see the module docstring)."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    if callable(check):
-        return bool(check())
-    try:  # older torch: read the kernel's flags (Linux)
-        with open("/proc/cpuinfo") as f:
-            return "amx_tile" in set(next((line for line in f if line.startswith("flags")), "").split())
-    except OSError:
-        return False
+    return _torch_cpu_check("_is_amx_tile_supported", "amx_tile")
 
 
 def cpu_has_fast_bf16() -> bool:
     """True when this CPU has native bf16 matrix instructions (AMX or AVX512-BF16)."""
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    if any(callable(c) for c in checks):
-        return any(bool(c()) for c in checks if callable(c))
-    try:  # older torch: read the kernel's flags (Linux)
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((line for line in f if line.startswith("flags")), "").split())
-        return bool({"amx_bf16", "avx512_bf16"} & flags)
-    except OSError:
-        return False
+    return cpu_has_amx() or _torch_cpu_check("_is_avx512_bf16_supported", "avx512_bf16")
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -217,16 +224,7 @@ SIMD_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int
 def cpu_features() -> dict[str, Any]:
     """The CPU model and the vector/matrix flags that decide its speed (bf16 is fast only with AMX or
     AVX512-BF16): recorded with every performance figure and in every run's env.json."""
-    model, flags = "", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and not model:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    model, flags = _proc_cpuinfo()
     return {
         "cpu_model": model or "unknown",
         "cpu_flags": [f for f in SIMD_FLAGS if f in flags],

@@ -374,11 +374,8 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     plt, sns = _pyplot()
     labels = row_labels(table)
     # the table's row order; controls have no objective (the BN-statistics pass logs a constant 0)
-    order = [
-        labels[r]
-        for r in table.rows.index
-        if labels[r] in set(long["series"]) and table.rows.loc[r].get("role", "method") != "control"
-    ]
+    logged = set(long["series"])
+    order = [labels[r] for r in table.rows.index if labels[r] in logged and table.rows.loc[r].get("role") != "control"]
     if not order:
         return None
     ncols = min(len(order), 4)
