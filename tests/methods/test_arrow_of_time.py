@@ -7,7 +7,7 @@ import torch
 
 from benchmark.errors import UserError
 from benchmark.method import Progress
-from methods.arrow_of_time import reversal_mask
+from methods.arrow_of_time import ArrowOfTime, DifferenceEncoder, frame_differences, reversal_mask
 from tests.methods.overfit import fell_clearly, one_thread, overfit_losses, tiny_method
 
 
@@ -35,7 +35,9 @@ def test_by_default_every_clip_is_shown_forwards_and_reversed_with_its_label():
     b = len(batch["clip"])
     assert len(seen["clip"]) == 2 * b
     for i, clip in enumerate(batch["clip"]):  # the same video both ways: forwards first, then reversed
-        assert torch.equal(seen["clip"][i], clip) and torch.equal(seen["clip"][b + i], clip.flip(0))
+        # the default input: the differences of the frames as shown (taken after the reversal)
+        assert torch.equal(seen["clip"][i], frame_differences(clip))
+        assert torch.equal(seen["clip"][b + i], frame_differences(clip.flip(0)))
         assert not torch.equal(clip.flip(0), clip)  # the test clips are not palindromes
     labels = torch.tensor([0] * b + [1] * b)  # 1 = plays backwards
     assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(seen["logits"].float(), labels))
@@ -50,13 +52,51 @@ def test_alternate_reverses_half_of_each_batch_by_slot():
     backwards = reversal_mask(len(batch["clip"]), step)
     for i, clip in enumerate(batch["clip"]):
         expected = clip.flip(0) if backwards[i] else clip
-        assert torch.equal(seen["clip"][i], expected)
+        assert torch.equal(seen["clip"][i], frame_differences(expected))
         assert not torch.equal(clip.flip(0), clip)  # the test clips are not palindromes
+
+
+def test_rgb_input_shows_the_frames_themselves():
+    method, batch = tiny_method("arrow_of_time", ("method.clip_len=4", "method.input=rgb"))
+    seen = {}
+    method.backbone.register_forward_hook(lambda mod, args, out: seen.update(clip=args[0].detach().clone()))
+    method.training_step(batch, Progress(step=0, total_steps=10))
+    b = len(batch["clip"])
+    assert torch.equal(seen["clip"][:b], batch["clip"]) and torch.equal(seen["clip"][b:], batch["clip"].flip(1))
+    assert method.head[1][0].in_features == 4 * method.backbone.num_features  # 4 frames, concatenated
+
+
+def test_frame_differences_follow_the_frames_as_shown():
+    clip = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2) ** 2  # frames 0, 1, 4, 9
+    assert frame_differences(clip)[:, 0, 0, 0].tolist() == [1, 3, 5]
+    assert frame_differences(clip.flip(0))[:, 0, 0, 0].tolist() == [-5, -3, -1]  # reversed: negated, reordered
+
+
+@pytest.mark.parametrize("backbone", ["resnet10t", "r3d_18"])
+def test_difference_runs_are_evaluated_on_differences(backbone):
+    method, _ = tiny_method("arrow_of_time", ("method.clip_len=4",), backbone=backbone)
+    encoder = ArrowOfTime.eval_encoder(method.cfg, method.backbone, {})
+    assert isinstance(encoder, DifferenceEncoder) and encoder.kind == method.backbone.kind
+    assert encoder.num_features == method.backbone.num_features
+    method.backbone.eval()
+    torch.manual_seed(0)
+    if backbone == "resnet10t":  # a frame and the next one (the evaluation decodes frame_offsets) -> their difference
+        assert encoder.frame_offsets == (0, 1)
+        views = torch.randn(2, 3, 2, 3, 16, 16)  # [videos, views, offsets, C, H, W]
+        expected = method.backbone(views[:, :, 1] - views[:, :, 0])
+    else:  # a clip -> its differences
+        assert not hasattr(encoder, "frame_offsets")
+        views = torch.randn(2, 1, 4, 3, 16, 16)  # [videos, views, T, C, H, W]
+        expected = method.backbone(views[:, :, 1:] - views[:, :, :-1])
+    with torch.no_grad():
+        assert torch.allclose(encoder(views), expected, atol=1e-6)
+    rgb, _ = tiny_method("arrow_of_time", ("method.clip_len=4", "method.input=rgb"), backbone=backbone)
+    assert ArrowOfTime.eval_encoder(rgb.cfg, rgb.backbone, {}) is rgb.backbone
 
 
 def test_heads_for_each_backbone_kind():
     concat, _ = tiny_method("arrow_of_time", ("method.clip_len=4",))
-    assert concat.head[1][0].in_features == 4 * concat.backbone.num_features  # Flatten, then the MLP
+    assert concat.head[1][0].in_features == 3 * concat.backbone.num_features  # Flatten, then the MLP: 3 differences
     conv, batch = tiny_method("arrow_of_time", ("method.clip_len=4", "method.head_2d=temporal_conv"))
     out = conv.training_step(batch, Progress(0, 1))
     assert out.loss.dim() == 0
@@ -66,7 +106,11 @@ def test_heads_for_each_backbone_kind():
 
 def test_one_frame_clip_is_a_user_error():
     with pytest.raises(UserError, match="at least 2 frames"):
-        tiny_method("arrow_of_time", ("method.clip_len=1",))
+        tiny_method("arrow_of_time", ("method.clip_len=1", "method.input=rgb"))
+    with pytest.raises(UserError, match="at least 3 frames"):
+        tiny_method("arrow_of_time", ("method.clip_len=2",))
+    with pytest.raises(UserError, match="'method.input' = 'flow' should be one of"):
+        tiny_method("arrow_of_time", ("method.input=flow",))
 
 
 @pytest.mark.slow
