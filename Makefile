@@ -20,7 +20,7 @@ help:
 	@echo "make test   - set up .venv and run the tests"
 	@echo "make test-fast - the tests not marked slow (a quick check while editing)"
 	@echo "make lint   - ruff (lint + format check) and the import-layer contract (lint-imports)"
-	@echo "make table1-cpu - the 3-seed CPU table: two sweep processes (3D rows | the rest), then the report"
+	@echo "make table1-cpu - the 5-seed CPU table: two sweep processes (3D rows | the rest), then the report"
 	@echo "make clean  - remove runs/ and generated data/ (keeps .venv)"
 
 $(STAMP): pyproject.toml
