@@ -28,6 +28,8 @@ Deviations from the paper and the releases (TF laura-wang/video_repres_mas: moti
 laura-wang/video_repres_sts: motion + appearance):
 - backbone: any harness 3D backbone (inflated resnet10t on CPU, r3d_18 in table1.yaml) with two linear heads on
   pooled features (the PyTorch release's head layout) instead of the CVPR paper's C3D with fc6/fc7/fc8;
+  ``head: map`` gives the heads the flattened last feature map instead (as fc6 reads C3D's pool5): pooling
+  averages away where things are, which most motion labels ask;
 - flow: Farneback from OpenCV instead of pre-computed TV-L1 (not in opencv-python-headless), at the training
   resolution, after the crop; the releases quantise TV-L1 flow to JPEG at +-20 px, this flow is exact floats;
 - clips: ``clip_len`` 8 at the run's resolution by default (the paper: 16 frames at 112 px); the partition
@@ -48,6 +50,7 @@ laura-wang/video_repres_sts: motion + appearance):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -83,6 +86,9 @@ class MotionStatsConfig(MethodConfig):
     dominant_colour: Literal["mode", "octant"] = "mode"  # mode: most frequent exact RGB triple (the release)
     appearance_weight: float = 0.1  # the PyTorch release's weight of the appearance MSE
     normalise_labels: bool = False  # divide each label by its number of values (the release: raw integers)
+    # pooled: the heads read the backbone's pooled features (the PyTorch release); map: the flattened last feature
+    # map, time and space kept (the CVPR paper's fc6 reads C3D's flattened pool5), so a head can tell WHERE
+    head: Literal["pooled", "map"] = "pooled"
     crop_scale_min: float = 0.5  # one random resized crop (scale crop_scale_min..1) + flip per clip
     flip: bool = True
 
@@ -139,6 +145,20 @@ class MotionStatsConfig(MethodConfig):
         return [values(n) for n in self.motion_names() + self.appearance_names()]
 
 
+def map_shape(backbone: nn.Module, clip_len: int, info: DataInfo) -> tuple[int, ...]:
+    """The shape [F, t, h, w] of the backbone's last feature map for one training clip (a probe forward in eval
+    mode, so no BatchNorm statistic moves)."""
+    param = next(backbone.parameters())
+    probe = torch.zeros(1, clip_len, 3, info.resolution, info.resolution, device=param.device, dtype=param.dtype)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            return tuple(backbone.forward_features(probe).shape[1:])
+    finally:
+        backbone.train(was_training)
+
+
 @register_method("motion_stats")
 class MotionStats(Method):
     """MAS: regress where the largest motion is, which way it points, and the dominant colours, per region (L2)."""
@@ -170,7 +190,7 @@ class MotionStats(Method):
 
     def __init__(self, cfg: MotionStatsConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
-        f = backbone.num_features
+        f = backbone.num_features if cfg.head == "pooled" else math.prod(map_shape(backbone, cfg.clip_len, info))
         self.num_motion, self.num_app = len(cfg.motion_names()), len(cfg.appearance_names())
         self.motion_head = nn.Linear(f, self.num_motion) if self.num_motion else None
         self.app_head = nn.Linear(f, self.num_app) if self.num_app else None
@@ -195,7 +215,10 @@ class MotionStats(Method):
         return torch.cat(parts, dim=1).float() / self.label_scale
 
     def predict(self, clip: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(clip)
+        if self.cfg.head == "map":
+            features = self.backbone.forward_features(clip).flatten(1)  # [B, F, t, h, w] -> [B, F*t*h*w]
+        else:
+            features = self.backbone(clip)
         heads = [h(features) for h in (self.motion_head, self.app_head) if h is not None]
         return torch.cat(heads, dim=1).float()
 

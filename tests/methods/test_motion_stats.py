@@ -192,10 +192,32 @@ def test_normalised_labels_divide_by_their_number_of_values():
     assert method.cfg.label_ranges()[:4] == [16, 8, 16, 8] and method.cfg.label_ranges()[12:14] == [3, 3]
 
 
+def test_map_head_reads_the_flattened_feature_map_and_the_probe_moves_no_statistic():
+    pooled, batch = tiny()
+    method, _ = tiny(("method.head=map",))
+    # the shape probe ran in eval mode: every BatchNorm buffer equals a fresh backbone's, and the mode is back
+    assert method.backbone.training == pooled.backbone.training
+    fresh = pooled.backbone.state_dict()
+    stats = [k for k in fresh if "running" in k]
+    assert stats and all(torch.equal(method.backbone.state_dict()[k], fresh[k]) for k in stats)
+    with torch.no_grad():
+        maps = method.backbone.eval().forward_features(batch["clip"])  # [B, F, t, h, w]
+    assert maps.dim() == 5 and maps.shape[0] == len(batch["clip"])
+    assert method.motion_head.in_features == maps[0].numel() != pooled.motion_head.in_features
+    assert method.app_head.in_features == maps[0].numel()
+    method.train()
+    out = method.training_step(batch, Progress(0, 10))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    first = next(p for p in method.backbone.parameters() if p.dim() == 5)  # the stem's first conv
+    assert first.grad is not None and first.grad.abs().sum() > 0  # the loss reaches the backbone through the map
+
+
 @pytest.mark.parametrize(("override", "field"), [("method.patterns=[blocks,hexagons]", "method.patterns"),
                                                  ("method.motion_source=optical", "method.motion_source"),
                                                  ("method.dominant_colour=median", "method.dominant_colour"),
-                                                 ("method.clip_len=1", "method.clip_len")])  # fmt: skip
+                                                 ("method.clip_len=1", "method.clip_len"),
+                                                 ("method.head=fc", "method.head")])  # fmt: skip
 def test_bad_values_fail_at_load_naming_the_field(override, field):
     with pytest.raises(UserError, match=field.replace(".", r"\.")):
         load_config(None, ["method.name=motion_stats", override])
