@@ -127,3 +127,24 @@ def test_one_decoding_thread_per_worker():
     finally:
         torch.set_num_threads(before)
     assert np.isfinite(before)
+
+
+def test_a_sample_seeds_only_the_cpu_generator_and_reproduces(tmp_path, monkeypatch):
+    """Augmentation is seeded per sample address through the CPU generator alone: torch.manual_seed would also
+    queue a lazy CUDA seed (with a stack capture) on CUDA builds, 0.1-1.4 ms per sample (results/perf/data.md)."""
+    from benchmark.data.index import build_index
+    from benchmark.paths import DatasetLocation
+
+    root = _pool(tmp_path / "pool", 2, [])
+    records = build_index(DatasetLocation("p", root, "folder")).records
+    sampler = build_sampler("clip", resolution=16, clip_len=2, stride=1)
+    dataset = SampledVideos(records, sampler, decoder="pyav", seed=0)
+
+    def refuse(seed):
+        raise AssertionError("the sample path called torch.manual_seed")
+
+    monkeypatch.setattr(torch, "manual_seed", refuse)
+    first = dataset[(3, 1, 0)]["clip"]
+    torch.default_generator.manual_seed(12345)  # whatever the global state, the address decides the sample
+    assert torch.equal(dataset[(3, 1, 0)]["clip"], first)
+    assert not torch.equal(dataset[(4, 1, 0)]["clip"], first)  # another step: another crop, flip or colour
