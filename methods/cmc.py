@@ -37,6 +37,8 @@ Deviations from the paper and the release (HobbitLong/CMC, whose code covers ima
   paper's instances are frames of videos: a video's slot holds whichever of its moments was seen last);
 - augmentation (unverified for the paper's video experiment): one random resized crop (scale 0.5-1) and flip
   shared by both views, colour jitter (0.4, hue 0.1, p 0.8) and random gray (p 0.2) on RGB frames only;
+  ``crop: independent`` (ventral pair only) crops and flips the two frames independently, as TCE does: with a
+  shared crop, the two frames can be matched by where things are in the frame;
 - evaluation reads the RGB encoder by default (as for every method); ``eval_features: concat`` gives the paper's
   concatenation of both encoders' features (linear probe and kNN; fine-tuning trains the RGB encoder). With
   ``view2: frame`` the second encoder reads the same test frames; with flow or difference, each test frame is
@@ -112,7 +114,9 @@ class CMCConfig(MethodConfig):
     bank_momentum: float = 0.5
     positive: Literal["bank", "live"] = "bank"  # bank: the other view's memory (release); live: its fresh embedding
     batch_negatives: bool = False  # also the other view's live embeddings of the batch's other videos (not in CMC)
-    # augmentation: crop + flip shared by both views; colour on RGB frames only
+    # augmentation: crop + flip shared by both views (independent: view2 frame only, one draw per frame, as
+    # TCE's pairs); colour on RGB frames only
+    crop: Literal["shared", "independent"] = "shared"
     crop_scale_min: float = 0.5
     flip: bool = True
     jitter: float = 0.4
@@ -156,6 +160,13 @@ class CMCConfig(MethodConfig):
             raise UserError("method.batch_negatives needs method.positive=live (live negatives beside a live positive)")
         if not 0 <= self.bank_momentum < 1:
             raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")
+        if self.crop not in ("shared", "independent"):
+            raise UserError(f"method.crop = {self.crop!r} should be shared or independent")
+        if self.crop == "independent" and self.view2 != "frame":
+            raise UserError(
+                f"method.crop = independent needs method.view2 = frame (the {self.view2} view must stay aligned with "
+                "its frames)"
+            )
         if not 0 < self.crop_scale_min <= 1:
             raise UserError(f"method.crop_scale_min = {self.crop_scale_min}: need 0 < crop_scale_min <= 1")
         if min(self.jitter, self.hue, self.jitter_p, self.gray_p) < 0 or max(self.jitter_p, self.gray_p) > 1:
@@ -222,6 +233,7 @@ class CMC(Method):
             "encoding": cfg.flow_encoding,
             "flow": flow_config(cfg),
             "aug": aug,
+            "shared_crop": cfg.crop == "shared",
         }
 
     @classmethod

@@ -205,7 +205,9 @@ class FrameFlow(Sampler):
     ``uvm``: [3, R, R], L = 1); ``frame`` -- the frame at t+d, d uniform in [offset_min, offset_max] (CMC's
     "ventral" pair), colour-augmented independently of the anchor; ``difference`` -- the RGB difference of frames
     t+s and t, (b - a) / 255 (explicit option, not flow). One crop and flip is shared by every frame of a sample
-    (the two views show the same place); colour jitter and gray apply to RGB frames only.
+    (the two views show the same place); colour jitter and gray apply to RGB frames only. ``shared_crop=False``
+    (``view2: frame`` only: a motion view must stay aligned with its frames) draws the crop and flip of each of
+    the two frames independently, as TCE's frame pairs do.
     """
 
     def __init__(
@@ -219,6 +221,7 @@ class FrameFlow(Sampler):
         encoding: str = "uv",
         flow: FlowConfig = FlowConfig(),
         aug: AugmentConfig = AugmentConfig(),
+        shared_crop: bool = True,
         **kw: Any,
     ):
         super().__init__(**kw)
@@ -229,6 +232,11 @@ class FrameFlow(Sampler):
         bound = default_bound(self.resolution) if bound is None else bound
         if flow_stack < 1 or flow_stride < 1 or offset_min < 1 or offset_max < offset_min or bound <= 0:
             raise ValueError("need flow_stack, flow_stride >= 1, 1 <= offset_min <= offset_max, bound > 0")
+        if not shared_crop and view2 != "frame":
+            raise ValueError(
+                f"shared_crop=False needs view2 'frame' (a {view2} view must stay aligned with its frames)"
+            )
+        self.shared_crop = shared_crop
         self.view2, self.flow_stack, self.flow_stride = view2, flow_stack, flow_stride
         self.offset_min, self.offset_max, self.bound, self.encoding, self.flow = (
             offset_min, offset_max, bound, encoding, flow)  # fmt: skip
@@ -245,7 +253,8 @@ class FrameFlow(Sampler):
         else:
             span = motion_offsets(self.view2, self.flow_stack, self.flow_stride)
         t = random_start(rng, n, span[-1] + 1)
-        frames = self.spatial(video.get_frames(loop_index([t + k for k in span], n)))  # uint8, one crop and flip
+        frames = video.get_frames(loop_index([t + k for k in span], n))
+        frames = self.spatial(frames) if self.shared_crop else per_frame(self.spatial, frames)  # uint8
         if self.view2 == "frame":
             rgb = per_frame(self.colour, frames)  # independent colour per view
             return {"frame": rgb[0], "view2": rgb[1]}

@@ -88,6 +88,25 @@ def test_frame_flow_sample_shapes(view2, stack, encoding, channels):
     assert sample["view2"].shape == (channels, 32, 32) == (view2_channels(view2, stack, encoding), 32, 32)
 
 
+def test_the_ventral_pair_crops_shared_or_independent():
+    """A still video with no colour augmentation: a shared crop shows both frames the same pixels; independent
+    crops (``shared_crop=False``, CMC's ``crop: independent``) show them different places. Motion views refuse it."""
+    from benchmark.data.transforms import AugmentConfig
+
+    still = TensorVideo(translating_video(1, 48, 0, 0).expand(8, -1, -1, -1).contiguous())
+    no_colour = AugmentConfig(crop_scale=(0.3, 1.0), jitter_p=0.0, gray_p=0.0)
+    for shared in (True, False):
+        differ = []
+        for seed in range(6):
+            torch.manual_seed(seed)
+            sampler = FrameFlow(resolution=32, view2="frame", aug=no_colour, shared_crop=shared)
+            sample = sampler(still, np.random.default_rng(seed))
+            differ.append(not torch.equal(sample["frame"], sample["view2"]))
+        assert any(differ) != shared, f"shared_crop={shared}: frames differ in {sum(differ)} of 6 samples"
+    with pytest.raises(ValueError, match="shared_crop=False needs view2 'frame'"):
+        FrameFlow(resolution=32, view2="flow", shared_crop=False)
+
+
 def test_frame_flow_encodes_the_known_motion():
     """Without augmentation (train=False, frames already at the resolution) the flow view is the translation
     divided by the bound: u = 2 px / 4 px = 0.5, v = 1 px / 4 px = 0.25."""

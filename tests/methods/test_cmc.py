@@ -120,10 +120,18 @@ def test_chance_levels():
                                                  ("method.flow_encoding=hsv", "method.flow_encoding"),
                                                  ("method.flow_algorithm=tvl1", "method.flow_algorithm"),
                                                  ("method.flow_stack=0", "method.flow_stack"),
-                                                 ("method.bank_momentum=1.0", "method.bank_momentum")])  # fmt: skip
+                                                 ("method.bank_momentum=1.0", "method.bank_momentum"),
+                                                 ("method.crop=random", "method.crop")])  # fmt: skip
 def test_bad_values_fail_at_load_naming_the_field(override, field):
     with pytest.raises(UserError, match=field.replace(".", r"\.")):
         load_config(None, ["method.name=cmc", override])
+
+
+def test_independent_crops_need_the_frame_view():
+    with pytest.raises(UserError, match="method.crop = independent needs method.view2 = frame"):
+        load_config(None, ["method.name=cmc", "method.crop=independent"])  # the default view2 is flow
+    cfg = load_config(None, ["method.name=cmc", "method.crop=independent", "method.view2=frame"])
+    assert cfg.method.crop == "independent"
 
 
 def test_uvm_needs_a_single_flow_field():
