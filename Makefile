@@ -32,15 +32,20 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Two sweep processes share the sweep folder (a running cell is locked): one takes the 3D rows first, the other
-# goes down the whole list, and the first joins it when its 3D rows are done (the 2D rows cost more); then a third
-# pass finds every cell complete and prints the table.
+# $(call two_sweeps,SWEEP,THREADS,LOG,FLAGS): two sweep processes share the sweep folder (a running cell is
+# locked). The background one takes the 3D rows first and logs to LOG; the foreground one (FLAGS: e.g.
+# --no-progress) goes down the whole list, and the background one joins it when its 3D rows are done (the 2D rows
+# cost more). A later pass finds every cell complete.
+define two_sweeps
+	(OMP_NUM_THREADS=$(2) $(VSSL) sweep $(1) --no-progress --only inflate=True; \
+	 OMP_NUM_THREADS=$(2) $(VSSL) sweep $(1) --no-progress) > $(3) 2>&1 & \
+	sleep 5; OMP_NUM_THREADS=$(2) $(VSSL) sweep $(1) $(4); wait
+endef
+
 demo: setup
 	$(VSSL) synth
 	mkdir -p runs
-	(OMP_NUM_THREADS=$(DEMO_THREADS) $(VSSL) sweep $(DEMO_SWEEP) --no-progress --only inflate=True; \
-	 OMP_NUM_THREADS=$(DEMO_THREADS) $(VSSL) sweep $(DEMO_SWEEP) --no-progress) > runs/demo-3d.log 2>&1 & \
-	sleep 5; OMP_NUM_THREADS=$(DEMO_THREADS) $(VSSL) sweep $(DEMO_SWEEP); wait
+	$(call two_sweeps,$(DEMO_SWEEP),$(DEMO_THREADS),runs/demo-3d.log,)
 	$(VSSL) sweep $(DEMO_SWEEP) --table
 
 # Two workers of one torch thread each (tests/conftest.py keeps a file, and all real-SLURM tests, on one worker).
@@ -60,9 +65,7 @@ lint: setup
 table1-cpu: setup
 	$(VSSL) synth
 	mkdir -p runs
-	(OMP_NUM_THREADS=1 $(VSSL) sweep sweeps/table1-cpu.yaml --no-progress --only inflate=True; \
-	 OMP_NUM_THREADS=1 $(VSSL) sweep sweeps/table1-cpu.yaml --no-progress) > runs/table1-cpu-3d.log 2>&1 & \
-	sleep 30; OMP_NUM_THREADS=1 $(VSSL) sweep sweeps/table1-cpu.yaml --no-progress; wait
+	$(call two_sweeps,sweeps/table1-cpu.yaml,1,runs/table1-cpu-3d.log,--no-progress)
 	OMP_NUM_THREADS=1 $(VSSL) report runs/table1-cpu
 
 clean:
