@@ -37,8 +37,9 @@ Deviations from the paper and the release (HobbitLong/CMC, whose code covers ima
   paper's instances are frames of videos: a video's slot holds whichever of its moments was seen last);
 - augmentation (unverified for the paper's video experiment): one random resized crop (scale 0.5-1) and flip
   shared by both views, colour jitter (0.4, hue 0.1, p 0.8) and random gray (p 0.2) on RGB frames only;
-  ``crop: independent`` (ventral pair only) crops and flips the two frames independently, as TCE does: with a
-  shared crop, the two frames can be matched by where things are in the frame;
+  ``crop: independent`` (ventral pair only) crops and flips the two frames independently, as TCE does (a shared
+  crop lets the two frames be matched by where things are; on held-out videos it did not help:
+  results/table1-cpu/calibration.md);
 - evaluation reads the RGB encoder by default (as for every method); ``eval_features: concat`` gives the paper's
   concatenation of both encoders' features (linear probe and kNN; fine-tuning trains the RGB encoder). With
   ``view2: frame`` the second encoder reads the same test frames; with flow or difference, each test frame is

@@ -84,7 +84,7 @@ class SampledVideos(Dataset):
             step, slot, index = address
         rng = np.random.default_rng(sample_seed(self.seed, step, slot))
         # v2 transforms draw from torch's CPU generator. Only that one is seeded: torch.manual_seed also queues
-        # a lazy CUDA seed on CUDA builds, whose stack capture cost 0.1-1.4 ms per sample (results/perf/data.md)
+        # a lazy CUDA seed on CUDA builds, whose stack capture cost 0.1-1.4 ms per sample (results/perf/learning.md)
         torch.default_generator.manual_seed(int(rng.integers(2**62)))
         bad: list[str] = []
         for attempt in range(MAX_REPLACEMENTS):

@@ -131,7 +131,7 @@ def test_one_decoding_thread_per_worker():
 
 def test_a_sample_seeds_only_the_cpu_generator_and_reproduces(tmp_path, monkeypatch):
     """Augmentation is seeded per sample address through the CPU generator alone: torch.manual_seed would also
-    queue a lazy CUDA seed (with a stack capture) on CUDA builds, 0.1-1.4 ms per sample (results/perf/data.md)."""
+    queue a lazy CUDA seed (with a stack capture) on CUDA builds, 0.1-1.4 ms per sample (results/perf/learning.md)."""
     from benchmark.data.index import build_index
     from benchmark.paths import DatasetLocation
 

@@ -175,8 +175,8 @@ def own_worker(name: str) -> pytest.MarkDecorator:
     return pytest.mark.xdist_group(f"learning-{name}")
 
 
-# collected first, so that `make test`'s two workers finish the file together (VCOP and OPN are ~95 of its ~205
-# CPU s; a slow learner collected last leaves the other worker idle)
+# collected first, so that `make test`'s two workers finish the file together (VCOP alone is ~49 of its ~165 CPU
+# s; a slow learner collected last leaves the other worker idle)
 SLOWEST_FIRST = ("vcop", "cubic_puzzles", "supervised", "arrow_of_time", "rotnet3d", "dpc")
 
 
