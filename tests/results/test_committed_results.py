@@ -5,7 +5,6 @@ has (issue 12 part 5: provenance). Each folder's runs.csv must hold exactly the 
 config the sweep resolves to now, all from one clean commit that is an ancestor of the checkout.
 """
 
-import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -13,20 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmark.config import flatten, to_dict
 from benchmark.sweeps import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = ["table1-mini", "table1-cpu", "hn-ablation-mini"]
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _same(expected, recorded: str) -> bool:
@@ -44,7 +34,7 @@ def _same(expected, recorded: str) -> bool:
             return False
     if isinstance(expected, (list, tuple)):
         try:
-            return json.loads(recorded) == json.loads(json.dumps(list(expected), default=str))
+            return json.loads(recorded) == list(expected)
         except ValueError:
             return False
     return recorded == str(expected)
@@ -61,7 +51,7 @@ def test_committed_results_match_their_sweep(name):
     differing = []
     for cell in sweep.cells:
         row = by_id.loc[cell.id]
-        for key, value in _flat(dataclasses.asdict(cell.config)).items():
+        for key, value in flatten(to_dict(cell.config)).items():
             column = f"cfg.{key}"
             if column in runs.columns and not _same(value, row[column]):
                 differing.append(f"{cell.label}: {key} = {value!r} in the sweep, {row[column]!r} in runs.csv")
