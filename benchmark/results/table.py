@@ -973,8 +973,8 @@ PAIRED_HEAD = (
     "Paired difference vs {name}: mean over common seeds of the per-video top-1 difference. A difference is "
     "claimed only when the {level:.0%} seed-level t-interval (per-seed differences as the units, t with "
     "seeds - 1 degrees of freedom) excludes 0; with 1 seed no claim is made. The two-way bootstrap over "
-    "seeds and test videos is shown for reference only: with 3 seeds it is too narrow "
-    "(benchmark/results/stats.py)."
+    "seeds and test videos is shown for reference only: with few seeds it is too narrow (with 3 seeds, in "
+    "simulation, it excluded 0 in ~16% of experiments with no true difference; benchmark/results/stats.py)."
 )
 
 
