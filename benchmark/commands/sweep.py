@@ -102,7 +102,8 @@ def handle(args) -> int:
     done = len(outcome) - len(failed) - elsewhere
     print(
         f"sweep {sweep.name}: {done} of {len(outcome)} cells complete"
-        f"{f', {elsewhere} running in another process' if elsewhere else ''}, out {sweep.out_dir}"
+        f"{f', {elsewhere} held by another process (not waited for; `vssl status {sweep.out_dir}` shows them)' if elsewhere else ''}"
+        f", out {sweep.out_dir}"
     )
     if args.table:
         from benchmark.commands.table import print_quick_table

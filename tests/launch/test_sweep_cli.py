@@ -146,7 +146,7 @@ def test_two_local_processes_never_run_the_same_cell(tmp_path, capsys):
         assert main(["sweep", str(spec), "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert f"{busy.id} {busy.label}: running in another process, skipped" in text
-    assert "1 of 2 cells complete, 1 running in another process" in text
+    assert "1 of 2 cells complete, 1 held by another process (not waited for; `vssl status" in text
     assert not (cell_dir(out, busy.id) / "metrics.json").exists()
     assert main(["sweep", str(spec), "--out", str(out), "--no-progress"]) == 0  # lock released: now it runs
     assert (cell_dir(out, busy.id) / "metrics.json").exists() and "2 of 2 cells complete" in capsys.readouterr().out
