@@ -100,10 +100,9 @@ def handle(args) -> int:
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
     elsewhere = sum(v == RUNNING_ELSEWHERE for v in outcome.values())
     done = len(outcome) - len(failed) - elsewhere
+    held = f", {elsewhere} held by another process (not waited for; `vssl status {sweep.out_dir}` shows them)"
     print(
-        f"sweep {sweep.name}: {done} of {len(outcome)} cells complete"
-        f"{f', {elsewhere} held by another process (not waited for; `vssl status {sweep.out_dir}` shows them)' if elsewhere else ''}"
-        f", out {sweep.out_dir}"
+        f"sweep {sweep.name}: {done} of {len(outcome)} cells complete{held if elsewhere else ''}, out {sweep.out_dir}"
     )
     if args.table:
         from benchmark.commands.table import print_quick_table

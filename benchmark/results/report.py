@@ -23,7 +23,7 @@ import yaml
 
 from benchmark.results import published
 from benchmark.results.collect import collect, parse_eval_key
-from benchmark.results.stats import LEVEL
+from benchmark.results.stats import BOOTSTRAP_CAVEAT, LEVEL
 from benchmark.results.table import (
     Column,
     PairedRow,
@@ -51,8 +51,7 @@ def paired_test_text(n_boot: int) -> str:
         "t-interval (t with seeds - 1 degrees of freedom) covers training randomness and, inside each per-seed "
         "difference, the finite test set. A difference is claimed only when it excludes 0; with one seed no claim "
         f"is made. The two-way percentile bootstrap ({n_boot:,} replicates, seeds and test videos resampled) is "
-        "shown beside it for reference only: with few seeds it is too narrow (with 3 seeds, in simulation, it excluded "
-        "0 in ~16% of experiments with no true difference, the t-interval in 5%; benchmark/results/stats.py)."
+        f"shown beside it for reference only: {BOOTSTRAP_CAVEAT}."
     )
 
 

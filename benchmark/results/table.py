@@ -24,7 +24,15 @@ from benchmark.errors import UserError
 from benchmark.results import TABLE_FORMATS as FORMATS
 from benchmark.results import published
 from benchmark.results.collect import Collection, parse_eval_key
-from benchmark.results.stats import LEVEL, PairedResult, Summary, align_per_video, paired_difference, summarize
+from benchmark.results.stats import (
+    BOOTSTRAP_CAVEAT,
+    LEVEL,
+    PairedResult,
+    Summary,
+    align_per_video,
+    paired_difference,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -973,8 +981,7 @@ PAIRED_HEAD = (
     "Paired difference vs {name}: mean over common seeds of the per-video top-1 difference. A difference is "
     "claimed only when the {level:.0%} seed-level t-interval (per-seed differences as the units, t with "
     "seeds - 1 degrees of freedom) excludes 0; with 1 seed no claim is made. The two-way bootstrap over "
-    "seeds and test videos is shown for reference only: with few seeds it is too narrow (with 3 seeds, in "
-    "simulation, it excluded 0 in ~16% of experiments with no true difference; benchmark/results/stats.py)."
+    "seeds and test videos is shown for reference only: " + BOOTSTRAP_CAVEAT + "."
 )
 
 
