@@ -529,7 +529,9 @@ def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int
         short_video=cfg.data.short_video,
         **method_cls.sampler_options(cfg.method, built.info),
     )
-    dataset = SampledVideos(built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels)
+    dataset = SampledVideos(
+        built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels, keep_decoded=True
+    )
     batches = StepBatches(len(built.records), cfg.optim.batch_size, cfg.optim.steps, cfg.run.seed, start_step=start)
     from benchmark.device import resolve_workers
 

@@ -65,19 +65,34 @@ class UndecodableVideos(UserError):
 class SampledVideos(Dataset):
     """records x sampler -> samples. ``__getitem__`` takes a (step, slot, video_index) address or an int."""
 
-    def __init__(self, records: Sequence, sampler, decoder: str = "auto", seed: int = 0, with_labels: bool = False):
+    def __init__(
+        self,
+        records: Sequence,
+        sampler,
+        decoder: str = "auto",
+        seed: int = 0,
+        with_labels: bool = False,
+        keep_decoded: bool = False,
+    ):
         self.records = list(records)
         self.sampler = sampler
         self.decoder = decoder
         self.seed = seed
         self.with_labels = with_labels
+        # training reads each video many times: small ones stay decoded (benchmark.data.video.SmallVideoCache);
+        # evaluation reads each once, where decoding a whole video would cost more than the frames it needs
+        self.keep_decoded = keep_decoded
+        self._cache = None  # made in the process that reads (each DataLoader worker its own)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, address: Any) -> dict:
-        from benchmark.data.video import VideoDecodeError, open_video
+        from benchmark.data.video import SmallVideoCache, VideoDecodeError, open_video
 
+        if self.keep_decoded and self._cache is None:
+            self._cache = SmallVideoCache()
+        opener = self._cache.open if self.keep_decoded else open_video
         if isinstance(address, (int, np.integer)):
             step, slot, index = 0, int(address), int(address)
         else:
@@ -90,7 +105,7 @@ class SampledVideos(Dataset):
         for attempt in range(MAX_REPLACEMENTS):
             record = self.records[(index + attempt) % len(self.records)]
             try:
-                with open_video(record.path, self.decoder) as video:
+                with opener(record.path, self.decoder) as video:
                     sample = self.sampler(video, rng)
             except (VideoDecodeError, ShortVideo, OSError) as exc:
                 bad.append(f"{record.path}: {exc}")

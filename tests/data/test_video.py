@@ -309,3 +309,78 @@ def test_torchcodec_required_in_ci():
         pytest.skip("VSSL_REQUIRE_TORCHCODEC is not set")
     ok, reason = torchcodec_status()
     assert ok, f"torchcodec not importable: {reason} (scripts/install_system_deps.sh installs it)"
+
+
+# ---------------------------------------------------------------------- small videos kept decoded
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_kept_videos_serve_the_frames_decoding_would(odd_videos, decoder):
+    """SmallVideoCache: every index pattern a sampler asks for, bit-identical to the full decode, from memory
+    after the first open (and the frames handed out are copies: editing them never changes the kept ones)."""
+    cache = video_mod.SmallVideoCache()
+    for kind in ["mpeg4_avi", *fixtures.ODD_KINDS]:
+        path = odd_videos[kind]
+        ref = fixtures.full_decode(path)
+        for _ in range(2):  # first open decodes the whole video, the second serves it from memory
+            with cache.open(path, decoder) as v:
+                assert v.num_frames == len(ref) and (v.height, v.width) == tuple(ref.shape[-2:])
+                for idx in _index_patterns(len(ref), random.Random(kind)):
+                    got = v.get_frames(idx)
+                    assert torch.equal(got, ref[idx]), (kind, decoder, idx)
+                    got.zero_()
+                assert v.get_frames([]).shape == (0, 3, *ref.shape[-2:])
+                with pytest.raises(IndexError):
+                    v.get_frames([len(ref)])
+        assert cache.open(path, decoder) is cache.open(path, decoder)  # kept: no second decode
+    assert cache.total_bytes == sum(v.frames.nbytes for v in cache.videos.values()) > 0
+
+
+def test_cache_keeps_only_small_videos_within_its_budget(odd_videos):
+    one = fixtures.full_decode(odd_videos["mpeg4_avi"])
+    size = one.numel()
+    too_small = video_mod.SmallVideoCache(max_video_bytes=size - 1)
+    assert too_small.open(odd_videos["mpeg4_avi"]).mode != "memory"  # bigger than one video may be: on demand
+    assert not too_small.videos and str(odd_videos["mpeg4_avi"]) in too_small.uncached
+    budget = video_mod.SmallVideoCache(max_total_bytes=size)
+    assert budget.open(odd_videos["mpeg4_avi"]).mode == "memory"
+    others = [k for k in fixtures.ODD_KINDS if fixtures.full_decode(odd_videos[k]).numel() > 0]
+    assert all(budget.open(odd_videos[k]).mode != "memory" for k in others)  # the budget is spent
+    assert budget.total_bytes == size
+
+
+def test_cache_opens_a_video_that_does_not_decode_whole_on_demand(tmp_path, odd_videos, monkeypatch):
+    """A bad frame the sample would not have asked for must not change what the loader sees: the video is not
+    kept, and the handle returned decodes on demand as without the cache; broken files still raise."""
+    path = odd_videos["mpeg4_avi"]
+    real = video_mod.PyAVVideo.get_frames
+
+    def fail_on_last_frame(self, indices):
+        if self.num_frames - 1 in list(indices):
+            raise VideoDecodeError("decode error: a bad frame")
+        return real(self, indices)
+
+    monkeypatch.setattr(video_mod.PyAVVideo, "get_frames", fail_on_last_frame)
+    cache = video_mod.SmallVideoCache()
+    with cache.open(path, "pyav") as v:
+        assert v.mode != "memory" and torch.equal(v.get_frames([0, 1]), fixtures.full_decode(path)[[0, 1]])
+    assert not cache.videos and str(path) in cache.uncached
+    broken = fixtures.write_broken(tmp_path / "zero.avi", "zero")
+    with pytest.raises(VideoDecodeError):
+        cache.open(broken, "pyav")
+
+
+def test_training_samples_are_the_same_with_videos_kept_decoded(synth_data_home):
+    """The training loader keeps videos decoded (train.py); every sample equals the one decoded on demand."""
+    from benchmark.data.index import build_index
+    from benchmark.data.loader import SampledVideos
+    from benchmark.data.samplers import build_sampler
+
+    records = build_index("synthetic").records[:6]
+    sampler = build_sampler("frame_pair", 16, train=True)
+    plain = SampledVideos(records, sampler, seed=3)
+    kept = SampledVideos(records, sampler, seed=3, keep_decoded=True)
+    for address in [(step, slot, (step * 4 + slot) % 6) for step in range(3) for slot in range(4)]:
+        a, b = plain[address], kept[address]
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+    assert len(kept._cache.videos) == 6
