@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 CLIP_LEN = 8
 UCF_SIZE = (320, 240)
@@ -188,6 +189,28 @@ def sampler_rates(videos: list[Path], decoder: str, resolution: int, seconds: fl
     return out
 
 
+def kept_decoded_rates(videos: list[Path], decoder: str, resolution: int = 32, reads: int = 8) -> dict:
+    """Training samples/s (TCE's frame_pair sampler, open + sample + augment, as the loader does) with videos
+    decoded on demand vs kept decoded (``SampledVideos(keep_decoded=True)``, what training uses): every video is
+    read ``reads`` times, as a pool is during pre-training (TCE 600 x 64 on the CPU table: ~72 reads per video)."""
+    from benchmark.data.loader import SampledVideos
+    from benchmark.data.samplers import build_sampler
+
+    records = [SimpleNamespace(path=str(path), label=0) for path in videos]  # what SampledVideos reads of a record
+    sampler = build_sampler("frame_pair", resolution=resolution, train=True)
+    addresses = [(step, 0, step % len(records)) for step in range(reads * len(records))]
+    out = {}
+    for keep in (False, True):
+        dataset = SampledVideos(records, sampler, decoder, seed=0, keep_decoded=keep)
+        t0 = time.perf_counter()
+        for address in addresses:
+            dataset[address]
+        out["kept" if keep else "on_demand"] = round(len(addresses) / (time.perf_counter() - t0), 1)
+    out["ratio"] = round(out["kept"] / out["on_demand"], 2)
+    out["reads_per_video"], out["resolution"] = reads, resolution
+    return out
+
+
 def demo_data_wait(workers: list[int], steps: int, data_home: Path) -> list[dict]:
     """Pre-train the demo configuration for ``steps`` steps per ``data.num_workers`` value."""
     from benchmark.config import build_experiment, read_yaml
@@ -308,6 +331,13 @@ def run(args) -> int:
                     res = 64 if "synthetic" in set_name else 112
                     figures["samplers"][key] = sampler_rates(videos, decoder, res)
                     print(f"  samples/s at {res}px: {figures['samplers'][key]}")
+        figures["kept_decoded"] = {}
+        for decoder in decoders:
+            r = figures["kept_decoded"][decoder] = kept_decoded_rates(synth_videos, decoder)
+            print(
+                f"synthetic / {decoder}, training samples at 32 px, each video read {r['reads_per_video']} times: "
+                f"{r['on_demand']} samples/s decoded on demand, {r['kept']} kept decoded -> {r['ratio']}x"
+            )
         torch.set_num_threads(threads)
         from benchmark.data.video import resolve_decoder
 
@@ -386,6 +416,21 @@ def record(figures: dict, meta: dict | None = None) -> None:
     names = sorted({n for rates in figures["samplers"].values() for n in rates})
     lines += ["| set / decoder | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     lines += [f"| {k} | " + " | ".join(str(r.get(n, "")) for n in names) + " |" for k, r in figures["samplers"].items()]
+    if figures.get("kept_decoded"):
+        lines += [
+            "",
+            "## Training samples/s: small videos decoded on demand vs kept decoded (frame_pair, 32 px, one thread)",
+            "",
+            "Training keeps each video of <= 1 MiB decoded after its first read (benchmark.data.video."
+            "SmallVideoCache; the samples are bit-identical). Each of the synthetic set's videos is read "
+            f"{next(iter(figures['kept_decoded'].values()))['reads_per_video']} times here.",
+            "",
+            "| decoder | on demand (samples/s) | kept decoded (samples/s) | ratio |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {d} | {r['on_demand']} | {r['kept']} | {r['ratio']}x |" for d, r in figures["kept_decoded"].items()
+        ]
     if figures.get("demo_data_wait"):
         lines += [
             "",

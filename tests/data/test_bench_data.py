@@ -32,6 +32,9 @@ def _measure(tmp_path):
     assert j["video_ms"] > 0 and j["jpeg_ms"] > 0
     rates = bench.sampler_rates([video], "pyav", 16, seconds=0.05)
     assert {"clip", "frame_pair"} <= set(rates) and all(v > 0 for v in rates.values())
+    small = bench.write_video(tmp_path / "s.avi", "mpeg4", 12, size=(32, 32), seconds=1)  # 25 frames, 77 KB decoded
+    kept = bench.kept_decoded_rates([small, video], "pyav", resolution=16, reads=2)
+    assert kept["on_demand"] > 0 and kept["kept"] > 0 and kept["ratio"] > 0 and kept["reads_per_video"] == 2
 
 
 def test_verdict_lines():
