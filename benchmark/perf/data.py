@@ -262,6 +262,13 @@ def _decoders(spec: str) -> list[str]:
     return names
 
 
+def _frame_size(path: Path) -> str:
+    from benchmark.data.video import open_video
+
+    with open_video(path, "pyav") as v:
+        return f"{v.width}x{v.height}"
+
+
 def _synthetic_root(arg: str | None, tmp: Path) -> Path:
     from benchmark.data.synthetic import SynthConfig, generate
     from benchmark.paths import data_home
@@ -295,7 +302,7 @@ def run(args) -> int:
         synth_videos = sorted((synth / "pool").glob("*/*.avi"))[:64]
         print(f"generating {args.videos} UCF101-like videos ({UCF_SECONDS} s, {UCF_SIZE[0]}x{UCF_SIZE[1]}) ...")
         sets = {
-            "synthetic 64x64 mpeg4": synth_videos,
+            f"synthetic {_frame_size(synth_videos[0])} mpeg4": synth_videos,  # 64x64 by default; `make demo` writes 32x32
             "ucf-like mpeg4 avi (gop 12)": [
                 write_video(tmp / f"u{i}.avi", "mpeg4", 12, seed=i) for i in range(args.videos)
             ],
@@ -328,7 +335,7 @@ def run(args) -> int:
                 figures["access"][key] = r
                 print(f"{key}: random 8-frame clip {r['clip_ms']} ms, whole video {r['full_ms']} ms -> {r['ratio']}x")
                 if "h264" not in set_name:
-                    res = 64 if "synthetic" in set_name else 112
+                    res = min(64, int(set_name.split()[1].split("x")[0])) if "synthetic" in set_name else 112
                     figures["samplers"][key] = sampler_rates(videos, decoder, res)
                     print(f"  samples/s at {res}px: {figures['samplers'][key]}")
         figures["kept_decoded"] = {}
