@@ -568,8 +568,8 @@ class DecodedVideo(VideoHandle):
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         wanted = self._check(indices)
-        # fancy indexing copies, so a sampler that edits its frames in place never touches the kept ones
-        return torch.from_numpy(self.frames[wanted]) if wanted else torch.from_numpy(self.frames[:0].copy())
+        # fancy indexing copies (also for no index), so a sampler that edits its frames never touches the kept ones
+        return torch.from_numpy(self.frames[np.asarray(wanted, dtype=np.intp)])
 
 
 class SmallVideoCache:

@@ -262,11 +262,11 @@ def _decoders(spec: str) -> list[str]:
     return names
 
 
-def _frame_size(path: Path) -> str:
+def _frame_size(path: Path) -> tuple[int, int]:
     from benchmark.data.video import open_video
 
     with open_video(path, "pyav") as v:
-        return f"{v.width}x{v.height}"
+        return v.width, v.height
 
 
 def _synthetic_root(arg: str | None, tmp: Path) -> Path:
@@ -300,9 +300,10 @@ def run(args) -> int:
         tmp = Path(tmp_name)
         synth = _synthetic_root(args.synthetic, tmp)
         synth_videos = sorted((synth / "pool").glob("*/*.avi"))[:64]
+        synth_size = _frame_size(synth_videos[0])  # (width, height): 64x64 by default; `make demo` writes 32x32
         print(f"generating {args.videos} UCF101-like videos ({UCF_SECONDS} s, {UCF_SIZE[0]}x{UCF_SIZE[1]}) ...")
         sets = {
-            f"synthetic {_frame_size(synth_videos[0])} mpeg4": synth_videos,  # 64x64 by default; `make demo` writes 32x32
+            f"synthetic {synth_size[0]}x{synth_size[1]} mpeg4": synth_videos,
             "ucf-like mpeg4 avi (gop 12)": [
                 write_video(tmp / f"u{i}.avi", "mpeg4", 12, seed=i) for i in range(args.videos)
             ],
@@ -335,7 +336,7 @@ def run(args) -> int:
                 figures["access"][key] = r
                 print(f"{key}: random 8-frame clip {r['clip_ms']} ms, whole video {r['full_ms']} ms -> {r['ratio']}x")
                 if "h264" not in set_name:
-                    res = min(64, int(set_name.split()[1].split("x")[0])) if "synthetic" in set_name else 112
+                    res = min(64, synth_size[0]) if "synthetic" in set_name else 112
                     figures["samplers"][key] = sampler_rates(videos, decoder, res)
                     print(f"  samples/s at {res}px: {figures['samplers'][key]}")
         figures["kept_decoded"] = {}
