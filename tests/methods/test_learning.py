@@ -35,8 +35,8 @@ now; on the avx512 EPYC of the ninth session, 136 s with the 3-frame kernel (res
 
 The whole file on its two pytest-xdist workers (each learner its own group, the slowest collected first), timed
 by `/usr/bin/time pytest tests/methods/test_learning.py -n 2 --dist loadgroup`, collection included (the issue's
-target is 120 s): see results/perf/learning.md (2026-12-03: 127.6 and 126.8 s in two runs on the avx2-only CPU above, 209 s there
-before the 3D rows moved to time kernel 1). VCOP learns here since 2026-12-03. OPN learned at
+target is 120 s): see results/perf/learning.md (2026-12-03: 127.6 and 126.8 s in two runs on the avx2-only CPU
+above, 209 s there before the 3D rows moved to time kernel 1). VCOP learns here since 2026-12-03. OPN learned at
 400 x 32 on avx512 kernels but missed with torch capped at AVX2, so it stays an xfail. The loader's per-sample
 seeding used to cost OPN's 400-step learner 65 CPU s instead of 45 (torch.manual_seed's lazy CUDA seed captured
 a stack per sample; benchmark/data/loader.py). It is ``slow`` (``make test-fast`` skips
