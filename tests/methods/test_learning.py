@@ -77,11 +77,10 @@ COMMON = [
     "run.stages=[pretrain]",
 ]
 DEFAULT_BUDGET = ["data.resolution=32", "optim.batch_size=8", "optim.steps=60", "optim.lr=0.003"]
-# test_resnet as a 3D network for methods that need one, with time kernel 1 (frame-wise 3 x 3 convolutions,
-# time pooled at the end): this file tests each 3D objective's labels, head and loss, not what a 3-frame kernel
-# adds, and on an AVX2-only CPU oneDNN computes a 3-frame kernel's weight gradients by im2col + GEMM (365 of the
-# ~600 ms of convolution in four VCOP steps), which made the 3D learners 3x slower there than on avx512 (the file
-# took 209 s). A method whose pretext needs motion inside a clip sets backbone.inflate_time_kernel=3 in its budget
+# test_resnet as a 3D network for methods that need one, with time kernel 1 (frame-wise convolutions, time pooled
+# at the end): this file tests each 3D objective's labels, head and loss, not what a 3-frame kernel adds, and a
+# 3-frame kernel made the 3D learners ~3x slower on an AVX2-only CPU (results/perf/learning.md). A method whose
+# pretext needs motion inside a clip sets backbone.inflate_time_kernel=3 in its budget (it comes after INFLATE)
 INFLATE = ["backbone.inflate=true", "backbone.inflate_time_kernel=1"]
 
 # method name -> its budget (the smallest measured to pass, with a safety factor; see the table above). Every
