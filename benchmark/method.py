@@ -192,7 +192,9 @@ class Method(nn.Module):
     def pretext_eval(self, batch: dict[str, Any], progress: Progress) -> dict[str, torch.Tensor]:
         """The pretext measured on a held-out batch: {"loss", "accuracy"} (or {"loss", "sse", "sst"} for a
         regression pretext; optionally "chance_accuracy" when chance depends on the batch, e.g. in-batch
-        retrieval). The harness calls it under no_grad in eval mode with its own RNG, and it must leave the
+        retrieval, or "class_counts", a [C] tensor of the batch's labels per class, when the pretext is to name
+        a class: chance is then the best constant guess, the most frequent class of all held-out samples). The
+        harness calls it under no_grad in eval mode with its own RNG, and it must leave the
         method's state untouched: the default runs ``training_step``, so a method whose step writes state (a
         memory bank, a normaliser) overrides it."""
         out = self.training_step(batch, progress)

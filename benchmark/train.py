@@ -428,7 +428,7 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     ]
     was_training = method.training
     totals = {"value": 0.0, "loss": 0.0, "chance_accuracy": 0.0}
-    seen_chance, samples, bad = False, 0, set()
+    seen_chance, samples, bad, class_counts = False, 0, set(), None
     method.eval()
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -445,6 +445,9 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
                 if "chance_accuracy" in out:
                     totals["chance_accuracy"] += float(out["chance_accuracy"]) * n
                     seen_chance = True
+                if "class_counts" in out:
+                    counts = out["class_counts"].detach().cpu().long()
+                    class_counts = counts if class_counts is None else class_counts + counts
                 samples += n
     except UndecodableVideos:
         return {"skipped": f"the held-out videos failed to decode ({len(heldout)} videos; run `vssl check-data`)"}
@@ -456,6 +459,8 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
              "videos": len(heldout)}  # fmt: skip
     if seen_chance:
         score["chance_accuracy"] = totals["chance_accuracy"] / samples
+    if class_counts is not None:  # the best constant guess on these samples: the most frequent class
+        score["chance_accuracy"] = float(class_counts.max()) / max(1, int(class_counts.sum()))
     return score
 
 
@@ -471,7 +476,7 @@ def pretext_entry(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     if "skipped" in final:
         return {"learned": None, "skipped": final["skipped"]}
     chance = method.chance(cfg.optim.batch_size)
-    if "chance_accuracy" in final:  # chance that depends on the batch (in-batch retrieval): as measured
+    if "chance_accuracy" in final:  # chance measured on the held-out samples (in-batch retrieval, majority class)
         chance = dataclasses.replace(chance, accuracy=final["chance_accuracy"])
     return {"measure": chance.measure, "chance": dataclasses.asdict(chance), "step0": step0, "final": final,
             **pretext_verdict(step0, final, chance)}  # fmt: skip
