@@ -170,7 +170,8 @@ CANNOT_LEARN: dict[str, str] = {
     "0.562 -> 0.539, 400 x 32: 0.531 -> 0.547, 600 x 16 at lr 0.01: 0.523, 600 x 32 at 16 px: 0.547 (60 CPU s); "
     "with 32-frame videos (4 or 12 classes) 300 x 32: 0.594 / 0.609, 600 x 32 at 16 px: 0.609 (2026-12-03); with 256 "
     "held-out samples (needs ~0.65), 400 x 32: 0.559 -> 0.551, window 8: 0.516 -> 0.566; 600 x 32: 0.547, its "
-    "training loss still 0.61-0.71 (ln 2 = 0.69) at steps 50-600, a plateau rather than over-fitting (2026-12-04)",
+    "training loss still 0.61-0.71 (ln 2 = 0.69) at steps 50-600, a plateau rather than over-fitting; 1000 x 32: "
+    "seed 0 0.594 (needs 0.653), seed 1 0.441 -> 0.602 (needs 0.594), ~100 CPU s each (2026-12-04)",
     "motion_stats": "R^2 stays below 0.1 here: clip 4, normalised labels, 100 x 8: R^2 -4.45 -> -0.02 (lr 3e-3, "
     "28 CPU s), -0.01 (lr 1e-2); 40 x 8 raw labels: -3.58 -> -0.68 (this test's set, learn helper); mini set 600 x "
     "8: 0.003, at 64 px 0.013, without crops 0.000; its appearance labels alone reach 0.114 at 1000 x 8, its motion "
