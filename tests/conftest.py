@@ -52,8 +52,8 @@ def synth_data_home(tiny_synth: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def small_pretext_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """The held-out pretext check reads run.pretext_samples (default 256) samples at step 0 and at the end of every
     pre-training: in tests that run tiny pre-trainings for other reasons it dominated their time. A run left at
-    the default is measured on 16 samples here; tests of the check itself (learning, golden, tracking) set their
-    own value and keep it."""
+    the default is measured on 16 samples here; tests of the check itself (golden, tracking) set their own value
+    and keep it, and tests/methods/test_learning.py overrides this fixture to check at the default."""
     import dataclasses
 
     from benchmark import train
