@@ -124,7 +124,7 @@ BUDGETS: dict[str, list[str]] = {
     # (motion_candidates 1; 4 candidates: 0.633 at 46 CPU s). 400 x 64 learned in seeds 0-6: 0.668 / 0.617 / 0.637 /
     # 0.656 / 0.676 / 0.625 / 0.660 (needs 0.594-0.617; seed 1's margin is the thinnest, 0.023), 35-42 CPU s; the
     # training loss sits at ln 2 until step 200-300, then falls to 0.59-0.64. 350 x 64: seed 1 0.574, missed; 450 x
-    # 64 passed seeds 0-3 (seed 1 0.676) at 42-53 CPU s. 300 x 64 at window 16: seed 0 0.613 passed, seeds 1/2 0.539
+    # 64 passed seeds 0-3 (seed 1 0.676) at 42-53 CPU s. Kernels capped at AVX2: seeds 0/1 0.660 / 0.652. 300 x 64 at window 16: seed 0 0.613 passed, seeds 1/2 0.539
     # / 0.562 missed; 32 px at batch 16 or 32 stayed at ~0.55 up to 600 steps (2026-12-04, twelfth session)
     "shuffle_learn": ["data.resolution=16", "optim.batch_size=64", "optim.steps=400", "optim.lr=0.003",
                       "method.positive_fraction=0.5", "method.head=mlp", "method.window=8",
