@@ -30,10 +30,10 @@ in one `pytest tests/methods/test_learning.py -n 2 --dist loadgroup` run (2026-1
 | cubic_puzzles | 300 x 8, spatial puzzle only, head dropout 0, pieces of 3 frames, 32 px | 24-way order 0.059 -> 0.816 (0.096; 0.042); seeds 1, 2: 0.520, 0.719 | 17.7 |
 | arrow_of_time | 100 x 16 clips of 8 (x 2 directions), frame differences (the default input), 32 px | 0.500 -> 0.682 (0.594; 0.5); seeds 1, 2: 0.660, 0.717 | 16.0 |
 | vcop | 400 x 8, 3 clips of 4 frames 2 apart, head dropout 0, 32 px | 6-way order 0.184 -> 0.363 (0.254; 0.167); seeds 1, 2: 0.324, 0.359 | 34.0 |
+| shuffle_learn | 400 x 64 tuples of 3, balanced labels, MLP head, window 8, one random window, 16 px | in order? 0.523 -> 0.668 (0.617; 0.5); seeds 1, 2: 0.617, 0.637 (needs 0.594, 0.598) | 45.9 (from the twelfth session's run of the file) |
 | opn | 400 x 32 tuples of 4, no channel splitting, head dropout 0, 16 px | 12-way order 0.090 -> 0.199 (0.142; 0.083); seeds 1, 2: 0.227, 0.191 | 33.3 |
 | learn_detached_tce (negative) | as tce | 0.199 -> 0.211: not learned | 4.6 |
 | learn_shuffled_rotnet3d (negative) | as rotnet3d | 0.249 -> 0.270: not learned | 7.1 |
-| shuffle_learn | 400 x 64 tuples of 3, balanced labels, MLP head, window 8, one random window, 16 px | in order? 0.523 -> 0.668 (0.617; 0.5); seeds 1, 2: 0.617, 0.637 (needs 0.594, 0.598) | 45.9 (35-42 alone) |
 | 1 strict xfail (CANNOT_LEARN: motion_stats) | 4 steps, 32-sample check | its reason cites the budgets that did not learn | ~2.5 |
 
 The whole file on its two pytest-xdist workers (each learner its own group, the slowest collected first), timed
@@ -120,18 +120,20 @@ BUDGETS: dict[str, list[str]] = {
     "opn": ["data.resolution=16", "optim.batch_size=32", "optim.steps=400", "optim.lr=0.003",
             "method.channel_split=false", "method.dropout=0"],
     # balanced labels (a 0.5 chance) and the MLP head as in the CPU sweeps, 16 px, windows of 8 frames (the 4
-    # classes' periodic motions make widely spaced frames ambiguous in order), one random window per tuple
-    # (motion_candidates 1; 4 candidates: 0.633 at 46 CPU s). 400 x 64 learned in seeds 0-6: 0.668 / 0.617 / 0.637 /
-    # 0.656 / 0.676 / 0.625 / 0.660 (needs 0.594-0.617; seed 1's margin is the thinnest, 0.023), 35-42 CPU s; the
-    # training loss sits at ln 2 until step 200-300, then falls to 0.59-0.64. 350 x 64: seed 1 0.574, missed; 450 x
-    # 64 passed seeds 0-3 (seed 1 0.676) at 42-53 CPU s. Kernels capped at AVX2: seeds 0/1 0.660 / 0.652. 300 x 64 at window 16: seed 0 0.613 passed, seeds 1/2 0.539
-    # / 0.562 missed; 32 px at batch 16 or 32 stayed at ~0.55 up to 600 steps (2026-12-04, twelfth session)
+    # classes' periodic motions may make widely spaced frames ambiguous in order; windows 5 and 16 did worse), one
+    # random window per tuple (motion_candidates 1; 4 candidates: 0.633 at 46 CPU s). 400 x 64 learned in seeds 0-6:
+    # 0.668 / 0.617 / 0.637 / 0.656 / 0.676 / 0.625 / 0.660 (needs 0.594-0.617; seed 1's margin is the thinnest,
+    # 0.023), 35-51 CPU s in scratch runs outside pytest; the training loss stays at ln 2 through step ~160, then
+    # ends at 0.61-0.64. 350 x 64: seed 1 0.574, missed; 450 x 64 passed seeds 0-3 (seed 1 0.676) at 42-53 CPU s.
+    # Kernels capped at AVX2: seeds 0/1 0.660 / 0.652. 300 x 64 at window 16: seed 0 0.613 passed, seeds 1/2 0.539 /
+    # 0.562 missed. At 32 px, batch 16, 300 steps, no setting tried left 0.47-0.55; earlier runs at 32 px stayed at
+    # ~0.55 up to 600 steps (results/perf/learning.md) (2026-12-04, twelfth session)
     "shuffle_learn": ["data.resolution=16", "optim.batch_size=64", "optim.steps=400", "optim.lr=0.003",
                       "method.positive_fraction=0.5", "method.head=mlp", "method.window=8",
                       "method.motion_candidates=1"],
-    # expected failures (CANNOT_LEARN): 4 steps and a 32-sample check (PATH_ONLY), enough to run their whole path
-    # in CI (their reasons cite 40-250x larger budgets that did not learn); a fix that makes one learn must come
-    # with a budget here
+    # expected failure (CANNOT_LEARN): 4 steps and a 32-sample check (PATH_ONLY), enough to run its whole path in
+    # CI (its reason cites 40-250x larger budgets that did not learn); a fix that makes it learn must come with a
+    # budget here
     "motion_stats": ["data.resolution=32", "optim.batch_size=8", "optim.steps=4", "optim.lr=0.003",
                      "method.clip_len=4", "method.normalise_labels=true"],
     # the ventral pair (view2: frame, the paper's CMC(V) and the reading of the published row) with the CPU
@@ -178,9 +180,10 @@ CANNOT_LEARN: dict[str, str] = {
     "motion_stats": "R^2 stays below 0.1 here: clip 4, normalised labels, 100 x 8: R^2 -4.45 -> -0.02 (lr 3e-3, "
     "28 CPU s), -0.01 (lr 1e-2); 40 x 8 raw labels: -3.58 -> -0.68 (this test's set, learn helper); mini set 600 x "
     "8: 0.003, at 64 px 0.013, without crops 0.000; its appearance labels alone reach 0.114 at 1000 x 8, its motion "
-    f"labels alone -0.009 at 150 ({CALIBRATION}); a 3D CNN trained directly on the motion labels of a clean, static "
-    "variant of the set (no noise, flat background) peaked at held-out R^2 0.125, and at 0.000 on generator v2 "
-    "(2026-12-04)",
+    f"labels alone -0.009 at 150 ({CALIBRATION}); on a scratch copy of generator v2 (12 classes, uncompressed) with "
+    "a static camera, no nuisances and a flat background, a 3D CNN trained directly on the motion labels reached "
+    "held-out R^2 0.125 at 500 steps, then 0.06 at 2000 as it over-fitted; on v2 itself it stayed at 0.000 "
+    "(calibration.md, 2026-12-04)",
 }
 
 
