@@ -39,10 +39,9 @@ in one `pytest tests/methods/test_learning.py -n 2 --dist loadgroup` run (2026-1
 The whole file on its two pytest-xdist workers (each learner its own group, the slowest collected first), timed
 by `/usr/bin/time pytest tests/methods/test_learning.py -n 2 --dist loadgroup`, collection included (the issue's
 target is 120 s): 94-101 s on the avx512 CPU above (2026-12-04) before Shuffle and Learn joined, 106-114 s after
-(193-209 s user). On the avx2-only CPU of 2026-12-03 it took 127 s before OPN and Shuffle and Learn joined and the check moved
-to 256 samples; expect it well over 120 s there now (results/perf/learning.md).
-It is ``slow`` (``make test-fast`` skips
-it) but part of ``make test`` and CI.
+(193-209 s user). On the avx2-only CPU of 2026-12-03 it took 127 s before OPN and Shuffle and Learn joined and the
+check moved to 256 samples; expect it well over 120 s there now (results/perf/learning.md). It is ``slow``
+(``make test-fast`` skips it) but part of ``make test`` and CI.
 """
 
 from __future__ import annotations
