@@ -16,7 +16,9 @@ Deviations from the paper / authors' Caffe release:
   so that playing direction alone cannot tell positives (which come in both directions) from negatives;
 - the optimiser, schedule and batch come from the run's ``optim`` section (paper: SGD lr 1e-3, momentum 0.9,
   wd 5e-4, 128 tuples per batch, 100k iterations);
-- one augmentation (crop, flip, colour) is shared by the three frames of a tuple, so only order carries the label.
+- one augmentation (crop, flip, colour) is shared by the three frames of a tuple, so only order carries the label;
+  its strength is set by ``crop_scale_min``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p`` (defaults: the harness's
+  shared augmentation, crops of scale 0.5-1, colour jitter 0.5 / hue 0.25 with p 0.8, grey with p 0.5).
 
 On the built-in synthetic set the defaults (25% positives, linear head) stay at the majority class in every CPU
 budget tried; the CPU sweeps run ``positive_fraction: 0.5`` (one of the paper's ablation settings) with
@@ -32,6 +34,7 @@ from typing import Literal
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.heads import MLPHead
 from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
@@ -41,13 +44,16 @@ TUPLE_SIZE = 3
 
 
 @dataclass
-class ShuffleLearnConfig(MethodConfig):
+class ShuffleLearnConfig(AugmentFields, MethodConfig):
     name: str = "shuffle_learn"
     positive_fraction: float = 0.25  # share of in-order tuples (the paper's best: 25%)
     window: int = 16  # frames the five ordered frames a<b<c<d<e are drawn from
     motion_candidates: int = 4  # random windows scored by frame difference; the most moving one is used
     head: Literal["linear", "mlp"] = "linear"
     hidden_dim: int = 512  # width of the mlp head's hidden layer
+
+    def __post_init__(self) -> None:
+        self.check_augment()
 
 
 @register_method("shuffle_learn")
@@ -58,6 +64,10 @@ class ShuffleLearn(Method):
     sampler = "tuple"
     sampler_fields = ("positive_fraction", "window", "motion_candidates")
     backbone_kind = "2d"
+
+    @classmethod
+    def sampler_options(cls, cfg: ShuffleLearnConfig, info: DataInfo) -> dict:
+        return {**super().sampler_options(cfg, info), "aug": cfg.augment()}  # one crop / flip / colour per tuple
 
     def __init__(self, cfg: ShuffleLearnConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
-from benchmark.data.transforms import AugmentConfig
+from benchmark.data.transforms import AugmentConfig, check_augment
 from benchmark.distributed import all_gather_cat
 from benchmark.errors import UserError
 from benchmark.heads import MLPHead
@@ -110,14 +110,7 @@ class TCEConfig(MethodConfig):
             )
         if self.temperature <= 0 or (self.negatives != "auto" and self.negatives < 1) or self.embed_dim < 1:
             raise UserError("method.temperature must be > 0 and method.negatives ('auto' or a count), embed_dim >= 1")
-        if not 0 < self.crop_scale_min <= self.crop_scale_max <= 1:
-            raise UserError(
-                f"method.crop_scale_min/max = {self.crop_scale_min}/{self.crop_scale_max}: need 0 < min <= max <= 1"
-            )
-        if min(self.jitter, self.hue, self.jitter_p, self.gray_p) < 0 or max(self.jitter_p, self.gray_p) > 1:
-            raise UserError("method.jitter and method.hue must be >= 0, jitter_p and gray_p in [0, 1]")
-        if self.hue > 0.5:
-            raise UserError(f"method.hue = {self.hue}: at most 0.5 (a half turn of the colour wheel)")
+        check_augment(self)
         if not 0 <= self.bank_momentum < 1:
             raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")
         if not 0 <= self.max_hard_fraction <= 1:

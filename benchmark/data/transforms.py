@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
+from benchmark.errors import UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -42,6 +44,41 @@ class AugmentConfig:
     hue: float = 0.25
     jitter_p: float = 0.8
     gray_p: float = 0.5
+
+
+@dataclass
+class AugmentFields:
+    """A method config's augmentation knobs, mixed into its dataclass (``class XConfig(MethodConfig, AugmentFields)``):
+    ``method.crop_scale_min``, ``method.jitter``, ... with :class:`AugmentConfig`'s defaults, so adding them to a
+    method changes none of its samples. ``augment()`` builds the sampler's :class:`AugmentConfig`;
+    ``check_augment()`` (call it from ``__post_init__``) rejects out-of-range values with one line."""
+
+    crop_scale_min: float = 0.5  # random resized crop scale range (one crop per sample)
+    crop_scale_max: float = 1.0
+    flip: bool = True
+    jitter: float = 0.5  # brightness, contrast, saturation strength; 0 with hue 0: no colour jitter
+    hue: float = 0.25
+    jitter_p: float = 0.8
+    gray_p: float = 0.5  # one random RGB channel copied into all three
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig((self.crop_scale_min, self.crop_scale_max), self.flip, self.jitter, self.hue,
+                             self.jitter_p, self.gray_p)  # fmt: skip
+
+    def check_augment(self) -> None:
+        check_augment(self)
+
+
+def check_augment(cfg) -> None:
+    """One-line errors for a config's augmentation fields (AugmentFields' names; TCE's config has the same)."""
+    if not 0 < cfg.crop_scale_min <= cfg.crop_scale_max <= 1:
+        raise UserError(
+            f"method.crop_scale_min/max = {cfg.crop_scale_min}/{cfg.crop_scale_max}: need 0 < min <= max <= 1"
+        )
+    if min(cfg.jitter, cfg.hue, cfg.jitter_p, cfg.gray_p) < 0 or max(cfg.jitter_p, cfg.gray_p) > 1:
+        raise UserError("method.jitter and method.hue must be >= 0, jitter_p and gray_p in [0, 1]")
+    if cfg.hue > 0.5:
+        raise UserError(f"method.hue = {cfg.hue}: at most 0.5 (a half turn of the colour wheel)")
 
 
 def train_transform(resolution: int, aug: AugmentConfig = AugmentConfig()) -> v2.Compose:

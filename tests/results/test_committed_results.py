@@ -3,8 +3,14 @@
 A sweep edited without re-running it would leave a committed table describing settings the repository no longer
 has (issue 12 part 5: provenance). Each folder's runs.csv must hold exactly the sweep's cells, each run with the
 config the sweep resolves to now, all from one clean commit that is an ancestor of the checkout.
+
+One exception: an option a method gained after the run (its runs.csv cell is empty: the method had no such field
+then) is accepted while the sweep leaves it at its default. A new option's default must keep the method's earlier
+behaviour (as Shuffle and Learn's augmentation fields, added on 2026-12-04, reproduce the shared augmentation it
+always ran); a sweep that sets it needs a re-run.
 """
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -40,6 +46,16 @@ def _same(expected, recorded: str) -> bool:
     return recorded == str(expected)
 
 
+def _added_since_at_default(config, key: str, recorded: str) -> bool:
+    """``key`` (dotted) is empty in runs.csv and the sweep leaves it at its dataclass default."""
+    *path, name = key.split(".")
+    owner = config
+    for part in path:
+        owner = getattr(owner, part)
+    default = {f.name: f.default for f in dataclasses.fields(owner)}.get(name, dataclasses.MISSING)
+    return recorded == "" and default is not dataclasses.MISSING and getattr(owner, name) == default
+
+
 @pytest.mark.parametrize("name", COMMITTED)
 def test_committed_results_match_their_sweep(name):
     runs = pd.read_csv(REPO / "results" / name / "runs.csv", dtype=str, keep_default_na=False)
@@ -53,7 +69,9 @@ def test_committed_results_match_their_sweep(name):
         row = by_id.loc[cell.id]
         for key, value in flatten(to_dict(cell.config)).items():
             column = f"cfg.{key}"
-            if column in runs.columns and not _same(value, row[column]):
+            if column not in runs.columns or _same(value, row[column]):
+                continue
+            if not _added_since_at_default(cell.config, key, row[column]):
                 differing.append(f"{cell.label}: {key} = {value!r} in the sweep, {row[column]!r} in runs.csv")
     assert not differing, "\n".join(differing[:10])
 
@@ -73,3 +91,13 @@ def test_committed_results_come_from_one_clean_ancestor_commit(name):
         pytest.skip(f"commit {commit[:7]} is not in this clone (shallow?)")
     ancestor = subprocess.run([*git, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True)
     assert ancestor.returncode == 0, f"results/{name} was made at {commit[:7]}, which is not an ancestor of HEAD"
+
+
+def test_an_option_added_since_the_run_is_accepted_only_at_its_default():
+    from benchmark.config import load_config
+
+    at_default = load_config({}, ["method.name=shuffle_learn"])
+    changed = load_config({}, ["method.name=shuffle_learn", "method.jitter=0"])
+    assert _added_since_at_default(at_default, "method.jitter", "")
+    assert not _added_since_at_default(changed, "method.jitter", "")  # set by the sweep: the run cannot show it
+    assert not _added_since_at_default(at_default, "method.jitter", "0.4")  # recorded, and different: a real change
