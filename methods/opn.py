@@ -14,7 +14,8 @@ Deviations from the paper:
 - high-motion tuples are chosen by a frame-difference score among ``motion_candidates`` random windows (the
   paper used optical flow magnitude);
 - spatial augmentation is one crop/flip/colour for all four frames (the paper jittered each frame's patch
-  position slightly); channel splitting (one random channel copied to all three, per frame) is kept as
+  position slightly), set by ``crop_scale_min``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p`` (defaults: the
+  harness's shared augmentation); channel splitting (one random channel copied to all three, per frame) is kept as
   ``channel_split``;
 - the optimiser and schedule come from the run's ``optim`` section.
 """
@@ -28,6 +29,7 @@ from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.data.samplers import OPN_ORDERS
+from benchmark.data.transforms import AugmentFields
 from benchmark.heads import PairwiseOrderHead
 from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
@@ -37,13 +39,16 @@ TUPLE_SIZE = 4
 
 
 @dataclass
-class OPNConfig(MethodConfig):
+class OPNConfig(AugmentFields, MethodConfig):
     name: str = "opn"
     window: int = 16  # frames the four ordered frames are drawn from
     motion_candidates: int = 4  # random windows scored by frame difference; the most moving one is used
     channel_split: bool = True
     pair_dim: int = 512  # width of the shared pair fc layer
     dropout: float = 0.5  # before the final classifier
+
+    def __post_init__(self) -> None:
+        self.check_augment()
 
 
 @register_method("opn")
@@ -54,6 +59,10 @@ class OPN(Method):
     sampler = "opn_tuple"
     sampler_fields = ("window", "motion_candidates", "channel_split")
     backbone_kind = "2d"
+
+    @classmethod
+    def sampler_options(cls, cfg: OPNConfig, info: DataInfo) -> dict:
+        return {**super().sampler_options(cfg, info), "aug": cfg.augment()}  # one crop / flip / colour per tuple
 
     def __init__(self, cfg: OPNConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)
