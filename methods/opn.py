@@ -14,9 +14,9 @@ Deviations from the paper:
 - high-motion tuples are chosen by a frame-difference score among ``motion_candidates`` random windows (the
   paper used optical flow magnitude);
 - spatial augmentation is one crop/flip/colour for all four frames (the paper jittered each frame's patch
-  position slightly), set by ``crop_scale_min``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p`` (defaults: the
-  harness's shared augmentation); channel splitting (one random channel copied to all three, per frame) is kept as
-  ``channel_split``;
+  position slightly), set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``
+  (defaults: the harness's shared augmentation); channel splitting (one random channel copied to all three, per
+  frame) is kept as ``channel_split``;
 - the optimiser and schedule come from the run's ``optim`` section.
 """
 

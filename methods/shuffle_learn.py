@@ -17,8 +17,9 @@ Deviations from the paper / authors' Caffe release:
 - the optimiser, schedule and batch come from the run's ``optim`` section (paper: SGD lr 1e-3, momentum 0.9,
   wd 5e-4, 128 tuples per batch, 100k iterations);
 - one augmentation (crop, flip, colour) is shared by the three frames of a tuple, so only order carries the label;
-  its strength is set by ``crop_scale_min``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p`` (defaults: the harness's
-  shared augmentation, crops of scale 0.5-1, colour jitter 0.5 / hue 0.25 with p 0.8, grey with p 0.5).
+  its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``
+  (defaults: the harness's shared augmentation, crops of scale 0.5-1, colour jitter 0.5 / hue 0.25 with p 0.8,
+  grey with p 0.5).
 
 On the built-in synthetic set the defaults (25% positives, linear head) stay at the majority class in every CPU
 budget tried; the CPU sweeps run ``positive_fraction: 0.5`` (one of the paper's ablation settings) with

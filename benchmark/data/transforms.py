@@ -46,20 +46,24 @@ class AugmentConfig:
     gray_p: float = 0.5
 
 
+_DEFAULT = AugmentConfig()
+
+
 @dataclass
 class AugmentFields:
-    """A method config's augmentation knobs, mixed into its dataclass (``class XConfig(MethodConfig, AugmentFields)``):
-    ``method.crop_scale_min``, ``method.jitter``, ... with :class:`AugmentConfig`'s defaults, so adding them to a
-    method changes none of its samples. ``augment()`` builds the sampler's :class:`AugmentConfig`;
-    ``check_augment()`` (call it from ``__post_init__``) rejects out-of-range values with one line."""
+    """A method config's augmentation knobs, mixed into its dataclass (``class XConfig(AugmentFields, MethodConfig)``):
+    ``method.crop_scale_min``, ``method.jitter``, ... defaulting to :class:`AugmentConfig`'s values, the default of
+    most training samplers (not ``cubic_puzzle``'s or ``stats_clip``'s: check your sampler's before mixing it in).
+    ``augment()`` builds the sampler's :class:`AugmentConfig`; ``check_augment()`` (call it from ``__post_init__``)
+    rejects out-of-range values with one line."""
 
-    crop_scale_min: float = 0.5  # random resized crop scale range (one crop per sample)
-    crop_scale_max: float = 1.0
-    flip: bool = True
-    jitter: float = 0.5  # brightness, contrast, saturation strength; 0 with hue 0: no colour jitter
-    hue: float = 0.25
-    jitter_p: float = 0.8
-    gray_p: float = 0.5  # one random RGB channel copied into all three
+    crop_scale_min: float = _DEFAULT.crop_scale[0]  # random resized crop scale range (one crop per sample)
+    crop_scale_max: float = _DEFAULT.crop_scale[1]
+    flip: bool = _DEFAULT.flip
+    jitter: float = _DEFAULT.jitter  # brightness, contrast, saturation strength; 0 with hue 0: no colour jitter
+    hue: float = _DEFAULT.hue
+    jitter_p: float = _DEFAULT.jitter_p
+    gray_p: float = _DEFAULT.gray_p  # one random RGB channel copied into all three
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig((self.crop_scale_min, self.crop_scale_max), self.flip, self.jitter, self.hue,

@@ -4,10 +4,10 @@ A sweep edited without re-running it would leave a committed table describing se
 has (issue 12 part 5: provenance). Each folder's runs.csv must hold exactly the sweep's cells, each run with the
 config the sweep resolves to now, all from one clean commit that is an ancestor of the checkout.
 
-One exception: an option a method gained after the run (its runs.csv cell is empty: the method had no such field
-then) is accepted while the sweep leaves it at its default. A new option's default must keep the method's earlier
-behaviour (as Shuffle and Learn's augmentation fields, added on 2026-12-04, reproduce the shared augmentation it
-always ran); a sweep that sets it needs a re-run.
+One exception, listed in ADDED_SINCE: options a method gained after its committed runs (their runs.csv cells are
+empty: the method had no such field then). Each is pinned to the value the runs in fact used, and accepted only
+while the sweep resolves to exactly that value; a sweep that sets another value, or a default that moves, needs a
+re-run.
 """
 
 import dataclasses
@@ -46,14 +46,22 @@ def _same(expected, recorded: str) -> bool:
     return recorded == str(expected)
 
 
-def _added_since_at_default(config, key: str, recorded: str) -> bool:
-    """``key`` (dotted) is empty in runs.csv and the sweep leaves it at its dataclass default."""
-    *path, name = key.split(".")
-    owner = config
-    for part in path:
-        owner = getattr(owner, part)
-    default = {f.name: f.default for f in dataclasses.fields(owner)}.get(name, dataclasses.MISSING)
-    return recorded == "" and default is not dataclasses.MISSING and getattr(owner, name) == default
+# method -> {key: the value its committed runs used}. Shuffle and Learn and OPN gained their augmentation fields on
+# 2026-12-04 (AugmentFields); before that their samplers always ran AugmentConfig()'s values, pinned here.
+_AUGMENT_BEFORE_2026_12_04 = {
+    "method.crop_scale_min": 0.5, "method.crop_scale_max": 1.0, "method.flip": True, "method.jitter": 0.5,
+    "method.hue": 0.25, "method.jitter_p": 0.8, "method.gray_p": 0.5,
+}  # fmt: skip
+ADDED_SINCE: dict[str, dict[str, object]] = {
+    "shuffle_learn": _AUGMENT_BEFORE_2026_12_04,
+    "opn": _AUGMENT_BEFORE_2026_12_04,
+}
+
+
+def _added_since(config, key: str, value, recorded: str) -> bool:
+    """``key`` is empty in runs.csv because the method gained it later, and the sweep resolves to the pinned value."""
+    pinned = ADDED_SINCE.get(config.method.name, {})
+    return recorded == "" and key in pinned and value == pinned[key]
 
 
 @pytest.mark.parametrize("name", COMMITTED)
@@ -71,7 +79,7 @@ def test_committed_results_match_their_sweep(name):
             column = f"cfg.{key}"
             if column not in runs.columns or _same(value, row[column]):
                 continue
-            if not _added_since_at_default(cell.config, key, row[column]):
+            if not _added_since(cell.config, key, value, row[column]):
                 differing.append(f"{cell.label}: {key} = {value!r} in the sweep, {row[column]!r} in runs.csv")
     assert not differing, "\n".join(differing[:10])
 
@@ -93,11 +101,22 @@ def test_committed_results_come_from_one_clean_ancestor_commit(name):
     assert ancestor.returncode == 0, f"results/{name} was made at {commit[:7]}, which is not an ancestor of HEAD"
 
 
-def test_an_option_added_since_the_run_is_accepted_only_at_its_default():
+def test_an_option_added_since_the_run_is_accepted_only_at_its_pinned_value():
     from benchmark.config import load_config
 
-    at_default = load_config({}, ["method.name=shuffle_learn"])
-    changed = load_config({}, ["method.name=shuffle_learn", "method.jitter=0"])
-    assert _added_since_at_default(at_default, "method.jitter", "")
-    assert not _added_since_at_default(changed, "method.jitter", "")  # set by the sweep: the run cannot show it
-    assert not _added_since_at_default(at_default, "method.jitter", "0.4")  # recorded, and different: a real change
+    sl = load_config({}, ["method.name=shuffle_learn"])
+    sl_changed = load_config({}, ["method.name=shuffle_learn", "method.jitter=0"])
+    tce = load_config({}, ["method.name=tce"])
+    assert _added_since(sl, "method.jitter", sl.method.jitter, "")
+    assert not _added_since(sl_changed, "method.jitter", 0.0, "")  # set by the sweep: the run cannot show it
+    assert not _added_since(sl, "method.jitter", sl.method.jitter, "0.4")  # recorded, and different: a real change
+    assert not _added_since(sl, "method.window", sl.method.window, "")  # always existed: an empty cell is broken data
+    assert not _added_since(tce, "method.jitter", tce.method.jitter, "")  # TCE always had it
+
+
+def test_the_augmentation_fields_default_to_what_their_methods_ran_before():
+    from benchmark.data.transforms import AugmentConfig, AugmentFields
+
+    assert AugmentFields().augment() == AugmentConfig()
+    pinned = {f"method.{k}": v for k, v in dataclasses.asdict(AugmentFields()).items()}
+    assert pinned == _AUGMENT_BEFORE_2026_12_04
