@@ -156,10 +156,14 @@ class Method(nn.Module):
 
     @classmethod
     def sampler_options(cls, cfg: MethodConfig, info: DataInfo) -> dict[str, Any]:
-        """Keyword arguments for this method's sampler: the ``sampler_fields`` of the method config."""
+        """Keyword arguments for this method's sampler: the ``sampler_fields`` of the method config, and ``aug``
+        (``cfg.augment()``) when the config mixes in :class:`~benchmark.data.transforms.AugmentFields`."""
         fields = cls.sampler_fields
         pairs = fields.items() if isinstance(fields, Mapping) else ((f, f) for f in fields)
-        return {option: getattr(cfg, name) for option, name in pairs}
+        options = {option: getattr(cfg, name) for option, name in pairs}
+        if callable(getattr(cfg, "augment", None)):  # AugmentFields (benchmark.data sits above this layer)
+            options["aug"] = cfg.augment()
+        return options
 
     @classmethod
     def smoke_overrides(cls, cfg: MethodConfig) -> dict[str, Any]:

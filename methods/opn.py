@@ -47,9 +47,6 @@ class OPNConfig(AugmentFields, MethodConfig):
     pair_dim: int = 512  # width of the shared pair fc layer
     dropout: float = 0.5  # before the final classifier
 
-    def __post_init__(self) -> None:
-        self.check_augment()
-
 
 @register_method("opn")
 class OPN(Method):
@@ -59,10 +56,6 @@ class OPN(Method):
     sampler = "opn_tuple"
     sampler_fields = ("window", "motion_candidates", "channel_split")
     backbone_kind = "2d"
-
-    @classmethod
-    def sampler_options(cls, cfg: OPNConfig, info: DataInfo) -> dict:
-        return {**super().sampler_options(cfg, info), "aug": cfg.augment()}  # one crop / flip / colour per tuple
 
     def __init__(self, cfg: OPNConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)

@@ -53,9 +53,6 @@ class ShuffleLearnConfig(AugmentFields, MethodConfig):
     head: Literal["linear", "mlp"] = "linear"
     hidden_dim: int = 512  # width of the mlp head's hidden layer
 
-    def __post_init__(self) -> None:
-        self.check_augment()
-
 
 @register_method("shuffle_learn")
 class ShuffleLearn(Method):
@@ -65,10 +62,6 @@ class ShuffleLearn(Method):
     sampler = "tuple"
     sampler_fields = ("positive_fraction", "window", "motion_candidates")
     backbone_kind = "2d"
-
-    @classmethod
-    def sampler_options(cls, cfg: ShuffleLearnConfig, info: DataInfo) -> dict:
-        return {**super().sampler_options(cfg, info), "aug": cfg.augment()}  # one crop / flip / colour per tuple
 
     def __init__(self, cfg: ShuffleLearnConfig, backbone: nn.Module, info: DataInfo):
         super().__init__(cfg, backbone, info)

@@ -54,8 +54,8 @@ class AugmentFields:
     """A method config's augmentation knobs, mixed into its dataclass (``class XConfig(AugmentFields, MethodConfig)``):
     ``method.crop_scale_min``, ``method.jitter``, ... defaulting to :class:`AugmentConfig`'s values, the default of
     most training samplers (not ``cubic_puzzle``'s or ``stats_clip``'s: check your sampler's before mixing it in).
-    ``augment()`` builds the sampler's :class:`AugmentConfig`; ``check_augment()`` (call it from ``__post_init__``)
-    rejects out-of-range values with one line."""
+    ``Method.sampler_options`` passes ``augment()`` to the sampler as ``aug``; ``__post_init__`` rejects out-of-range
+    values with one line (a config with its own ``__post_init__`` calls ``super().__post_init__()``)."""
 
     crop_scale_min: float = _DEFAULT.crop_scale[0]  # random resized crop scale range (one crop per sample)
     crop_scale_max: float = _DEFAULT.crop_scale[1]
@@ -69,7 +69,7 @@ class AugmentFields:
         return AugmentConfig((self.crop_scale_min, self.crop_scale_max), self.flip, self.jitter, self.hue,
                              self.jitter_p, self.gray_p)  # fmt: skip
 
-    def check_augment(self) -> None:
+    def __post_init__(self) -> None:
         check_augment(self)
 
 
