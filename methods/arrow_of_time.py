@@ -22,7 +22,7 @@ Our adaptation and deviations from the paper:
   both directions and every batch is exactly balanced. ``directions: alternate`` halves the compute: slot i of
   step s is reversed when (i + s) is odd (a video is seen both ways only across steps);
 - shortcut guard: one spatial and colour augmentation for all frames of a clip (the sampler's default), so only
-  order differs between the classes. The paper's removal of black borders and camera-motion stabilisation is
+  order differs between the classes; its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``. The paper's removal of black borders and camera-motion stabilisation is
   not done;
 - the optimiser and schedule come from the run's ``optim`` section.
 """
@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.errors import UserError
 from benchmark.heads import MLPHead, TemporalConvHead
 from benchmark.losses import cross_entropy_accuracy
@@ -45,7 +46,7 @@ from benchmark.registry import register_method
 
 
 @dataclass
-class ArrowOfTimeConfig(MethodConfig):
+class ArrowOfTimeConfig(AugmentFields, MethodConfig):
     name: str = "arrow_of_time"
     clip_len: int = 8  # frames per clip
     stride: int = 2  # frame stride inside the clip
@@ -55,6 +56,7 @@ class ArrowOfTimeConfig(MethodConfig):
     input: Literal["difference", "rgb"] = "difference"  # difference: the clip's frame differences (motion)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # AugmentFields' checks
         if self.clip_len < 2:
             raise UserError(f"method.clip_len={self.clip_len}: a clip needs at least 2 frames to have a direction")
         if self.input == "difference" and self.clip_len < 3:

@@ -16,7 +16,7 @@ position at other steps (temporal) and other positions at other steps (both); se
 What is kept from the paper: dense spatial targets, recurrent aggregation with a sequential
 multi-step rollout, all negative kinds, unnormalised dot-product scores, per-frame colour
 jitter and random gray over strided non-overlapping blocks sharing one crop/flip (the
-``blocks`` sampler).
+``blocks`` sampler; its strength set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``).
 
 Deviations ("lite"):
 - N=6 blocks, K=2 predicted steps by default (the paper: N=8, K=3), frame stride 1 (the paper:
@@ -44,6 +44,7 @@ from torch import nn
 
 from benchmark import distributed
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.errors import UserError
 from benchmark.heads import ConvGRUCell
 from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
@@ -61,7 +62,7 @@ KIND_NAMES = {
 
 
 @dataclass
-class DPCConfig(MethodConfig):
+class DPCConfig(AugmentFields, MethodConfig):
     name: str = "dpc"
     num_blocks: int = 6  # N blocks per sample (paper: 8)
     pred_steps: int = 2  # K future blocks predicted, sequentially (paper: 3)
@@ -69,6 +70,7 @@ class DPCConfig(MethodConfig):
     frame_stride: int = 1  # between frames of a block (paper: 3 on UCF101)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # AugmentFields' checks
         if min(self.block_len, self.frame_stride) < 1:
             raise UserError(
                 f"method.block_len and method.frame_stride must be >= 1, got {self.block_len} and {self.frame_stride}"

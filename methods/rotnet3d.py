@@ -14,7 +14,7 @@ Deviations from the paper:
   batch, for a 4x cheaper step; the default ``all`` shows every clip in all four rotations.
 - augmentation is this harness's shared clip augmentation (random resized crop, flip, colour
   jitter, random gray, one draw for the whole clip) with square crops, so a 90-degree rotation
-  keeps the shape.
+  keeps the shape; its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.device import channels_last_frames
 from benchmark.errors import UserError
 from benchmark.losses import cross_entropy_accuracy
@@ -37,13 +38,14 @@ NUM_ROTATIONS = 4
 
 
 @dataclass
-class RotNet3DConfig(MethodConfig):
+class RotNet3DConfig(AugmentFields, MethodConfig):
     name: str = "rotnet3d"
     clip_len: int = 8  # frames per clip (paper: 16)
     stride: int = 1  # consecutive frames
     rotations: Literal["all", "one"] = "all"  # all: each clip in all 4 rotations; one: one balanced draw per clip
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # AugmentFields' checks
         if min(self.clip_len, self.stride) < 1:
             raise UserError(f"method.clip_len and method.stride must be >= 1, got {self.clip_len} and {self.stride}")
 

@@ -26,7 +26,7 @@ follow the paper's description as summarised secondarily, the rest is a reconstr
   the batch (the paper's double sum differs by the constant M(M-1)/2);
 - the paper's optional rotation auxiliary task is not implemented;
 - one shared augmentation for all clips of a sample (the cell-wise score compares the same positions), the
-  harness's clip augmentation (random resized crop, flip, colour jitter, random gray);
+  harness's clip augmentation (random resized crop, flip, colour jitter, random gray), set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``;
 - videos shorter than the sample are loop-padded by the sampler (``data.short_video: loop``), which puts a wrapped
   target out of its place in time: set ``data.short_video: skip`` on sets with short videos;
 - the backbone is any registered 3D backbone (the paper: 3D ResNet-18, i.e. r3d_18).
@@ -42,13 +42,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.errors import UserError
 from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method
 
 
 @dataclass
-class SkipClipConfig(MethodConfig):
+class SkipClipConfig(AugmentFields, MethodConfig):
     name: str = "skip_clip"
     num_targets: int = 3  # M future target clips after the context clip
     clip_len: int = 6  # frames per clip (full scale: 16)
@@ -58,6 +59,7 @@ class SkipClipConfig(MethodConfig):
     context_head: Literal["mlp", "none"] = "mlp"  # g: 1x1 conv -> ReLU -> 1x1 conv on the context map, or identity
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # AugmentFields' checks
         if not 2 <= self.num_targets <= 8:
             raise UserError(f"method.num_targets = {self.num_targets}: use 2..8 (a ranking needs at least two targets)")
         if min(self.clip_len, self.stride) < 1 or self.gap < 0:
@@ -110,7 +112,8 @@ class SkipClip(Method):
 
     @classmethod
     def sampler_options(cls, cfg: SkipClipConfig, info: DataInfo) -> dict:
-        return {"num_clips": 1 + cfg.num_targets, "clip_len": cfg.clip_len, "stride": cfg.stride, "gap": cfg.gap}
+        options = {"num_clips": 1 + cfg.num_targets, "clip_len": cfg.clip_len, "stride": cfg.stride, "gap": cfg.gap}
+        return {**super().sampler_options(cfg, info), **options}  # the base adds the augmentation (aug)
 
     def chance(self, batch_size: int) -> Chance:
         return Chance(self.cfg.margin, 0.5)  # equal scores: every pair costs the margin, half the pairs right

@@ -6,7 +6,8 @@ carry them), then evaluated exactly like every SSL method. Cross-entropy on one 
 a 3D backbone classifies the clip feature; a 2D backbone averages its per-frame features over the clip
 before the linear classifier (TSN-style consensus, which equals averaging per-frame logits).
 Deviations from common supervised recipes: no mixup/label smoothing by default, the run's ``optim``
-section sets the schedule, and augmentation is the shared per-clip augmentation every method uses.
+section sets the schedule, and augmentation is the shared per-clip augmentation (one draw per clip), its
+strength set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p`` (defaults: the harness's shared augmentation).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.errors import UserError
 from benchmark.losses import cross_entropy_accuracy
 from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
@@ -25,7 +27,7 @@ from benchmark.registry import register_method
 
 
 @dataclass
-class SupervisedConfig(MethodConfig):
+class SupervisedConfig(AugmentFields, MethodConfig):
     name: str = "supervised"
     clip_len: int = 8  # frames per clip (2D: frames whose features are averaged)
     stride: int = 2

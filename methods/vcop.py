@@ -15,7 +15,8 @@ Deviations from the paper:
 - the permutation is drawn in the training step (torch's generator, uniform over the n!
   orders), not in the data loader, so the sampler stays order-agnostic;
 - the backbone is any registered 3D backbone (r3d_18, inflated timm ResNets); augmentation is
-  the harness's shared clip augmentation, one draw for all clips of a sample.
+  the harness's shared clip augmentation, one draw for all clips of a sample, its strength set by
+  ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.data.transforms import AugmentFields
 from benchmark.errors import UserError
 from benchmark.heads import PairwiseOrderHead
 from benchmark.losses import cross_entropy_accuracy
@@ -36,7 +38,7 @@ from benchmark.registry import register_method
 
 
 @dataclass
-class VCOPConfig(MethodConfig):
+class VCOPConfig(AugmentFields, MethodConfig):
     name: str = "vcop"
     num_clips: int = 3  # n clips -> n! order classes
     clip_len: int = 8  # frames per clip (paper: 16)
@@ -46,6 +48,7 @@ class VCOPConfig(MethodConfig):
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # AugmentFields' checks
         if not 2 <= self.num_clips <= 5:
             raise UserError(f"method.num_clips = {self.num_clips}; use 2..5 (n! order classes)")
         if min(self.clip_len, self.stride) < 1 or self.gap < 0:

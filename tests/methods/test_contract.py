@@ -12,7 +12,7 @@ import torch
 from benchmark.config import load_config
 from benchmark.data.loader import collate
 from benchmark.data.samplers import build_sampler
-from benchmark.method import Pretraining, Progress, StepOutput
+from benchmark.method import DataInfo, Pretraining, Progress, StepOutput
 from benchmark.registry import METHODS
 from benchmark.train import build_method, log_values
 
@@ -85,6 +85,22 @@ def test_one_step_finite_loss_and_backbone_gradients(name):
     out.loss.backward()
     grads = [p.grad for p in method.backbone.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{name}: no gradient reached the backbone"
+
+
+IN_TREE_TRAINABLE = [n for n in TRAINABLE if METHODS.get(n).__module__.startswith("methods.")]
+
+
+@pytest.mark.parametrize("name", IN_TREE_TRAINABLE)
+def test_every_in_tree_objective_takes_its_crop_from_its_config(name):
+    """Augmentation strength was the synthetic calibration's first knob (issue 12): every in-tree objective exposes
+    at least its random resized crop as ``method.crop_scale_min`` and hands it to its sampler as ``aug``. (Plugins
+    may choose; docs/adding-a-method.md shows AugmentFields.)"""
+    method_cls = METHODS.get(name)
+    info = DataInfo(num_videos=16, num_classes=3 if method_cls.needs_labels else 0, resolution=RES)
+    default = load_config(None, [f"method.name={name}"]).method
+    milder = load_config(None, [f"method.name={name}", "method.crop_scale_min=0.9"]).method
+    assert method_cls.sampler_options(milder, info)["aug"].crop_scale[0] == 0.9
+    assert method_cls.sampler_options(default, info)["aug"].crop_scale[0] == default.crop_scale_min != 0.9
 
 
 BUILDABLE = [e.name for e in METHODS.entries() if e.name != "released"]  # imported, never built: test_weights.py

@@ -46,15 +46,16 @@ def _same(expected, recorded: str) -> bool:
     return recorded == str(expected)
 
 
-# method -> {key: the value its committed runs used}. Shuffle and Learn and OPN gained their augmentation fields on
-# 2026-12-04 (AugmentFields); before that their samplers always ran AugmentConfig()'s values, pinned here.
+# method -> {key: the value its committed runs used}. These methods gained their augmentation fields on 2026-12-04
+# (AugmentFields: Shuffle and Learn and OPN first, the clip, multi-clip and block samplers' methods later that day);
+# before that their samplers always ran AugmentConfig()'s values, pinned here.
 _AUGMENT_BEFORE_2026_12_04 = {
     "method.crop_scale_min": 0.5, "method.crop_scale_max": 1.0, "method.flip": True, "method.jitter": 0.5,
     "method.hue": 0.25, "method.jitter_p": 0.8, "method.gray_p": 0.5,
 }  # fmt: skip
 ADDED_SINCE: dict[str, dict[str, object]] = {
-    "shuffle_learn": _AUGMENT_BEFORE_2026_12_04,
-    "opn": _AUGMENT_BEFORE_2026_12_04,
+    name: _AUGMENT_BEFORE_2026_12_04
+    for name in ("shuffle_learn", "opn", "supervised", "arrow_of_time", "rotnet3d", "vcop", "skip_clip", "dpc")
 }
 
 
