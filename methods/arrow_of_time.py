@@ -21,9 +21,10 @@ Our adaptation and deviations from the paper:
   B clips becomes 2B, each clip forwards (label 0) and reversed (label 1), so every video of a step is seen in
   both directions and every batch is exactly balanced. ``directions: alternate`` halves the compute: slot i of
   step s is reversed when (i + s) is odd (a video is seen both ways only across steps);
-- shortcut guard: one spatial and colour augmentation for all frames of a clip (the sampler's default), so only
-  order differs between the classes; its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``. The paper's removal of black borders and camera-motion stabilisation is
-  not done;
+- shortcut guard: one spatial and colour augmentation for all frames of a clip, so only order differs between the
+  classes; its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``,
+  ``gray_p`` (defaults: the harness's shared augmentation). The paper's removal of black borders and camera-motion
+  stabilisation is not done;
 - the optimiser and schedule come from the run's ``optim`` section.
 """
 

@@ -26,7 +26,8 @@ follow the paper's description as summarised secondarily, the rest is a reconstr
   the batch (the paper's double sum differs by the constant M(M-1)/2);
 - the paper's optional rotation auxiliary task is not implemented;
 - one shared augmentation for all clips of a sample (the cell-wise score compares the same positions), the
-  harness's clip augmentation (random resized crop, flip, colour jitter, random gray), set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``;
+  harness's clip augmentation (random resized crop, flip, colour jitter, random gray), set by
+  ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``;
 - videos shorter than the sample are loop-padded by the sampler (``data.short_video: loop``), which puts a wrapped
   target out of its place in time: set ``data.short_video: skip`` on sets with short videos;
 - the backbone is any registered 3D backbone (the paper: 3D ResNet-18, i.e. r3d_18).

@@ -88,19 +88,30 @@ def test_one_step_finite_loss_and_backbone_gradients(name):
 
 
 IN_TREE_TRAINABLE = [n for n in TRAINABLE if METHODS.get(n).__module__.startswith("methods.")]
+assert IN_TREE_TRAINABLE, "no in-tree method found: the methods package did not register"
 
 
 @pytest.mark.parametrize("name", IN_TREE_TRAINABLE)
-def test_every_in_tree_objective_takes_its_crop_from_its_config(name):
+def test_every_in_tree_objective_takes_its_augmentation_from_its_config(name):
     """Augmentation strength was the synthetic calibration's first knob (issue 12): every in-tree objective exposes
-    at least its random resized crop as ``method.crop_scale_min`` and hands it to its sampler as ``aug``. (Plugins
-    may choose; docs/adding-a-method.md shows AugmentFields.)"""
+    at least its random resized crop as ``method.crop_scale_min`` and hands it to its sampler as ``aug``; a config
+    with AugmentFields hands over all seven fields, each to its own slot. (Plugins may choose; docs/adding-a-method.md
+    shows AugmentFields.)"""
+    from benchmark.data.transforms import AugmentConfig, AugmentFields
+
     method_cls = METHODS.get(name)
     info = DataInfo(num_videos=16, num_classes=3 if method_cls.needs_labels else 0, resolution=RES)
     default = load_config(None, [f"method.name={name}"]).method
     milder = load_config(None, [f"method.name={name}", "method.crop_scale_min=0.9"]).method
     assert method_cls.sampler_options(milder, info)["aug"].crop_scale[0] == 0.9
     assert method_cls.sampler_options(default, info)["aug"].crop_scale[0] == default.crop_scale_min != 0.9
+    if isinstance(default, AugmentFields):
+        every = ["crop_scale_min=0.7", "crop_scale_max=0.9", "flip=false", "jitter=0.1", "hue=0.05", "jitter_p=0.3",
+                 "gray_p=0.2"]  # fmt: skip
+        cfg = load_config(None, [f"method.name={name}", *(f"method.{o}" for o in every)]).method
+        aug = method_cls.sampler_options(cfg, info)["aug"]
+        assert aug == AugmentConfig((0.7, 0.9), flip=False, jitter=0.1, hue=0.05, jitter_p=0.3, gray_p=0.2)
+        build_sampler(method_cls.sampler, RES, train=True, **method_cls.sampler_options(cfg, info))  # it takes them
 
 
 BUILDABLE = [e.name for e in METHODS.entries() if e.name != "released"]  # imported, never built: test_weights.py

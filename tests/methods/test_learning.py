@@ -13,8 +13,9 @@ states the measured facts (the lead decides), never a weakened check.
 
 Budgets (fp32, 1 torch thread, test_resnet 0.37 M params; 3D rows inflate it with time kernel 1, see INFLATE).
 Held-out figures on 256 samples (the harness default; 128 until 2026-12-04), seed 0 unless named; "needed" is
-max(chance, step 0) + 3 SE. Every objective on the clip, multi-clip, block and tuple samplers (and Cubic Puzzles)
-trains with MILD_AUG: crops of scale 0.8-1 and flips, no colour jitter or grey. CPU seconds: time.process_time of the
+max(chance, step 0) + 3 SE. Supervised, Arrow of Time, 3D RotNet, VCOP, Skip-Clip, DPC, Shuffle and Learn and OPN
+train with MILD_AUG (crops of scale 0.8-1 and flips, no colour jitter or grey), Cubic Puzzles with the same through
+its own fields; TCE, CMC and VideoGAN keep the augmentation their rows name. CPU seconds: time.process_time of the
 whole pretrain call incl. both held-out checks, in one `pytest tests/methods/test_learning.py -n 2 --dist loadgroup`
 run (2026-12-04, thirteenth session, AMD EPYC 2-core VM with avx2 avx512f avx512_bf16, no AMX; torch capability
 AVX512). "AVX2" figures: the same run with kernels capped at AVX2 (`ATEN_CPU_CAPABILITY=avx2
@@ -87,8 +88,8 @@ DEFAULT_BUDGET = ["data.resolution=32", "optim.batch_size=8", "optim.steps=60", 
 # pretext needs motion inside a clip sets backbone.inflate_time_kernel=3 in its budget (it comes after INFLATE)
 INFLATE = ["backbone.inflate=true", "backbone.inflate_time_kernel=1"]
 
-# Mild crops (scale 0.8-1) and flips, no colour jitter or grey: every objective on the clip, multi-clip, block and
-# tuple samplers runs with it here (AugmentFields; Cubic Puzzles' own fields say the same). The harness default (crops
+# Mild crops (scale 0.8-1) and flips, no colour jitter or grey, for the methods with AugmentFields (Cubic Puzzles
+# says the same through its own fields; VideoGAN, TCE and CMC keep their own). The harness default (crops
 # 0.5-1, colour jitter 0.5 / hue 0.25 with p 0.8, grey p 0.5) was most of the loaders' cost and slowed learning on
 # this 32-px set: with it supervised seed 1 never learned and VCOP needed 400 steps (results/perf/learning.md)
 MILD_AUG = ["method.crop_scale_min=0.8", "method.jitter=0", "method.hue=0", "method.gray_p=0"]
