@@ -27,7 +27,7 @@ from torch import nn
 
 from benchmark.config import MethodConfig
 from benchmark.data.samplers import Sampler, loop_index
-from benchmark.data.transforms import AugmentConfig, train_transform
+from benchmark.data.transforms import AugmentConfig, AugmentFields, train_transform
 from benchmark.method import Chance, DataInfo, Method, Progress, StepOutput
 from benchmark.registry import register_method, register_sampler
 
@@ -55,8 +55,10 @@ class TwoClips(Sampler):
         return {"clip_a": self.random_clip(video, rng), "clip_b": self.random_clip(video, rng)}
 
 
+# AugmentFields adds method.crop_scale_min/max, flip, jitter, hue, jitter_p and gray_p (defaults: AugmentConfig(),
+# the sampler's own default); the base Method.sampler_options hands them to the sampler as `aug`
 @dataclass
-class SimCLRClipsConfig(MethodConfig):
+class SimCLRClipsConfig(AugmentFields, MethodConfig):
     name: str = "simclr_clips"
     clip_len: int = 8
     stride: int = 2
