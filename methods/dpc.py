@@ -16,7 +16,8 @@ position at other steps (temporal) and other positions at other steps (both); se
 What is kept from the paper: dense spatial targets, recurrent aggregation with a sequential
 multi-step rollout, all negative kinds, unnormalised dot-product scores, per-frame colour
 jitter and random gray over strided non-overlapping blocks sharing one crop/flip (the
-``blocks`` sampler; its strength set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``).
+``blocks`` sampler; its strength set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``,
+``jitter_p``, ``gray_p``).
 
 Deviations ("lite"):
 - N=6 blocks, K=2 predicted steps by default (the paper: N=8, K=3), frame stride 1 (the paper:

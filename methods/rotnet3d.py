@@ -14,7 +14,8 @@ Deviations from the paper:
   batch, for a 4x cheaper step; the default ``all`` shows every clip in all four rotations.
 - augmentation is this harness's shared clip augmentation (random resized crop, flip, colour
   jitter, random gray, one draw for the whole clip) with square crops, so a 90-degree rotation
-  keeps the shape; its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``.
+  keeps the shape; its strength is set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``,
+  ``jitter_p``, ``gray_p``.
 """
 
 from __future__ import annotations
