@@ -7,7 +7,8 @@ a 3D backbone classifies the clip feature; a 2D backbone averages its per-frame 
 before the linear classifier (TSN-style consensus, which equals averaging per-frame logits).
 Deviations from common supervised recipes: no mixup/label smoothing by default, the run's ``optim``
 section sets the schedule, and augmentation is the shared per-clip augmentation (one draw per clip), its
-strength set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p`` (defaults: the harness's shared augmentation).
+strength set by ``crop_scale_min``/``max``, ``flip``, ``jitter``, ``hue``, ``jitter_p``, ``gray_p``
+(defaults: the harness's shared augmentation).
 """
 
 from __future__ import annotations
