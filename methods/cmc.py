@@ -79,7 +79,7 @@ from benchmark.data.flow import (
     motion_view,
     view2_channels,
 )
-from benchmark.data.transforms import AugmentConfig, to_uint8
+from benchmark.data.transforms import AugmentFields, to_uint8
 from benchmark.distributed import all_gather_cat
 from benchmark.errors import UserError
 from benchmark.heads import MLPHead
@@ -92,7 +92,7 @@ RELEASE_K = 16384  # the release's nce_k
 
 
 @dataclass
-class CMCConfig(MethodConfig):
+class CMCConfig(AugmentFields, MethodConfig):
     name: str = "cmc"
     # views
     view2: Literal["flow", "frame", "difference"] = "flow"  # flow: dorsal pair; frame: ventral (frame at t+d)
@@ -115,20 +115,18 @@ class CMCConfig(MethodConfig):
     bank_momentum: float = 0.5
     positive: Literal["bank", "live"] = "bank"  # bank: the other view's memory (release); live: its fresh embedding
     batch_negatives: bool = False  # also the other view's live embeddings of the batch's other videos (not in CMC)
-    # augmentation: crop + flip shared by both views (independent: view2 frame only, one draw per frame, as
-    # TCE's pairs); colour on RGB frames only
+    # augmentation (AugmentFields: crop_scale_min/max 0.5-1, flip, jitter_p 0.8, and these): crop + flip shared by
+    # both views (independent: view2 frame only, one draw per frame, as TCE's pairs); colour on RGB frames only
     crop: Literal["shared", "independent"] = "shared"
-    crop_scale_min: float = 0.5
-    flip: bool = True
     jitter: float = 0.4
     hue: float = 0.1
-    jitter_p: float = 0.8
     gray_p: float = 0.2
     # evaluation: rgb -- the RGB encoder's features (every method's protocol); concat -- both encoders' features
     # side by side (the paper's reported protocol): the second encoder reads its own view of each test frame
     eval_features: Literal["rgb", "concat"] = "rgb"
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # AugmentFields' checks
         if self.eval_features not in ("rgb", "concat"):
             raise UserError(f"method.eval_features = {self.eval_features!r} should be rgb or concat")
         if self.view2 not in VIEWS:
@@ -168,12 +166,6 @@ class CMCConfig(MethodConfig):
                 f"method.crop = independent needs method.view2 = frame (the {self.view2} view must stay aligned with "
                 "its frames)"
             )
-        if not 0 < self.crop_scale_min <= 1:
-            raise UserError(f"method.crop_scale_min = {self.crop_scale_min}: need 0 < crop_scale_min <= 1")
-        if min(self.jitter, self.hue, self.jitter_p, self.gray_p) < 0 or max(self.jitter_p, self.gray_p) > 1:
-            raise UserError("method.jitter and method.hue must be >= 0, jitter_p and gray_p in [0, 1]")
-        if self.hue > 0.5:
-            raise UserError(f"method.hue = {self.hue}: at most 0.5")
 
 
 def flow_config(cfg: CMCConfig) -> FlowConfig:
@@ -223,7 +215,6 @@ class CMC(Method):
 
     @classmethod
     def sampler_options(cls, cfg: CMCConfig, info: DataInfo) -> dict:
-        aug = AugmentConfig((cfg.crop_scale_min, 1.0), cfg.flip, cfg.jitter, cfg.hue, cfg.jitter_p, cfg.gray_p)
         return {
             "view2": cfg.view2,
             "flow_stack": cfg.flow_stack,
@@ -233,7 +224,7 @@ class CMC(Method):
             "bound": None if cfg.flow_bound == "auto" else cfg.flow_bound,
             "encoding": cfg.flow_encoding,
             "flow": flow_config(cfg),
-            "aug": aug,
+            "aug": cfg.augment(),
             "shared_crop": cfg.crop == "shared",
         }
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import MethodConfig
-from benchmark.data.transforms import AugmentConfig, check_augment
+from benchmark.data.transforms import AugmentFields
 from benchmark.distributed import all_gather_cat
 from benchmark.errors import UserError
 from benchmark.heads import MLPHead
@@ -63,7 +63,7 @@ RELEASE_K = 8192  # the release's negatives per anchor
 
 
 @dataclass
-class TCEConfig(MethodConfig):
+class TCEConfig(AugmentFields, MethodConfig):
     name: str = "tce"
     # sampling: the positive is d frames from the anchor, d uniform in [offset_min, offset_max]
     offset_min: int = 1
@@ -72,14 +72,9 @@ class TCEConfig(MethodConfig):
     # network
     embed_dim: int = 128
     head: Literal["linear", "mlp"] = "linear"  # the specification and release: one linear layer
-    # augmentation, drawn independently for anchor and positive (the specification's)
-    crop_scale_min: float = 0.5  # random resized crop scale range
-    crop_scale_max: float = 1.0
-    flip: bool = True
-    jitter: float = 0.5  # brightness, contrast, saturation strength
-    hue: float = 0.25
+    # augmentation (AugmentFields: crop_scale_min/max 0.5-1, flip, jitter 0.5, hue 0.25, gray_p 0.5), drawn
+    # independently for anchor and positive (the specification's)
     jitter_p: float = 1.0  # the specification applies colour jitter always
-    gray_p: float = 0.5  # one random RGB channel copied into all three
     # loss
     loss: Literal["infonce", "nce"] = "infonce"  # nce: the release's binary NCE with a constant normaliser
     temperature: float = 0.07
@@ -110,7 +105,7 @@ class TCEConfig(MethodConfig):
             )
         if self.temperature <= 0 or (self.negatives != "auto" and self.negatives < 1) or self.embed_dim < 1:
             raise UserError("method.temperature must be > 0 and method.negatives ('auto' or a count), embed_dim >= 1")
-        check_augment(self)
+        super().__post_init__()  # AugmentFields' checks
         if not 0 <= self.bank_momentum < 1:
             raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")
         if not 0 <= self.max_hard_fraction <= 1:
@@ -147,9 +142,7 @@ class TCE(Method):
 
     @classmethod
     def sampler_options(cls, cfg: TCEConfig, info: DataInfo) -> dict:
-        aug = AugmentConfig((cfg.crop_scale_min, cfg.crop_scale_max), cfg.flip, cfg.jitter, cfg.hue, cfg.jitter_p,
-                            cfg.gray_p)  # fmt: skip
-        return {"offset_min": cfg.offset_min, "offset_max": cfg.offset_max, "aug": aug}
+        return {"offset_min": cfg.offset_min, "offset_max": cfg.offset_max, "aug": cfg.augment()}
 
     @classmethod
     def smoke_overrides(cls, cfg: TCEConfig) -> dict:

@@ -55,7 +55,8 @@ class AugmentFields:
     ``method.crop_scale_min``, ``method.jitter``, ... defaulting to :class:`AugmentConfig`'s values, the default of
     most training samplers (not ``cubic_puzzle``'s or ``stats_clip``'s: check your sampler's before mixing it in).
     ``Method.sampler_options`` passes ``augment()`` to the sampler as ``aug``; ``__post_init__`` rejects out-of-range
-    values with one line (a config with its own ``__post_init__`` calls ``super().__post_init__()``)."""
+    values with one line (a config with its own ``__post_init__`` calls ``super().__post_init__()``). A config
+    re-declares a field to change its default (TCE: ``jitter_p: float = 1.0``; CMC: jitter 0.4, hue 0.1, gray 0.2)."""
 
     crop_scale_min: float = _DEFAULT.crop_scale[0]  # random resized crop scale range (one crop per sample)
     crop_scale_max: float = _DEFAULT.crop_scale[1]
@@ -70,19 +71,14 @@ class AugmentFields:
                              self.jitter_p, self.gray_p)  # fmt: skip
 
     def __post_init__(self) -> None:
-        check_augment(self)
-
-
-def check_augment(cfg) -> None:
-    """One-line errors for a config's augmentation fields (AugmentFields' names; TCE's config has the same)."""
-    if not 0 < cfg.crop_scale_min <= cfg.crop_scale_max <= 1:
-        raise UserError(
-            f"method.crop_scale_min/max = {cfg.crop_scale_min}/{cfg.crop_scale_max}: need 0 < min <= max <= 1"
-        )
-    if min(cfg.jitter, cfg.hue, cfg.jitter_p, cfg.gray_p) < 0 or max(cfg.jitter_p, cfg.gray_p) > 1:
-        raise UserError("method.jitter and method.hue must be >= 0, jitter_p and gray_p in [0, 1]")
-    if cfg.hue > 0.5:
-        raise UserError(f"method.hue = {cfg.hue}: at most 0.5 (a half turn of the colour wheel)")
+        if not 0 < self.crop_scale_min <= self.crop_scale_max <= 1:
+            raise UserError(
+                f"method.crop_scale_min/max = {self.crop_scale_min}/{self.crop_scale_max}: need 0 < min <= max <= 1"
+            )
+        if min(self.jitter, self.hue, self.jitter_p, self.gray_p) < 0 or max(self.jitter_p, self.gray_p) > 1:
+            raise UserError("method.jitter and method.hue must be >= 0, jitter_p and gray_p in [0, 1]")
+        if self.hue > 0.5:
+            raise UserError(f"method.hue = {self.hue}: at most 0.5 (a half turn of the colour wheel)")
 
 
 def train_transform(resolution: int, aug: AugmentConfig = AugmentConfig()) -> v2.Compose:

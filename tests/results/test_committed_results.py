@@ -57,6 +57,8 @@ ADDED_SINCE: dict[str, dict[str, object]] = {
     name: _AUGMENT_BEFORE_2026_12_04
     for name in ("shuffle_learn", "opn", "supervised", "arrow_of_time", "rotnet3d", "vcop", "skip_clip", "dpc")
 }
+# CMC gained crop_scale_max with AugmentFields (2026-12-05); its crops always ended at scale 1 before.
+ADDED_SINCE["cmc"] = {"method.crop_scale_max": 1.0}
 
 
 def _added_since(config, key: str, value, recorded: str) -> bool:
