@@ -111,6 +111,8 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
             entry = evaluate(run, eval_cfg, stage.protocol, progress_bar=progress_bar, checkpoint=checkpoint)
             results[ckey] = _scalars(entry)
     if main:
+        if any(r != "skipped (done)" for r in results.values()):  # the cell's end, evaluations included
+            run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         _hparams(run, cfg, spec)
     return results
 

@@ -136,6 +136,12 @@ def _eval_entry(spec: FakeRun, protocol: str, accuracy: float, salt: str, step: 
 def _pretext(spec: FakeRun) -> dict:
     if spec.method in ("random_init", "random_init_bn"):
         return {"exempt": "control (no learned features to check)"}
+    if spec.method == "motion_stats":  # a regression: held-out R^2, no closed-form chance loss
+        r2 = 0.3 if spec.learned else -0.01
+        return {"measure": "r2", "chance": {"loss": None, "accuracy": None, "measure": "r2"},
+                "step0": {"value": -4.0, "loss": 25.0, "samples": 256},
+                "final": {"value": r2, "loss": round(5.0 * (1 - r2), 4), "samples": 256},
+                "learned": spec.learned, "margin": 0.1, "rule": "held-out R^2 >= 0.1"}  # fmt: skip
     final = 0.5 if spec.learned else 0.1
     return {"measure": "accuracy", "chance": {"loss": 2.0, "accuracy": 0.1, "measure": "accuracy"},
             "step0": {"value": 0.1, "samples": 256}, "final": {"value": final, "samples": 256},

@@ -9,8 +9,8 @@
   (default :data:`ABLATION_AXES`); only fields present and varying are used.
 - ``over_training``: top-1 against the pre-training step, where intermediate
   checkpoints were evaluated (metric keys with an ``@step_N`` suffix).
-- ``loss_curves``: pre-training loss per row from scalars.jsonl (mean and sd over seeds).
-- ``smoothness``: every logged scalar named ``smooth_*`` against the step.
+- ``loss_curves``: pre-training loss per row from scalars.jsonl (mean and sd over seeds), its chance level dashed.
+- ``smoothness``: every logged scalar named ``smooth_*`` against the step, one panel per row.
 - ``trajectories``: RUN/trajectories.png written by ``vssl trajectories`` (Figure 3 style),
   copied for the first run of each row that has one.
 
@@ -108,6 +108,15 @@ def _style_key(row: pd.Series) -> str:
     )
 
 
+def chance_top1(runs: pd.DataFrame, c: Column) -> float | None:
+    """A top-1 column's chance level in %: 100 / the evaluation's classes (read from runs.csv), else None."""
+    if c.field != "top1":
+        return None
+    classes = pd.to_numeric(runs.get(c.source.rsplit(".", 1)[0] + ".num_classes"), errors="coerce")
+    classes = classes.dropna() if classes is not None else pd.Series(dtype=float)
+    return 100.0 / float(classes.iloc[0]) if len(classes) and classes.nunique() == 1 and classes.iloc[0] > 0 else None
+
+
 def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     """One panel per column (metric), rows on the y axis in the table's order: bar = mean over seeds, whisker =
     the table's 95% t-interval, dots = the seeds; control rows grey and hatched."""
@@ -129,12 +138,15 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
         nrows, ncols, figsize=(2.9 * ncols, height * nrows), sharey=True, squeeze=False, layout="constrained"
     )
     used = set()
+    chance_drawn = False
     one_dataset = len({c.dataset for c in cols}) == 1  # then panels are titled by metric, the dataset goes on top
     for ax, c in zip(axes.flat, cols, strict=False):
+        right = 0.0  # the panel's x range covers every whisker and seed dot
         for y, rid in enumerate(rows):
             cell = table.cells[(rid, c.source)]
             if not table.reported(rid):  # no bar: the row did not learn its pretext task
-                ax.text(0.5, y, "did not learn its pretext", va="center", fontsize="x-small", color="0.35")
+                ax.text(0.5, y, "did not learn its pretext", va="center", fontsize="x-small", color="0.35",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5}, zorder=4)  # fmt: skip
                 continue
             if cell.n == 0:
                 continue
@@ -155,9 +167,14 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
             seeds = runs.loc[runs["row.id"] == rid, c.source].dropna().to_numpy()
             offsets = np.linspace(-0.2, 0.2, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
             ax.scatter(seeds, y + offsets, s=8, color="black", zorder=3, linewidths=0)
+            right = max(right, cell.mean, cell.ci_high if cell.has_ci else cell.mean, *seeds)
+        chance = chance_top1(runs, c)
+        if chance is not None:
+            ax.axvline(chance, ls=":", lw=1, color="0.2", zorder=2.5)
+            chance_drawn = True
         ax.set_title(c.label[len(c.dataset) + 1 :] if one_dataset else c.label, fontsize="medium")
         ax.set_xlabel("%")
-        ax.set_xlim(left=0)
+        ax.set_xlim(0, min(100.0, right * 1.06) if right > 0 else None)
         ax.grid(axis="y", visible=False)
     for ax in axes.flat[len(cols) :]:
         ax.remove()
@@ -165,6 +182,8 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     axes[0, 0].set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
     handles = [Patch(**{k: v for k, v in ROLE_STYLES[k2].items()}) for k2 in ROLE_STYLES if k2 in used]
     handles.append(Line2D([], [], marker="o", linestyle="", color="black", markersize=3, label="one seed"))
+    if chance_drawn:
+        handles.append(Line2D([], [], ls=":", lw=1, color="0.2", label="chance (1 / classes)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
     name = table.collection.manifest.get("name") or table.collection.source.name
     on = f" on {cols[0].dataset}" if one_dataset else ""
@@ -172,7 +191,8 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     return Figure(
         "table1",
         "Table 1 as bars, one panel per column: mean over seeds with the 95% t-interval; each dot "
-        "is one seed; control rows grey and hatched; a row that did not learn its pretext task has no bar.",
+        "is one seed; control rows grey and hatched; a row that did not learn its pretext task has no bar; dotted: "
+        "chance top-1 (1 / the evaluation's classes).",
         save(fig, out_dir, "table1"),
     )
 
@@ -263,16 +283,42 @@ def hn_ablation(
         else dict(color="black")
     )
     sns.stripplot(sub, x="schedule", y="value", order=order, size=3, ax=ax, **strip)
+    references = _reference_lines(table, col, ax)
     ax.set(xlabel="hard-negative setting", ylabel=f"{col.label} (%)", title="Hard-negative mining (Figure 5 style)")
-    if len(hues) > 1:
-        _legend_below(fig, ax, ncol=min(len(hues), 3))
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    # "mining_schedule=fixed, mining_fixed_threshold=0.5" as two short lines instead of a rotated run of text
+    ax.set_xticks(
+        range(len(order)),
+        [textwrap.fill(o.replace("mining_", ""), 18, break_long_words=False) for o in order],
+        fontsize="small",
+    )
+    if len(hues) > 1 or references:
+        _legend_below(fig, ax, ncol=min(len(hues) + len(references), 3))
     return Figure(
         "hn_ablation",
         f"{col.label} per hard-negative setting ({', '.join(f[4:] for f in fields)}): "
-        "mean over seeds, 95% t-interval, dots = seeds.",
+        "mean over seeds, whisker = each setting's own 95% t-interval (unpaired; the paired differences are in "
+        "paired.md), dots = seeds; dashed = control rows' mean, dotted = chance.",
         save(fig, out_dir, "hn_ablation"),
     )
+
+
+def _reference_lines(table: Table, col: Column, ax) -> list[str]:
+    """Horizontal lines for what an ablation's bars must be read against: each control row's mean (dashed) and
+    chance top-1 (dotted); returns their labels."""
+    runs, labels, drawn = table.collection.runs, row_labels(table), []
+    for rid in table.rows.index:
+        if table.rows.loc[rid].get("role") != "control":
+            continue
+        values = runs.loc[runs["row.id"] == rid, col.source].dropna()
+        if len(values):
+            name = labels[rid].split(" (")[0]
+            ax.axhline(values.mean(), ls="--", lw=1, color="0.35", label=f"{name}: {values.mean():.1f}")
+            drawn.append(name)
+    chance = chance_top1(runs, col)
+    if chance is not None:
+        ax.axhline(chance, ls=":", lw=1, color="0.2", label=f"chance: {chance:.1f}")
+        drawn.append("chance")
+    return drawn
 
 
 def checkpoint_evals(table: Table, protocol: str = "linear", field: str = "top1") -> pd.DataFrame:
@@ -363,11 +409,29 @@ def scalars_frame(table: Table, prefix: str | None = None, names: Iterable[str] 
     return pd.DataFrame(recs, columns=["run", "series", "step", "name", "value"])
 
 
+def chance_loss(runs: pd.DataFrame) -> float | None:
+    """A row's chance-level loss (mean over its runs): metrics.json pretrain.pretext.chance.loss; for a regression
+    pretext (measure r2, no closed-form chance) the held-out loss of predicting the training targets' mean, i.e.
+    R^2 = 0: final loss / (1 - final R^2)."""
+
+    def num(col: str) -> pd.Series:
+        return pd.to_numeric(runs[col], errors="coerce") if col in runs else pd.Series(dtype=float)
+
+    chance = num("pretrain.pretext.chance.loss")
+    if chance.notna().any():
+        return float(chance.mean())
+    measure = runs.get("pretrain.pretext.measure", pd.Series(dtype=object))
+    r2, loss = num("pretrain.pretext.final.value"), num("pretrain.pretext.final.loss")
+    ok = (measure == "r2") & r2.notna() & loss.notna() & (r2 < 1)
+    return float((loss[ok] / (1 - r2[ok])).mean()) if ok.any() else None
+
+
 def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     """One panel per pre-trained row (each objective is its own loss; control rows, which have none, are left
-    out): mean over seeds with a ±1 sd band, and the
-    objective's chance-level loss dashed (metrics.json pretrain.pretext.chance.loss), so a curve that never
-    leaves chance shows at a glance."""
+    out): mean over seeds with a ±1 sd band, and the objective's chance-level loss dashed (:func:`chance_loss`),
+    so a curve that never leaves chance shows at a glance. One legend for the figure, below the panels."""
+    from matplotlib.lines import Line2D
+
     long = scalars_frame(table, names=("loss",))
     if long.empty:
         return None
@@ -382,24 +446,33 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     nrows = -(-len(order) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False, layout="constrained")
     runs = table.collection.runs
-    chance_col = "pretrain.pretext.chance.loss"
+    any_chance = False
     for ax, series in zip(axes.flat, order, strict=False):
         part = long[long["series"] == series]
         sns.lineplot(part, x="step", y="value", errorbar="sd", ax=ax, color="C0")
         rid = next(r for r in table.rows.index if labels[r] == series)
-        chance = pd.to_numeric(runs.loc[runs["row.id"] == rid].get(chance_col, pd.Series(dtype=float)), errors="coerce")
-        if chance.notna().any():
-            ax.axhline(float(chance.mean()), ls="--", lw=1, color="0.3", label="chance")
-            ax.legend(fontsize="x-small", frameon=False)
+        chance = chance_loss(runs.loc[runs["row.id"] == rid])
+        if chance is not None:
+            ax.axhline(chance, ls="--", lw=1, color="0.3")
+            low, high = ax.get_ylim()
+            pad = 0.06 * (max(high, chance) - min(low, chance))
+            ax.set_ylim(min(low, chance - pad), max(high, chance + pad))  # never on (or past) the frame
+            any_chance = True
         ax.set_title(textwrap.fill(series, 34), fontsize="small")  # long row labels would run into the next panel
         ax.set(xlabel="step", ylabel="loss")
     for ax in axes.flat[len(order) :]:
         ax.remove()
-    fig.suptitle("Pre-training loss per objective (dashed: its chance level)")
+    handles = [Line2D([], [], color="C0", label="mean over seeds (band: ±1 sd)")]
+    if any_chance:
+        handles.append(Line2D([], [], ls="--", lw=1, color="0.3", label="chance level (a regression: R² = 0)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize="small")
+    fig.suptitle("Pre-training loss per objective")
     return Figure(
         "loss_curves",
         "Pre-training loss per row from scalars.jsonl, one panel per objective (losses of different methods "
-        "are different objectives): mean over seeds, band = ±1 sd, dashed = the objective's chance-level loss.",
+        "are different objectives): mean over seeds, band = ±1 sd, dashed = the objective's chance-level loss "
+        "(for a regression pretext such as Motion & Appearance's, the held-out loss of predicting the training "
+        "targets' mean, R² = 0).",
         save(fig, out_dir, "loss_curves"),
     )
 
@@ -408,6 +481,12 @@ MINING_SCALARS = {
     "hard_found": "hard negatives found per anchor",
     "bank_above_thr": "fraction of the bank at or above the threshold",
     "mining_threshold": "similarity threshold",
+}
+# y-axis label and the range a value can take (a ±1 sd band is clipped to it: a count is never negative)
+MINING_AXES = {
+    "hard_found": ("negatives per anchor", (0.0, None)),
+    "bank_above_thr": ("fraction of the bank", (0.0, 1.0)),
+    "mining_threshold": ("cosine similarity", (-1.0, 1.0)),
 }
 
 
@@ -429,14 +508,24 @@ def mining_curves(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AX
     if long.empty:
         return None
     plt, sns = _pyplot()
+    # a setting that never mined (no bank fraction logged, e.g. schedule none) has no threshold in force either
+    mined = set(long.loc[long["name"] == "bank_above_thr", "series"])
+    long = long[(long["name"] != "mining_threshold") | long["series"].isin(mined)]
     names = [n for n in MINING_SCALARS if (long["name"] == n).any()]
     order = sorted(long["series"].unique())
     fig, axs = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, layout="constrained")
     for ax, name in zip(axs[0], names, strict=True):
+        ylabel, (low, high) = MINING_AXES[name]
+
+        def sd_band(values, low=low, high=high):
+            m, sd = float(values.mean()), float(values.std()) if len(values) > 1 else 0.0
+            lo, hi = m - sd, m + sd
+            return (lo if low is None else max(lo, low), hi if high is None else min(hi, high))
+
         sns.lineplot(
-            long[long["name"] == name], x="step", y="value", hue="series", hue_order=order, errorbar="sd", ax=ax
+            long[long["name"] == name], x="step", y="value", hue="series", hue_order=order, errorbar=sd_band, ax=ax
         )
-        ax.set(xlabel="pre-training step", ylabel="", title=MINING_SCALARS[name])
+        ax.set(xlabel="pre-training step", ylabel=ylabel, title=MINING_SCALARS[name])
         ax.title.set_fontsize("small")
     for ax in axs[0][1:]:
         if ax.get_legend() is not None:
@@ -446,7 +535,8 @@ def mining_curves(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AX
         "mining_curves",
         "Hard-negative mining over pre-training per setting (scalars.jsonl): the threshold, hard negatives found "
         "per anchor (of K) and the fraction of the memory bank at or above the threshold (excluded as too "
-        "similar); mean over seeds, band = ±1 sd. A setting that finds no hard negatives did not mine.",
+        "similar); mean over seeds, band = ±1 sd (clipped to the values possible). A setting that finds no hard "
+        "negatives did not mine; one that never mined (schedule none) has no threshold drawn.",
         save(fig, out_dir, "mining_curves"),
     )
 
@@ -474,30 +564,48 @@ def mining_summary(table: Table, axes: Iterable[str] = ABLATION_AXES) -> pd.Data
     return pd.DataFrame(out)
 
 
+# what TCE's smoothness scalars measure (benchmark/smoothness.py); other smooth_* names are shown as logged
+SMOOTHNESS_NAMES = {
+    "smooth_same": "same video: frames d apart",
+    "smooth_diff": "different videos",
+}
+
+
 def smoothness(table: Table, out_dir: Path) -> Figure | None:
+    """One panel per pre-trained row, every ``smooth_*`` scalar as a line on one cosine-similarity axis shared by
+    all panels: a temporally coherent embedding keeps the same video's frames close and other videos apart."""
     long = scalars_frame(table, prefix="smooth_", names=())
     if long.empty:
         return None
     plt, sns = _pyplot()
-    grid = sns.relplot(
-        long,
-        x="step",
-        y="value",
-        hue="series",
-        col="name",
-        kind="line",
-        errorbar="sd",
-        facet_kws={"sharey": False},
-        height=3.2,
-        aspect=1.2,
+    long["quantity"] = long["name"].map(lambda n: SMOOTHNESS_NAMES.get(n, n))
+    labels = row_labels(table)
+    order = [labels[r] for r in table.rows.index if labels[r] in set(long["series"])]
+    quantities = [q for q in (*SMOOTHNESS_NAMES.values(), *sorted(set(long["quantity"]))) if q in set(long["quantity"])]
+    quantities = list(dict.fromkeys(quantities))
+    ncols = min(len(order), 4)
+    nrows = -(-len(order) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False, sharey=True, layout="constrained"
     )
-    grid.set_axis_labels("pre-training step", "")
-    grid.set_titles("{col_name}")
+    for ax, series in zip(axes.flat, order, strict=False):
+        sns.lineplot(
+            long[long["series"] == series], x="step", y="value", hue="quantity", hue_order=quantities,
+            errorbar="sd", ax=ax, legend=ax is axes.flat[0],
+        )  # fmt: skip
+        ax.set_title(textwrap.fill(series, 34), fontsize="small")
+        ax.set(xlabel="pre-training step", ylabel="cosine similarity")
+    for ax in axes.flat[len(order) :]:
+        ax.remove()
+    _legend_below(fig, axes.flat[0], ncol=len(quantities))
+    fig.suptitle("Embedding smoothness during pre-training")
     return Figure(
         "smoothness",
-        "Embedding smoothness scalars (smooth_*) logged during pre-training (Figure 3 style): "
-        "mean over seeds, band = ±1 sd.",
-        save(grid.figure, out_dir, "smoothness"),
+        "Embedding smoothness during pre-training (TCE's Figure 3 idea; benchmark/smoothness.py), one panel per "
+        "row: the mean cosine similarity of the embeddings of two frames d apart in the same video, and of frames "
+        "of different videos, on each logged step; mean over seeds, band = ±1 sd. Coherent: the first high, the "
+        "second low; both near 1 is a collapse.",
+        save(fig, out_dir, "smoothness"),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 from benchmark.config import build_experiment
 from benchmark.launch.cell import required_keys, run_cell
 from benchmark.rundir import RunDir
@@ -26,6 +28,22 @@ def test_epoch_checkpoints_are_evaluated_when_asked_and_make_the_run_complete(tm
     assert all(isinstance(results[k], dict) for k in keys)
     again = run_cell(_spec(tmp_path, tree), progress_bar=False)  # a relaunch redoes nothing
     assert all(again[k] == "skipped (done)" for k in keys)
+
+
+def test_a_cells_end_time_is_stamped_after_its_evaluations(tmp_path, synth_data_home, monkeypatch):
+    """env.json's end_time is when the cell's last stage ended (pre-training alone stamps its own end first); a
+    relaunch that finds every stage done leaves it alone."""
+    import benchmark.launch.cell as cell
+
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain", "knn"])
+    monkeypatch.setattr(cell, "time", types.SimpleNamespace(strftime=lambda fmt: "2099-01-01T00:00:00+0000"))
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    run = RunDir(tmp_path / "run")
+    assert run.is_complete() and run.env()["end_time"] == "2099-01-01T00:00:00+0000"
+    monkeypatch.setattr(cell, "time", types.SimpleNamespace(strftime=lambda fmt: "2100-01-01T00:00:00+0000"))
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    assert run.env()["end_time"] == "2099-01-01T00:00:00+0000"
 
 
 def test_without_the_switch_only_last_pt_is_evaluated(tmp_path, synth_data_home):

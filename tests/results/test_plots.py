@@ -313,3 +313,70 @@ def test_loss_figure_has_a_panel_per_objective_and_titles_that_do_not_overlap(tm
     assert not any("control" in text for text, _ in titles)
     overlaps = [(a, b) for i, (a, box_a) in enumerate(titles) for b, box_b in titles[i + 1 :] if box_a.overlaps(box_b)]
     assert overlaps == []
+
+
+def _captured(monkeypatch) -> list:
+    """The figures the plot functions draw, kept instead of saved."""
+    from benchmark.results import plots
+
+    figs: list = []
+    monkeypatch.setattr(plots, "save", lambda fig, out_dir, name: figs.append(fig) or ())
+    return figs
+
+
+def test_every_loss_panel_dashes_its_chance_level_a_regression_too(tmp_path, monkeypatch):
+    """A regression pretext (Motion & Appearance: held-out R^2, no closed-form chance loss) gets the loss of
+    predicting the training targets' mean, final loss / (1 - R^2); each dashed line lies inside its panel."""
+    from benchmark.results import plots
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+
+    specs = [FakeRun(method="tce", seed=s) for s in (0, 1)]
+    specs += [FakeRun(method="motion_stats", seed=s, learned=False, backbone_kind="3d") for s in (0, 1)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    figs = _captured(monkeypatch)
+    plots.loss_curves(table, tmp_path)
+    (fig,) = figs
+    dashed = {}
+    for ax in fig.axes:
+        (line,) = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+        y = line.get_ydata()[0]
+        low, high = ax.get_ylim()
+        assert low < y < high
+        dashed[ax.get_title().split(" (")[0]] = y
+    # fakeruns: TCE's chance loss 2.0; Motion & Appearance final loss 5 (1 - R^2) at R^2 -0.01 -> 5.0
+    assert dashed == {"TCE": pytest.approx(2.0), "Motion & Appearance": pytest.approx(5.0)}
+    assert [t.get_text() for t in fig.legends[0].get_texts()][1].startswith("chance level")
+
+
+def test_hn_ablation_bars_are_drawn_against_the_control_and_chance(tmp_path, monkeypatch):
+    from benchmark.results import plots
+
+    table = build_table(collect(_mining_sweep(tmp_path)))
+    runs = table.collection.runs
+    control = runs.loc[runs["cfg.method.name"] == "random_init_bn", "linear/synthetic/split1.top1"].mean()
+    figs = _captured(monkeypatch)
+    plots.hn_ablation(table, tmp_path)
+    (fig,) = figs
+    (ax,) = fig.axes
+    flat = sorted(ln.get_ydata()[0] for ln in ax.lines if len(set(ln.get_ydata())) == 1 and len(ln.get_xdata()) == 2)
+    assert flat == pytest.approx(sorted([control, 100 / 12]))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        f"random init + BN stats [control]: {control:.1f}",
+        "chance: 8.3",
+    ]
+
+
+def test_mining_figure_draws_no_threshold_for_a_setting_that_never_mined(tmp_path, monkeypatch):
+    from benchmark.results import plots
+
+    table = build_table(collect(_mining_sweep(tmp_path)))
+    figs = _captured(monkeypatch)
+    plots.mining_curves(table, tmp_path)
+    (fig,) = figs
+    found, fraction, threshold = fig.axes
+    assert threshold.get_title() == "similarity threshold" and threshold.get_ylabel() == "cosine similarity"
+    drawn = [ln for ln in threshold.lines if len(ln.get_xdata())]
+    assert len(drawn) == 2  # exponential and fixed; 'none' never mined
+    assert (
+        len([ln for ln in found.lines if len(ln.get_xdata())]) == 3 and fraction.get_ylabel() == "fraction of the bank"
+    )
