@@ -42,11 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
-        print(f"vssl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vssl {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"vssl {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(exc: UserError) -> str:
+    """The error's own line: a UserError raised in a DataLoader worker comes back wrapped as "Caught UserError in
+    DataLoader worker process 0.\nOriginal Traceback ... UserError: <the line>"."""
+    text = str(exc)
+    if "\nOriginal Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
 
 
 if __name__ == "__main__":

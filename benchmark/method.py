@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from benchmark.config import MethodConfig
+from benchmark.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,9 @@ class Method(nn.Module):
     needs_labels: ClassVar[bool] = False  # True: pre-training reads the labelled split (supervised row)
     pretraining: ClassVar[Pretraining] = Pretraining.WEIGHTS
     registry_name: ClassVar[str | None] = None
+    # dotted config overrides under which the registry-wide learning test (tests/methods/test_learning.py)
+    # pre-trains this method: the smallest budget that passes it, with a margin; empty: the test's default budget
+    learning_test_budget: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: MethodConfig, backbone: nn.Module, info: DataInfo):
         super().__init__()
@@ -180,7 +184,7 @@ class Method(nn.Module):
         return backbone
 
     def training_step(self, batch: dict[str, Any], progress: Progress) -> StepOutput:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement training_step (Method.training_step)")
 
     def perf_parts(self, batch: dict[str, Any]) -> dict[str, Callable[[], None]]:
         """Optional, for ``vssl bench methods``: named pieces of the step that the benchmark times on their own,
@@ -202,6 +206,11 @@ class Method(nn.Module):
         method's state untouched: the default runs ``training_step``, so a method whose step writes state (a
         memory bank, a normaliser) overrides it."""
         out = self.training_step(batch, progress)
+        if "accuracy" not in out.scalars:
+            raise UserError(
+                f"{type(self).__name__}.training_step logs no 'accuracy' scalar, which the default pretext_eval reads: "
+                "log the pretext's accuracy there, or override pretext_eval (docs/adding-a-method.md)"
+            )
         return {"loss": out.loss.detach(), "accuracy": torch.as_tensor(out.scalars["accuracy"])}
 
     def extra_checkpoint_state(self) -> dict[str, Any]:

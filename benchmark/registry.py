@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -187,17 +188,37 @@ def load_plugins() -> None:
         module = ep.value.split(":", 1)[0]
         dist = ep.dist.name if ep.dist is not None else ep.name
         _loading_dist[module] = dist
+        fresh = module not in sys.modules
+        before = _registered_count()
         try:
             obj = ep.load()
         except UserError:
             raise
-        except Exception as exc:  # a broken plugin must not take the harness down
+        except Exception as exc:  # a broken plugin stops the harness with one line naming it, not a traceback
             raise UserError(
-                f"plugin '{ep.name}' of distribution {dist} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
+                f"plugin '{ep.name}' of distribution {dist} ({ep.value}) failed to import"
+                f"{_where(exc)}: {type(exc).__name__}: {exc}"
             ) from None
         # An entry point may name a class directly rather than a module whose import registers it.
         if inspect.isclass(obj) and getattr(obj, "registry_name", None) is None:
             register_method(ep.name)(obj)
+        elif fresh and inspect.ismodule(obj) and _registered_count() == before:
+            raise UserError(
+                f"plugin '{ep.name}' of distribution {dist} ({ep.value}) imported {getattr(obj, '__file__', None) or obj}"
+                " but registered no method or sampler (a folder of that name in the current directory may shadow it)"
+            )
+
+
+def _registered_count() -> int:
+    return len(METHODS._entries) + len(SAMPLERS._entries)  # not entries(): that would load plugins
+
+
+def _where(exc: BaseException) -> str:
+    """' at FILE:LINE' of the innermost frame outside Python's import machinery (the plugin's own line)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def method_table() -> list[dict[str, str]]:

@@ -113,6 +113,15 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
         )
     if method_cls.pretraining is Pretraining.WEIGHTS and cfg.optim.lr <= 0:
         raise UserError(f"optim.lr = {cfg.optim.lr}: method '{cfg.method.name}' trains, so it needs a positive lr")
+    if method_cls.pretraining is Pretraining.WEIGHTS:
+        missing = [
+            f"{name}()" for name in ("training_step", "chance") if getattr(method_cls, name) is getattr(Method, name)
+        ]
+        if missing:
+            raise UserError(
+                f"method '{cfg.method.name}' ({method_cls.__module__}.{method_cls.__name__}) does not implement "
+                f"{' or '.join(missing)}, which every trainable method must (docs/adding-a-method.md)"
+            )
     if not data:
         return None
     for text in cfg.run.stages if evaluation else ():
@@ -125,7 +134,26 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     records, _ = split_pretext(index.records, cfg, method_cls)
     info = data_info(cfg, len(records), len(index.classes) if method_cls.needs_labels else 0)
     method_cls.check(cfg.method, info)
+    check_sampler(cfg, method_cls, info)
     return info
+
+
+def check_sampler(cfg: ExperimentConfig, method_cls, info: DataInfo) -> None:
+    """Build the method's training sampler once from its resolved config, so that a mis-wired method (a typo in
+    ``sampler_fields``, an option its sampler does not take, an unknown sampler) fails here, in one line, before a
+    run folder is written or a job queued."""
+    from benchmark.data.samplers import build_sampler
+
+    try:
+        options = method_cls.sampler_options(method_cls.resolve(cfg.method, info), info)
+        build_sampler(method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video, **options)
+    except UserError as exc:
+        raise UserError(f"method '{cfg.method.name}': {exc}") from None
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise UserError(
+            f"method '{cfg.method.name}' cannot build its sampler '{method_cls.sampler}' from its config: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 def split_pretext(records: list, cfg: ExperimentConfig, method_cls) -> tuple[list, list]:

@@ -29,3 +29,17 @@ def test_every_benchmark_is_listed_in_the_bench_summary(capsys):
         main(["--help"])
     summary = capsys.readouterr().out
     assert all(name in summary for name in BENCHES)
+
+
+def test_a_user_error_from_a_loader_worker_prints_its_own_line():
+    """torch re-raises a worker's UserError with the worker's traceback in its message; the CLI prints the line."""
+    from benchmark.cli import one_line
+    from benchmark.errors import UserError
+
+    wrapped = UserError(
+        "Caught UserError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "loader.py", line 131, in collate\n    raise UserError(\n'
+        "benchmark.errors.UserError: the sampler's samples differ in shape under 'clip'\n"
+    )
+    assert one_line(wrapped) == "the sampler's samples differ in shape under 'clip'"
+    assert one_line(UserError("plain")) == "plain"

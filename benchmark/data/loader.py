@@ -122,7 +122,17 @@ class SampledVideos(Dataset):
 
 def collate(samples: list[dict]) -> dict:
     bad = [b for s in samples for b in s.pop("bad", [])]
-    batch = default_collate(samples)
+    try:
+        batch = default_collate(samples)
+    except RuntimeError:
+        for key in samples[0]:
+            shapes = sorted({tuple(s[key].shape) for s in samples if torch.is_tensor(s.get(key))})
+            if len(shapes) > 1:
+                raise UserError(
+                    f"the sampler's samples differ in shape under '{key}' ({', '.join(map(str, shapes))}): every sample "
+                    "of a batch must have the same shapes (docs/adding-a-method.md, section 3)"
+                ) from None
+        raise
     batch["bad"] = bad
     return batch
 

@@ -148,3 +148,17 @@ def test_a_sample_seeds_only_the_cpu_generator_and_reproduces(tmp_path, monkeypa
     torch.default_generator.manual_seed(12345)  # whatever the global state, the address decides the sample
     assert torch.equal(dataset[(3, 1, 0)]["clip"], first)
     assert not torch.equal(dataset[(4, 1, 0)]["clip"], first)  # another step: another crop, flip or colour
+
+
+def test_samples_of_different_shapes_name_the_key_in_one_line():
+    """A sampler whose output shape depends on the video (a plugin's mistake) is named by key and shapes, not
+    by torch's stack error."""
+    import torch
+
+    from benchmark.data.loader import collate
+    from benchmark.errors import UserError
+
+    samples = [{"clip": torch.zeros(4, 3, 8, 8), "index": torch.tensor(0)},
+               {"clip": torch.zeros(2, 3, 8, 8), "index": torch.tensor(1)}]  # fmt: skip
+    with pytest.raises(UserError, match=r"differ in shape under 'clip' \(\(2, 3, 8, 8\), \(4, 3, 8, 8\)\)"):
+        collate(samples)

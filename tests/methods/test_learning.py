@@ -7,8 +7,8 @@ on a small synthetic set generated once per session, and the run's own part-1 ve
 m = 3 binomial SE; R^2 >= 0.1 for a regression pretext). Two negative cases must get ``learned is False``:
 a loss detached from every trainable parameter, and labels drawn at random for every sample.
 
-A method with no entry in BUDGETS runs with DEFAULT_BUDGET; if that does not learn, the failure asks for a
-budget. A method that cannot learn its pretext at any affordable budget is an xfail(strict=True) whose reason
+A method with no entry in BUDGETS runs with its class's ``learning_test_budget`` (how a plugin states its own),
+else DEFAULT_BUDGET; if that does not learn, the failure asks for a budget. A method that cannot learn its pretext at any affordable budget is an xfail(strict=True) whose reason
 states the measured facts (the lead decides), never a weakened check.
 
 Budgets (fp32, 1 torch thread, test_resnet 0.37 M params; 3D rows inflate it with time kernel 1, see INFLATE).
@@ -253,10 +253,16 @@ def data_home(learn_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return learn_data
 
 
+def budget_of(name: str) -> list[str]:
+    """BUDGETS' entry (in-tree methods), else the method's own ``learning_test_budget`` (a plugin states its budget
+    in its class, not in this file), else DEFAULT_BUDGET."""
+    return BUDGETS.get(name) or list(METHODS.get(name).learning_test_budget) or DEFAULT_BUDGET
+
+
 def run_pretext(name: str, root: Path, budget: list[str] | None = None) -> tuple[dict, float]:
     """Pre-train ``name`` through the real path; the run's pretext entry and the CPU seconds it took."""
     if budget is None:
-        budget = [*BUDGETS.get(name, DEFAULT_BUDGET), *(PATH_ONLY if name in CANNOT_LEARN else [])]
+        budget = [*budget_of(name), *(PATH_ONLY if name in CANNOT_LEARN else [])]
     kind = METHODS.get(name).backbone_kind
     cfg = load_config({}, [*COMMON, *(INFLATE if kind == "3d" else []), f"method.name={name}", *budget])
     threads = torch.get_num_threads()
@@ -280,7 +286,12 @@ def describe(pretext: dict, cpu: float) -> str:
 def test_every_objective_learns_its_pretext(name, data_home, tmp_path):
     pretext, cpu = run_pretext(name, tmp_path)
     print(f"{name}: {describe(pretext, cpu)}")  # the figures behind the budget table (pytest -rP shows them)
-    hint = "" if name in BUDGETS else f" (no budget for '{name}' in BUDGETS: it ran DEFAULT_BUDGET; add one)"
+    hint = (
+        ""
+        if budget_of(name) is not DEFAULT_BUDGET
+        else f" (no budget for '{name}': it ran DEFAULT_BUDGET; set the method's learning_test_budget, or an in-tree "
+        "method's BUDGETS entry)"
+    )
     assert pretext.get("learned") is True, f"{name} did not learn its pretext: {describe(pretext, cpu)}{hint}"
 
 

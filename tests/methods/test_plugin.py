@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from benchmark.registry import METHODS, SAMPLERS
@@ -161,3 +162,108 @@ def test_an_editable_plugin_records_its_git_commit(tmp_path, monkeypatch):
     assert got["distribution"] == "vssl-editable-demo" and got["version"] == "1.2.3" and got["editable"] is True
     assert got["git_commit"] == commit and got["git_dirty"] is True
     assert sys.modules.get("editable_demo_module") is None  # nothing was imported to find this out
+
+
+# --------------------------------------------------------------------------- broken plugins: one line each
+_METHOD_HEAD = """\
+import torch
+from dataclasses import dataclass
+from torch import nn
+from benchmark.config import MethodConfig
+from benchmark.method import Chance, Method, StepOutput
+from benchmark.registry import register_method
+
+
+@dataclass
+class MkConfig(MethodConfig):
+    name: str = "mk"
+    clip_len: int = 4
+
+
+@register_method("mk")
+class Mk(Method):
+    \"\"\"A plugin with one mistake (tests/methods/test_plugin.py).\"\"\"
+
+    Config = MkConfig
+    sampler = "clip"
+    backbone_kind = "2d"
+
+    def __init__(self, cfg, backbone, info):
+        super().__init__(cfg, backbone, info)
+        self.head = nn.Linear(backbone.num_features, 2)
+"""
+_STEP = """
+    def training_step(self, batch, progress):
+        logits = self.head(self.backbone(batch["clip"]).mean(1))
+        loss = logits.float().pow(2).mean()
+        return StepOutput(loss, {"loss": loss.detach()})  # no "accuracy" for the default pretext_eval
+"""
+_CHANCE = """
+    def chance(self, batch_size):
+        return Chance(0.69, 0.5)
+"""
+BROKEN = {  # module text -> what the one line must say
+    "import_error": ("import torch\nSIZES = {}['missing']\n", ["failed to import at ", "mk_plugin.py:2", "KeyError"]),
+    "registers_nothing": ("import torch\n", ["registered no method or sampler"]),
+    "no_chance": (_METHOD_HEAD + _STEP, ["method 'mk' (mk_plugin.Mk) does not implement chance()"]),
+    "sampler_typo": (
+        _METHOD_HEAD.replace('backbone_kind = "2d"', 'backbone_kind = "2d"\n    sampler_fields = ("clip_lne",)')
+        + _STEP
+        + _CHANCE,
+        ["method 'mk' cannot build its sampler 'clip' from its config: AttributeError", "clip_lne"],
+    ),
+    "no_accuracy": (_METHOD_HEAD + _STEP + _CHANCE, ["Mk.training_step logs no 'accuracy' scalar"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_plugin_is_one_line_that_names_it(case, synth_data_home, tmp_path):
+    """Each mistake a plugin author makes stops `vssl pretrain` with one line (exit 2) that names the plugin and
+    the mistake; the ones a config or data check can see stop it before the run folder is written."""
+    site = tmp_path / "site"
+    (site / "vssl_mk-0.1.dist-info").mkdir(parents=True)
+    (site / "vssl_mk-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: vssl-mk\nVersion: 0.1\n")
+    (site / "vssl_mk-0.1.dist-info" / "entry_points.txt").write_text("[vssl.methods]\nmk = mk_plugin\n")
+    text, expected = BROKEN[case]
+    (site / "mk_plugin.py").write_text(text)
+    run_dir = tmp_path / "run"
+    done = run_python(
+        ["pretrain", "method.name=mk", "backbone.name=test_resnet", "data.resolution=32", "optim.steps=1",
+         "optim.batch_size=2", "run.device=cpu", "--out", str(run_dir)],
+        site,
+        {"VSSL_DATA": str(synth_data_home), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert all(part in lines[0] for part in expected), lines[0]
+    if case != "no_accuracy":  # that one shows at the step-0 pretext check, after the run folder is made
+        assert not run_dir.exists()
+
+
+def test_the_walkthroughs_own_config_and_method_code_train_and_pass_the_pretext_check():
+    """docs/adding-a-method.md sections 4 and 5, as printed: the config and method blocks run, one training step
+    gives a finite loss, and the default pretext_eval finds the accuracy it reads (the registry is left alone:
+    the doc's name is the example package's)."""
+    import re
+
+    from benchmark.backbones import build_backbone
+    from benchmark.config import BackboneConfig
+    from benchmark.method import Chance, DataInfo, Progress
+
+    doc = (REPO / "docs" / "adding-a-method.md").read_text()
+    section = {m.group(1): m.group(2) for m in re.finditer(r"\n## (\d)\. .*?\n(.*?)(?=\n## \d\. |\Z)", doc, re.S)}
+    blocks = [b for n in ("4", "5") for b in re.findall(r"```python\n(.*?)```", section[n], re.S)]
+    assert len(blocks) == 2
+    namespace: dict = {}
+    exec(compile("\n".join(blocks).replace('@register_method("simclr_clips")', ""), "adding-a-method.md", "exec"),
+         namespace)  # fmt: skip
+    cfg = namespace["SimCLRClipsConfig"](clip_len=2, embed_dim=8, hidden_dim=16)
+    backbone = build_backbone(BackboneConfig(name="test_resnet"))
+    method = namespace["SimCLRClips"](cfg, backbone, DataInfo(num_videos=8, num_classes=0, resolution=32))
+    batch = {k: torch.rand(4, 2, 3, 32, 32) for k in ("clip_a", "clip_b")}
+    out = method.training_step(batch, Progress(0, 10))
+    assert torch.isfinite(out.loss) and "accuracy" in out.scalars
+    method.eval()
+    with torch.no_grad():
+        measured = method.pretext_eval(batch, Progress(0, 10))
+    assert set(measured) == {"loss", "accuracy"} and isinstance(method.chance(4), Chance)
