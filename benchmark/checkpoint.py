@@ -37,7 +37,7 @@ PREVIOUS_SUFFIX = ".prev.pt"
 KILL_HOOK = "VSSL_TEST_KILL_IN_CHECKPOINT"  # test hook: SIGKILL this process inside the N-th checkpoint write
 
 
-class CorruptCheckpoint(Exception):
+class CorruptCheckpoint(UserError):
     """The file exists but does not load (truncated, garbage, wrong format)."""
 
 

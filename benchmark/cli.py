@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vssl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # an unwritable --out, a file where a folder belongs, a full disk: the path, one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"vssl {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 def one_line(exc: UserError) -> str:

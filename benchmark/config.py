@@ -393,6 +393,18 @@ def build_dataclass(cls: type, values: Mapping, prefix: str) -> Any:
             dotted = [f"{prefix}.{name}" for name in fields]
             raise UserError(f"unknown config key '{prefix}.{key}'{nearest(f'{prefix}.{key}', dotted)}")
     kwargs = {k: coerce(f"{prefix}.{k}", v, hints[k]) for k, v in values.items()}
+    required = [
+        f"{prefix}.{name}"
+        for name, f in fields.items()
+        if f.init
+        and name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if required:  # a config section must load from nothing but its name (e.g. a plugin field without a default)
+        raise UserError(
+            f"{', '.join(required)} of {cls.__module__}.{cls.__name__} has no default: every config field needs one"
+        )
     return cls(**kwargs)
 
 

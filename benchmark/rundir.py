@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
+from benchmark.errors import UserError
 from benchmark.keys import LAST, evaluated_steps, required_keys
 
 CONFIG = "config.yaml"
@@ -63,8 +64,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-class CorruptRun(Exception):
-    pass
+class CorruptRun(UserError):
+    """A run folder's file exists but does not parse (truncated JSON, broken YAML): one line naming the file."""
 
 
 @dataclass
@@ -123,7 +124,8 @@ class RunDir:
         except FileNotFoundError:
             return {}
         except yaml.YAMLError as exc:
-            raise CorruptRun(f"{self.path / CONFIG}: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CorruptRun(f"{self.path / CONFIG} is not valid YAML ({first})") from None
 
     def overrides(self) -> dict:
         path = self.path / OVERRIDES

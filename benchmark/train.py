@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import random
@@ -154,6 +155,37 @@ def check_sampler(cfg: ExperimentConfig, method_cls, info: DataInfo) -> None:
             f"method '{cfg.method.name}' cannot build its sampler '{method_cls.sampler}' from its config: "
             f"{type(exc).__name__}: {exc}"
         ) from None
+
+
+# settings a resumed run may change: where and how fast it runs, not what it learns from
+RESUME_MAY_CHANGE = ("run.", "eval.", "data.num_workers", "data.decoder")
+
+
+def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
+    """A run directory that already holds a run takes only the same settings (it resumes): another method, backbone,
+    data or schedule would load the old checkpoint into a different model, or continue it under a new schedule,
+    and overwrite its config.yaml. Values left ``auto`` match what the first launch resolved them to."""
+    from benchmark.config import flatten
+
+    if not (run.path / "config.yaml").exists():
+        return
+
+    def plain(tree: dict) -> dict:  # YAML gives lists where the config has tuples
+        return {k: json.loads(json.dumps(v, default=str)) for k, v in flatten(tree).items()}
+
+    old, new = plain(run.config()), plain(to_dict(cfg))
+    differ = [
+        key
+        for key in sorted(set(old) | set(new))
+        if not key.startswith(RESUME_MAY_CHANGE) and new.get(key) != "auto" and old.get(key) != new.get(key)
+    ]
+    if differ:
+        shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:3])
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise UserError(
+            f"{run.path} already holds a run with other settings ({shown}{more}): choose another --out, or rerun "
+            "with its settings to resume it"
+        )
 
 
 def split_pretext(records: list, cfg: ExperimentConfig, method_cls) -> tuple[list, list]:

@@ -25,6 +25,7 @@ FILES = {
     "negative-grid.yaml": "name: s\ngrid:\n  optim.steps: [10, -1]\n",
     "latin1.yaml": "optim: {lr: 0.01}  # caf\xe9\n",
     "dpc.yaml": DPC_SWEEP,
+    "badrun/config.yaml": "method: {name: tce\n",  # a truncated config.yaml
 }
 CASES = [
     (["pretrain", "optim.steps=-5"], "optim.steps = -5: must be 0 (no pre-training) or more"),
@@ -54,6 +55,12 @@ CASES = [
     (["pretrain", "data.dataset=nosuchset"], "unknown dataset 'nosuchset'"),
     (["pretrain", "run.stages=[]"], "run.stages is empty"),
     (["evaluate", "folder", "--protocol", "linear"], "folder is not a run directory"),
+    # a file where a folder belongs, or a folder that cannot be made: the OS's reason and the path, one line
+    (["status", "twice.yaml"], "Not a directory: twice.yaml"),
+    (["synth", "/proc/vssl-audit/out", "classes=2"], "/proc/vssl-audit"),
+    (["pretrain", "optim.steps=2", "--out", "twice.yaml/run"], "twice.yaml"),
+    # a broken run folder: the file and what is wrong with it, in one line
+    (["evaluate", "badrun"], "badrun/config.yaml is not valid YAML"),
 ]
 
 
@@ -67,6 +74,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, synth_da
     work.mkdir()
     (work / "folder").mkdir()
     for name, text in FILES.items():
+        (work / name).parent.mkdir(exist_ok=True)
         (work / name).write_bytes(text.encode("latin-1") if name == "latin1.yaml" else text.encode())
     monkeypatch.chdir(work)
     before = tree(work)

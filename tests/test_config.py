@@ -91,3 +91,20 @@ def test_cli_missing_config_file(tmp_path):
 def test_scientific_notation_override_is_a_number():
     assert load_config(None, ["optim.lr=1e-4"]).optim.lr == 1e-4
     assert parse_override("method.name=tce") == ("method.name", "tce")
+
+
+def test_a_config_field_without_a_default_is_one_line_naming_it():
+    """A plugin's keyword-only field without a default would fail in the dataclass's __init__ with a traceback."""
+    import dataclasses
+
+    from benchmark.config import build_dataclass
+    from benchmark.errors import UserError
+
+    @dataclasses.dataclass(kw_only=True)
+    class NoDefault:
+        name: str = "x"
+        hidden_dim: int
+
+    with pytest.raises(UserError, match=r"method.hidden_dim of .*NoDefault has no default"):
+        build_dataclass(NoDefault, {"name": "x"}, prefix="method")
+    assert build_dataclass(NoDefault, {"hidden_dim": 3}, prefix="method").hidden_dim == 3

@@ -58,3 +58,21 @@ def test_the_gpu_check_without_cuda_resolves_every_stage_and_marks_it_skipped(tm
         assert f"{stage}: {entry['method']} on {entry['backbone']} ({entry['params_millions']} M parameters), " in out
         assert "x".join(map(str, entry["input_shape"])) in out
     assert (tmp_path / "results" / "perf" / "gpu.md").exists()
+
+
+def test_pretrain_into_a_run_of_other_settings_is_refused_before_anything_is_written(synth_data_home, tmp_path, capsys):
+    """`vssl pretrain --out RUN` resumes RUN; with another method (or schedule) it would load the old checkpoint
+    into a different model and overwrite RUN's config.yaml: one line instead, RUN untouched. Same settings and
+    a changed run.* setting still resume."""
+    from benchmark.cli import main
+
+    base = ["pretrain", "backbone.name=test_resnet", "data.resolution=32", "optim.batch_size=2", "run.device=cpu",
+            "--no-progress", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main([*base, "optim.steps=2"]) == 0
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    assert main([*base, "optim.steps=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already holds a run with other settings (optim.steps 2 -> 4)" in err and len(err.splitlines()) == 1
+    assert main([*base, "method.name=vcop", "backbone.inflate=true", "optim.steps=2"]) == 2
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
+    assert main([*base, "optim.steps=2", "run.log_every=1"]) == 0  # resumes: nothing left to train

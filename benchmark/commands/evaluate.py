@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from benchmark.commands import overrides_anywhere
 
 PROTOCOL_NAMES = ("linear", "knn", "finetune")
 
@@ -11,9 +14,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="evaluate a run directory with a protocol (linear, knn, finetune)",
-        description="Evaluate a pre-trained (or random-init) run and add one entry per protocol to its "
-        "metrics.json (key <protocol>/<dataset>/split<N>). Linear probe and kNN share one "
-        "cached feature pass.",
+        description="Evaluate a pre-trained (or random-init) run and add one entry per protocol to its\n"
+        "metrics.json (key <protocol>/<dataset>/split<N>; an existing entry of that key is replaced,\n"
+        "with a note). Linear probe and kNN share one cached feature pass. last.pt is evaluated only\n"
+        "once pre-training has finished.",
         epilog="examples:\n"
         "  vssl evaluate runs/pretrain/tce-s0 --protocol linear,knn\n"
         "  vssl evaluate RUN --protocol finetune --split 2 eval.finetune_epochs=3\n"
@@ -32,21 +36,7 @@ def register(sub) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=handle)
-    _overrides_anywhere(p)
-
-
-def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
-    """Accept key=value overrides after options too (`RUN --protocol knn eval.knn_k=5`): argparse fills a
-    '*' positional in the first run of positionals only and calls whatever follows an option unrecognised."""
-    plain = parser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        ns, extras = plain(args, namespace)
-        late = [a for a in extras if "=" in a and not a.startswith("-")]
-        ns.overrides = [*(getattr(ns, "overrides", None) or []), *late]
-        return ns, [a for a in extras if a not in late]
-
-    parser.parse_known_args = parse_known_args  # the subparsers action calls this
+    overrides_anywhere(p)
 
 
 def summary(name: str, entry: dict) -> str:
@@ -65,6 +55,7 @@ def handle(args) -> int:
 
     from benchmark.config import build_experiment, merge_overrides
     from benchmark.errors import UserError, nearest
+    from benchmark.keys import LAST
     from benchmark.rundir import CorruptRun, RunDir
 
     names = [n.strip() for n in args.protocol.split(",") if n.strip()]
@@ -86,6 +77,11 @@ def handle(args) -> int:
     if args.split is not None:
         extra.append(f"eval.split={args.split}")
     cfg = build_experiment(merge_overrides(resolved, extra))
+    if args.checkpoint == LAST and run.checkpoint_path(LAST).exists() and "pretrain" not in run.metrics():
+        raise UserError(
+            f"{run.path} has not finished pre-training, so last.pt is not its final checkpoint: rerun the same "
+            "`vssl pretrain` or sweep (it resumes), or evaluate a saved intermediate checkpoint (--checkpoint step_N)"
+        )
     if not run.checkpoint_path(args.checkpoint).exists():
         have = sorted(p.name for p in (run.path / "checkpoints").glob("*.pt"))
         raise UserError(
@@ -95,6 +91,10 @@ def handle(args) -> int:
     from benchmark.evaluation import entry_key, evaluate
 
     for name in names:
+        if entry_key(name, cfg, args.checkpoint) in run.metrics():  # say so: it replaces the number tables read
+            print(
+                f"note: replacing {run.path}'s earlier {entry_key(name, cfg, args.checkpoint)} entry", file=sys.stderr
+            )
         entry = evaluate(run, cfg, name, progress_bar=not args.no_progress, checkpoint=args.checkpoint)
         print(summary(entry_key(name, cfg, args.checkpoint), entry))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmark.commands import overrides_anywhere
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -15,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default runs/pretrain/<method>-s<seed>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)
+    overrides_anywhere(p)
 
 
 def handle(args) -> int:
@@ -30,11 +33,18 @@ def handle(args) -> int:
     tree = explicit_tree(config, overrides)
     cfg = build_experiment(tree)
     out = Path(args.out or f"runs/pretrain/{cfg.method.name}-s{cfg.run.seed}")
+    from benchmark.errors import UserError
+    from benchmark.launch.local import cell_lock
     from benchmark.rundir import RunDir
-    from benchmark.train import pretrain, validate
+    from benchmark.train import check_resumable, pretrain, validate
 
     validate(cfg, data=True, evaluation=False)  # every check before the run directory is written
-    entry = pretrain(RunDir(out), cfg, tree, progress_bar=not args.no_progress)
+    run = RunDir(out)
+    check_resumable(run, cfg)
+    with cell_lock(out) as mine:  # the lock a sweep's cells use: two processes never write one run
+        if not mine:
+            raise UserError(f"{out} is being written by another process: wait for it, or choose another --out")
+        entry = pretrain(run, cfg, tree, progress_bar=not args.no_progress)
     print(
         f"pre-trained {cfg.method.name} into {out}: "
         + ", ".join(f"{k}={v}" for k, v in entry.items() if isinstance(v, (int, float)) and not isinstance(v, bool))

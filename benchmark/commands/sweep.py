@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from benchmark.commands import overrides_anywhere
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -46,24 +48,7 @@ def register(sub) -> None:
         "e.g. --only method=tce to finish a sweep over several launches",
     )
     p.set_defaults(handler=handle)
-    _overrides_anywhere(p)
-
-
-def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
-    """Accept key=value overrides after the options too (`vssl sweep F --cluster slurm optim.lr=0.1`):
-    argparse alone stops filling a positional list once an option came between."""
-    takes_value = {o for a in parser._actions if a.nargs != 0 for o in a.option_strings}
-    parse = parser.parse_known_args
-
-    def reordered(args=None, namespace=None):
-        args = list(args or [])
-        positionals, options = [], []
-        for i, tok in enumerate(args):
-            after_option = i > 0 and args[i - 1] in takes_value and "=" not in args[i - 1]
-            (positionals if not tok.startswith("-") and not after_option else options).append(tok)
-        return parse(positionals + options, namespace)
-
-    parser.parse_known_args = reordered  # type: ignore[method-assign]
+    overrides_anywhere(p)
 
 
 def handle(args) -> int:

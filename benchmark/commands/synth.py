@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmark.commands import overrides_anywhere
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -22,6 +24,7 @@ def register(sub) -> None:
         help="SynthConfig fields, e.g. classes=12 size=64 frames=32 pool_videos=600",
     )
     p.set_defaults(handler=handle)
+    overrides_anywhere(p, dest="set")
 
 
 def handle(args) -> int:

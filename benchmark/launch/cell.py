@@ -98,7 +98,7 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
         # every evaluation reads last.pt, and also step_N.pt for each evaluated intermediate checkpoint (Figure 5's x axis)
         for checkpoint in [LAST] + [checkpoint_name(n) for n in checkpoint_steps(cfg)]:
             ckey = str(key.at(checkpoint))
-            if ckey in done:
+            if ckey in done and not _evaluated_too_early(run, ckey, checkpoint, spec["cell_id"]):
                 results[ckey] = "skipped (done)"
                 continue
             if "pretrain" not in run.metrics():
@@ -115,6 +115,20 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
             run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         _hparams(run, cfg, spec)
     return results
+
+
+def _evaluated_too_early(run: RunDir, ckey: str, checkpoint: str, cell_id: str) -> bool:
+    """An evaluation of last.pt made before pre-training had finished (a `vssl evaluate` on an interrupted run):
+    its checkpoint step is not the finished pre-training's, so it is run again rather than counted as final."""
+    metrics = run.metrics()
+    if checkpoint != LAST or "pretrain" not in metrics or "checkpoint_step" not in metrics.get(ckey, {}):
+        return False
+    seen, final = metrics[ckey]["checkpoint_step"], metrics["pretrain"].get("steps")
+    if final is None or seen == final:
+        return False
+    log.warning("cell %s: %s read the checkpoint of step %s, pre-training ended at step %s: evaluating again",
+                cell_id, ckey, seen, final)  # fmt: skip
+    return True
 
 
 def _hparams(run: RunDir, cfg, spec: dict) -> None:

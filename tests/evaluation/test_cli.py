@@ -33,3 +33,33 @@ def test_bad_input_is_one_line(tiny_run, synth_data_home, capsys, argv, message)
 def test_not_a_run_directory(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_last_pt_of_an_unfinished_pre_training_is_not_evaluated(tiny_run, synth_data_home, tmp_path, capsys):
+    """An interrupted pre-training has a last.pt but no pretrain entry: its evaluation would be counted as the
+    final result by tables, so evaluate refuses with one line (an intermediate step_N.pt stays evaluable)."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics.pop("pretrain")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["evaluate", str(run), "--no-progress", "--protocol", "knn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has not finished pre-training" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_evaluating_again_says_it_replaces_the_entry(tiny_run, synth_data_home, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    argv = ["evaluate", str(run), "--protocol", "knn", "--no-progress", "eval.knn_k=1"]
+    assert main(argv) == 0  # (the shared tiny run may hold a knn entry already)
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: replacing") == 1 and "knn/synthetic/split1 entry" in err

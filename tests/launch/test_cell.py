@@ -54,3 +54,21 @@ def test_without_the_switch_only_last_pt_is_evaluated(tmp_path, synth_data_home)
     run = RunDir(tmp_path / "run")
     assert run.is_complete() and sorted(run.metrics()) == ["knn/synthetic/split1", "pretrain"]
     assert (run.path / "checkpoints" / "step_2.pt").exists()
+
+
+def test_an_evaluation_made_before_pre_training_ended_is_run_again(tmp_path, synth_data_home):
+    """A `vssl evaluate` on an interrupted run left an entry from an earlier checkpoint: the relaunched cell
+    evaluates the finished last.pt again instead of counting that entry as the final result."""
+    import json
+
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain", "knn"])
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    path = tmp_path / "run" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    final = metrics["pretrain"]["steps"]
+    metrics["knn/synthetic/split1"]["checkpoint_step"] = final - 4
+    path.write_text(json.dumps(metrics))
+    again = run_cell(_spec(tmp_path, tree), progress_bar=False)
+    assert isinstance(again["knn/synthetic/split1"], dict)  # evaluated, not "skipped (done)"
+    assert RunDir(tmp_path / "run").metrics()["knn/synthetic/split1"]["checkpoint_step"] == final
