@@ -446,12 +446,14 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     nrows = -(-len(order) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False, layout="constrained")
     runs = table.collection.runs
-    any_chance = False
+    any_chance = any_regression = False
     for ax, series in zip(axes.flat, order, strict=False):
         part = long[long["series"] == series]
         sns.lineplot(part, x="step", y="value", errorbar="sd", ax=ax, color="C0")
         rid = next(r for r in table.rows.index if labels[r] == series)
-        chance = chance_loss(runs.loc[runs["row.id"] == rid])
+        mine = runs.loc[runs["row.id"] == rid]
+        chance = chance_loss(mine)
+        any_regression |= chance is not None and (mine.get("pretrain.pretext.measure") == "r2").any()
         if chance is not None:
             ax.axhline(chance, ls="--", lw=1, color="0.3")
             low, high = ax.get_ylim()
@@ -464,7 +466,8 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
         ax.remove()
     handles = [Line2D([], [], color="C0", label="mean over seeds (band: ±1 sd)")]
     if any_chance:
-        handles.append(Line2D([], [], ls="--", lw=1, color="0.3", label="chance level (a regression: R² = 0)"))
+        label = "chance level" + (" (a regression: R² = 0)" if any_regression else "")
+        handles.append(Line2D([], [], ls="--", lw=1, color="0.3", label=label))
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize="small")
     fig.suptitle("Pre-training loss per objective")
     return Figure(

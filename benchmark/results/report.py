@@ -49,7 +49,8 @@ def paired_test_text(n_boot: int, baseline: str | None = None) -> str:
         paired_with, other = "each control row of the same backbone and 2D/3D kind in the table", "control"
     else:
         kind = "control row" if baseline.split(":")[0] in CONTROLS else "row"
-        paired_with, other = f"the {kind} {published.display_name(baseline)} of the same backbone and 2D/3D kind", kind
+        other = published.display_name(baseline)
+        paired_with = f"the {kind} {other} of the same backbone and 2D/3D kind"
     return (
         f"Each row is paired with {paired_with}: the same test videos, and seed s of both starts from the same "
         f"initialisation. D[s, v] = correct(row, seed s, video v) - correct({other}, seed s, video v), read from "
