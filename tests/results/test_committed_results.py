@@ -94,7 +94,8 @@ def test_committed_results_come_from_one_clean_ancestor_commit(name):
     assert len(commits) == 1 and set(runs["env.git_dirty"]) == {"False"}, (commits, set(runs["env.git_dirty"]))
     (commit,) = commits
     readme = (REPO / "results" / name / "README.md").read_text()
-    assert f"from {len(runs)} runs (0 skipped)" in readme  # the README's tables are these runs, none left out
+    # the README's tables are these runs, none left out, and its header names their commit
+    assert f"from {len(runs)} runs (0 skipped; the runs' code at commit `{commit[:12]}`" in readme
     git = ["git", "-C", str(REPO)]
     if subprocess.run([*git, "rev-parse", "--git-dir"], capture_output=True).returncode != 0:
         pytest.skip("not a git checkout")
