@@ -39,6 +39,7 @@ from benchmark.config import (
     build_dataclass,
     build_experiment,
     check_stage,
+    flatten,
     merge_overrides,
     parse_override,
     read_yaml,
@@ -189,8 +190,22 @@ def load_sweep(
     cells = _cells(spec, common, seeds, resources_spec, resources)
     if not cells:
         raise UserError("the sweep has no cells")
+    _check_cli_not_swept({**cfg_over, **{f"resources.{k}": v for k, v in res_over.items()}}, cells)
     out = Path(out_dir or spec.out or Path("runs") / name)
     return Sweep(name, path, out, cells, resources, list(cells[0].config.run.stages), spec.description)
+
+
+def _check_cli_not_swept(cli: dict, cells: list) -> None:
+    """A command-line key=value that a cell sets itself (a grid or zip axis, or the seeds) would be replaced by
+    the cell's own value: say so instead of ignoring it."""
+    own = {key for cell in cells for key in flatten(cell.overrides)}
+    for key in cli:
+        hit = next((o for o in sorted(own) if o == key or o.startswith(key + ".")), None)
+        if hit is not None:
+            raise UserError(
+                f"{key} on the command line: the sweep's cells set {hit} themselves (a grid, zip or seeds axis), "
+                "so it would be ignored; change it in the sweep file"
+            )
 
 
 def _split_cli(cli_overrides: list[str]) -> tuple[dict, dict]:

@@ -100,6 +100,7 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
       set (its DataInfo is returned).
     """
     from benchmark.backbones import backbone_kind
+    from benchmark.data.index import build_index
     from benchmark.keys import Stage
     from benchmark.paths import resolve_dataset
     from benchmark.tracking import check_wandb
@@ -125,10 +126,13 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
             )
     if not data:
         return None
+    checked = set()
     for text in cfg.run.stages if evaluation else ():
         stage = Stage.parse(text).resolve(cfg.eval.dataset, cfg.eval.split)
-        if not stage.is_pretrain:
-            resolve_dataset(stage.dataset, must_exist=True)
+        if not stage.is_pretrain and (stage.dataset, stage.split) not in checked:
+            # its split files too (cached after the first time): a missing split fails here, not after pre-training
+            build_index(resolve_dataset(stage.dataset, must_exist=True), stage.split, "all")
+            checked.add((stage.dataset, stage.split))
     if not pretrains:
         return None
     index = pretraining_index(cfg)

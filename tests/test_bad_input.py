@@ -25,6 +25,7 @@ FILES = {
     "negative-grid.yaml": "name: s\ngrid:\n  optim.steps: [10, -1]\n",
     "latin1.yaml": "optim: {lr: 0.01}  # caf\xe9\n",
     "dpc.yaml": DPC_SWEEP,
+    "split2.yaml": "name: s2\nbase: {optim: {steps: 2}}\nstages: [pretrain, 'knn:synthetic:2']\n",
     "badrun/config.yaml": "method: {name: tce\n",  # a truncated config.yaml
 }
 CASES = [
@@ -47,6 +48,7 @@ CASES = [
     (["pretrain", "method.name=skip_clip", "backbone.inflate=true", "method.num_targets=1"], "method.num_targets = 1"),
     (["sweep", "dpc.yaml", "--cluster", "slurm"], "method.pred_steps = 7 must be at least 1 and below"),
     (["sweep", "dpc.yaml", "--dry-run"], "method.pred_steps = 7 must be at least 1 and below"),
+    (["sweep", "split2.yaml", "--dry-run"], "UCF101 split 2: missing"),  # before any cell pre-trains
     (
         ["pretrain", "method.name=videogan", "backbone.inflate=true", "method.scale=paper", "data.resolution=32"],
         "method.scale = paper generates 64 x 64 frames; data.resolution = 32",

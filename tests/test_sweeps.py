@@ -151,3 +151,23 @@ def test_labels_show_nested_method_fields_so_two_rows_of_one_method_differ():
     )
     labels = [c.label for c in sweep.cells]
     assert labels == ["method=cmc(view2=frame,eval_features=concat) seed=0", "method=cmc seed=0"]
+
+
+def test_a_command_line_value_for_a_swept_key_is_refused_not_ignored(tmp_path):
+    """The cell's own value would replace it; one line naming the axis instead."""
+    from benchmark.errors import UserError
+    from benchmark.sweeps import load_sweep
+
+    spec = {
+        "name": "s",
+        "grid": {"optim.lr": [0.1, 0.2]},
+        "zip": [[{"method": {"name": "tce"}}, {"method": {"name": "random_init"}}]],
+        "seeds": [0, 1],
+    }
+    with pytest.raises(UserError, match=r"optim.lr on the command line: the sweep's cells set optim.lr themselves"):
+        load_sweep(spec, ["optim.lr=0.5"])
+    with pytest.raises(UserError, match=r"method.name on the command line: .* set method.name"):
+        load_sweep(spec, ["method.name=vcop"])
+    with pytest.raises(UserError, match=r"run.seed on the command line"):
+        load_sweep(spec, ["run.seed=3"])
+    assert len(load_sweep(spec, ["optim.steps=5"]).cells) == 8  # a key no cell sets applies to every cell
