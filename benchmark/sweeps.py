@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -180,8 +181,16 @@ def load_sweep(
     raw = dict(source) if isinstance(source, Mapping) else read_yaml(path)
     if not isinstance(raw, dict):
         raise UserError(f"sweep file {path} must be a mapping of sweep keys (name, base, grid, zip, seeds, ...)")
+    if not raw:
+        raise UserError(
+            f"sweep file {path} is empty: it needs at least a name and a base, grid or zip (docs/sweeps.md)"
+        )
     spec = build_dataclass(SweepFile, raw, prefix="sweep")
     name = str(spec.name or (path.stem if path else "sweep"))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names the output folder runs/<name>
+        raise UserError(
+            f"sweep name {name!r}: letters, digits, '.', '_' and '-' only (it names the folder runs/<name>)"
+        )
     cfg_over, res_over = _split_cli(cli_overrides or [])
     common = _common_tree(spec, path, cfg_over)
     resources_spec = {**spec.resources, **res_over}

@@ -303,6 +303,8 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     path = run.checkpoint_path()
     if not path.exists():
         raise UserError(f"no checkpoint at {path}: pre-train (or import) first")
+    if "pretrain" not in run.metrics():  # last.pt of an interrupted run: not the weights its config describes
+        raise UserError(f"{run_dir} has not finished pre-training: rerun the same `vssl pretrain` or sweep first")
     try:
         state = load(path)["backbone"]
     except CorruptCheckpoint as exc:
@@ -324,7 +326,8 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     save_file(plain, str(out), metadata={k: str(v) for k, v in meta.items()})
     env, metrics = run.env(), run.metrics()
     top1 = {k: v.get("top1") for k, v in metrics.items() if isinstance(v, dict) and "top1" in v}
-    sidecar = {**meta, "config_hash": env.get("config_hash"), "git_commit": env.get("git_commit"),
+    sidecar = {**meta, "pretrain_steps": metrics["pretrain"].get("steps"), "config_hash": env.get("config_hash"),
+               "git_commit": env.get("git_commit"),
                "git_dirty": env.get("git_dirty"), "released_weights": env.get("released_weights"),
                "metrics_top1": top1, "run": str(run.path)}  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, default=str) + "\n")

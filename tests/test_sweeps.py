@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -171,3 +172,15 @@ def test_a_command_line_value_for_a_swept_key_is_refused_not_ignored(tmp_path):
     with pytest.raises(UserError, match=r"run.seed on the command line"):
         load_sweep(spec, ["run.seed=3"])
     assert len(load_sweep(spec, ["optim.steps=5"]).cells) == 8  # a key no cell sets applies to every cell
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [({}, "is empty"), ({"name": "../../escape"}, "sweep name '../../escape'"), ({"name": "a/b"}, "sweep name 'a/b'")],
+)
+def test_an_empty_sweep_or_a_name_that_is_not_a_folder_name_is_refused(raw, message):
+    from benchmark.errors import UserError
+    from benchmark.sweeps import load_sweep
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_sweep(raw)

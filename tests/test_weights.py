@@ -161,6 +161,22 @@ def test_a_2d_export_loads_in_timm_and_strictly(tmp_path):
     fresh.load_state_dict(load_file(str(tmp_path / "e.safetensors")), strict=True)
     sidecar = json.loads((tmp_path / "e.json").read_text())
     assert sidecar["backbone"] == "resnet18" and sidecar["released_weights"]["format"] == "timm"
+    assert sidecar["pretrain_steps"] == 0
+
+
+def test_an_unfinished_pre_training_is_not_exported(tmp_path, capsys):
+    """last.pt of an interrupted run is not the model its config describes: one line, nothing written."""
+    torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), tmp_path / "w.pt")
+    main(
+        ["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet10t", "--out", str(tmp_path / "r")]
+    )
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    metrics.pop("pretrain")  # as an interrupted pre-training leaves it
+    (tmp_path / "r" / "metrics.json").write_text(json.dumps(metrics))
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "r"), "--format", "timm", "--out", str(tmp_path / "e.safetensors")]) == 2
+    assert "has not finished pre-training" in capsys.readouterr().err
+    assert not (tmp_path / "e.safetensors").exists()
 
 
 @pytest.mark.slow

@@ -161,7 +161,9 @@ def test_motions_lose_energy(motion):
     assert np.median(ratios) > 1.5, ratios
 
 
-@pytest.mark.parametrize("bad", [dict(classes=99), dict(size=33), dict(test_groups=20), dict(frames=1)])
+@pytest.mark.parametrize(
+    "bad", [dict(classes=99), dict(size=33), dict(test_groups=20), dict(frames=1), dict(seed=-1), dict(fps=1000000)]
+)
 def test_bad_config(bad):
     with pytest.raises(UserError):
         SynthConfig(**bad).validate()
