@@ -15,12 +15,11 @@ that seeking returns the same frames as decoding from the start. A file is
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmark.data.pool import worker_pool
 from benchmark.paths import DatasetLocation
 
 FULL_CHUNK = 32  # frames decoded per call in a full check (bounded memory)
@@ -161,9 +160,7 @@ def check_dataset(
     jobs = [(p, options) for p in paths]
     bar = tqdm(total=len(jobs), desc="check-data", unit="video", disable=not progress, dynamic_ncols=True)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:  # fork after threads: deadlocks
+        with worker_pool(workers) as pool:
             results = pool.map(_check_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers))))
             _collect(results, report, bar)
     else:

@@ -18,14 +18,13 @@ records the settings; resuming with different ones is refused.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from benchmark.data.pool import worker_pool
 from benchmark.errors import UserError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv")
@@ -205,9 +204,7 @@ def prepare_dataset(
         dynamic_ncols=True,
     )
     if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:  # fork after threads: deadlocks
+        with worker_pool(workers) as pool:
             _collect(pool.map(_encode_job, todo, chunksize=1), report, bar)
     else:
         _collect(map(_encode_job, todo), report, bar)

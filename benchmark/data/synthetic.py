@@ -567,7 +567,9 @@ def generate(
     else:
         import multiprocessing as mp
 
-        with mp.get_context().Pool(workers) as pool_:
+        from benchmark.data.pool import ignore_sigint
+
+        with mp.get_context().Pool(workers, initializer=ignore_sigint) as pool_:  # Ctrl-C: the parent's alone
             for nbytes in pool_.imap_unordered(_make_one, tasks, chunksize=8):
                 total_bytes += nbytes
                 bar(1)
