@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vssl {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"vssl {args.command}: interrupted", file=sys.stderr)
+        hint = getattr(args, "on_interrupt", "")
+        print(f"vssl {args.command}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
     except OSError as exc:  # an unwritable --out, a file where a folder belongs, a full disk: the path, one line
         where = f": {exc.filename}" if exc.filename else ""

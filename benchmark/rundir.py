@@ -120,7 +120,12 @@ class RunDir:
     # ---------------------------------------------------------------- reading
     def config(self) -> dict:
         try:
-            return yaml.safe_load((self.path / CONFIG).read_text()) or {}
+            tree = yaml.safe_load((self.path / CONFIG).read_text()) or {}
+            if not isinstance(tree, dict):
+                raise CorruptRun(
+                    f"{self.path / CONFIG}: expected a mapping of config sections, got {type(tree).__name__}"
+                )
+            return tree
         except FileNotFoundError:
             return {}
         except yaml.YAMLError as exc:

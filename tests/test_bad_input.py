@@ -27,6 +27,8 @@ FILES = {
     "dpc.yaml": DPC_SWEEP,
     "split2.yaml": "name: s2\nbase: {optim: {steps: 2}}\nstages: [pretrain, 'knn:synthetic:2']\n",
     "badrun/config.yaml": "method: {name: tce\n",  # a truncated config.yaml
+    "listrun/config.yaml": "- 1\n",
+    "badsweep/sweep.json": '{"name": "s", "cells": [1, 2]}',  # a hand-edited manifest
 }
 CASES = [
     (["pretrain", "optim.steps=-5"], "optim.steps = -5: must be 0 (no pre-training) or more"),
@@ -63,6 +65,15 @@ CASES = [
     (["pretrain", "optim.steps=2", "--out", "twice.yaml/run"], "twice.yaml"),
     # a broken run folder: the file and what is wrong with it, in one line
     (["evaluate", "badrun"], "badrun/config.yaml is not valid YAML"),
+    (["evaluate", "listrun"], "listrun/config.yaml: expected a mapping of config sections, got list"),
+    (["status", "badsweep"], "badsweep/sweep.json: 'cells' should map cell ids to their entries"),
+    (["evaluate", "folder", "method.name=vcop"], "method.name: the run's trained model comes from its config.yaml"),
+    (["synth", "s", "--workers", "0"], "--workers 0: must be at least 1"),
+    (["check-data", "folder", "--min-frames", "-3"], "--min-frames -3: must be at least 1"),
+    (["check-data", "folder", "--csv", "folder"], "--csv folder: needs a file in an existing folder"),
+    (["check-data", "folder"], "no videos found in folder as format 'folder'"),
+    (["tb", "folder", "--port", "99999"], "--port 99999: a TCP port is 1..65535"),
+    (["report", "folder", "--summary", "latin1.yaml"], "--summary latin1.yaml is not UTF-8 text"),
 ]
 
 

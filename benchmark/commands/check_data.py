@@ -65,6 +65,10 @@ def handle(args) -> int:
 
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
+    if args.min_frames < 1:
+        raise UserError(f"--min-frames {args.min_frames}: must be at least 1")
+    if args.csv and (Path(args.csv).is_dir() or not Path(args.csv).resolve().parent.is_dir()):
+        raise UserError(f"--csv {args.csv}: needs a file in an existing folder")  # before the check, not after it
     loc = location(args.root, args.format)
     options = CheckOptions(decoder=args.decoder, full=args.full, min_frames=args.min_frames)
     report = check_dataset(loc, options, split_dir=args.split_dir, workers=args.workers, progress=not args.no_progress)

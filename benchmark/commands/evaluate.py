@@ -64,6 +64,16 @@ def handle(args) -> int:
             raise UserError(
                 f"unknown protocol '{name}'{nearest(name, PROTOCOL_NAMES)}; choose from {', '.join(PROTOCOL_NAMES)}"
             )
+    trained = [
+        o.split("=", 1)[0]
+        for o in args.overrides
+        if o.split("=", 1)[0].split(".", 1)[0] in ("method", "backbone", "optim")
+    ]
+    if trained:
+        raise UserError(
+            f"{', '.join(trained)}: the run's trained model comes from its config.yaml; evaluate takes eval.*, data.* "
+            "and run.* overrides"
+        )
     run = RunDir(Path(args.run_dir))
     if not (run.path / "config.yaml").exists():
         raise UserError(f"{run.path} is not a run directory (no config.yaml)")

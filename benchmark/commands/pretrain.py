@@ -44,6 +44,7 @@ def handle(args) -> int:
     with cell_lock(out) as mine:  # the lock a sweep's cells use: two processes never write one run
         if not mine:
             raise UserError(f"{out} is being written by another process: wait for it, or choose another --out")
+        args.on_interrupt = f"rerun the same command to resume {out} from its last checkpoint"
         entry = pretrain(run, cfg, tree, progress_bar=not args.no_progress)
     print(
         f"pre-trained {cfg.method.name} into {out}: "

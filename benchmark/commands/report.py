@@ -61,7 +61,10 @@ def handle(args) -> int:
         path = Path(args.summary)
         if not path.is_file():
             raise UserError(f"--summary file not found: {path}")
-        summary = path.read_text()
+        try:
+            summary = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"--summary {path} is not UTF-8 text (byte {exc.start})") from None
     opts = ReportOptions(
         out_dir=Path(args.out) if args.out else None,
         allow_mixed=args.allow_mixed,

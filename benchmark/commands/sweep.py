@@ -81,6 +81,7 @@ def handle(args) -> int:
         return launch_on_cluster(sweep, args)
     from benchmark.launch.local import RUNNING_ELSEWHERE, run_local
 
+    args.on_interrupt = "rerun the same command: complete cells are skipped and the interrupted one resumes"
     outcome = run_local(sweep, progress_bar=not args.no_progress, env=args.cell_env)
     failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
     elsewhere = sum(v == RUNNING_ELSEWHERE for v in outcome.values())

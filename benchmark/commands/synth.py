@@ -36,6 +36,10 @@ def handle(args) -> int:
 
     if args.out and "=" in args.out and not Path(args.out).exists():  # `vssl synth classes=4`: no folder was given
         args.set, args.out = [args.out, *args.set], None
+    from benchmark.errors import UserError
+
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be at least 1")
     values = dict(parse_override(s) for s in args.set)
     cfg = build_dataclass(SynthConfig, values, prefix="synth")
     out = Path(args.out) if args.out else data_home() / "synthetic"

@@ -29,7 +29,10 @@ def logdir_spec(paths: list) -> str:
         if not root.exists():
             raise UserError(f"{root} does not exist: pass a sweep folder (runs/<name>) or a run directory")
         manifest = root / "sweep.json"
-        labels = json.loads(manifest.read_text()).get("cells", {}) if manifest.exists() else {}
+        try:
+            labels = json.loads(manifest.read_text()).get("cells", {}) if manifest.exists() else {}
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise UserError(f"{manifest} does not parse as a sweep manifest ({exc})") from None
         runs = sorted((root / "cells").iterdir()) if (root / "cells").is_dir() else [root]
         for run in runs:
             if (run / "tb").is_dir():
@@ -48,6 +51,8 @@ def handle(args) -> int:
 
     from benchmark.errors import UserError
 
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: a TCP port is 1..65535")
     spec = logdir_spec(args.paths)
     command = [shutil.which("tensorboard") or "tensorboard", "--logdir_spec", spec, "--port", str(args.port)]
     if args.print_only:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.data.pool import worker_pool
+from benchmark.errors import UserError
 from benchmark.paths import DatasetLocation
 
 FULL_CHUNK = 32  # frames decoded per call in a full check (bounded memory)
@@ -156,6 +157,9 @@ def check_dataset(
 
     options = CheckOptions(resolve_decoder(options.decoder), options.full, options.min_frames)
     paths, missing = videos_to_check(loc, split_dir)
+    if not paths and not missing:  # before the progress bar: nothing to check is a mistake, not a pass
+        hint = " (a UCF101, HMDB51 or Kinetics copy? pass --format)" if loc.format == "folder" else ""
+        raise UserError(f"no videos found in {loc.root} as format '{loc.format}'{hint}")
     report = CheckReport(missing=[Finding(m, "listed in a split file but not on disk") for m in missing])
     jobs = [(p, options) for p in paths]
     bar = tqdm(total=len(jobs), desc="check-data", unit="video", disable=not progress, dynamic_ncols=True)

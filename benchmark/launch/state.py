@@ -99,7 +99,10 @@ def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[Cell
         raise UserError(f"{sweep_dir / 'sweep.json'} does not parse")
     if not manifest and not (sweep_dir / "cells").is_dir():
         raise UserError(f"{sweep_dir} is not a sweep folder (no sweep.json and no cells/): pass runs/<name>")
-    cells: dict = dict(manifest.get("cells", {}))
+    cells = manifest.get("cells", {})
+    if not isinstance(cells, dict) or not all(isinstance(e, dict) for e in cells.values()):
+        raise UserError(f"{sweep_dir / 'sweep.json'}: 'cells' should map cell ids to their entries")
+    cells = dict(cells)
     if (sweep_dir / "cells").is_dir():
         for d in sorted((sweep_dir / "cells").iterdir()):
             cells.setdefault(d.name, {"label": "(not in sweep.json)"})

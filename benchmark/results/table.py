@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, nearest
 from benchmark.results import TABLE_FORMATS as FORMATS
 from benchmark.results import published
 from benchmark.results.collect import Collection, parse_eval_key
@@ -894,7 +894,15 @@ def baselines_of(table: Table, baseline: str = "controls") -> list[str]:
     if baseline.strip() == "controls":
         present = set(table.rows["method"])
         return [m for m in CONTROLS if m in present]
-    return [b.strip() for b in baseline.split(",") if b.strip()]
+    specs = [b.strip() for b in baseline.split(",") if b.strip()]
+    for spec in specs:  # a typo would compare nothing and say so only row by row
+        if not baseline_rows(table, spec):
+            methods = sorted(set(table.rows["method"]))
+            raise UserError(
+                f"baseline {spec!r} selects no row of this table{nearest(parse_baseline(spec)[0], methods)} "
+                f"(methods here: {', '.join(methods)})"
+            )
+    return specs
 
 
 def paired_vs_baseline(

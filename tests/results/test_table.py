@@ -262,10 +262,13 @@ def test_one_seed_rows_claim_nothing(tmp_path):
     assert lin.verdict.startswith("no claim: 1 seed")
 
 
-def test_paired_without_baseline_says_why(table1_sweep):
+def test_a_baseline_that_selects_no_row_is_one_line_naming_the_methods(table1_sweep):
+    """A typo in --baseline would compare nothing and only say so row by row."""
     table = build_table(collect(table1_sweep))
-    paired = paired_vs_baseline(table, baseline="nonexistent", n_boot=100)
-    assert paired and all(p.result is None and p.verdict.startswith("not tested: no nonexistent row") for p in paired)
+    with pytest.raises(
+        UserError, match=r"baseline 'random_inti' selects no row of this table \(did you mean 'random_init'"
+    ):
+        paired_vs_baseline(table, baseline="random_inti", n_boot=100)
     assert paired_vs_baseline(table, baseline="controls", n_boot=100)[0].baseline == "random_init"
 
 
