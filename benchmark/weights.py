@@ -296,6 +296,8 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     from benchmark.checkpoint import CorruptCheckpoint, load
     from benchmark.rundir import RunDir
 
+    if Path(out).suffix != ".safetensors":  # the bytes are safetensors: a .pt name would mislead torch.load users
+        raise UserError(f"--out {out}: export writes safetensors, so name the file *.safetensors")
     run = RunDir(Path(run_dir))
     cfg = run.config()
     if not cfg:

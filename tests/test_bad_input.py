@@ -66,6 +66,10 @@ CASES = [
     # a broken run folder: the file and what is wrong with it, in one line
     (["evaluate", "badrun"], "badrun/config.yaml is not valid YAML"),
     (["evaluate", "listrun"], "listrun/config.yaml: expected a mapping of config sections, got list"),
+    (
+        ["export", "folder", "--format", "timm", "--out", "w.pt"],
+        "--out w.pt: export writes safetensors, so name the file *.safetensors",
+    ),
     (["status", "badsweep"], "badsweep/sweep.json: 'cells' should map cell ids to their entries"),
     (["evaluate", "folder", "method.name=vcop"], "method.name: the run's trained model comes from its config.yaml"),
     (["synth", "s", "--workers", "0"], "--workers 0: must be at least 1"),

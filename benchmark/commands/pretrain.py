@@ -8,9 +8,10 @@ from benchmark.commands import overrides_anywhere
 def register(sub) -> None:
     p = sub.add_parser(
         "pretrain",
-        help="pre-train a registered method (resumes if RUN_DIR has a checkpoint)",
-        description="Pre-train a method from a YAML config plus dotted overrides, e.g. "
-        "`vssl pretrain cfg.yaml method.temperature=0.1 optim.steps=200`.",
+        help="pre-train a registered method (resumes a run directory of the same settings)",
+        description="Pre-train a method from a YAML config plus dotted overrides (before or after the options), "
+        "e.g. `vssl pretrain cfg.yaml method.temperature=0.1 optim.steps=200`. An --out that already holds a run "
+        "resumes it from its last checkpoint when the settings match, and is refused when they differ.",
     )
     p.add_argument("config", nargs="?", help="YAML config (optional: defaults + overrides also work)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from benchmark.commands import overrides_anywhere
 
+# benchmark.data.synthetic.SynthConfig's fields and defaults, spelled out so that `vssl --help` imports no
+# video stack (tests/data/test_synthetic.py keeps this in step with the dataclass)
+SYNTH_FIELDS = (
+    "seed [0], classes [12], videos_per_class [80], groups [20], test_groups [8], size [32], frames [32], "
+    "fps [25], pool_videos [600], backgrounds [8], gop_size [8], qscale [2]"
+)
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -21,7 +28,7 @@ def register(sub) -> None:
         "set",
         nargs="*",
         metavar="key=value",
-        help="SynthConfig fields, e.g. classes=12 size=64 frames=32 pool_videos=600",
+        help="SynthConfig fields (defaults in brackets): " + SYNTH_FIELDS,
     )
     p.set_defaults(handler=handle)
     overrides_anywhere(p, dest="set")

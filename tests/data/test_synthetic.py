@@ -173,3 +173,12 @@ def test_few_videos_still_give_both_splits():
     cfg = SynthConfig(classes=2, videos_per_class=4)  # fewer videos than the 20 default groups
     _, train, test, _ = _plan(cfg)
     assert len(train) == 4 and len(test) == 4
+
+
+def test_synth_help_lists_every_config_field_with_its_default():
+    import dataclasses
+
+    from benchmark.commands.synth import SYNTH_FIELDS
+
+    listed = dict(item.rstrip("]").split(" [") for item in SYNTH_FIELDS.split(", "))
+    assert listed == {f.name: str(f.default) for f in dataclasses.fields(SynthConfig)}
