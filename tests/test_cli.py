@@ -43,3 +43,13 @@ def test_a_user_error_from_a_loader_worker_prints_its_own_line():
     )
     assert one_line(wrapped) == "the sampler's samples differ in shape under 'clip'"
     assert one_line(UserError("plain")) == "plain"
+
+
+def test_pretrain_prints_the_pretext_verdict_in_one_line():
+    from benchmark.commands.pretrain import pretext_line
+
+    learned = {"learned": True, "rule": "held-out accuracy >= 0.2", "step0": {"value": 0.1}, "final": {"value": 0.5}}
+    assert pretext_line(learned) == "pretext (held-out accuracy >= 0.2): learned, step 0 0.100 -> end 0.500"
+    missed = {**learned, "learned": False, "final": {"value": 0.12}}
+    assert "did not learn its pretext task, step 0 0.100 -> end 0.120" in pretext_line(missed)
+    assert pretext_line({"exempt": "control"}) == "pretext: control"

@@ -69,6 +69,8 @@ def test_pretrain_into_a_run_of_other_settings_is_refused_before_anything_is_wri
     base = ["pretrain", "backbone.name=test_resnet", "data.resolution=32", "optim.batch_size=2", "run.device=cpu",
             "--no-progress", "--out", str(tmp_path / "run")]  # fmt: skip
     assert main([*base, "optim.steps=2"]) == 0
+    printed = capsys.readouterr().out.splitlines()  # the summary and the held-out pretext verdict, one line each
+    assert printed[-2].startswith("pre-trained tce into") and printed[-1].startswith("pretext")
     before = (tmp_path / "run" / "config.yaml").read_text()
     assert main([*base, "optim.steps=4"]) == 2
     err = capsys.readouterr().err.strip()

@@ -19,6 +19,8 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
+    import textwrap
+
     from tabulate import tabulate
 
     from benchmark.registry import method_table
@@ -31,6 +33,9 @@ def handle(args) -> int:
         print("\nThe loader adds 'index' (the video's position) and, for labelled pre-training, 'label'. "
               "Frames are float32, ImageNet-normalised, [..., C, H, W].")  # fmt: skip
         return 0
-    rows = [[r["name"], r["backbone"], r["sampler"], r["source"], r["summary"][:70]] for r in method_table()]
+    rows = [
+        [r["name"], r["backbone"], r["sampler"], r["source"], textwrap.shorten(r["summary"], 70, placeholder=" ...")]
+        for r in method_table()
+    ]
     print(tabulate(rows, headers=["method", "backbone", "sampler", "source", "summary"]))
     return 0

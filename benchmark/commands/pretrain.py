@@ -51,4 +51,16 @@ def handle(args) -> int:
         f"pre-trained {cfg.method.name} into {out}: "
         + ", ".join(f"{k}={v}" for k, v in entry.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
     )
+    print(pretext_line(entry.get("pretext", {})))
     return 0
+
+
+def pretext_line(pretext: dict) -> str:
+    """The held-out pretext verdict in one line (metrics.json pretrain.pretext has the rest)."""
+    if "exempt" in pretext:
+        return f"pretext: {pretext['exempt']}"
+    if pretext.get("learned") is None:
+        return f"pretext: not checked ({pretext.get('skipped') or pretext.get('rule') or 'no verdict'})"
+    step0, final = pretext.get("step0", {}).get("value"), pretext.get("final", {}).get("value")
+    verdict = "learned" if pretext["learned"] else "did not learn its pretext task"
+    return f"pretext ({pretext.get('rule', pretext.get('measure'))}): {verdict}, step 0 {step0:.3f} -> end {final:.3f}"
