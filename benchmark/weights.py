@@ -207,7 +207,8 @@ def read_release(path: Path) -> tuple[dict, str]:
     from benchmark.checkpoint import CorruptCheckpoint, load
 
     if not Path(path).is_file():
-        raise UserError(f"checkpoint file not found: {path}")
+        what = "is a folder, not a checkpoint file" if Path(path).is_dir() else "not found"
+        raise UserError(f"checkpoint file {what}: {path}")
     sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     try:
         if str(path).endswith(".safetensors"):

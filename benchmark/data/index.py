@@ -106,7 +106,8 @@ def build_index(
     if split_dir is None:
         split_dir = loc.split_dir  # the paths file's per-dataset split folder, if any
     if split_dir is not None and not Path(split_dir).is_dir():
-        raise UserError(f"split folder not found: {split_dir}")
+        what = "is not a folder" if Path(split_dir).exists() else "not found"
+        raise UserError(f"split folder {what}: {split_dir}")
     root = Path(loc.root)
     identity = {
         "v": INDEX_CACHE_VERSION,

@@ -543,7 +543,9 @@ def generate(
         if stored is not None:
             return {**stored["counts"], "root": str(out), "seconds": 0.0, "bytes": stored["bytes"], "skipped": True}
     if out.exists() and any(out.iterdir()) and not (out / SUMMARY_FILE).exists() and not force:
-        raise UserError(f"{out} is not empty and was not written by `vssl synth`; choose another directory or force")
+        raise UserError(
+            f"{out} is not empty and was not written by `vssl synth`; choose another directory, or pass --force to write into it anyway (it deletes nothing of yours)"
+        )
     _clear_previous(out)
 
     start = time.perf_counter()

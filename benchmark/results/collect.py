@@ -234,7 +234,8 @@ def collect(sweep_dir: Path, allow_mixed: bool = False, include_incomplete: bool
         per_video.update({(name, k): v for k, v in pv.items()})
     if not rows:
         shown = "; ".join(f"{n} ({r})" for n, r in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-        raise UserError(f"{sweep_dir}: none of its {len(dirs)} run directories is usable: {shown}")
+        hint = "; --include-incomplete shows incomplete runs" if any("incomplete" in r for _, r in skipped) else ""
+        raise UserError(f"{sweep_dir}: none of its {len(dirs)} run directories is usable: {shown}{hint}")
     coll = Collection(sweep_dir, pd.DataFrame(rows), skipped, per_video, paths, manifest)
     check_single_sweep(coll, allow_mixed)
     return coll

@@ -644,7 +644,7 @@ def notes(table: Table, paper: bool = True) -> list[str]:
     skipped = table.collection.skipped
     if skipped:
         lines.append(
-            f"{len(skipped)} run(s) skipped (incomplete or corrupt): "
+            f"{len(skipped)} run(s) skipped (incomplete or corrupt; --include-incomplete shows incomplete ones): "
             + ", ".join(n for n, _ in skipped[:10])
             + (" ..." if len(skipped) > 10 else "")
         )
