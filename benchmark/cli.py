@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vssl {args.command}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
     except OSError as exc:  # an unwritable --out, a file where a folder belongs, a full disk: the path, one line
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"vssl {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        if not exc.filename:  # no path to name (a socket, a lost connection): a fault to report, with its traceback
+            raise
+        print(f"vssl {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
         return 2
 
 

@@ -141,6 +141,9 @@ class Method(nn.Module):
     # dotted config overrides under which the registry-wide learning test (tests/methods/test_learning.py)
     # pre-trains this method: the smallest budget that passes it, with a margin; empty: the test's default budget
     learning_test_budget: ClassVar[tuple[str, ...]] = ()
+    # method fields that change only how a trained run is evaluated (CMC's eval_features): `vssl evaluate` may
+    # override these; every other method.* value is what the checkpoint was trained with
+    eval_only_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: MethodConfig, backbone: nn.Module, info: DataInfo):
         super().__init__()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Iterator
@@ -205,19 +206,26 @@ def load_plugins() -> None:
         elif fresh and inspect.ismodule(obj) and _registered_count() == before:
             raise UserError(
                 f"plugin '{ep.name}' of distribution {dist} ({ep.value}) imported {getattr(obj, '__file__', None) or obj}"
-                " but registered no method or sampler (a folder of that name in the current directory may shadow it)"
+                " but registered nothing (no method, sampler, protocol or dataset format; a folder of that name in the"
+                " current directory may shadow it)"
             )
 
 
 def _registered_count() -> int:
-    return len(METHODS._entries) + len(SAMPLERS._entries)  # not entries(): that would load plugins
+    # not entries(): that would load plugins
+    return sum(len(r._entries) for r in (METHODS, SAMPLERS, PROTOCOLS, FORMATS))
 
 
 def _where(exc: BaseException) -> str:
     """' at FILE:LINE' of the innermost frame outside Python's import machinery (the plugin's own line)."""
     import traceback
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    machinery = (os.path.dirname(importlib.__file__), __file__)  # importlib's own files, and this one
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<frozen") and not f.filename.startswith(machinery)
+    ]
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 

@@ -118,6 +118,10 @@ class RunDir:
         atomic_write_text(self.path / METRICS, json.dumps(metrics, indent=2, sort_keys=True, default=float))
 
     # ---------------------------------------------------------------- reading
+    def stamp_end(self) -> None:
+        """env.json's end_time: now (pre-training stamps it at its end, a sweep cell again after its evaluations)."""
+        self.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
     def config(self) -> dict:
         try:
             tree = yaml.safe_load((self.path / CONFIG).read_text()) or {}

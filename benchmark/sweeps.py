@@ -187,7 +187,8 @@ def load_sweep(
         )
     spec = build_dataclass(SweepFile, raw, prefix="sweep")
     name = str(spec.name or (path.stem if path else "sweep"))
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names the output folder runs/<name>
+    names_folder = not (out_dir or spec.out)
+    if names_folder and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names the folder runs/<name>
         raise UserError(
             f"sweep name {name!r}: letters, digits, '.', '_' and '-' only (it names the folder runs/<name>)"
         )
@@ -199,22 +200,32 @@ def load_sweep(
     cells = _cells(spec, common, seeds, resources_spec, resources)
     if not cells:
         raise UserError("the sweep has no cells")
-    _check_cli_not_swept({**cfg_over, **{f"resources.{k}": v for k, v in res_over.items()}}, cells)
+    _check_cli_reaches_every_cell(cfg_over, res_over, cells)
     out = Path(out_dir or spec.out or Path("runs") / name)
     return Sweep(name, path, out, cells, resources, list(cells[0].config.run.stages), spec.description)
 
 
-def _check_cli_not_swept(cli: dict, cells: list) -> None:
-    """A command-line key=value that a cell sets itself (a grid or zip axis, or the seeds) would be replaced by
-    the cell's own value: say so instead of ignoring it."""
-    own = {key for cell in cells for key in flatten(cell.overrides)}
-    for key in cli:
-        hit = next((o for o in sorted(own) if o == key or o.startswith(key + ".")), None)
-        if hit is not None:
-            raise UserError(
-                f"{key} on the command line: the sweep's cells set {hit} themselves (a grid, zip or seeds axis), "
-                "so it would be ignored; change it in the sweep file"
-            )
+def _check_cli_reaches_every_cell(cfg_over: dict, res_over: dict, cells: list) -> None:
+    """A command-line key=value that a cell replaces (a grid or zip axis, the seeds, or a zip row that sets the
+    key's whole section, as ``{method: {name: tce}}`` does) never reaches it: say so instead of ignoring it."""
+
+    def plain(value):
+        return json.loads(json.dumps(value, default=str))
+
+    for cell in cells:
+        flat = flatten(cell.tree)
+        for key, value in cfg_over.items():
+            if key not in flat and any(k.startswith(key + ".") for k in flat):
+                continue  # the command line set a whole section; the cell's values under it are its own business
+            if key not in flat or plain(flat[key]) != plain(value):
+                raise UserError(
+                    f"{key}={value} on the command line does not reach cell {cell.id} ({cell.label}): its own "
+                    f"values (a grid, zip or seeds axis, or a zip row that sets the whole section) give "
+                    f"{flat.get(key, 'no such key')!r}; change it in the sweep file"
+                )
+        for key, value in res_over.items():
+            if cell.resources is not None and plain(getattr(cell.resources, key, value)) != plain(value):
+                raise UserError(f"resources.{key}={value} on the command line does not reach cell {cell.id}")
 
 
 def _split_cli(cli_overrides: list[str]) -> tuple[dict, dict]:

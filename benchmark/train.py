@@ -94,10 +94,12 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     ``vssl sweep`` local, --dry-run and SLURM submissions alike). Static checks already ran when the config
     was built (each section's ``__post_init__``); this adds what needs the registry and the data:
 
-    - the backbone exists and suits the method; a method that pre-trains has at least one step;
+    - the backbone exists and suits the method; a method that pre-trains has at least one step; a trainable
+      method implements ``training_step`` and ``chance``;
     - with ``data``: every dataset a stage reads is named in the paths file and exists (``evaluation``: the
-      downstream sets too), and the method's :meth:`~benchmark.method.Method.check` passes on the pre-training
-      set (its DataInfo is returned).
+      downstream sets too, with the split files of each evaluated split), the method's
+      :meth:`~benchmark.method.Method.check` passes on the pre-training set, and its training sampler builds from
+      its config (:func:`check_sampler`); the DataInfo is returned.
     """
     from benchmark.backbones import backbone_kind
     from benchmark.data.index import build_index
@@ -130,8 +132,11 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     for text in cfg.run.stages if evaluation else ():
         stage = Stage.parse(text).resolve(cfg.eval.dataset, cfg.eval.split)
         if not stage.is_pretrain and (stage.dataset, stage.split) not in checked:
-            # its split files too (cached after the first time): a missing split fails here, not after pre-training
-            build_index(resolve_dataset(stage.dataset, must_exist=True), stage.split, "all")
+            # its split files too, indexed as the evaluation will read them (the index is cached for it): a missing
+            # split fails here, not after pre-training
+            resolve_dataset(stage.dataset, must_exist=True)
+            for subset in ("train", "test"):
+                build_index(stage.dataset, split=stage.split, subset=subset)
             checked.add((stage.dataset, stage.split))
     if not pretrains:
         return None
@@ -147,11 +152,8 @@ def check_sampler(cfg: ExperimentConfig, method_cls, info: DataInfo) -> None:
     """Build the method's training sampler once from its resolved config, so that a mis-wired method (a typo in
     ``sampler_fields``, an option its sampler does not take, an unknown sampler) fails here, in one line, before a
     run folder is written or a job queued."""
-    from benchmark.data.samplers import build_sampler
-
     try:
-        options = method_cls.sampler_options(method_cls.resolve(cfg.method, info), info)
-        build_sampler(method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video, **options)
+        training_sampler(method_cls, method_cls.resolve(cfg.method, info), cfg, info)
     except UserError as exc:
         raise UserError(f"method '{cfg.method.name}': {exc}") from None
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
@@ -161,8 +163,14 @@ def check_sampler(cfg: ExperimentConfig, method_cls, info: DataInfo) -> None:
         ) from None
 
 
-# settings a resumed run may change: where and how fast it runs, not what it learns from
-RESUME_MAY_CHANGE = ("run.", "eval.", "data.num_workers", "data.decoder")
+# settings a resumed run may change: where, how fast and how verbosely it runs, and how it is evaluated, not what
+# it learns from (run.seed, the data, the method, the backbone and the schedule must match)
+RESUME_MAY_CHANGE = (
+    "eval.", "data.num_workers", "data.decoder", "data.storage", "data.max_bad_fraction",
+    *(f"run.{k}" for k in ("device", "precision", "channels_last", "threads", "log_every", "checkpoint_every",
+                          "epoch_checkpoints", "evaluate_epoch_checkpoints", "time_budget_s", "pretext_samples",
+                          "wandb", "compile", "stages")),
+)  # fmt: skip
 
 
 def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
@@ -181,7 +189,10 @@ def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
     differ = [
         key
         for key in sorted(set(old) | set(new))
-        if not key.startswith(RESUME_MAY_CHANGE) and new.get(key) != "auto" and old.get(key) != new.get(key)
+        if not key.startswith(RESUME_MAY_CHANGE)
+        and key in old  # a field added to the code since the run started has no old value to compare
+        and new.get(key) != "auto"
+        and old.get(key) != new.get(key)
     ]
     if differ:
         shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:3])
@@ -190,6 +201,17 @@ def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
             f"{run.path} already holds a run with other settings ({shown}{more}): choose another --out, or rerun "
             "with its settings to resume it"
         )
+
+
+def training_sampler(method_cls, method_cfg, cfg: ExperimentConfig, info: DataInfo):
+    """The method's training sampler from its resolved config: the one pre-training, the held-out pretext check
+    and the load-time check all use."""
+    from benchmark.data.samplers import build_sampler
+
+    options = method_cls.sampler_options(method_cfg, info)
+    return build_sampler(
+        method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video, **options
+    )
 
 
 def split_pretext(records: list, cfg: ExperimentConfig, method_cls) -> tuple[list, list]:
@@ -466,7 +488,7 @@ def pretrain(
     }
     if rank.is_main:
         run.add_metrics("pretrain", entry)
-        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        run.stamp_end()
     tracker.entry("pretrain", entry, step=cfg.optim.steps)
     tracker.close()
     return entry
@@ -480,11 +502,9 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     """The pretext measured on run.pretext_samples samples of the held-out videos (each batch of distinct
     videos where it can be), without touching the method: no_grad, eval mode, its own RNG, state restored."""
     from benchmark.data.loader import SampledVideos, UndecodableVideos, make_loader
-    from benchmark.data.samplers import build_sampler
 
     heldout, batch_size = built.heldout, cfg.optim.batch_size
-    sampler = build_sampler(method_cls.sampler, cfg.data.resolution, train=True, short_video=cfg.data.short_video,
-                            **method_cls.sampler_options(method.cfg, built.info))  # fmt: skip
+    sampler = training_sampler(method_cls, method.cfg, cfg, built.info)
     dataset = SampledVideos(heldout, sampler, cfg.data.decoder, PRETEXT_SEED, with_labels=method_cls.needs_labels)
     n_batches = max(1, math.ceil(cfg.run.pretext_samples / batch_size))
     addresses = [
@@ -581,7 +601,7 @@ def _save_initialisation(run: RunDir, method: Method, main: bool) -> dict:
     if main:
         save_checkpoint(run.checkpoint_path(), method, None, 0)
         run.add_metrics("pretrain", entry)
-        run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        run.stamp_end()
     return entry
 
 
@@ -589,15 +609,8 @@ def _training_loader(cfg: ExperimentConfig, built: Built, method_cls, start: int
     """Batches for steps start..total-1: each a pure function of (seed, step), so a resume sees the same ones."""
     from benchmark import distributed
     from benchmark.data.loader import SampledVideos, StepBatches, make_loader
-    from benchmark.data.samplers import build_sampler
 
-    sampler = build_sampler(
-        method_cls.sampler,
-        cfg.data.resolution,
-        train=True,
-        short_video=cfg.data.short_video,
-        **method_cls.sampler_options(cfg.method, built.info),
-    )
+    sampler = training_sampler(method_cls, built.method.cfg, cfg, built.info)
     dataset = SampledVideos(
         built.records, sampler, cfg.data.decoder, cfg.run.seed, with_labels=method_cls.needs_labels, keep_decoded=True
     )

@@ -211,6 +211,7 @@ class CMC(Method):
 
     Config = CMCConfig
     sampler = "frame_flow"
+    eval_only_fields = ("eval_features",)
     backbone_kind = "2d"
 
     @classmethod

@@ -71,7 +71,6 @@ CASES = [
         "--out w.pt: export writes safetensors, so name the file *.safetensors",
     ),
     (["status", "badsweep"], "badsweep/sweep.json: 'cells' should map cell ids to their entries"),
-    (["evaluate", "folder", "method.name=vcop"], "method.name: the run's trained model comes from its config.yaml"),
     (["synth", "s", "--workers", "0"], "--workers 0: must be at least 1"),
     (["check-data", "folder", "--min-frames", "-3"], "--min-frames -3: must be at least 1"),
     (["check-data", "folder", "--csv", "folder"], "--csv folder: needs a file in an existing folder"),

@@ -77,4 +77,11 @@ def test_pretrain_into_a_run_of_other_settings_is_refused_before_anything_is_wri
     assert "already holds a run with other settings (optim.steps 2 -> 4)" in err and len(err.splitlines()) == 1
     assert main([*base, "method.name=vcop", "backbone.inflate=true", "optim.steps=2"]) == 2
     assert (tmp_path / "run" / "config.yaml").read_text() == before
+    assert main([*base, "optim.steps=2", "run.seed=1"]) == 2  # another seed draws other batches
     assert main([*base, "optim.steps=2", "run.log_every=1"]) == 0  # resumes: nothing left to train
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del config["method"]["crop_scale_max"]  # as a run made before the field existed records it
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main([*base, "optim.steps=2"]) == 0

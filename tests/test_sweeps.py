@@ -155,23 +155,25 @@ def test_labels_show_nested_method_fields_so_two_rows_of_one_method_differ():
 
 
 def test_a_command_line_value_for_a_swept_key_is_refused_not_ignored(tmp_path):
-    """The cell's own value would replace it; one line naming the axis instead."""
+    """The cell's own value would replace it (a grid or zip axis, the seeds, a zip row that sets the whole method
+    section); one line naming the cell instead. A value every cell keeps is fine, the seed of a sweep without
+    seeds too."""
     from benchmark.errors import UserError
     from benchmark.sweeps import load_sweep
 
-    spec = {
-        "name": "s",
-        "grid": {"optim.lr": [0.1, 0.2]},
-        "zip": [[{"method": {"name": "tce"}}, {"method": {"name": "random_init"}}]],
-        "seeds": [0, 1],
-    }
-    with pytest.raises(UserError, match=r"optim.lr on the command line: the sweep's cells set optim.lr themselves"):
+    spec = {"name": "s", "grid": {"optim.lr": [0.1, 0.2]}, "seeds": [0, 1],
+            "zip": [[{"method": {"name": "tce"}}, {"method": {"name": "random_init"}}]]}  # fmt: skip
+    with pytest.raises(UserError, match=r"optim.lr=0.5 on the command line does not reach cell"):
         load_sweep(spec, ["optim.lr=0.5"])
-    with pytest.raises(UserError, match=r"method.name on the command line: .* set method.name"):
+    with pytest.raises(UserError, match=r"method.name=vcop on the command line does not reach cell"):
         load_sweep(spec, ["method.name=vcop"])
-    with pytest.raises(UserError, match=r"run.seed on the command line"):
+    with pytest.raises(UserError, match=r"run.seed=3 on the command line"):
         load_sweep(spec, ["run.seed=3"])
-    assert len(load_sweep(spec, ["optim.steps=5"]).cells) == 8  # a key no cell sets applies to every cell
+    with pytest.raises(UserError, match=r"method.temperature=0.2 on the command line does not reach cell"):
+        load_sweep(spec, ["method.temperature=0.2"])  # the zip rows set the whole method section
+    assert len(load_sweep(spec, ["optim.steps=5"]).cells) == 8  # a key no cell sets reaches every cell
+    unseeded = {"name": "s", "grid": {"optim.lr": [0.1, 0.2]}}
+    assert {c.config.run.seed for c in load_sweep(unseeded, ["run.seed=3"]).cells} == {3}
 
 
 @pytest.mark.parametrize(
@@ -184,3 +186,5 @@ def test_an_empty_sweep_or_a_name_that_is_not_a_folder_name_is_refused(raw, mess
 
     with pytest.raises(UserError, match=re.escape(message)):
         load_sweep(raw)
+    if raw:  # with an output folder of its own, the name is only a name
+        assert load_sweep(raw, out_dir="runs/elsewhere").name == raw["name"]

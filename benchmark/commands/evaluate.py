@@ -56,6 +56,7 @@ def handle(args) -> int:
     from benchmark.config import build_experiment, merge_overrides
     from benchmark.errors import UserError, nearest
     from benchmark.keys import LAST
+    from benchmark.registry import METHODS
     from benchmark.rundir import CorruptRun, RunDir
 
     names = [n.strip() for n in args.protocol.split(",") if n.strip()]
@@ -64,16 +65,6 @@ def handle(args) -> int:
             raise UserError(
                 f"unknown protocol '{name}'{nearest(name, PROTOCOL_NAMES)}; choose from {', '.join(PROTOCOL_NAMES)}"
             )
-    trained = [
-        o.split("=", 1)[0]
-        for o in args.overrides
-        if o.split("=", 1)[0].split(".", 1)[0] in ("method", "backbone", "optim")
-    ]
-    if trained:
-        raise UserError(
-            f"{', '.join(trained)}: the run's trained model comes from its config.yaml; evaluate takes eval.*, data.* "
-            "and run.* overrides"
-        )
     run = RunDir(Path(args.run_dir))
     if not (run.path / "config.yaml").exists():
         raise UserError(f"{run.path} is not a run directory (no config.yaml)")
@@ -82,6 +73,15 @@ def handle(args) -> int:
     except CorruptRun as exc:
         raise UserError(str(exc)) from None
     extra = list(args.overrides)
+    keys = [o.split("=", 1)[0] for o in extra]
+    method_cls = METHODS.get(str(resolved.get("method", {}).get("name", "")))
+    allowed = {f"method.{f}" for f in method_cls.eval_only_fields}
+    trained = [k for k in keys if k.split(".", 1)[0] in ("method", "backbone", "optim") and k not in allowed]
+    if trained:
+        raise UserError(
+            f"{', '.join(trained)}: the run's trained model comes from its config.yaml; evaluate takes eval.*, data.*, "
+            f"run.*{''.join(', ' + a for a in sorted(allowed))} overrides"
+        )
     if args.dataset:
         extra.append(f"eval.dataset={args.dataset}")
     if args.split is not None:

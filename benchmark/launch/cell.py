@@ -112,7 +112,7 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
             results[ckey] = _scalars(entry)
     if main:
         if any(r != "skipped (done)" for r in results.values()):  # the cell's end, evaluations included
-            run.update_env(end_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            run.stamp_end()
         _hparams(run, cfg, spec)
     return results
 

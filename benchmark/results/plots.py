@@ -112,8 +112,10 @@ def chance_top1(runs: pd.DataFrame, c: Column) -> float | None:
     """A top-1 column's chance level in %: 100 / the evaluation's classes (read from runs.csv), else None."""
     if c.field != "top1":
         return None
-    classes = pd.to_numeric(runs.get(c.source.rsplit(".", 1)[0] + ".num_classes"), errors="coerce")
-    classes = classes.dropna() if classes is not None else pd.Series(dtype=float)
+    column = runs.get(c.source.rsplit(".", 1)[0] + ".num_classes")
+    if column is None:  # a protocol that does not record its class count
+        return None
+    classes = pd.to_numeric(column, errors="coerce").dropna()
     return 100.0 / float(classes.iloc[0]) if len(classes) and classes.nunique() == 1 and classes.iloc[0] > 0 else None
 
 
@@ -172,6 +174,7 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
         if chance is not None:
             ax.axvline(chance, ls=":", lw=1, color="0.2", zorder=2.5)
             chance_drawn = True
+            right = max(right, chance)
         ax.set_title(c.label[len(c.dataset) + 1 :] if one_dataset else c.label, fontsize="medium")
         ax.set_xlabel("%")
         ax.set_xlim(0, min(100.0, right * 1.06) if right > 0 else None)
@@ -480,16 +483,12 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
     )
 
 
-MINING_SCALARS = {
-    "hard_found": "hard negatives found per anchor",
-    "bank_above_thr": "fraction of the bank at or above the threshold",
-    "mining_threshold": "similarity threshold",
-}
-# y-axis label and the range a value can take (a ±1 sd band is clipped to it: a count is never negative)
-MINING_AXES = {
-    "hard_found": ("negatives per anchor", (0.0, None)),
-    "bank_above_thr": ("fraction of the bank", (0.0, 1.0)),
-    "mining_threshold": ("cosine similarity", (-1.0, 1.0)),
+# TCE's per-step mining scalars: panel title, y-axis label, and the range a value can take (a ±1 sd band is
+# clipped to it: a count is never negative)
+MINING_SCALARS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
+    "hard_found": ("hard negatives found per anchor", "negatives per anchor", (0.0, None)),
+    "bank_above_thr": ("fraction of the bank at or above the threshold", "fraction of the bank", (0.0, 1.0)),
+    "mining_threshold": ("similarity threshold", "cosine similarity", (-1.0, 1.0)),
 }
 
 
@@ -518,7 +517,7 @@ def mining_curves(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AX
     order = sorted(long["series"].unique())
     fig, axs = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, layout="constrained")
     for ax, name in zip(axs[0], names, strict=True):
-        ylabel, (low, high) = MINING_AXES[name]
+        title, ylabel, (low, high) = MINING_SCALARS[name]
 
         def sd_band(values, low=low, high=high):
             m, sd = float(values.mean()), float(values.std()) if len(values) > 1 else 0.0
@@ -528,7 +527,7 @@ def mining_curves(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AX
         sns.lineplot(
             long[long["name"] == name], x="step", y="value", hue="series", hue_order=order, errorbar=sd_band, ax=ax
         )
-        ax.set(xlabel="pre-training step", ylabel=ylabel, title=MINING_SCALARS[name])
+        ax.set(xlabel="pre-training step", ylabel=ylabel, title=title)
         ax.title.set_fontsize("small")
     for ax in axs[0][1:]:
         if ax.get_legend() is not None:
@@ -588,8 +587,9 @@ def smoothness(table: Table, out_dir: Path) -> Figure | None:
     quantities = list(dict.fromkeys(quantities))
     ncols = min(len(order), 4)
     nrows = -(-len(order) // ncols)
+    cosine = set(long["name"]) <= set(SMOOTHNESS_NAMES)  # only then one shared "cosine similarity" axis
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False, sharey=True, layout="constrained"
+        nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False, sharey=cosine, layout="constrained"
     )
     for ax, series in zip(axes.flat, order, strict=False):
         sns.lineplot(
@@ -597,7 +597,7 @@ def smoothness(table: Table, out_dir: Path) -> Figure | None:
             errorbar="sd", ax=ax, legend=ax is axes.flat[0],
         )  # fmt: skip
         ax.set_title(textwrap.fill(series, 34), fontsize="small")
-        ax.set(xlabel="pre-training step", ylabel="cosine similarity")
+        ax.set(xlabel="pre-training step", ylabel="cosine similarity" if cosine else "value")
     for ax in axes.flat[len(order) :]:
         ax.remove()
     _legend_below(fig, axes.flat[0], ncol=len(quantities))

@@ -40,17 +40,14 @@ from benchmark.results.table import (
 from benchmark.rundir import atomic_write_text, git_state
 
 
-def paired_test_text(n_boot: int, baseline: str | None = None) -> str:
+def paired_test_text(n_boot: int, baseline: str) -> str:
     """How the paired difference is tested, for the README (the code is stats.paired_difference); ``baseline``:
-    the row every other row is paired with here (None: each control row)."""
+    the row every other row is paired with in this section."""
     from benchmark.results.table import CONTROLS
 
-    if baseline is None:
-        paired_with, other = "each control row of the same backbone and 2D/3D kind in the table", "control"
-    else:
-        kind = "control row" if baseline.split(":")[0] in CONTROLS else "row"
-        other = published.display_name(baseline)
-        paired_with = f"the {kind} {other} of the same backbone and 2D/3D kind"
+    kind = "control row" if baseline.split(":")[0] in CONTROLS else "row"
+    other = published.display_name(baseline)
+    paired_with = f"the {kind} {other} of the same backbone and 2D/3D kind"
     return (
         f"Each row is paired with {paired_with}: the same test videos, and seed s of both starts from the same "
         f"initialisation. D[s, v] = correct(row, seed s, video v) - correct({other}, seed s, video v), read from "

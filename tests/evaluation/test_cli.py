@@ -22,6 +22,8 @@ def test_evaluate_linear_and_knn(tiny_run, synth_data_home, capsys):
         (["--checkpoint", "step_7.pt"], "no checkpoint step_7.pt"),
         (["eval.knn_kk=3"], "unknown config key 'eval.knn_kk'"),
         (["--split", "3"], "split 3"),
+        (["method.name=vcop"], "method.name: the run's trained model comes from its config.yaml"),
+        (["backbone.name=resnet18"], "backbone.name: the run's trained model"),
     ],
 )
 def test_bad_input_is_one_line(tiny_run, synth_data_home, capsys, argv, message):

@@ -33,15 +33,15 @@ def test_epoch_checkpoints_are_evaluated_when_asked_and_make_the_run_complete(tm
 def test_a_cells_end_time_is_stamped_after_its_evaluations(tmp_path, synth_data_home, monkeypatch):
     """env.json's end_time is when the cell's last stage ended (pre-training alone stamps its own end first); a
     relaunch that finds every stage done leaves it alone."""
-    import benchmark.launch.cell as cell
+    import benchmark.rundir as rundir
 
     tree = tiny_base()
     tree["run"].update(stages=["pretrain", "knn"])
-    monkeypatch.setattr(cell, "time", types.SimpleNamespace(strftime=lambda fmt: "2099-01-01T00:00:00+0000"))
+    monkeypatch.setattr(rundir, "time", types.SimpleNamespace(strftime=lambda fmt: "2099-01-01T00:00:00+0000"))
     run_cell(_spec(tmp_path, tree), progress_bar=False)
     run = RunDir(tmp_path / "run")
     assert run.is_complete() and run.env()["end_time"] == "2099-01-01T00:00:00+0000"
-    monkeypatch.setattr(cell, "time", types.SimpleNamespace(strftime=lambda fmt: "2100-01-01T00:00:00+0000"))
+    monkeypatch.setattr(rundir, "time", types.SimpleNamespace(strftime=lambda fmt: "2100-01-01T00:00:00+0000"))
     run_cell(_spec(tmp_path, tree), progress_bar=False)
     assert run.env()["end_time"] == "2099-01-01T00:00:00+0000"
 

@@ -204,7 +204,8 @@ _CHANCE = """
 """
 BROKEN = {  # module text -> what the one line must say
     "import_error": ("import torch\nSIZES = {}['missing']\n", ["failed to import at ", "mk_plugin.py:2", "KeyError"]),
-    "registers_nothing": ("import torch\n", ["registered no method or sampler"]),
+    "registers_nothing": ("import torch\n", ["registered nothing"]),
+    "missing_module": (None, ["failed to import: ModuleNotFoundError", "mk_plugin"]),  # no file:line of importlib
     "no_chance": (_METHOD_HEAD + _STEP, ["method 'mk' (mk_plugin.Mk) does not implement chance()"]),
     "sampler_typo": (
         _METHOD_HEAD.replace('backbone_kind = "2d"', 'backbone_kind = "2d"\n    sampler_fields = ("clip_lne",)')
@@ -225,7 +226,8 @@ def test_a_broken_plugin_is_one_line_that_names_it(case, synth_data_home, tmp_pa
     (site / "vssl_mk-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: vssl-mk\nVersion: 0.1\n")
     (site / "vssl_mk-0.1.dist-info" / "entry_points.txt").write_text("[vssl.methods]\nmk = mk_plugin\n")
     text, expected = BROKEN[case]
-    (site / "mk_plugin.py").write_text(text)
+    if text is not None:  # None: the entry point names a module that is not there
+        (site / "mk_plugin.py").write_text(text)
     run_dir = tmp_path / "run"
     done = run_python(
         ["pretrain", "method.name=mk", "backbone.name=test_resnet", "data.resolution=32", "optim.steps=1",

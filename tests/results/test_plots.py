@@ -380,3 +380,22 @@ def test_mining_figure_draws_no_threshold_for_a_setting_that_never_mined(tmp_pat
     assert (
         len([ln for ln in found.lines if len(ln.get_xdata())]) == 3 and fraction.get_ylabel() == "fraction of the bank"
     )
+
+
+def test_chance_is_none_for_a_column_without_a_class_count_and_stays_inside_its_panel(tmp_path, monkeypatch):
+    """A protocol that records no num_classes has no chance line (no crash); a panel whose bars all sit below
+    chance still shows the line."""
+    from benchmark.results import plots
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", [FakeRun(seed=s, accuracy=0.01) for s in (0, 1)])))
+    col = table.columns[0]
+    assert (
+        plots.chance_top1(table.collection.runs.drop(columns=[col.source.rsplit(".", 1)[0] + ".num_classes"]), col)
+        is None
+    )
+    figs = _captured(monkeypatch)
+    plots.table1_bars(table, tmp_path)
+    ax = figs[0].axes[0]
+    (line,) = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+    assert ax.get_xlim()[1] > line.get_xdata()[0] == pytest.approx(100 / 12)
