@@ -18,7 +18,10 @@ It declares:
   when the method is built; ``resolve(cfg, info)`` turns data-dependent values ('auto') into numbers;
 - ``training_step(batch, progress)`` -> :class:`StepOutput`: a loss and named scalars to log. Scalars
   may be 0-d tensors: the loop turns them into numbers on logging steps only, so a step never waits
-  for the device.
+  for the device. The default ``pretext_eval`` reads its ``accuracy`` scalar on held-out videos;
+- ``chance(batch_size)`` -> :class:`Chance`: the pretext's chance level, against which every run checks
+  that the objective learned (``training_step`` and ``chance`` are required; a trainable method without
+  either fails at load).
 
 A second encoder (CMC's other view, a GAN's generator) is a submodule like any head: checkpoints
 carry the whole method's state_dict, and evaluation reads ``backbone`` (the shared encoder) unless a
@@ -41,10 +44,17 @@ Minimal example (a plugin would do the same from its own package)::
             super().__init__(cfg, backbone, info)
             self.head = nn.Linear(backbone.num_features, 64)
 
+        def chance(self, batch_size):
+            return Chance(math.log(batch_size), 1 / batch_size)  # each anchor finds its positive in the batch
+
         def training_step(self, batch, progress):
-            z = self.head(self.backbone(batch["anchor"]))
-            loss = z.pow(2).mean()
-            return StepOutput(loss, {"loss": loss.detach()})
+            a = F.normalize(self.head(self.backbone(batch["anchor"])), dim=-1)
+            p = F.normalize(self.head(self.backbone(batch["positive"])), dim=-1)
+            logits = (a @ p.t() / 0.1).float()
+            target = torch.arange(len(a), device=a.device)
+            loss = F.cross_entropy(logits, target)
+            accuracy = (logits.argmax(1) == target).float().mean()
+            return StepOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})
 """
 
 from __future__ import annotations
