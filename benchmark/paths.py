@@ -72,6 +72,11 @@ def site_datasets() -> dict[str, DatasetLocation]:
     if path is None:
         return out
     tree = read_yaml(path)
+    stray = sorted(set(tree) - {"datasets"}) if isinstance(tree, dict) else []
+    if stray:  # a misspelt 'datasets:' would otherwise leave the file's datasets out without a word
+        raise UserError(
+            f"{path}: unknown top-level key '{stray[0]}'{nearest(stray[0], ('datasets',))}; the file holds datasets:"
+        )
     entries = tree.get("datasets", {}) if isinstance(tree, dict) else None
     if not isinstance(entries, dict):
         raise UserError(f"{path}: expected a 'datasets:' mapping of name -> {{root, format}}")
