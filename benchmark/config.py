@@ -481,6 +481,12 @@ def config_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def plain(value: Any) -> Any:
+    """A config value as JSON writes it (tuples as lists, anything else as text), so that a value read back from
+    config.yaml or a sweep compares equal to the config's own."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}: for tables and override hashing."""
     out: dict[str, Any] = {}

@@ -43,6 +43,7 @@ from benchmark.config import (
     flatten,
     merge_overrides,
     parse_override,
+    plain,
     read_yaml,
 )
 from benchmark.errors import UserError
@@ -208,9 +209,6 @@ def load_sweep(
 def _check_cli_reaches_every_cell(cfg_over: dict, res_over: dict, cells: list) -> None:
     """A command-line key=value that a cell replaces (a grid or zip axis, the seeds, or a zip row that sets the
     key's whole section, as ``{method: {name: tce}}`` does) never reaches it: say so instead of ignoring it."""
-
-    def plain(value):
-        return json.loads(json.dumps(value, default=str))
 
     for cell in cells:
         flat = flatten(cell.tree)

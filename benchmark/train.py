@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import random
@@ -177,15 +176,11 @@ def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
     """A run directory that already holds a run takes only the same settings (it resumes): another method, backbone,
     data or schedule would load the old checkpoint into a different model, or continue it under a new schedule,
     and overwrite its config.yaml. Values left ``auto`` match what the first launch resolved them to."""
-    from benchmark.config import flatten
+    from benchmark.config import flatten, plain
 
     if not (run.path / "config.yaml").exists():
         return
-
-    def plain(tree: dict) -> dict:  # YAML gives lists where the config has tuples
-        return {k: json.loads(json.dumps(v, default=str)) for k, v in flatten(tree).items()}
-
-    old, new = plain(run.config()), plain(to_dict(cfg))
+    old, new = ({k: plain(v) for k, v in flatten(tree).items()} for tree in (run.config(), to_dict(cfg)))
     differ = [
         key
         for key in sorted(set(old) | set(new))
