@@ -112,6 +112,17 @@ def tree(root: Path) -> list[str]:
         ("tce18", ["--format", "tce", "--backbone", "r3d_18"], "cannot map it onto 'r3d_18'"),
         ("timm18", ["--format", "timm", "--backbone", "resnet50"], "does not match backbone 'resnet50'"),
         ("timm18", ["--format", "nope"], "invalid choice"),
+        (
+            "timm18",
+            ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "kinetcs400"],
+            "(did you mean 'kinetics400'?)",
+        ),
+        (
+            "timm18",
+            ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "Kinetics400"],
+            "(did you mean 'kinetics400'?)",
+        ),
+        ("timm18", ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "k400/../x"], "a dataset name"),
     ],
 )
 def test_bad_files_are_one_line_and_write_no_run_directory(case, args, message, tmp_path, capsys):
@@ -130,6 +141,14 @@ def test_bad_files_are_one_line_and_write_no_run_directory(case, args, message, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "Traceback" not in err, err
     assert tree(tmp_path) == before
+
+
+def test_a_pretraining_set_without_published_rows_is_recorded_with_a_note(tmp_path, capsys):
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), tmp_path / "w.pt")
+    assert main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out",
+                 str(tmp_path / "r"), "--pretrained-on", "howto100m"]) == 0  # fmt: skip
+    assert "no published Table-1 row was pre-trained on 'howto100m'" in capsys.readouterr().out
+    assert "dataset: howto100m" in (tmp_path / "r" / "config.yaml").read_text()
 
 
 def test_an_imported_run_is_evaluated_and_labelled_released_weights(synth_data_home, tmp_path):

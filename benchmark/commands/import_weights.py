@@ -19,14 +19,46 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="the run directory to write (must not exist yet)")
     p.add_argument("--backbone", default=None, help="our backbone name (needed for timm/torchvision; inferred else)")
     p.add_argument(
-        "--pretrained-on", default=None, help="the set the weights were pre-trained on (kinetics400, ucf101, ...)"
+        "--pretrained-on",
+        default=None,
+        help="the set the weights were pre-trained on: kinetics400 or ucf101 put the paper's numbers beside the row; "
+        "another name is recorded as given (a near-miss of a known name is refused as a typo)",
     )
     p.set_defaults(handler=handle)
+
+
+def check_pretrained_on(name: str) -> str | None:
+    """Refuse a name one typo away from a known dataset (it would silently match no published row); return a note
+    when the name is fine but no published Table-1 row was pre-trained on it, else None."""
+    import re
+
+    from benchmark.errors import UserError, nearest
+    from benchmark.paths import site_datasets
+    from benchmark.results.published import PRETRAIN_SETS
+
+    known = sorted(set(PRETRAIN_SETS) | set(site_datasets()))
+    if name not in known:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise UserError(
+                f"--pretrained-on {name!r}: a dataset name (letters, digits, '.', '_', '-'), e.g. kinetics400"
+            )
+        hint = nearest(name, known)
+        if hint:  # a set outside the known ones is accepted, a near-miss of one is a typo
+            raise UserError(
+                f"--pretrained-on '{name}' is not a dataset this harness knows{hint}; known: {', '.join(known)}"
+            )
+    if name in PRETRAIN_SETS:
+        return None
+    return (f"note: no published Table-1 row was pre-trained on '{name}' (theirs: {', '.join(PRETRAIN_SETS)}), "
+            "so tables show no paper number beside this run")  # fmt: skip
 
 
 def handle(args) -> int:
     from benchmark.weights import import_release
 
+    note = check_pretrained_on(args.pretrained_on) if args.pretrained_on is not None else None
     out = import_release(args.file, args.format, args.out, args.backbone, args.pretrained_on)
     print(f"imported {args.file} ({args.format}) into {out}: evaluate it with `vssl evaluate {out} --protocol linear`")
+    if note:
+        print(note)
     return 0
