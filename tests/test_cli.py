@@ -20,7 +20,17 @@ def test_help_prints_and_exits_zero(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*argv, "--help"])
     assert exit_.value.code == 0
-    assert "usage: vssl" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: vssl" in out and "%%" not in out  # an escaped '%' printed as typed: escaped where not formatted
+
+
+def test_only_benchmarks_that_write_on_request_offer_record(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "gpu", "--help"])
+    assert "--record" not in capsys.readouterr().out  # it always writes, stage by stage, under --out
+    with pytest.raises(SystemExit):
+        main(["bench", "tce", "--help"])
+    assert "--record" in capsys.readouterr().out
 
 
 def test_every_benchmark_is_listed_in_the_bench_summary(capsys):

@@ -19,11 +19,13 @@ def register(sub) -> None:
     inner = p.add_subparsers(dest="bench", metavar="NAME")
     for name in names:
         module = importlib.import_module(f"benchmark.perf.{name}")
-        doc = (module.__doc__ or name).replace("%", "%%")  # argparse %-formats help text ("< 15%)")
-        q = inner.add_parser(name, help=doc.strip().splitlines()[0], description=doc)
-        q.add_argument(
-            "--record", action="store_true", help="also write the figures to results/perf/<name>.json and .md"
-        )
+        doc = module.__doc__ or name
+        # argparse %-formats a choice's help ("< 15%)"), not a description without %(prog)
+        q = inner.add_parser(name, help=doc.strip().splitlines()[0].replace("%", "%%"), description=doc)
+        if not getattr(module, "ALWAYS_WRITES", False):  # gpu writes every stage as it ends: --out, no --record
+            q.add_argument(
+                "--record", action="store_true", help="also write the figures to results/perf/<name>.json and .md"
+            )
         module.add_arguments(q)
         q.set_defaults(handler=module.run)
     p.set_defaults(handler=lambda args: p.print_help() or 2)

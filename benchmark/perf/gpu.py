@@ -40,6 +40,9 @@ GOAL_STEP_RATIO = 1.2
 GOAL_DATA_WAIT = 0.10
 
 
+ALWAYS_WRITES = True  # a lent GPU's time is short: each stage's figures are written as soon as it ends
+
+
 def add_arguments(p) -> None:
     p.add_argument("--out", default=".", help="folder under which results/perf/gpu.md and .json are written")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run (default all)")
