@@ -385,16 +385,19 @@ def build_method_config(section: Mapping) -> MethodConfig:
     return build_dataclass(method_cls.Config, {**section, "name": name}, prefix="method")
 
 
-def build_dataclass(cls: type, values: Mapping, prefix: str) -> Any:
+def build_dataclass(cls: type, values: Mapping, prefix: str, noun: str = "config key") -> Any:
+    """``cls`` from a mapping, every value checked against its annotation; errors name the key as
+    ``<noun> '<prefix>.<key>'`` (no prefix: the bare key, e.g. a sweep file's top-level keys)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    dotted = lambda name: f"{prefix}.{name}" if prefix else str(name)  # noqa: E731
     for key in values:
         if key not in fields:
-            dotted = [f"{prefix}.{name}" for name in fields]
-            raise UserError(f"unknown config key '{prefix}.{key}'{nearest(f'{prefix}.{key}', dotted)}")
-    kwargs = {k: coerce(f"{prefix}.{k}", v, hints[k]) for k, v in values.items()}
+            known = [dotted(name) for name in fields]
+            raise UserError(f"unknown {noun} '{dotted(key)}'{nearest(dotted(key), known)}")
+    kwargs = {k: coerce(dotted(k), v, hints[k], noun) for k, v in values.items()}
     required = [
-        f"{prefix}.{name}"
+        dotted(name)
         for name, f in fields.items()
         if f.init
         and name not in kwargs
@@ -417,13 +420,15 @@ def _type_name(tp: Any) -> str:
     if origin is list:
         (inner,) = typing.get_args(tp) or (Any,)
         return f"a list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null (or left out)"  # not Python's 'NoneType': YAML writes it null or leaves the key out
     return getattr(tp, "__name__", str(tp))
 
 
-def coerce(key: str, value: Any, tp: Any) -> Any:
+def coerce(key: str, value: Any, tp: Any, noun: str = "config key") -> Any:
     """Check ``value`` against the annotation ``tp``; ints widen to floats. One-line UserError otherwise."""
     origin = typing.get_origin(tp)
-    bad = UserError(f"config key '{key}' = {value!r} should be {_type_name(tp)}")
+    bad = UserError(f"{noun} '{key}' = {value!r} should be {_type_name(tp)}")
     if tp is Any:
         return value
     if origin is Literal:
@@ -438,7 +443,7 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return coerce(key, value, arg)
+                return coerce(key, value, arg, noun)
             except UserError:
                 continue
         raise bad
@@ -446,7 +451,7 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
         (inner,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
             raise bad
-        return [coerce(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+        return [coerce(f"{key}[{i}]", v, inner, noun) for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise bad

@@ -186,7 +186,7 @@ def load_sweep(
         raise UserError(
             f"sweep file {path} is empty: it needs at least a name and a base, grid or zip (docs/sweeps.md)"
         )
-    spec = build_dataclass(SweepFile, raw, prefix="sweep")
+    spec = build_dataclass(SweepFile, raw, prefix="", noun="sweep key")
     name = str(spec.name or (path.stem if path else "sweep"))
     names_folder = not (out_dir or spec.out)
     if names_folder and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names the folder runs/<name>
@@ -196,7 +196,7 @@ def load_sweep(
     cfg_over, res_over = _split_cli(cli_overrides or [])
     common = _common_tree(spec, path, cfg_over)
     resources_spec = {**spec.resources, **res_over}
-    resources = build_dataclass(Resources, resources_spec, prefix="resources")
+    resources = build_dataclass(Resources, resources_spec, prefix="resources", noun="sweep key")
     seeds = spec.seeds or [common.get("run", {}).get("seed", 0)]
     cells = _cells(spec, common, seeds, resources_spec, resources)
     if not cells:
@@ -282,7 +282,7 @@ def _cells(spec: SweepFile, common: dict, seeds: list, resources_spec: dict, res
                 try:
                     config = build_experiment(tree)
                     cell_res = (
-                        build_dataclass(Resources, {**resources_spec, **res_own}, prefix="resources")
+                        build_dataclass(Resources, {**resources_spec, **res_own}, prefix="resources", noun="sweep key")
                         if res_own
                         else resources
                     )

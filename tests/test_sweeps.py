@@ -55,8 +55,10 @@ def test_cli_overrides_reach_cells_and_resources():
         (spec(zip=[{"optim.lr": [1, 2], "optim.steps": [1]}]), "equal lengths"),
         (spec(seeds=[]), "non-empty list of integers"),
         (spec(stages=["pretrain", "lin"]), "unknown stage 'lin'"),
-        (spec(gird={}), "unknown config key 'sweep.gird' (did you mean 'sweep.grid'?)"),
+        (spec(gird={}), "unknown sweep key 'gird' (did you mean 'grid'?)"),
         (spec(resources={"gpus": 1}), "did you mean 'resources.gpus_per_node'"),
+        (spec(seeds=["a"]), "sweep key 'seeds' = ['a'] should be a list of int or null (or left out)"),
+        (spec(base=None), "sweep key 'base' = None should be str or dict"),
     ],
 )
 def test_bad_sweeps(bad, message):
