@@ -161,6 +161,11 @@ class RunDir:
             raise CorruptRun(f"{path}: expected an object of stage entries")
         return data
 
+    def finished_pretraining(self) -> bool:
+        """Whether pre-training has ended. Its metrics entry is written once, at the stage's end, while last.pt exists
+        from the first checkpoint on: only a finished run's last.pt holds the weights its config describes."""
+        return "pretrain" in self.metrics()
+
     def scalars(self) -> list[dict]:
         path = self.path / SCALARS
         if not path.exists():

@@ -306,7 +306,7 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     path = run.checkpoint_path()
     if not path.exists():
         raise UserError(f"no checkpoint at {path}: pre-train (or import) first")
-    if "pretrain" not in run.metrics():  # last.pt of an interrupted run: not the weights its config describes
+    if not run.finished_pretraining():
         raise UserError(f"{run_dir} has not finished pre-training: rerun the same `vssl pretrain` or sweep first")
     try:
         state = load(path)["backbone"]

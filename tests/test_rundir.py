@@ -24,6 +24,14 @@ def test_complete_only_when_every_stage_has_an_entry(tmp_path):
     assert run.metrics()["pretrain"] == {"steps": 3}
 
 
+def test_pretraining_is_finished_only_once_its_entry_is_written(tmp_path):
+    run = make_run(tmp_path)
+    run.checkpoint_path().write_bytes(b"")  # last.pt exists from the first checkpoint on
+    assert not run.finished_pretraining()
+    run.add_metrics("pretrain", {"steps": 3})
+    assert run.finished_pretraining()
+
+
 def test_half_written_metrics_is_corrupt(tmp_path):
     run = make_run(tmp_path)
     (run.path / "metrics.json").write_text('{"pretrain": {"steps": ')

@@ -87,7 +87,7 @@ def handle(args) -> int:
     if args.split is not None:
         extra.append(f"eval.split={args.split}")
     cfg = build_experiment(merge_overrides(resolved, extra))
-    if args.checkpoint == LAST and run.checkpoint_path(LAST).exists() and "pretrain" not in run.metrics():
+    if args.checkpoint == LAST and run.checkpoint_path(LAST).exists() and not run.finished_pretraining():
         raise UserError(
             f"{run.path} has not finished pre-training, so last.pt is not its final checkpoint: rerun the same "
             "`vssl pretrain` or sweep (it resumes), or evaluate a saved intermediate checkpoint (--checkpoint step_N)"

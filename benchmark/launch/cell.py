@@ -101,7 +101,7 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
             if ckey in done and not _evaluated_too_early(run, ckey, checkpoint, spec["cell_id"]):
                 results[ckey] = "skipped (done)"
                 continue
-            if "pretrain" not in run.metrics():
+            if not run.finished_pretraining():
                 pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
             if not main:  # evaluations run on rank 0 alone; the other ranks only helped pre-train
                 continue
