@@ -136,18 +136,25 @@ def _expand(job_id: str) -> list[str]:
     return out
 
 
+class SlurmUnreadable(UserError):
+    """squeue did not say which jobs are queued or running (no controller, a timeout, no squeue): a cell whose job
+    it did not list may still be live, so nothing may be resubmitted on that reading."""
+
+
 def query_states(job_ids: Iterable[str]) -> dict[str, JobState]:
     """Live and past states of jobs ('12' or array tasks '12_3'), keyed by the ids as given.
 
     Two calls whatever the number of jobs: ``squeue`` for what the controller holds now (it
     knows a job the moment sbatch returns; accounting may lag), then ``sacct`` for the
     history (finished jobs, for days; requeued attempts with -D). An id neither knows is absent.
+    Raises :class:`SlurmUnreadable` when squeue fails: "absent" must mean "not live", never "not asked".
+    A failing sacct (accounting off or slow) only loses the history.
     """
     ids = sorted({str(j) for j in job_ids if j})
-    if not ids or shutil.which("squeue") is None:
+    if not ids:
         return {}
     bases = ",".join(sorted({j.split("_")[0] for j in ids}))
-    live = {jid: state for jid, state in _table(["squeue", "-h", "-r", "-o", "%i|%T", "-j", bases])}
+    live = {jid: state for jid, state in _live_jobs(bases)}
     history: dict[str, list[tuple[str, str]]] = {}
     for jid, state, code in _table(["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State,ExitCode", "-j", bases], 3):
         history.setdefault(jid, []).append((state, code))
@@ -162,6 +169,24 @@ def query_states(job_ids: Iterable[str]) -> dict[str, JobState]:
     return states
 
 
+def _live_jobs(bases: str) -> list[tuple[str, ...]]:
+    """squeue's rows for these job ids; [] when none of them is in the controller any more."""
+    if shutil.which("squeue") is None:
+        raise SlurmUnreadable("no squeue on PATH")
+    try:
+        out = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", bases])
+    except subprocess.TimeoutExpired:
+        raise SlurmUnreadable("squeue did not answer within 30 s") from None
+    except OSError as exc:
+        raise SlurmUnreadable(f"squeue failed ({exc})") from None
+    if out.returncode != 0:
+        lines = (out.stderr or out.stdout).strip().splitlines()
+        if any("Invalid job id" in line for line in lines):  # every job named has left the controller
+            return []
+        raise SlurmUnreadable(f"squeue failed: {lines[-1] if lines else f'exit {out.returncode}'}")
+    return _rows(out.stdout, 2)
+
+
 def _table(cmd: list[str], width: int = 2) -> list[tuple[str, ...]]:
     """Rows of a '|'-separated SLURM listing, array ranges expanded; [] when the command fails."""
     try:
@@ -170,8 +195,12 @@ def _table(cmd: list[str], width: int = 2) -> list[tuple[str, ...]]:
         return []
     if out.returncode != 0:
         return []
+    return _rows(out.stdout, width)
+
+
+def _rows(stdout: str, width: int) -> list[tuple[str, ...]]:
     rows = []
-    for line in out.stdout.splitlines():
+    for line in stdout.splitlines():
         parts = [p.strip() for p in line.split("|")]
         if len(parts) < width or not parts[0]:
             continue
@@ -284,7 +313,11 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
     from benchmark.launch.state import cell_state, job_states, needs_run
 
     jobs = read_jobs(sweep_dir)["cells"] if with_jobs else {}
-    states = job_states(jobs)
+    try:
+        states = job_states(jobs)
+    except SlurmUnreadable as exc:
+        raise UserError(f"cannot tell which cells are still queued or running ({exc}): submitting now could run a "
+                        "cell twice; relaunch when squeue answers (`vssl status` shows the run directories)") from None  # fmt: skip
     out = Plan([], [], {})
     for cell in sweep.cells:
         job = jobs.get(cell.id, {})
@@ -337,8 +370,17 @@ def wait(
     t0 = time.monotonic()
     bar = tqdm(total=len(job_ids), desc="jobs finished", disable=not progress_bar, dynamic_ncols=True)
     states: dict[str, JobState] = {}
+    failures = 0
     while True:
-        states = query_states(job_ids)
+        try:
+            states, failures = query_states(job_ids), 0
+        except SlurmUnreadable as exc:  # a controller hiccup: keep waiting on the last reading, give up after ~5
+            failures += 1
+            if failures >= 5:
+                bar.close()
+                raise UserError(f"stopped waiting: {exc}, 5 times in a row; the jobs go on (`vssl status`)") from None
+            time.sleep(poll_s)
+            continue
         # a job neither squeue nor sacct knows: just submitted (a minute's grace), or long gone
         unknown_live = time.monotonic() - t0 < 60
         live = [

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.launch.slurm import LIVE_STATES, PENDING_STATES, JobState, job_log, query_states, read_jobs
+from benchmark.launch.slurm import (
+    LIVE_STATES,
+    PENDING_STATES,
+    JobState,
+    SlurmUnreadable,
+    job_log,
+    query_states,
+    read_jobs,
+)
 from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, missing_keys
 
 STATES = ("done", "running", "pending", "failed", "interrupted", "missing")
@@ -107,7 +116,12 @@ def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[Cell
         for d in sorted((sweep_dir / "cells").iterdir()):
             cells.setdefault(d.name, {"label": "(not in sweep.json)"})
     jobs = read_jobs(sweep_dir)["cells"]
-    states = job_states(jobs, query)
+    try:
+        states = job_states(jobs, query)
+    except SlurmUnreadable as exc:  # the run directories still say what is done; the jobs' states are unknown
+        print(f"warning: SLURM job states unknown ({exc}): a cell shown interrupted may be queued or running",
+              file=sys.stderr)  # fmt: skip
+        states = {}
     rows = []
     for cid, entry in cells.items():
         job = jobs.get(cid, {})

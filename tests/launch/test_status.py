@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from benchmark.commands.status import print_status
 from benchmark.launch.slurm import JobState, _expand
@@ -129,3 +132,39 @@ def test_not_a_sweep_folder_is_one_line(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "is not a sweep folder" in err and len(err.splitlines()) == 1
+
+
+def fake_squeue(tmp_path, monkeypatch, stderr: str, code: int) -> None:
+    """An squeue on PATH that prints ``stderr`` and exits ``code`` (sacct prints nothing: accounting off)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit {code}\n")
+    (bin_dir / "sacct").write_text("#!/bin/sh\nexit 1\n")
+    for tool in ("squeue", "sacct"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+
+
+def test_jobs_the_controller_no_longer_knows_are_not_live(tmp_path, monkeypatch):
+    from benchmark.launch.slurm import query_states
+
+    fake_squeue(tmp_path, monkeypatch, "slurm_load_jobs error: Invalid job id specified", 1)
+    assert query_states(["12_3", "13"]) == {}  # gone: their cells may be relaunched
+
+
+def test_an_unreachable_controller_is_never_read_as_no_jobs(tmp_path, monkeypatch, capsys):
+    from benchmark.errors import UserError
+    from benchmark.launch.slurm import SlurmUnreadable, plan, query_states
+
+    fake_squeue(tmp_path, monkeypatch, "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1)
+    with pytest.raises(SlurmUnreadable, match="Unable to contact slurm controller"):
+        query_states(["12_3"])
+    root = make_sweep(tmp_path / "s", {"a_queued": {"started": False}}, jobs={"a_queued": "12_3"})
+    # vssl status still reads the run directories, and says the job states are unknown
+    rows = sweep_status(root)
+    assert [r.state for r in rows] == ["missing"]
+    assert "SLURM job states unknown" in capsys.readouterr().err
+    # a relaunch refuses to submit: the cell's job may still be queued
+    sweep = SimpleNamespace(cells=[SimpleNamespace(id="a_queued", label="", config=None)])
+    with pytest.raises(UserError, match="cannot tell which cells are still queued or running"):
+        plan(sweep, root)
