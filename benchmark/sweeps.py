@@ -223,7 +223,11 @@ def _check_cli_reaches_every_cell(cfg_over: dict, res_over: dict, cells: list) -
                 )
         for key, value in res_over.items():
             if cell.resources is not None and plain(getattr(cell.resources, key, value)) != plain(value):
-                raise UserError(f"resources.{key}={value} on the command line does not reach cell {cell.id}")
+                raise UserError(
+                    f"resources.{key}={value} on the command line does not reach cell {cell.id} ({cell.label}): its "
+                    f"own resources.{key} (a grid or zip axis) gives {getattr(cell.resources, key)!r}; change it in "
+                    "the sweep file"
+                )
 
 
 def _split_cli(cli_overrides: list[str]) -> tuple[dict, dict]:

@@ -174,6 +174,9 @@ def test_a_command_line_value_for_a_swept_key_is_refused_not_ignored(tmp_path):
     with pytest.raises(UserError, match=r"method.temperature=0.2 on the command line does not reach cell"):
         load_sweep(spec, ["method.temperature=0.2"])  # the zip rows set the whole method section
     assert len(load_sweep(spec, ["optim.steps=5"]).cells) == 8  # a key no cell sets reaches every cell
+    gpus = {"name": "s", "zip": [[{"resources.gpus_per_node": 8}, {"optim.lr": 0.2}]]}
+    with pytest.raises(UserError, match=r"resources.gpus_per_node=4 .* own resources.gpus_per_node .* gives 8"):
+        load_sweep(gpus, ["resources.gpus_per_node=4"])
     unseeded = {"name": "s", "grid": {"optim.lr": [0.1, 0.2]}}
     assert {c.config.run.seed for c in load_sweep(unseeded, ["run.seed=3"]).cells} == {3}
 

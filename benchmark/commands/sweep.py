@@ -140,8 +140,9 @@ def dry_run(sweep, cluster: str) -> int:
     from tabulate import tabulate
 
     from benchmark.backbones import param_count_millions
+    from benchmark.errors import UserError
     from benchmark.launch.local import cell_dir
-    from benchmark.launch.slurm import describe_resources, resource_groups
+    from benchmark.launch.slurm import check_reachable, describe_resources, resource_groups
     from benchmark.rundir import RunDir
     from benchmark.train import build_method
 
@@ -173,13 +174,19 @@ def dry_run(sweep, cluster: str) -> int:
     print(tabulate(rows, headers=["cell", "label", "method", "backbone", "params (M)", "array", "launch would"]))
     print()
     for i, (res, cells) in enumerate(groups, 1):
-        est = f", ~{res.gpu_hours_estimate} GPU-h/cell (estimate)" if res.gpu_hours_estimate else ""
+        estimates = [(c.resources or sweep.resources).gpu_hours_estimate or 0 for c in cells]
+        est = f", ~{sum(estimates):g} GPU-h in all (estimates)" if any(estimates) else ""
         print(f"array {i}: {len(cells)} cells: {describe_resources(res)}{est}")
     todo = sum(r[-1] == "run" for r in rows)
     print(
         f"{len(rows)} cells ({todo} to run), stages {sweep.stages}, {len(groups)} job array(s) on {cluster}, "
         f"out {sweep.out_dir} (dry run: nothing submitted)"
     )
+    if cluster == "slurm":
+        try:
+            check_reachable()
+        except UserError as exc:  # planning needs no SLURM; say now that the real launch would stop here
+            print(f"note: {exc}: the launch itself would stop there")
     return 0
 
 

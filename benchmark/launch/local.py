@@ -207,5 +207,24 @@ def smoke_sweep(sweep: Sweep, progress: bool = True) -> tuple[Sweep, dict]:
     for c in sweep.cells:
         res = c.resources or sweep.resources
         tree = merge_overrides(c.tree, smoke_overrides(c.config, max(1, res.tasks_per_node) * max(1, res.nodes)))
-        cells.append(dataclasses.replace(c, tree=tree, config=build_experiment(tree)))
-    return dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells), {"VSSL_DATA": str(data)}
+        cells.append(
+            dataclasses.replace(c, tree=tree, config=build_experiment(tree), resources=smoke_resources(c.resources))
+        )
+    stages = list(dict.fromkeys(stage.split(":")[0] for stage in sweep.stages))  # as smoke_overrides runs them
+    smoke = dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells, stages=stages,
+                                resources=smoke_resources(sweep.resources))  # fmt: skip
+    return smoke, {"VSSL_DATA": str(data)}
+
+
+SMOKE_TIMEOUT_MIN = 30
+
+
+def smoke_resources(res):
+    """A smoke job asks the same GPUs and tasks (it tests the DDP path) for at most SMOKE_TIMEOUT_MIN minutes, so
+    the scheduler starts it soon, and carries no GPU-hour estimate."""
+    import dataclasses
+
+    if res is None:
+        return None
+    return dataclasses.replace(res, timeout_min=min(res.timeout_min, SMOKE_TIMEOUT_MIN), gpu_hours_estimate=None,
+                               signal_delay_s=min(res.signal_delay_s, 300))  # fmt: skip

@@ -241,12 +241,17 @@ def check_resources(sweep) -> None:
             )
 
 
+LABEL_ONLY = ("gpu_hours_estimate",)  # resources fields SLURM never sees: they do not split job arrays
+
+
 def resource_groups(sweep, cells: list) -> list[tuple[Any, list]]:
-    """Cells with identical resources share one job array; groups in first-appearance order."""
+    """Cells with identical resources (label-only fields aside) share one job array; groups in first-appearance
+    order."""
     groups: dict[str, tuple[Any, list]] = {}
     for cell in cells:
         res = cell.resources or sweep.resources
-        key = json.dumps(dataclasses.asdict(res), sort_keys=True, default=str)
+        requested = {k: v for k, v in dataclasses.asdict(res).items() if k not in LABEL_ONLY}
+        key = json.dumps(requested, sort_keys=True, default=str)
         groups.setdefault(key, (res, []))[1].append(cell)
     return list(groups.values())
 

@@ -112,6 +112,44 @@ def test_dry_run_prints_cells_ids_resources_and_submits_nothing(tmp_path, capsys
     assert text.count("5 min") == 1 and text.count("30 min") == 1  # two job arrays, one per time limit
     assert "3 GB" in text
     assert "8 cells (8 to run)" in text and "2 job array(s) on slurm" in text and "nothing submitted" in text
+    assert "note: SLURM is not reachable: no sbatch/srun on PATH" in text  # the real launch would stop there
+
+
+def test_a_label_only_resource_does_not_split_job_arrays(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    spec = random_init_spec(grid={"resources.gpu_hours_estimate": [1, 2.5]}, seeds=[0])
+    assert (
+        main(["sweep", str(write(tmp_path, spec)), "--cluster", "slurm", "--dry-run", "--out", str(tmp_path / "o")])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "1 job array(s) on slurm" in text and "array 1: 2 cells" in text and "~3.5 GPU-h in all" in text
+
+
+def test_a_cluster_smoke_asks_for_minutes_not_the_full_time_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    spec = random_init_spec(seeds=[0])
+    spec["resources"] = {"timeout_min": 2880, "gpu_hours_estimate": 40}
+    spec["stages"] = ["finetune:synthetic:1"]
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "sweep",
+                str(write(tmp_path, spec)),
+                "--cluster",
+                "slurm",
+                "--smoke",
+                "--dry-run",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "array 1: 1 cells: 30 min" in text and "GPU-h" not in text and "stages ['finetune']" in text
 
 
 @pytest.mark.slow
