@@ -156,6 +156,7 @@ def test_difference_printed_only_when_everything_matches(tmp_path):
     assert got["resnet18/synthetic-pool"] == ("≠pre-training", "")
     assert got["resnet18/ucf101"] == ("≠protocol", "")  # 8 test frames, the paper 19
     assert any("test views: ours frames=8,crops=1, paper frames=19,crops=1" in n for n in notes(table))
+    assert any("the fine-tuning recipe is this harness's one protocol" in n for n in notes(table))  # the match's note
     csv = pd.read_csv(io.StringIO(render(table, "csv")))
     diffs = csv["ucf101 fine-tune top-1 minus paper"]
     assert diffs.notna().sum() == 1
