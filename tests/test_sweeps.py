@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +8,9 @@ from benchmark.errors import UserError
 from benchmark.sweeps import cell_id, load_sweep
 
 BASE = {"optim": {"steps": 2}}
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def spec(**kw):
@@ -81,6 +85,20 @@ def test_repo_sweep_files_parse():
     assert files
     for f in files:
         assert load_sweep(f).cells, f
+
+
+@pytest.mark.parametrize("name", [f.stem for f in sorted((REPO / "sweeps").glob("*.yaml"))])
+def test_every_backbone_of_a_repo_sweep_has_both_controls(name):
+    """The developers' guide: every table keeps its controls. A trained row's backbone (name, inflation, init) has
+    a random-init and a BatchNorm-statistics row in the same sweep."""
+    controls = ("random_init", "random_init_bn")
+    rows: dict[tuple, set[str]] = {}
+    for cell in load_sweep(REPO / "sweeps" / f"{name}.yaml").cells:
+        b = cell.config.backbone
+        rows.setdefault((b.name, b.inflate, b.zero_init_last), set()).add(cell.config.method.name)
+    lacking = {backbone: sorted(set(controls) - methods) for backbone, methods in rows.items()
+               if methods - set(controls) and not set(controls) <= methods}  # fmt: skip
+    assert not lacking, f"sweeps/{name}.yaml: backbones without their controls: {lacking}"
 
 
 def test_zip_group_as_rows_equals_lists():
