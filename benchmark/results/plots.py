@@ -306,16 +306,18 @@ def hn_ablation(
 
 
 def _reference_lines(table: Table, col: Column, ax) -> list[str]:
-    """Horizontal lines for what an ablation's bars must be read against: each control row's mean (dashed) and
-    chance top-1 (dotted); returns their labels."""
+    """Horizontal lines for what an ablation's bars must be read against: each control row's mean (dashed, one
+    colour per control, so two controls can be told apart) and chance top-1 (dotted); returns their labels."""
     runs, labels, drawn = table.collection.runs, row_labels(table), []
+    styles = iter([("--", "tab:red"), ("-.", "tab:purple"), ((0, (5, 1, 1, 1, 1, 1)), "tab:brown")] * 4)
     for rid in table.rows.index:
         if table.rows.loc[rid].get("role") != "control":
             continue
         values = runs.loc[runs["row.id"] == rid, col.source].dropna()
         if len(values):
             name = labels[rid].split(" (")[0]
-            ax.axhline(values.mean(), ls="--", lw=1, color="0.35", label=f"{name}: {values.mean():.1f}")
+            ls, color = next(styles)
+            ax.axhline(values.mean(), ls=ls, lw=1.2, color=color, label=f"{name}: {values.mean():.1f}")
             drawn.append(name)
     chance = chance_top1(runs, col)
     if chance is not None:
