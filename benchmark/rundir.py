@@ -49,11 +49,23 @@ def missing_keys(metrics: dict, required: list[str]) -> list[str]:
     return [k for k in required if k not in metrics]
 
 
+def _file_mode() -> int:
+    """What open() would give a new file under the process's umask (read once, at import: umask is process-wide)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
+    """Write to a temp file in the same folder, fsync, rename: readers never see half a file. The file gets the
+    umask's usual mode (mkstemp's temp files are 0600: collaborators could not read runs or reports)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

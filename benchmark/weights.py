@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.errors import UserError
+from benchmark.rundir import FILE_MODE
 
 if TYPE_CHECKING:  # torch only when a file is read: `vssl --help` lists the formats without it
     import torch
@@ -326,7 +328,13 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": fmt, "backbone": name, "inflated": inflated, "method": cfg["method"]["name"]}
-    save_file(plain, str(out), metadata={k: str(v) for k, v in meta.items()})
+    try:
+        save_file(plain, str(out), metadata={k: str(v) for k, v in meta.items()})
+        os.chmod(out, FILE_MODE)  # safetensors writes 0600: weights meant for sharing get the umask's mode
+    except Exception as exc:  # noqa: BLE001 (safetensors raises its own SafetensorError on I/O errors)
+        raise UserError(
+            f"could not write {out}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     env, metrics = run.env(), run.metrics()
     top1 = {k: v.get("top1") for k, v in metrics.items() if isinstance(v, dict) and "top1" in v}
     sidecar = {**meta, "pretrain_steps": metrics["pretrain"].get("steps"), "config_hash": env.get("config_hash"),

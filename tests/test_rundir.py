@@ -104,3 +104,15 @@ def test_git_state_can_leave_out_the_folder_being_written(tmp_path):
     assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is True
+
+
+def test_run_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    run = make_run(tmp_path)
+    run.add_metrics("pretrain", {"steps": 1})
+    for name in ("config.yaml", "metrics.json"):
+        assert stat.S_IMODE((run.path / name).stat().st_mode) == 0o666 & ~mask, name

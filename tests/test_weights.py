@@ -183,6 +183,18 @@ def test_a_2d_export_loads_in_timm_and_strictly(tmp_path):
     assert sidecar["pretrain_steps"] == 0
 
 
+def test_an_export_is_readable_by_others_under_the_umask(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), tmp_path / "w.pt")
+    main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out", str(tmp_path / "r")])
+    assert main(["export", str(tmp_path / "r"), "--format", "timm", "--out", str(tmp_path / "e.safetensors")]) == 0
+    assert stat.S_IMODE((tmp_path / "e.safetensors").stat().st_mode) == 0o666 & ~mask  # safetensors alone: 0600
+
+
 def test_an_unfinished_pre_training_is_not_exported(tmp_path, capsys):
     """last.pt of an interrupted run is not the model its config describes: one line, nothing written."""
     torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), tmp_path / "w.pt")

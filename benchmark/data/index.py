@@ -31,6 +31,7 @@ from benchmark.data.video import VIDEO_EXTENSIONS
 from benchmark.errors import UserError, nearest
 from benchmark.paths import DatasetLocation, resolve_dataset
 from benchmark.registry import FORMATS
+from benchmark.rundir import FILE_MODE
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ def _write_cache(path: Path, stamp: str, index: VideoIndex) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _prune(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide a shared dataset's index from its other users
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, separators=(",", ":"))
         os.replace(tmp, path)
