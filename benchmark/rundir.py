@@ -76,6 +76,25 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+# what a run directory holds (tb/: TensorBoard, cache/: evaluation features, error.txt: a failed cell's traceback)
+RUN_ENTRIES = {CONFIG, OVERRIDES, ENV, SCALARS, METRICS, CHECKPOINTS, ".lock", "tb", "cache", "error.txt"}
+
+
+def check_run_target(path: Path, option: str = "--out") -> None:
+    """A run is written into a new folder, an empty one or a run directory (to resume it): never into a folder
+    holding anything else (a sweep folder, a dataset, notes), whose files it would mix with its own and whose
+    readers (``vssl table`` on a sweep) it would confuse."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} is a file: a run directory is a folder (choose a new one)")
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_ENTRIES) if path.is_dir() else []
+    if foreign:
+        raise UserError(
+            f"{option} {path} already holds other things ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), "
+            "not a run directory: choose a new or empty folder"
+        )
+
+
 class CorruptRun(UserError):
     """A run folder's file exists but does not parse (truncated JSON, broken YAML): one line naming the file."""
 

@@ -243,17 +243,19 @@ def import_release(path: Path, fmt: str, out: Path, backbone: str | None = None,
     from benchmark.backbones import build_backbone
     from benchmark.config import config_hash, load_config, to_dict
     from benchmark.errors import nearest
-    from benchmark.rundir import RunDir, base_env
+    from benchmark.rundir import RunDir, base_env, check_run_target
 
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'{nearest(fmt, FORMATS)}; formats: {', '.join(FORMATS)}")
     run = RunDir(Path(out))
     if (run.path / "config.yaml").exists():
         raise UserError(f"{out} is already a run directory: choose a new --out")
+    check_run_target(run.path)
     raw, sha = read_release(Path(path))
     mapped = FORMATS[fmt](raw, backbone)
+    # stages [pretrain]: the run is complete as imported, whichever protocols `vssl evaluate` adds to it later
     overrides = [f"backbone.name={mapped.backbone}", "method.name=released", f"method.of={mapped.method or fmt}",
-                 f"method.format={fmt}", "optim.steps=0"]  # fmt: skip
+                 f"method.format={fmt}", "optim.steps=0", "run.stages=[pretrain]"]  # fmt: skip
     if pretrained_on:
         overrides.append(f"data.dataset={pretrained_on}")
     cfg = load_config(None, overrides)

@@ -116,3 +116,21 @@ def test_run_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     run.add_metrics("pretrain", {"steps": 1})
     for name in ("config.yaml", "metrics.json"):
         assert stat.S_IMODE((run.path / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_a_run_goes_only_into_a_new_empty_or_run_folder(tmp_path):
+    from benchmark.errors import UserError
+    from benchmark.rundir import check_run_target
+
+    check_run_target(tmp_path / "new")  # not there yet
+    (tmp_path / "empty").mkdir()
+    check_run_target(tmp_path / "empty")
+    check_run_target(make_run(tmp_path).path)  # a run directory: resumed
+    sweep = tmp_path / "sweep"
+    (sweep / "cells").mkdir(parents=True)
+    (sweep / "sweep.json").write_text("{}")
+    with pytest.raises(UserError, match=r"--out .*sweep already holds other things \(cells, sweep.json\)"):
+        check_run_target(sweep)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        check_run_target(tmp_path / "f")

@@ -36,10 +36,11 @@ def handle(args) -> int:
     out = Path(args.out or f"runs/pretrain/{cfg.method.name}-s{cfg.run.seed}")
     from benchmark.errors import UserError
     from benchmark.launch.local import cell_lock
-    from benchmark.rundir import RunDir
+    from benchmark.rundir import RunDir, check_run_target
     from benchmark.train import check_resumable, pretrain, validate
 
     validate(cfg, data=True, evaluation=False)  # every check before the run directory is written
+    check_run_target(out)
     run = RunDir(out)
     check_resumable(run, cfg)
     with cell_lock(out) as mine:  # the lock a sweep's cells use: two processes never write one run
