@@ -432,8 +432,10 @@ def coerce(key: str, value: Any, tp: Any, noun: str = "config key") -> Any:
     if tp is Any:
         return value
     if origin is Literal:
-        if value in typing.get_args(tp):
+        if value in typing.get_args(tp) and not isinstance(value, bool):
             return value
+        if isinstance(value, bool) and ("on" if value else "off") in typing.get_args(tp):
+            return "on" if value else "off"  # YAML 1.1 reads a bare off / on as a boolean: run.wandb=off
         raise bad
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)

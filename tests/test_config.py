@@ -17,6 +17,15 @@ def test_defaults_and_overrides():
     assert cfg.run.stages == ["pretrain", "knn"]
 
 
+def test_a_bare_off_reads_as_the_documented_word_not_a_yaml_boolean(tmp_path):
+    assert load_config(None, ["run.wandb=off", "run.compile=off"]).run.wandb == "off"
+    (tmp_path / "c.yaml").write_text("run: {wandb: off, compile: off}\n")
+    cfg = load_config(tmp_path / "c.yaml", [])
+    assert (cfg.run.wandb, cfg.run.compile) == ("off", "off")
+    with pytest.raises(UserError, match="should be one of 'off', 'offline', 'online'"):
+        load_config(None, ["run.wandb=true"])  # 'on' is not one of its words: still refused
+
+
 def test_int_widens_to_float():
     assert load_config(None, ["optim.lr=1"]).optim.lr == 1.0
 
