@@ -169,7 +169,7 @@ class EvalConfig:
                        finetune_segments=self.finetune_segments),
             (self.crops in (1, 3), f"eval.crops = {self.crops}: 1 (centre) or 3 (along the long side)"),
             (self.num_workers >= 0, f"eval.num_workers = {self.num_workers}: must be 0 or more"),
-            (self.finetune_epochs >= 0, f"eval.finetune_epochs = {self.finetune_epochs}: must be 0 or more"),
+            (self.finetune_epochs >= 1, f"eval.finetune_epochs = {self.finetune_epochs}: must be 1 or more"),
             (min([self.linear_lr, self.finetune_lr]) > 0, "eval.linear_lr and eval.finetune_lr must be > 0"),
             (all(k >= 1 for k in self.knn_ks), f"eval.knn_ks = {self.knn_ks}: every k must be at least 1"),
             (0 <= self.heldout_fraction < 1, f"eval.heldout_fraction = {self.heldout_fraction}: must be in [0, 1)"),
@@ -204,6 +204,9 @@ class RunConfig:
             (self.threads >= 0, f"run.threads = {self.threads}: use 0 (torch's default) or a positive count"),
             (all(n >= 1 for n in self.epoch_checkpoints), f"run.epoch_checkpoints = {self.epoch_checkpoints}: steps >= 1"),
             (bool(self.stages), "run.stages is empty: name at least one stage (pretrain, linear, ...)"),
+            (0 <= self.seed < 2**32, f"run.seed = {self.seed}: a seed is an integer in [0, 2^32)"),
+            (self.time_budget_s >= 0, f"run.time_budget_s = {self.time_budget_s}: seconds, 0 or more"),
+            (len(set(self.stages)) == len(self.stages), f"run.stages = {self.stages}: a stage is named twice"),
         ])  # fmt: skip
         for stage in self.stages:
             check_stage(stage, "run.stages")

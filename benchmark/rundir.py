@@ -155,7 +155,10 @@ class RunDir:
 
     def config(self) -> dict:
         try:
-            tree = yaml.safe_load((self.path / CONFIG).read_text()) or {}
+            text = (self.path / CONFIG).read_text(encoding="utf-8")
+            if not text.strip():  # a run writes its config first and whole: an empty one is not a run's
+                raise CorruptRun(f"{self.path / CONFIG} is empty")
+            tree = yaml.safe_load(text) or {}
             if not isinstance(tree, dict):
                 raise CorruptRun(
                     f"{self.path / CONFIG}: expected a mapping of config sections, got {type(tree).__name__}"
@@ -163,6 +166,8 @@ class RunDir:
             return tree
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError as exc:
+            raise CorruptRun(f"{self.path / CONFIG} is not UTF-8 text (byte offset {exc.start})") from None
         except yaml.YAMLError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CorruptRun(f"{self.path / CONFIG} is not valid YAML ({first})") from None
@@ -176,17 +181,17 @@ class RunDir:
         if not path.exists():
             return {}
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CorruptRun(f"{path}: {exc}") from None
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CorruptRun(f"{path}: does not parse ({exc})") from None
 
     def metrics(self) -> dict:
         path = self.path / METRICS
         if not path.exists():
             return {}
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CorruptRun(f"{path}: does not parse ({exc})") from None
         if not isinstance(data, dict):
             raise CorruptRun(f"{path}: expected an object of stage entries")

@@ -43,6 +43,11 @@ def test_int_widens_to_float():
         ("run.stages=[pretrain, lineer]", "unknown stage 'lineer' in run.stages (did you mean 'linear'?)"),
         ("optim.betas=[0.5]", "optim.betas = [0.5]: two values in [0, 1)"),
         ("optim.betas=[1, 0.999]", "optim.betas = [1.0, 0.999]: two values in [0, 1)"),
+        ("run.seed=-1", "run.seed = -1: a seed is an integer in [0, 2^32)"),
+        ("run.seed=18446744073709551617", "run.seed = 18446744073709551617: a seed"),
+        ("eval.finetune_epochs=0", "eval.finetune_epochs = 0: must be 1 or more"),
+        ("run.stages=[pretrain, pretrain]", "run.stages = ['pretrain', 'pretrain']: a stage is named twice"),
+        ("run.time_budget_s=-1", "run.time_budget_s = -1.0: seconds, 0 or more"),
     ],
 )
 def test_bad_input_is_one_clear_line(override, expected):

@@ -94,3 +94,17 @@ def test_vssl_tb_names_cells_by_their_labels(tmp_path, capsys):
     line = capsys.readouterr().out
     assert "--logdir_spec" in line and f"method=tce seed=0:{sweep / 'cells' / 'aaa' / 'tb'}" in line
     assert main(["tb", str(tmp_path / "nothing")]) == 2
+    # two sweeps whose cells share labels: each name says its sweep
+    other = tmp_path / "runs" / "demo-smoke"
+    (other / "cells" / "aaa" / "tb").mkdir(parents=True)
+    (other / "sweep.json").write_text(json.dumps({"name": "d", "cells": {"aaa": {"label": "method=tce seed=0"}}}))
+    assert main(["tb", str(sweep), str(other), "--print"]) == 0
+    line = capsys.readouterr().out
+    assert "demo/method=tce seed=0:" in line and "demo-smoke/method=tce seed=0:" in line
+    comma = tmp_path / "a,b"
+    (comma / "tb").mkdir(parents=True)
+    assert main(["tb", str(comma), "--print"]) == 2
+    assert "path with a comma" in capsys.readouterr().err
+    (other / "sweep.json").write_bytes(b"\xff\xfe")
+    assert main(["tb", str(other), "--print"]) == 2
+    assert "does not parse as a sweep manifest" in capsys.readouterr().err

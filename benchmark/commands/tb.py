@@ -31,12 +31,16 @@ def logdir_spec(paths: list) -> str:
         manifest = root / "sweep.json"
         try:
             labels = json.loads(manifest.read_text()).get("cells", {}) if manifest.exists() else {}
-        except (json.JSONDecodeError, AttributeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise UserError(f"{manifest} does not parse as a sweep manifest ({exc})") from None
         runs = sorted((root / "cells").iterdir()) if (root / "cells").is_dir() else [root]
         for run in runs:
             if (run / "tb").is_dir():
+                if "," in str(run / "tb"):  # --logdir_spec splits on commas and has no escape
+                    raise UserError(f"{run / 'tb'}: TensorBoard cannot take a path with a comma; rename the folder")
                 label = labels.get(run.name, {}).get("label") or run.name
+                if len(paths) > 1:  # two sweeps' cells may share a label ('method=tce seed=0'): name the sweep too
+                    label = f"{root.resolve().name}/{label}"
                 entries.append((label.replace(",", ";").replace(":", "="), run / "tb"))
     if not entries:
         raise UserError(f"no TensorBoard event files under {', '.join(map(str, paths))} (runs write them to RUN/tb/)")

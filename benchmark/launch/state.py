@@ -77,6 +77,8 @@ def cell_state(
     error_file = d / ERROR
     if metrics is None:
         row.state, row.error = "failed", [f"{d / METRICS} does not parse (corrupt run)"]
+    elif required and not missing_keys(metrics, required) and (bad := _unreadable_config(d / CONFIG)):
+        row.state, row.error = "failed", [f"{d / CONFIG} {bad} (corrupt run: tables skip it)"]
     elif required and not missing_keys(metrics, required):
         row.state = "done"
     elif st and st.state in LIVE_STATES:
@@ -173,6 +175,22 @@ def _last_step(path: Path) -> tuple[str, int | None]:
         except (ValueError, TypeError, AttributeError):
             continue  # a line cut by a kill
     return "", None
+
+
+def _unreadable_config(path: Path) -> str:
+    """Why a finished run's config.yaml cannot be read ('' when it can): empty or not UTF-8. Cheap on purpose (no
+    YAML parse: status reads 1,000 cells in about a second)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return "is missing"
+    if not raw.strip():
+        return "is empty"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    return ""
 
 
 def _required_from_config(cell_dir: Path) -> list[str] | None:

@@ -132,7 +132,7 @@ class _Corrupt(Exception):
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -150,7 +150,13 @@ def read_run(path: Path) -> tuple[str, str, dict, dict, dict]:
         return "empty", "no config.yaml", {}, {}, {}
     try:
         try:
-            cfg = yaml.load(cfg_path.read_text(), Loader=_Loader) or {}
+            text = cfg_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Corrupt(f"config.yaml is not UTF-8 text (byte offset {exc.start})") from None
+        if not text.strip():
+            raise _Corrupt("config.yaml is empty")
+        try:
+            cfg = yaml.load(text, Loader=_Loader) or {}
         except yaml.YAMLError as exc:
             raise _Corrupt(f"config.yaml does not parse ({str(exc).splitlines()[0]})") from None
         if not isinstance(cfg, dict):

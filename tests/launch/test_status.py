@@ -168,3 +168,15 @@ def test_an_unreachable_controller_is_never_read_as_no_jobs(tmp_path, monkeypatc
     sweep = SimpleNamespace(cells=[SimpleNamespace(id="a_queued", label="", config=None)])
     with pytest.raises(UserError, match="cannot tell which cells are still queued or running"):
         plan(sweep, root)
+
+
+def test_a_finished_cell_with_an_unreadable_config_is_failed_not_done(tmp_path):
+    done = {"pretrain": {}, "linear/synthetic/split1": {"top1": 50.0}}
+    root = make_sweep(
+        tmp_path / "s", {"a_empty": {"metrics": done}, "b_binary": {"metrics": done}, "c_ok": {"metrics": done}}
+    )
+    (root / "cells" / "a_empty" / "config.yaml").write_text("")
+    (root / "cells" / "b_binary" / "config.yaml").write_bytes(b"\xff\xfe")
+    rows = {r.cell_id: r for r in sweep_status(root)}
+    assert [rows[c].state for c in ("a_empty", "b_binary", "c_ok")] == ["failed", "failed", "done"]
+    assert "is empty" in rows["a_empty"].error[0] and "is not UTF-8" in rows["b_binary"].error[0]

@@ -48,6 +48,11 @@ def test_incomplete_and_corrupt_runs_are_listed_and_skipped(table1_sweep):
     assert cells[0].name not in set(coll.runs["run"])
     with_incomplete = collect(table1_sweep, include_incomplete=True)
     assert len(with_incomplete.runs) == 9
+    (cells[4] / "config.yaml").write_bytes(b"\xff\xfe")  # not UTF-8
+    (cells[5] / "config.yaml").write_text("")
+    skipped = dict(collect(table1_sweep).skipped)
+    assert skipped[cells[4].name].startswith("corrupt: config.yaml is not UTF-8 text")
+    assert skipped[cells[5].name] == "corrupt: config.yaml is empty"
     assert with_incomplete.runs.set_index("run").at[cells[1].name, "status"] == "incomplete"
 
 
