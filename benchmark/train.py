@@ -101,9 +101,7 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
       its config (:func:`check_sampler`); the DataInfo is returned.
     """
     from benchmark.backbones import backbone_kind
-    from benchmark.data.index import build_index
     from benchmark.keys import Stage
-    from benchmark.paths import resolve_dataset
     from benchmark.tracking import check_wandb
 
     method_cls = METHODS.get(cfg.method.name)
@@ -133,9 +131,7 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
         if not stage.is_pretrain and (stage.dataset, stage.split) not in checked:
             # its split files too, indexed as the evaluation will read them (the index is cached for it): a missing
             # split fails here, not after pre-training
-            resolve_dataset(stage.dataset, must_exist=True)
-            for subset in ("train", "test"):
-                build_index(stage.dataset, split=stage.split, subset=subset)
+            check_evaluation_set(stage.dataset, stage.split)
             checked.add((stage.dataset, stage.split))
     if not pretrains:
         return None
@@ -145,6 +141,23 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     method_cls.check(cfg.method, info)
     check_sampler(cfg, method_cls, info)
     return info
+
+
+def check_evaluation_set(dataset: str, split: int) -> None:
+    """The downstream set exists with both subsets of the split (indexed as the evaluation will read them: the index
+    is cached), and its test videos are not its train videos (a class-per-folder set such as the unlabelled pool
+    has no split: a probe would be scored on the videos it was fit on)."""
+    from benchmark.data.index import build_index
+    from benchmark.paths import resolve_dataset
+
+    location = resolve_dataset(dataset, must_exist=True)
+    train, test = (build_index(dataset, split=split, subset=subset) for subset in ("train", "test"))
+    if {r.path for r in train.records} & {r.path for r in test.records}:
+        raise UserError(
+            f"eval.dataset '{dataset}' (format {location.format}) has no separate test split: its train and test "
+            "videos overlap, so a probe would be scored on videos it was fit on; evaluate on a set with splits "
+            "(synthetic, ucf101, hmdb51)"
+        )
 
 
 def check_sampler(cfg: ExperimentConfig, method_cls, info: DataInfo) -> None:

@@ -161,6 +161,8 @@ def test_an_imported_run_is_evaluated_and_labelled_released_weights(synth_data_h
                  str(run)]) == 0  # fmt: skip
     assert main(["evaluate", str(run), "--protocol", "knn", "--no-progress", "eval.frames=2", "eval.knn_k=1",
                  "eval.knn_ks=[1]", "data.resolution=32"]) == 0  # fmt: skip
+    # the unlabelled pool has no test split: train = test videos, so no protocol may score on it
+    assert main(["evaluate", str(run), "--protocol", "knn", "--dataset", "synthetic-pool", "--no-progress"]) == 2
     shown = display_frame(build_table(collect(tmp_path / "runs")))  # complete: the README's three commands work
     assert "(released weights)" in shown["method"].iloc[0]
     assert main(["table", str(run)]) == 0

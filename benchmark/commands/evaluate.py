@@ -99,7 +99,9 @@ def handle(args) -> int:
             f"{nearest(args.checkpoint, have)} (have: {', '.join(have) or 'none; run the pretrain stage first'})"
         )
     from benchmark.evaluation import entry_key, evaluate
+    from benchmark.train import check_evaluation_set
 
+    check_evaluation_set(cfg.eval.dataset, cfg.eval.split)
     for name in names:
         if entry_key(name, cfg, args.checkpoint) in run.metrics():  # say so: it replaces the number tables read
             print(
