@@ -258,6 +258,15 @@ def _common_tree(spec: SweepFile, path: Path | None, cfg_over: dict) -> dict:
 def _cells(spec: SweepFile, common: dict, seeds: list, resources_spec: dict, resources: Resources) -> list[Cell]:
     """One cell per grid point x zip row of each group x seed; its id hashes only its own values."""
     grid = spec.grid
+    owners: dict[str, str] = {}  # a key on two axes: the later one would silently replace the other's values
+    axes = [("grid", list(grid))] + [(f"zip[{i}]", sorted({k for row in group for k in row} - {BUDGET_KEY}))
+                                     for i, group in enumerate(spec.zip)]  # fmt: skip
+    for where, keys in axes:
+        for key in keys:
+            if key in owners:
+                raise UserError(f"'{key}' is an axis of both {owners[key]} and {where}: one would silently replace "
+                                "the other's values; keep it in one place")  # fmt: skip
+            owners[key] = where
     grid_points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
     cells: list[Cell] = []
     seen: dict[str, dict] = {}

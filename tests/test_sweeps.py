@@ -62,6 +62,11 @@ def test_cli_overrides_reach_cells_and_resources():
         (spec(gird={}), "unknown sweep key 'gird' (did you mean 'grid'?)"),
         (spec(resources={"gpus": 1}), "did you mean 'resources.gpus_per_node'"),
         (spec(seeds=["a"]), "sweep key 'seeds' = ['a'] should be a list of int or null (or left out)"),
+        (
+            spec(grid={"method.temperature": [0.1]}, zip=[{"method.temperature": [0.2]}]),
+            "'method.temperature' is an axis of both grid and zip[0]",
+        ),
+        (spec(zip=[{"optim.lr": [0.1]}, [{"optim.lr": 0.2}]]), "'optim.lr' is an axis of both zip[0] and zip[1]"),
         (spec(base=None), "sweep key 'base' = None should be str or dict"),
     ],
 )

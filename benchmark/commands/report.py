@@ -59,6 +59,8 @@ def handle(args) -> int:
     summary = ""
     if args.summary:
         path = Path(args.summary)
+        if path.is_dir():
+            raise UserError(f"--summary {path} is a folder: give the Markdown file of the findings")
         if not path.is_file():
             raise UserError(f"--summary file not found: {path}")
         try:

@@ -175,6 +175,13 @@ def prepare_dataset(
         raise UserError(f"source is not a directory: {src}")
     if src.resolve() == dst.resolve():
         raise UserError("DST must differ from SRC")
+    if dst.resolve().is_relative_to(src.resolve()):  # the copy would become part of the dataset it copies
+        raise UserError(f"DST {dst} is inside SRC {src}: choose a folder outside the dataset")
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"DST {dst} is a file: choose a folder")
+    if dst.is_dir() and not (dst / SETTINGS_FILE).exists() and any(dst.iterdir()) and not force:
+        raise UserError(f"DST {dst} holds files that vssl prepare did not write: choose a new or empty folder "
+                        "(--force writes into it anyway, replacing files of the same names)")  # fmt: skip
     _check_settings(dst, cfg, force)
     videos, others = _plan(src, dst)
     report = PrepareReport()

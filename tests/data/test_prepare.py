@@ -65,6 +65,18 @@ def test_prepare_resumes_and_refuses_other_settings(source, tmp_path):
         prepare_dataset(source, dst, PrepareConfig(short_side=32, gop=4), progress=False)
 
 
+def test_prepare_refuses_a_target_inside_the_source_or_holding_other_files(source, tmp_path):
+    cfg = PrepareConfig(short_side=16, gop=4)
+    with pytest.raises(UserError, match="is inside SRC"):
+        prepare_dataset(source, source / "copy", cfg, progress=False)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("mine")
+    with pytest.raises(UserError, match="holds files that vssl prepare did not write"):
+        prepare_dataset(source, notes, cfg, progress=False)
+    assert (notes / "README.md").read_text() == "mine" and not (source / "copy").exists()
+
+
 def test_cli(source, tmp_path, capsys):
     assert (
         main(["prepare", str(source), str(tmp_path / "p"), "--short-side", "16", "--workers", "1", "--no-progress"])

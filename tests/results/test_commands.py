@@ -103,6 +103,15 @@ def test_report_without_figures(table1_sweep, tmp_path, capsys):
     assert len(pd.read_csv(out / "runs.csv")) == 12
     assert "percentile bootstrap (500 replicates" in readme and "Claims rest on the seed-level interval" in readme
     assert "random init [control]" in readme.split("## Table 1")[1].split("\n\n")[1]  # control rows say so
+    assert main(["report", str(table1_sweep), "--out", str(out), "--no-figures", "--n-boot", "200"]) == 0  # again
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("mine")
+    assert main(["report", str(table1_sweep), "--out", str(notes), "--no-figures"]) == 2
+    assert "already holds README.md, not written by vssl report" in capsys.readouterr().err
+    assert (notes / "README.md").read_text() == "mine"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--summary", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
 
 
 def test_report_pairs_every_row_with_each_control_present(tmp_path):
