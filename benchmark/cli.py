@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from benchmark import __version__
 from benchmark.errors import UserError
@@ -51,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # an unwritable --out, a file where a folder belongs, a full disk: the path, one line
         if not exc.filename:  # no path to name (a socket, a lost connection): a fault to report, with its traceback
             raise
-        print(f"vssl {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        import errno
+
+        what = exc.strerror or str(exc)
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR) and not Path(exc.filename).is_dir():
+            what = "a file (or a path through one) stands where a folder is needed"  # mkdir over a file
+        print(f"vssl {args.command}: error: {what}: {exc.filename}", file=sys.stderr)
         return 2
 
 

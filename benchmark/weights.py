@@ -223,6 +223,8 @@ def read_release(path: Path) -> tuple[dict, str]:
         raise UserError(
             f"{path} is not a readable checkpoint (truncated download, or not a torch/safetensors file)"
         ) from None
+    except UserError:  # checkpoint.load's own line: a pickle that asks to run code is refused, and says why
+        raise
     except Exception as exc:  # noqa: BLE001 (safetensors' own errors)
         raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
     for wrapper in ("state_dict", "model", "net"):

@@ -103,8 +103,12 @@ class TCEConfig(AugmentFields, MethodConfig):
                 "method.offset_min = 0 makes the positive the anchor frame itself (the release's bug); "
                 "set method.allow_zero_offset=true to run it as an ablation"
             )
-        if self.temperature <= 0 or (self.negatives != "auto" and self.negatives < 1) or self.embed_dim < 1:
-            raise UserError("method.temperature must be > 0 and method.negatives ('auto' or a count), embed_dim >= 1")
+        if self.temperature <= 0:
+            raise UserError(f"method.temperature = {self.temperature}: must be > 0")
+        if self.negatives != "auto" and self.negatives < 1:
+            raise UserError(f"method.negatives = {self.negatives}: 'auto' or a count >= 1")
+        if self.embed_dim < 1:
+            raise UserError(f"method.embed_dim = {self.embed_dim}: must be >= 1")
         super().__post_init__()  # AugmentFields' checks
         if not 0 <= self.bank_momentum < 1:
             raise UserError(f"method.bank_momentum = {self.bank_momentum} should be in [0, 1)")

@@ -99,6 +99,15 @@ def test_dpc_release_without_bn_statistics_lands_on_r2d3d_18(tmp_path, capsys):
     assert "r2d3d_18" in cfg and "of: dpc" in cfg
 
 
+class RunsCode:
+    """A pickle that would call os.system when loaded (weights-only loading must refuse it)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
 def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
@@ -112,6 +121,7 @@ def tree(root: Path) -> list[str]:
         ("tce18", ["--format", "tce", "--backbone", "r3d_18"], "cannot map it onto 'r3d_18'"),
         ("timm18", ["--format", "timm", "--backbone", "resnet50"], "does not match backbone 'resnet50'"),
         ("timm18", ["--format", "nope"], "invalid choice"),
+        ("evil", ["--format", "tce"], "its pickle would import posix.system"),  # refused, and says why
         (
             "timm18",
             ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "kinetcs400"],
@@ -133,6 +143,7 @@ def test_bad_files_are_one_line_and_write_no_run_directory(case, args, message, 
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in timm18.items()}}, files / "tce18")
     (files / "text").write_text("not a checkpoint\n")
     (files / "truncated").write_bytes((files / "timm18").read_bytes()[:4096])
+    torch.save({"state_dict": RunsCode()}, files / "evil")
     before = tree(tmp_path)
     try:
         code = main(["import", str(files / case), *args, "--out", str(tmp_path / "run")])

@@ -52,6 +52,8 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
+    from pathlib import Path
+
     from benchmark.errors import UserError, nearest
     from benchmark.launch import CLUSTERS
     from benchmark.sweeps import load_sweep
@@ -61,6 +63,8 @@ def handle(args) -> int:
             f"unknown cluster '{args.cluster}'{nearest(args.cluster, CLUSTERS)}; choose from {', '.join(CLUSTERS)}"
         )
     sweep = load_sweep(args.file, args.overrides, args.out)
+    if Path(sweep.out_dir).exists() and not Path(sweep.out_dir).is_dir():  # a dry run must fail where a launch would
+        raise UserError(f"the sweep's folder {sweep.out_dir} is a file: choose another --out (or `out:`)")
     if args.only:
         sweep = select_cells(sweep, args.only)
     check_cells(sweep, datasets=not args.smoke)  # a smoke run replaces the datasets

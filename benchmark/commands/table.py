@@ -61,6 +61,7 @@ def handle(args) -> int:
     )
     text = render(table, args.format, paired)
     if args.runs_csv:
+        Path(args.runs_csv).parent.mkdir(parents=True, exist_ok=True)  # as --out does
         coll.runs.to_csv(args.runs_csv, index=False)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
