@@ -53,7 +53,7 @@ def location(root: str, fmt: str | None):
         return DatasetLocation(path.name, path, fmt or "folder")
     if not path.exists() and "/" not in root:
         loc = resolve_dataset(root)
-        return DatasetLocation(loc.name, loc.root, fmt or loc.format)
+        return DatasetLocation(loc.name, loc.root, fmt or loc.format, loc.split_dir)  # its split_dir too
     raise UserError(f"dataset root is not a directory: {root}")
 
 

@@ -95,6 +95,18 @@ def test_cli_clean_dataset_exits_0(tmp_path, capsys):
     assert "6 videos checked: 0 bad" in capsys.readouterr().out
 
 
+def test_cli_reads_a_named_datasets_split_dir_from_the_paths_file(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root = fixtures.make_ucf(tmp_path / "clean", groups=2, frames=10)
+    shutil.move(root / "ucfTrainTestlist", tmp_path / "splits")  # the split files live elsewhere
+    paths = tmp_path / "paths.yaml"
+    paths.write_text(f"datasets:\n  mini: {{root: {root}, format: ucf101, split_dir: {tmp_path / 'splits'}}}\n")
+    monkeypatch.setenv("VSSL_PATHS", str(paths))
+    assert main(["check-data", "mini", "--no-progress"]) == 0
+    assert "6 videos checked: 0 bad" in capsys.readouterr().out
+
+
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["check-data", str(tmp_path / "nope"), "--format", "ucf101"]) == 2
     assert "not a directory" in capsys.readouterr().err
