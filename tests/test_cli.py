@@ -63,3 +63,24 @@ def test_pretrain_prints_the_pretext_verdict_in_one_line():
     missed = {**learned, "learned": False, "final": {"value": 0.12}}
     assert "did not learn its pretext task, step 0 0.100 -> end 0.120" in pretext_line(missed)
     assert pretext_line({"exempt": "control"}) == "pretext: control"
+
+
+@pytest.mark.parametrize(
+    "argv, usage, message",
+    [
+        (["pretrain", "--bogus"], "usage: vssl pretrain", "unrecognized arguments: --bogus"),
+        (["bench", "tce", "--bogus"], "usage: vssl bench tce", "unrecognized arguments: --bogus"),
+        (["bench", "collect", "--videos", "0"], "usage: vssl bench collect", "argument --videos: 0: must be 1 or more"),
+        (["bench", "tce", "--resolution", "-1"], "usage: vssl bench tce", "must be 1 or more"),
+    ],
+)
+def test_bad_options_get_the_commands_own_usage_and_one_error_line(argv, usage, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(usage) and message in err.strip().splitlines()[-1]
+
+
+def test_status_needs_at_least_one_error_line(tmp_path, capsys):
+    assert main(["status", str(tmp_path), "--lines", "0"]) == 2
+    assert "--lines 0" in capsys.readouterr().err

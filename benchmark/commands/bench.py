@@ -5,6 +5,20 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+ZERO_ALLOWED = {"submit_cells", "warmup"}  # integer options of the benchmarks where 0 means "skip it"
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
 
 def register(sub) -> None:
     import benchmark.perf as perf
@@ -27,5 +41,8 @@ def register(sub) -> None:
                 "--record", action="store_true", help="also write the figures to results/perf/<name>.json and .md"
             )
         module.add_arguments(q)
+        for action in q._actions:  # counts and sizes: 0 or less would divide by zero or reshape to nothing
+            if action.type is int and action.dest not in ZERO_ALLOWED:
+                action.type = positive_int
         q.set_defaults(handler=module.run)
     p.set_defaults(handler=lambda args: p.print_help() or 2)

@@ -34,7 +34,11 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
-    rows = sweep_status(Path(args.sweep_dir), error_lines=max(1, args.lines))
+    if args.lines < 1:
+        from benchmark.errors import UserError
+
+        raise UserError(f"--lines {args.lines}: show at least 1 line of each failed cell's error")
+    rows = sweep_status(Path(args.sweep_dir), error_lines=args.lines)
     if args.only:
         rows = [r for r in rows if r.state in args.only]
     if args.json:
