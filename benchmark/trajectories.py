@@ -74,6 +74,9 @@ def frame_trajectories(
     run = RunDir(Path(run_path))
     if not (run.path / "config.yaml").exists():
         raise UserError(f"{run.path} is not a run directory (no config.yaml)")
+    if run.config().get("method", {}).get("name") == "released":
+        raise UserError(f"{run.path} holds imported weights: trajectories need a run pre-trained here (its method "
+                        "and pre-training videos); compare imported weights with `vssl evaluate` instead")  # fmt: skip
     names = checkpoints or checkpoint_names(run.path)
     missing = [n for n in names if not run.checkpoint_path(n).exists()]
     if not names or missing:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, nearest
 from benchmark.results import published
 from benchmark.results.collect import collect, parse_eval_key
 from benchmark.results.stats import BOOTSTRAP_CAVEAT, LEVEL
@@ -94,6 +94,11 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
     coll = collect(sweep_dir, allow_mixed=opts.allow_mixed, include_incomplete=opts.include_incomplete)
     table = build_table(coll, split_recipes=opts.split_recipes)
     paired = by_baseline(paired_vs_baseline(table, opts.baseline, n_boot=opts.n_boot)) if opts.baseline.strip() else {}
+    for axis in opts.ablation_axes or ():  # a misspelt axis would silently plot nothing
+        if f"cfg.{axis}" not in coll.runs:
+            known = [c[len("cfg.") :] for c in coll.runs.columns if c.startswith("cfg.method.")]
+            hint = nearest(axis, known) or " (axes are config keys, e.g. method.mining_schedule)"
+            raise UserError(f"--ablation-axes: no run has {axis}{hint}")
     out.mkdir(parents=True, exist_ok=True)
     for fmt, name in (("md", "table.md"), ("terminal", "table.txt"), ("latex", "table.tex"), ("csv", "table.csv")):
         atomic_write_text(out / name, render(table, fmt))

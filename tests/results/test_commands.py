@@ -112,6 +112,8 @@ def test_report_without_figures(table1_sweep, tmp_path, capsys):
     assert (notes / "README.md").read_text() == "mine"
     assert main(["report", str(table1_sweep), "--out", str(out), "--summary", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+    assert main(["report", str(table1_sweep), "--out", str(out), "--ablation-axes", "method.bogus_axis"]) == 2
+    assert "--ablation-axes: no run has method.bogus_axis" in capsys.readouterr().err
 
 
 def test_report_pairs_every_row_with_each_control_present(tmp_path):
