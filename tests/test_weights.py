@@ -177,6 +177,7 @@ def test_an_imported_run_is_evaluated_and_labelled_released_weights(synth_data_h
     shown = display_frame(build_table(collect(tmp_path / "runs")))  # complete: the README's three commands work
     assert "(released weights)" in shown["method"].iloc[0]
     assert main(["table", str(run)]) == 0
+    assert main(["trajectories", str(run), "--space", "backbone", "--no-progress"]) == 2  # no method, no videos
     assert main(["pretrain", "method.name=released"]) == 2  # released weights are imported, never pre-trained
 
 
