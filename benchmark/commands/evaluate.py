@@ -32,7 +32,10 @@ def register(sub) -> None:
     p.add_argument("--split", type=int, default=None, help="official split 1-3 (default: the run's eval.split)")
     p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or step_N.pt from the run's checkpoints/")
     p.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="dotted overrides of the run's config (eval.*, run.*)"
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides of the run's config (eval.*, data.*, run.*; the trained model's method, backbone and optim stay)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=handle)
