@@ -60,7 +60,7 @@ CASES = [
     (["pretrain", "run.stages=[]"], "run.stages is empty"),
     (["evaluate", "folder", "--protocol", "linear"], "folder is not a run directory"),
     # a file where a folder belongs, or a folder that cannot be made: the OS's reason and the path, one line
-    (["status", "twice.yaml"], "Not a directory: twice.yaml"),
+    (["status", "twice.yaml"], "twice.yaml is a file: pass a sweep folder"),
     (["synth", "/proc/vssl-audit/out", "classes=2"], "/proc/vssl-audit"),
     (["pretrain", "optim.steps=2", "--out", "twice.yaml/run"], "twice.yaml"),
     # a broken run folder: the file and what is wrong with it, in one line
