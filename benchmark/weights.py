@@ -182,8 +182,13 @@ def timm_format(raw: dict, backbone: str | None) -> Mapped:
 
 
 def torchvision_format(raw: dict, backbone: str | None) -> Mapped:
+    from benchmark.backbones import R2D3D_DEPTHS, TEN_LAYER, VIDEO_3D_MODELS
+
     if not backbone:
         raise UserError("--format torchvision needs --backbone NAME (r3d_18, r2plus1d_18, mc3_18, s3d, ...)")
+    if backbone not in set(VIDEO_3D_MODELS) - set(TEN_LAYER) - set(R2D3D_DEPTHS):  # the provenance would mislead
+        raise UserError(f"--backbone {backbone} is not a torchvision video model (r3d_18, r2plus1d_18, mc3_18, s3d, "
+                        "...): a timm 2D network's weights are --format timm")  # fmt: skip
     kept, dropped = _split(_strip(raw, ("module.",)), ("fc.", "classifier."))
     return Mapped(backbone, {f"net.{k}": v for k, v in kept.items()}, dropped, "")
 
@@ -324,8 +329,8 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
         raise UserError(f"'{name}'{' (inflated)' if inflated else ''} is not a timm 2D model: use --format "
                         f"{'torchvision' if name in torchvision_names else 'vssl'}")  # fmt: skip
     if fmt == "torchvision" and name not in torchvision_names:
-        raise UserError(f"'{name}'{' (inflated)' if inflated else ''} has no torchvision builder: use --format "
-                        f"{'timm' if not inflated and name not in VIDEO_3D_MODELS else 'vssl'} (our factory's names)")  # fmt: skip
+        other = "timm" if not inflated and name not in VIDEO_3D_MODELS else "vssl (our factory's names)"
+        raise UserError(f"'{name}'{' (inflated)' if inflated else ''} has no torchvision builder: use --format {other}")
     if fmt not in ("timm", "torchvision", "vssl"):
         raise UserError(f"unknown export format '{fmt}': timm, torchvision or vssl")
     plain = {k[len("net.") :]: v.contiguous() for k, v in state.items() if k.startswith("net.")}

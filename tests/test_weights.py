@@ -122,6 +122,7 @@ def tree(root: Path) -> list[str]:
         ("timm18", ["--format", "timm", "--backbone", "resnet50"], "does not match backbone 'resnet50'"),
         ("timm18", ["--format", "nope"], "invalid choice"),
         ("evil", ["--format", "tce"], "its pickle would import posix.system"),  # refused, and says why
+        ("timm18", ["--format", "torchvision", "--backbone", "resnet18"], "is not a torchvision video model"),
         (
             "timm18",
             ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "kinetcs400"],
