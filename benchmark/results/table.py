@@ -407,8 +407,11 @@ def build_table(coll: Collection, metrics: Iterable[MetricSpec] = METRICS, split
         if ref is None:
             continue
         sub = runs[runs["row.id"] == rid]
-        label_fraction = _first(sub, "cfg.eval.label_fraction")
+        config_fraction = _first(sub, "cfg.eval.label_fraction")
         for c in columns:
+            # the entry's own record first: `vssl evaluate ... eval.label_fraction=0.1` leaves config.yaml's value
+            recorded = sub[f"{c.key}.label_fraction"].dropna() if f"{c.key}.label_fraction" in sub else []
+            label_fraction = float(min(recorded)) if len(recorded) else config_fraction  # any run on fewer labels
             frozen = _first(sub, f"{c.key}.frozen")
             views = published.views_text(*(_first(sub, f"{c.key}.{f}") for f in VIEW_FIELDS))
             matches[(rid, c.source)] = published.protocol_match(

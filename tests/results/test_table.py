@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -163,6 +164,20 @@ def test_difference_printed_only_when_everything_matches(tmp_path):
     assert diffs[(csv["backbone"] == "resnet18") & (csv["pretrain"] == "kinetics400")].iloc[0] == pytest.approx(
         s.mean - 68.8
     )
+
+
+def test_an_entry_evaluated_on_fewer_labels_than_its_config_says_is_no_paper_match(tmp_path):
+    """`vssl evaluate RUN eval.label_fraction=0.1` records 0.1 in the entry while config.yaml keeps 1.0."""
+    table = _ucf_table(tmp_path, [("resnet18", "kinetics400", 19)])
+    (rid,) = table.rows.index
+    assert table.matches[(rid, "finetune/ucf101/split1.top1")][0]
+    metrics_file = next((tmp_path / "ucf" / "cells").iterdir()) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["finetune/ucf101/split1"]["label_fraction"] = 0.1
+    metrics_file.write_text(json.dumps(metrics))
+    table = build_table(collect(tmp_path / "ucf"))
+    ok, why = table.matches[(rid, "finetune/ucf101/split1.top1")]
+    assert not ok and "labels: ours 10% of train, paper all" in why
 
 
 def test_mismatched_backbone_and_pretraining_never_get_a_difference(tmp_path):
