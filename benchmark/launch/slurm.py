@@ -113,15 +113,22 @@ def check_reachable() -> None:
     conf = os.environ.get("SLURM_CONF")
     if conf and not Path(conf).is_file():  # sinfo would retry for a minute
         raise UserError(f"SLURM is not reachable: SLURM_CONF={conf} does not exist")
-    try:
-        out = _run(["sinfo", "-h", "-o", "%P %a"], timeout=15)
-    except subprocess.TimeoutExpired:
-        raise UserError("SLURM is not reachable: sinfo did not answer within 15 s") from None
-    except OSError as exc:
-        raise UserError(f"SLURM is not reachable: sinfo failed ({exc})") from None
+    out, last = _ask(["sinfo", "-h", "-o", "%P %a"], 15, lambda why: UserError(f"SLURM is not reachable: {why}"))
     if out.returncode != 0:
-        msg = (out.stderr or out.stdout).strip().splitlines()
-        raise UserError(f"SLURM is not reachable: {msg[-1] if msg else f'sinfo exited {out.returncode}'}")
+        raise UserError(f"SLURM is not reachable: {last}")
+
+
+def _ask(cmd: list[str], timeout: float, fail) -> tuple[subprocess.CompletedProcess, str]:
+    """Run a SLURM client command: (its result, its last line of complaint); ``fail(why)`` is raised when it did
+    not answer at all (a timeout, not runnable)."""
+    try:
+        out = _run(cmd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise fail(f"{cmd[0]} did not answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise fail(f"{cmd[0]} failed ({exc})") from None
+    lines = (out.stderr or out.stdout).strip().splitlines()
+    return out, lines[-1] if lines else f"{cmd[0]} exited {out.returncode}"
 
 
 def _expand(job_id: str) -> list[str]:
@@ -173,17 +180,11 @@ def _live_jobs(bases: str) -> list[tuple[str, ...]]:
     """squeue's rows for these job ids; [] when none of them is in the controller any more."""
     if shutil.which("squeue") is None:
         raise SlurmUnreadable("no squeue on PATH")
-    try:
-        out = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", bases])
-    except subprocess.TimeoutExpired:
-        raise SlurmUnreadable("squeue did not answer within 30 s") from None
-    except OSError as exc:
-        raise SlurmUnreadable(f"squeue failed ({exc})") from None
+    out, last = _ask(["squeue", "-h", "-r", "-o", "%i|%T", "-j", bases], 30, SlurmUnreadable)
     if out.returncode != 0:
-        lines = (out.stderr or out.stdout).strip().splitlines()
-        if any("Invalid job id" in line for line in lines):  # every job named has left the controller
+        if "Invalid job id" in (out.stderr or out.stdout):  # every job named has left the controller
             return []
-        raise SlurmUnreadable(f"squeue failed: {lines[-1] if lines else f'exit {out.returncode}'}")
+        raise SlurmUnreadable(f"squeue failed: {last}")
     return _rows(out.stdout, 2)
 
 
