@@ -87,7 +87,9 @@ def check_run_target(path: Path, option: str = "--out") -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path} is a file: a run directory is a folder (choose a new one)")
-    foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_ENTRIES) if path.is_dir() else []
+    if not path.is_dir() or (path / CONFIG).exists():  # new, or a run directory whatever its tools added to it
+        return  # (wandb/, trajectories.png, report/)
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_ENTRIES and not p.name.startswith("."))
     if foreign:
         raise UserError(
             f"{option} {path} already holds other things ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), "

@@ -262,11 +262,13 @@ def _cells(spec: SweepFile, common: dict, seeds: list, resources_spec: dict, res
     axes = [("grid", list(grid))] + [(f"zip[{i}]", sorted({k for row in group for k in row} - {BUDGET_KEY}))
                                      for i, group in enumerate(spec.zip)]  # fmt: skip
     for where, keys in axes:
-        for key in keys:
-            if key in owners:
-                raise UserError(f"'{key}' is an axis of both {owners[key]} and {where}: one would silently replace "
-                                "the other's values; keep it in one place")  # fmt: skip
-            owners[key] = where
+        for key in keys:  # 'method' (a whole section) and 'method.name' clash too
+            clash = next((k for k in owners if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
+            if clash is not None and owners[clash] != where:
+                both = f"'{key}' is an axis" if clash == key else f"'{clash}' and '{key}' are axes"
+                raise UserError(f"{both} of both {owners[clash]} and {where}: one would silently replace the "
+                                "other's values; keep them in one place")  # fmt: skip
+            owners.setdefault(key, where)
     grid_points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
     cells: list[Cell] = []
     seen: dict[str, dict] = {}

@@ -125,7 +125,10 @@ def test_a_run_goes_only_into_a_new_empty_or_run_folder(tmp_path):
     check_run_target(tmp_path / "new")  # not there yet
     (tmp_path / "empty").mkdir()
     check_run_target(tmp_path / "empty")
-    check_run_target(make_run(tmp_path).path)  # a run directory: resumed
+    run = make_run(tmp_path)
+    (run.path / "wandb").mkdir()  # what tracking, trajectories and a report put into a run directory
+    (run.path / "trajectories.png").write_bytes(b"")
+    check_run_target(run.path)  # a run directory: resumed
     sweep = tmp_path / "sweep"
     (sweep / "cells").mkdir(parents=True)
     (sweep / "sweep.json").write_text("{}")

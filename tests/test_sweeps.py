@@ -67,6 +67,10 @@ def test_cli_overrides_reach_cells_and_resources():
             "'method.temperature' is an axis of both grid and zip[0]",
         ),
         (spec(zip=[{"optim.lr": [0.1]}, [{"optim.lr": 0.2}]]), "'optim.lr' is an axis of both zip[0] and zip[1]"),
+        (
+            spec(grid={"method": [{"name": "tce"}]}, zip=[{"method.name": ["vcop"]}]),
+            "'method' and 'method.name' are axes",
+        ),
         (spec(base=None), "sweep key 'base' = None should be str or dict"),
     ],
 )

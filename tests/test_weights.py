@@ -125,13 +125,13 @@ def tree(root: Path) -> list[str]:
         ("timm18", ["--format", "torchvision", "--backbone", "resnet18"], "is not a torchvision video model"),
         (
             "timm18",
-            ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "kinetcs400"],
-            "(did you mean 'kinetics400'?)",
+            ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "UCF-101"],
+            "write it 'ucf101'",
         ),
         (
             "timm18",
             ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "Kinetics400"],
-            "(did you mean 'kinetics400'?)",
+            "write it 'kinetics400'",
         ),
         ("timm18", ["--format", "timm", "--backbone", "resnet18", "--pretrained-on", "k400/../x"], "a dataset name"),
     ],
@@ -160,6 +160,8 @@ def test_a_pretraining_set_without_published_rows_is_recorded_with_a_note(tmp_pa
     assert main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out",
                  str(tmp_path / "r"), "--pretrained-on", "howto100m"]) == 0  # fmt: skip
     assert "no published Table-1 row was pre-trained on 'howto100m'" in capsys.readouterr().out
+    assert main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out",
+                 str(tmp_path / "k600"), "--pretrained-on", "kinetics600"]) == 0  # another set, not a typo  # fmt: skip
     assert "dataset: howto100m" in (tmp_path / "r" / "config.yaml").read_text()
 
 

@@ -5,19 +5,28 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-ZERO_ALLOWED = {"submit_cells", "warmup"}  # integer options of the benchmarks where 0 means "skip it"
 
-
-def positive_int(text: str) -> int:
+def count_type(minimum: int):
+    """An argparse type for an integer option of at least ``minimum``."""
     import argparse
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be {minimum} or more")
+        return value
+
+    return parse
+
+
+def zero_means_something(action) -> bool:
+    """0 is a documented value of this option: its default ('0: auto') or its help says what 0 does."""
+    import re
+
+    return action.dest == "warmup" or action.default == 0 or bool(re.search(r"\b0( skips|:)", action.help or ""))
 
 
 def register(sub) -> None:
@@ -41,8 +50,8 @@ def register(sub) -> None:
                 "--record", action="store_true", help="also write the figures to results/perf/<name>.json and .md"
             )
         module.add_arguments(q)
-        for action in q._actions:  # counts and sizes: 0 or less would divide by zero or reshape to nothing
-            if action.type is int and action.dest not in ZERO_ALLOWED:
-                action.type = positive_int
+        for action in q._actions:  # counts and sizes: below 1 they divide by zero or reshape to nothing
+            if action.type is int:
+                action.type = count_type(0 if zero_means_something(action) else 1)
         q.set_defaults(handler=module.run)
     p.set_defaults(handler=lambda args: p.print_help() or 2)

@@ -22,31 +22,27 @@ def register(sub) -> None:
         "--pretrained-on",
         default=None,
         help="the set the weights were pre-trained on: kinetics400 or ucf101 put the paper's numbers beside the row; "
-        "another name is recorded as given (a near-miss of a known name is refused as a typo)",
+        "another name is recorded as given (a known name written another way, Kinetics400, is refused)",
     )
     p.set_defaults(handler=handle)
 
 
 def check_pretrained_on(name: str) -> str | None:
-    """Refuse a name one typo away from a known dataset (it would silently match no published row); return a note
-    when the name is fine but no published Table-1 row was pre-trained on it, else None."""
+    """Refuse a known dataset written another way (Kinetics400, ucf-101: it would silently match no published row);
+    return a note when the name is another set (kinetics600, howto100m: recorded as given), else None."""
     import re
 
-    from benchmark.errors import UserError, nearest
+    from benchmark.errors import UserError
     from benchmark.paths import site_datasets
     from benchmark.results.published import PRETRAIN_SETS
 
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"--pretrained-on {name!r}: a dataset name (letters, digits, '.', '_', '-'), e.g. kinetics400")
     known = sorted(set(PRETRAIN_SETS) | set(site_datasets()))
-    if name not in known:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise UserError(
-                f"--pretrained-on {name!r}: a dataset name (letters, digits, '.', '_', '-'), e.g. kinetics400"
-            )
-        hint = nearest(name, known)
-        if hint:  # a set outside the known ones is accepted, a near-miss of one is a typo
-            raise UserError(
-                f"--pretrained-on '{name}' is not a dataset this harness knows{hint}; known: {', '.join(known)}"
-            )
+    folded = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in known}
+    same = folded.get(re.sub(r"[^a-z0-9]", "", name.lower()))
+    if same is not None and same != name:
+        raise UserError(f"--pretrained-on '{name}': write it '{same}', the name tables match published rows by")
     if name in PRETRAIN_SETS:
         return None
     return (f"note: no published Table-1 row was pre-trained on '{name}' (theirs: {', '.join(PRETRAIN_SETS)}), "

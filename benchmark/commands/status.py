@@ -66,8 +66,8 @@ def print_status(rows: list[CellState]) -> None:
     ]
     print(tabulate(table, headers=["cell", "state", "job", "slurm", "requeues", "last step", "label"]))
     for r in rows:
-        if r.state == "failed" and r.error:
-            print(f"\n{r.cell_id} ({r.label}) failed" + (f" [job {r.job_id}]" if r.job_id else "") + ":")
+        if r.state in ("failed", "corrupt") and r.error:
+            print(f"\n{r.cell_id} ({r.label}) {r.state}" + (f" [job {r.job_id}]" if r.job_id else "") + ":")
             for line in r.error:
                 print("    " + line)
     counts = {s: sum(r.state == s for r in rows) for s in STATES}

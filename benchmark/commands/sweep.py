@@ -233,4 +233,4 @@ def launch_on_cluster(sweep, args) -> int:
         from benchmark.commands.table import print_quick_table
 
         print_quick_table(done.sweep_dir)
-    return 1 if any(r.state == "failed" for r in rows) else 0
+    return 1 if any(r.state in ("failed", "corrupt") for r in rows) else 0

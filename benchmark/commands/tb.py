@@ -39,7 +39,7 @@ def logdir_spec(paths: list) -> str:
                 if "," in str(run / "tb"):  # --logdir_spec splits on commas and has no escape
                     raise UserError(f"{run / 'tb'}: TensorBoard cannot take a path with a comma; rename the folder")
                 label = labels.get(run.name, {}).get("label") or run.name
-                if len(paths) > 1:  # two sweeps' cells may share a label ('method=tce seed=0'): name the sweep too
+                if len(paths) > 1 and run != root:  # two sweeps' cells may share a label: name the sweep too
                     label = f"{root.resolve().name}/{label}"
                 entries.append((label.replace(",", ";").replace(":", "="), run / "tb"))
     if not entries:

@@ -29,7 +29,9 @@ from benchmark.launch.slurm import (
 )
 from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, missing_keys
 
-STATES = ("done", "running", "pending", "failed", "interrupted", "missing")
+# corrupt: every stage has its metrics but the run's config.yaml cannot be read; a relaunch would skip every
+# stage and never rewrite it, so it is left alone (tables skip it): fix or remove the cell folder
+STATES = ("done", "running", "pending", "failed", "interrupted", "missing", "corrupt")
 ERROR = "error.txt"
 
 
@@ -78,7 +80,7 @@ def cell_state(
     if metrics is None:
         row.state, row.error = "failed", [f"{d / METRICS} does not parse (corrupt run)"]
     elif required and not missing_keys(metrics, required) and (bad := _unreadable_config(d / CONFIG)):
-        row.state, row.error = "failed", [f"{d / CONFIG} {bad} (corrupt run: tables skip it)"]
+        row.state, row.error = "corrupt", [f"{d / CONFIG} {bad}: tables skip it; remove the cell folder to rerun it"]
     elif required and not missing_keys(metrics, required):
         row.state = "done"
     elif st and st.state in LIVE_STATES:

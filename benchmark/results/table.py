@@ -561,7 +561,8 @@ def paper_notes(table: Table) -> list[tuple[str, list[str]]]:
 MATCH_NOTE = (
     "the compared fields match (backbone, pre-training set, split, protocol, test views); the fine-tuning recipe "
     "is this harness's one protocol (its epochs, schedule, batch and model selection on held-out train videos), "
-    "not the paper's, and method settings that differ from the release are listed in the report's method settings"
+    "not the paper's; each method's defaults and their deviations from the paper are in methods/*.py, and settings "
+    "that differ from those defaults are listed in the report"
 )
 
 

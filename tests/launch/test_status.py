@@ -178,5 +178,8 @@ def test_a_finished_cell_with_an_unreadable_config_is_failed_not_done(tmp_path):
     (root / "cells" / "a_empty" / "config.yaml").write_text("")
     (root / "cells" / "b_binary" / "config.yaml").write_bytes(b"\xff\xfe")
     rows = {r.cell_id: r for r in sweep_status(root)}
-    assert [rows[c].state for c in ("a_empty", "b_binary", "c_ok")] == ["failed", "failed", "done"]
+    assert [rows[c].state for c in ("a_empty", "b_binary", "c_ok")] == ["corrupt", "corrupt", "done"]
+    from benchmark.launch.state import needs_run
+
+    assert not needs_run(rows["a_empty"])  # a relaunch would skip every stage and never repair it
     assert "is empty" in rows["a_empty"].error[0] and "is not UTF-8" in rows["b_binary"].error[0]

@@ -108,7 +108,7 @@ def test_report_without_figures(table1_sweep, tmp_path, capsys):
     notes.mkdir()
     (notes / "README.md").write_text("mine")
     assert main(["report", str(table1_sweep), "--out", str(notes), "--no-figures"]) == 2
-    assert "already holds README.md, not written by vssl report" in capsys.readouterr().err
+    assert "already holds a README.md that vssl report did not write" in capsys.readouterr().err
     assert (notes / "README.md").read_text() == "mine"
     assert main(["report", str(table1_sweep), "--out", str(out), "--summary", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
