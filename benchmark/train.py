@@ -114,6 +114,11 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
         )
     if method_cls.pretraining is Pretraining.WEIGHTS and cfg.optim.lr <= 0:
         raise UserError(f"optim.lr = {cfg.optim.lr}: method '{cfg.method.name}' trains, so it needs a positive lr")
+    if method_cls.pretraining is Pretraining.WEIGHTS and cfg.optim.warmup_steps >= cfg.optim.steps:
+        raise UserError(  # the learning rate would never reach optim.lr: the schedule is not the one asked for
+            f"optim.warmup_steps = {cfg.optim.warmup_steps} is not below optim.steps = {cfg.optim.steps}: the "
+            "learning rate would never finish warming up"
+        )
     if method_cls.pretraining is Pretraining.WEIGHTS:
         missing = [
             f"{name}()" for name in ("training_step", "chance") if getattr(method_cls, name) is getattr(Method, name)

@@ -58,6 +58,7 @@ CASES = [
     (["pretrain", "method.name=videogan", "backbone.inflate=true", "method.mask_l1=-1"], "method.mask_l1 = -1"),
     (["pretrain", "data.dataset=nosuchset"], "unknown dataset 'nosuchset'"),
     (["pretrain", "run.stages=[]"], "run.stages is empty"),
+    (["pretrain", "optim.steps=5", "optim.warmup_steps=5"], "optim.warmup_steps = 5 is not below optim.steps = 5"),
     (["evaluate", "folder", "--protocol", "linear"], "folder is not a run directory"),
     # a file where a folder belongs, or a folder that cannot be made: the OS's reason and the path, one line
     (["status", "twice.yaml"], "twice.yaml is a file: pass a sweep folder"),
