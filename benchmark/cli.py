@@ -36,13 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The innermost subcommand parser the arguments reached (`vssl bench tce` -> tce's), for its own usage line."""
-    for dest in ("command", "bench"):
-        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        name = getattr(args, dest, None)
-        if not actions or name not in actions[0].choices:
-            break
-        parser = actions[0].choices[name]
-    return parser
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or getattr(args, sub.dest, None) not in sub.choices:
+            return parser
+        parser = sub.choices[getattr(args, sub.dest)]
 
 
 def main(argv: list[str] | None = None) -> int:

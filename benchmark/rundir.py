@@ -101,6 +101,19 @@ class CorruptRun(UserError):
     """A run folder's file exists but does not parse (truncated JSON, broken YAML): one line naming the file."""
 
 
+def config_text(path: Path) -> str:
+    """A run's config.yaml as text; CorruptRun when it is not UTF-8 or empty (a run writes its config first and
+    whole, so an empty one is not a run's). FileNotFoundError passes through. The one reading of that file that
+    RunDir, the results collector and ``vssl status`` share (the last two skip the YAML parse for speed)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptRun(f"{path} is not UTF-8 text (byte offset {exc.start})") from None
+    if not text.strip():
+        raise CorruptRun(f"{path} is empty")
+    return text
+
+
 @dataclass
 class RunDir:
     path: Path
@@ -157,10 +170,7 @@ class RunDir:
 
     def config(self) -> dict:
         try:
-            text = (self.path / CONFIG).read_text(encoding="utf-8")
-            if not text.strip():  # a run writes its config first and whole: an empty one is not a run's
-                raise CorruptRun(f"{self.path / CONFIG} is empty")
-            tree = yaml.safe_load(text) or {}
+            tree = yaml.safe_load(config_text(self.path / CONFIG)) or {}
             if not isinstance(tree, dict):
                 raise CorruptRun(
                     f"{self.path / CONFIG}: expected a mapping of config sections, got {type(tree).__name__}"
@@ -168,8 +178,6 @@ class RunDir:
             return tree
         except FileNotFoundError:
             return {}
-        except UnicodeDecodeError as exc:
-            raise CorruptRun(f"{self.path / CONFIG} is not UTF-8 text (byte offset {exc.start})") from None
         except yaml.YAMLError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CorruptRun(f"{self.path / CONFIG} is not valid YAML ({first})") from None

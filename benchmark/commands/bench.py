@@ -26,7 +26,7 @@ def zero_means_something(action) -> bool:
     """0 is a documented value of this option: its default ('0: auto') or its help says what 0 does."""
     import re
 
-    return action.dest == "warmup" or action.default == 0 or bool(re.search(r"\b0( skips|:)", action.help or ""))
+    return action.default == 0 or bool(re.search(r"\b0( skips|:)", action.help or ""))
 
 
 def register(sub) -> None:

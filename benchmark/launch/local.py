@@ -148,6 +148,11 @@ SMOKE_SYNTH = {
 }
 
 
+def smoke_stages(stages: list[str]) -> list[str]:
+    """'finetune:hmdb51:2' -> 'finetune': a smoke run makes every evaluation once, on the stand-in."""
+    return list(dict.fromkeys(stage.split(":")[0] for stage in stages))
+
+
 def smoke_overrides(cfg, world_size: int = 1) -> dict:
     """Two steps of each stage at tiny resolution on the stand-in; method and backbone untouched."""
     from benchmark.paths import resolve_dataset
@@ -183,8 +188,7 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
         "eval.finetune_batch_size": 4,
         "eval.knn_ks": [1],
         "eval.knn_k": 1,
-        # 'finetune:hmdb51:2' -> 'finetune': every evaluation on the stand-in
-        "run.stages": list(dict.fromkeys(stage.split(":")[0] for stage in cfg.run.stages)),
+        "run.stages": smoke_stages(cfg.run.stages),
         "run.log_every": 1,
         "run.checkpoint_every": 1,
         "run.epoch_checkpoints": [],
@@ -210,8 +214,8 @@ def smoke_sweep(sweep: Sweep, progress: bool = True) -> tuple[Sweep, dict]:
         cells.append(
             dataclasses.replace(c, tree=tree, config=build_experiment(tree), resources=smoke_resources(c.resources))
         )
-    stages = list(dict.fromkeys(stage.split(":")[0] for stage in sweep.stages))  # as smoke_overrides runs them
-    smoke = dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells, stages=stages,
+    smoke = dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells,
+                                stages=smoke_stages(sweep.stages),
                                 resources=smoke_resources(sweep.resources))  # fmt: skip
     return smoke, {"VSSL_DATA": str(data)}
 

@@ -27,7 +27,7 @@ from benchmark.launch.slurm import (
     query_states,
     read_jobs,
 )
-from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, missing_keys
+from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, CorruptRun, config_text, missing_keys
 
 # corrupt: every stage has its metrics but the run's config.yaml cannot be read; a relaunch would skip every
 # stage and never rewrite it, so it is left alone (tables skip it): fix or remove the cell folder
@@ -80,7 +80,7 @@ def cell_state(
     if metrics is None:
         row.state, row.error = "failed", [f"{d / METRICS} does not parse (corrupt run)"]
     elif required and not missing_keys(metrics, required) and (bad := _unreadable_config(d / CONFIG)):
-        row.state, row.error = "corrupt", [f"{d / CONFIG} {bad}: tables skip it; remove the cell folder to rerun it"]
+        row.state, row.error = "corrupt", [f"{bad}: tables skip it; remove the cell folder to rerun it"]
     elif required and not missing_keys(metrics, required):
         row.state = "done"
     elif st and st.state in LIVE_STATES:
@@ -182,24 +182,20 @@ def _last_step(path: Path) -> tuple[str, int | None]:
 
 
 def _unreadable_config(path: Path) -> str:
-    """Why a finished run's config.yaml cannot be read ('' when it can): empty or not UTF-8. Cheap on purpose (no
-    YAML parse: status reads 1,000 cells in about a second)."""
+    """Why a finished run's config.yaml cannot be read ('' when it can). No YAML parse: status reads 1,000 cells in
+    about a second."""
     try:
-        raw = path.read_bytes()
-    except OSError:
-        return "is missing"
-    if not raw.strip():
-        return "is empty"
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "is not UTF-8 text"
+        config_text(path)
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except CorruptRun as exc:
+        return str(exc)
     return ""
 
 
 def _required_from_config(cell_dir: Path) -> list[str] | None:
     """Older manifests carry no required keys: read them from the run's config."""
-    from benchmark.rundir import CorruptRun, RunDir
+    from benchmark.rundir import RunDir
 
     try:
         return RunDir(cell_dir).required_stages() or None

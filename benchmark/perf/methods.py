@@ -61,7 +61,7 @@ def add_arguments(p) -> None:
         "--batch", type=int, default=0, help="samples per step for every method (default: 4 for 2D methods, 1 for 3D)"
     )
     p.add_argument("--resolution", type=int, default=112, help="frame side in px (default 112)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed method steps first (default 1)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed method steps first (default 1; 0: none)")
     p.add_argument(
         "--repeats",
         type=int,

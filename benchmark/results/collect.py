@@ -32,7 +32,7 @@ import yaml
 from benchmark.config import flatten
 from benchmark.errors import UserError
 from benchmark.keys import MetricsKey, Stage
-from benchmark.rundir import CONFIG, ENV, METRICS
+from benchmark.rundir import CONFIG, ENV, METRICS, CorruptRun, config_text
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on 1,000 configs
 ENV_FIELDS = (
@@ -150,11 +150,9 @@ def read_run(path: Path) -> tuple[str, str, dict, dict, dict]:
         return "empty", "no config.yaml", {}, {}, {}
     try:
         try:
-            text = cfg_path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise _Corrupt(f"config.yaml is not UTF-8 text (byte offset {exc.start})") from None
-        if not text.strip():
-            raise _Corrupt("config.yaml is empty")
+            text = config_text(cfg_path)
+        except CorruptRun as exc:
+            raise _Corrupt(f"config.yaml {str(exc).removeprefix(str(cfg_path)).strip()}") from None
         try:
             cfg = yaml.load(text, Loader=_Loader) or {}
         except yaml.YAMLError as exc:
