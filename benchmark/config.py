@@ -480,6 +480,25 @@ def coerce(key: str, value: Any, tp: Any, noun: str = "config key") -> Any:
     return value
 
 
+# Config fields that never make two runs different experiments: they never split a table row
+# (benchmark.results.table), and an evaluation that sets them differently from its run's config.yaml still
+# counts as made with the run's recipe (benchmark.evaluation.config_overrides).
+BOOKKEEPING_FIELDS = (
+    "run.seed",
+    "run.stages",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.epoch_checkpoints",
+    "run.evaluate_epoch_checkpoints",
+    "run.threads",
+    "run.time_budget_s",
+    "data.num_workers",
+    "eval.dataset",
+    "eval.split",
+    "eval.batch_size",
+)
+
+
 # --------------------------------------------------------------------------- output
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)

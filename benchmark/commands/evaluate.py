@@ -101,14 +101,21 @@ def handle(args) -> int:
             f"no checkpoint {args.checkpoint} in {run.path / 'checkpoints'}"
             f"{nearest(args.checkpoint, have)} (have: {', '.join(have) or 'none; run the pretrain stage first'})"
         )
-    from benchmark.evaluation import entry_key, evaluate
+    from benchmark.evaluation import config_overrides, entry_key, evaluate
     from benchmark.train import check_evaluation_set
 
     check_evaluation_set(cfg.eval.dataset, cfg.eval.split)
+    overrides = config_overrides(run, cfg)
     for name in names:
         if entry_key(name, cfg, args.checkpoint) in run.metrics():  # say so: it replaces the number tables read
             print(
                 f"note: replacing {run.path}'s earlier {entry_key(name, cfg, args.checkpoint)} entry", file=sys.stderr
+            )
+        if overrides:
+            print(
+                f"note: {entry_key(name, cfg, args.checkpoint)} is evaluated with {overrides}, not the run's "
+                "config: tables keep it apart from entries made with the run's own settings",
+                file=sys.stderr,
             )
         entry = evaluate(run, cfg, name, progress_bar=not args.no_progress, checkpoint=args.checkpoint)
         print(summary(entry_key(name, cfg, args.checkpoint), entry))

@@ -12,7 +12,9 @@ Protocols (docs: ../shared/reference/protocol.md):
 Every entry carries what a table needs to label the number: protocol,
 dataset, split, frozen, frames/clips/crops at test, selection rule, train /
 test video counts, the checkpoint and its step, skipped (undecodable) videos,
-and ``test_video_ids`` with ``per_video_correct`` (paired tests across runs), and what it read:
+``config_overrides`` when the evaluation's config differs from the run's config.yaml in a field that is not
+bookkeeping (``vssl evaluate RUN eval.linear_epochs=50``: tables never pool it with entries made with the run's
+own settings), and ``test_video_ids`` with ``per_video_correct`` (paired tests across runs), and what it read:
 ``read_splits`` (["train", "test"]) and ``test_reads`` (1), so reports count test-split reads.
 Keys are ``<protocol>/<dataset>/split<N>``, with ``@step_N`` appended when an
 intermediate checkpoint (``checkpoints/step_N.pt``) is evaluated.
@@ -27,10 +29,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from benchmark.config import ExperimentConfig
+from benchmark.config import BOOKKEEPING_FIELDS, ExperimentConfig, flatten, plain, to_dict
 from benchmark.errors import UserError
 from benchmark.keys import LAST, Stage
-from benchmark.registry import PROTOCOLS
+from benchmark.registry import METHODS, PROTOCOLS
 from benchmark.rundir import RunDir
 
 
@@ -161,6 +163,27 @@ def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = LAST) -> str:
     return str(Stage(name).key(cfg.eval.dataset, cfg.eval.split).at(checkpoint))
 
 
+def config_overrides(run: RunDir, cfg: ExperimentConfig) -> str:
+    """'eval.linear_epochs=50, data.resolution=64': the fields an evaluation may set (eval.*, data.*, run.*
+    and the method's ``eval_only_fields``) that ``cfg`` sets differently from the run's config.yaml, bookkeeping
+    fields (seed, workers, which set) left out; '' when none. The trained model's fields are not compared: the
+    run's config.yaml records them as resolved on its data (TCE's K for 'auto'). A field the run's config.yaml
+    does not record (added to the code after the run) is not a difference."""
+    method_cls = METHODS.get(cfg.method.name)
+    evaluable = {f"method.{f}" for f in method_cls.eval_only_fields}
+    recorded = flatten(run.config())
+    used = flatten(to_dict(cfg))
+    changed = [
+        f"{k}={plain(used[k])}"
+        for k in sorted(used)
+        if (k.split(".", 1)[0] in ("eval", "data", "run") or k in evaluable)
+        and k in recorded
+        and k not in BOOKKEEPING_FIELDS
+        and plain(used[k]) != plain(recorded[k])
+    ]
+    return ", ".join(changed)
+
+
 def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = LAST) -> dict:
     """Run protocol ``name`` on a run directory and record its metrics entry (atomically)."""
     run_protocol = PROTOCOLS.get(name)
@@ -179,6 +202,9 @@ def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool =
     # (its held-out part included) and predicts the test split once
     entry.setdefault("read_splits", ["train", "test"])
     entry.setdefault("test_reads", entry["read_splits"].count("test"))
+    overrides = config_overrides(run, cfg)
+    if overrides:  # made with other settings than the run's recipe: tables keep it apart from its row's entries
+        entry["config_overrides"] = overrides
     run.add_metrics(key, entry)
     from benchmark.tracking import Tracker
 

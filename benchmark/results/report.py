@@ -26,6 +26,8 @@ from benchmark.results import published
 from benchmark.results.collect import collect, parse_eval_key
 from benchmark.results.stats import BOOTSTRAP_CAVEAT, LEVEL
 from benchmark.results.table import (
+    NO_OVERRIDES,
+    OVERRIDES,
     Column,
     PairedRow,
     Table,
@@ -258,6 +260,18 @@ def _recipe(runs: pd.DataFrame, c: Column) -> str:
     return c.protocol
 
 
+def _overrides_text(runs: pd.DataFrame, key: str) -> str:
+    """'; some runs evaluated with eval.linear_epochs=50 over their config' (`vssl evaluate RUN key=value`)."""
+    col = f"{key}.{OVERRIDES}"
+    if col not in runs:
+        return ""
+    used = sorted({str(v) for v in runs[col].dropna() if str(v) != NO_OVERRIDES})
+    if not used:
+        return ""
+    every = bool(runs[col].notna().all()) and NO_OVERRIDES not in set(runs[col].dropna().astype(str))
+    return f"; {'every run' if every else 'some runs'} evaluated with {' / '.join(used)} over their config"
+
+
 def protocol_section(table: Table) -> list[str]:
     rows = []
     for c in table.columns:
@@ -280,7 +294,7 @@ def protocol_section(table: Table) -> list[str]:
                 "metric": c.field,
                 "dataset / split": f"{c.dataset} / split {c.split}",
                 "frozen": _values(runs, f"{k}.frozen"),
-                "recipe": _recipe(runs, c),
+                "recipe": _recipe(runs, c) + _overrides_text(runs, k),
                 "test sampling": ", ".join(sampling),
                 "train / test videos": f"{_values(runs, f'{k}.train_videos')} / {_values(runs, f'{k}.test_videos')}",
                 "classes": _values(runs, f"{k}.num_classes"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from benchmark.config import BOOKKEEPING_FIELDS
 from benchmark.errors import UserError, nearest
 from benchmark.results import TABLE_FORMATS as FORMATS
 from benchmark.results import published
@@ -50,21 +51,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("knn", "r@5", "kNN R@5"),
     MetricSpec("finetune", "top1", "fine-tune top-1"),
 )
-# Config fields that never make two runs different experiments (so never split a row).
-BOOKKEEPING = (
-    "run.seed",
-    "run.stages",
-    "run.log_every",
-    "run.checkpoint_every",
-    "run.epoch_checkpoints",
-    "run.evaluate_epoch_checkpoints",
-    "run.threads",
-    "run.time_budget_s",
-    "data.num_workers",
-    "eval.dataset",
-    "eval.split",
-    "eval.batch_size",
-)
+BOOKKEEPING = BOOKKEEPING_FIELDS  # config fields that never split a row (benchmark.config)
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "r2d3d_18", "r2d3d_34")
 VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
@@ -165,7 +152,10 @@ def add_row_keys(
     pretrain = runs.get("cfg.data.dataset", pd.Series("?", index=runs.index)).astype(str)
     runs["row.pretrain"] = pretrain.where(~untrained, "none")
     base = [f"row.{k}" for k in ROW_KEYS]
-    candidates = recipe_fields(runs)
+    overridden = override_fields(runs)  # evaluations made with other settings than their run's config
+    for c in overridden:
+        runs[c] = runs[c].fillna(NO_OVERRIDES)
+    candidates = recipe_fields(runs) + overridden
     texts = _texts(runs, candidates)
     varying: list[str] = []
     if candidates:
@@ -181,6 +171,28 @@ def add_row_keys(
         variant = [c for c in candidates if c in variant or c in fields]
         runs = _with_variant(runs, variant, base)
     return runs, variant
+
+
+OVERRIDES = "config_overrides"  # the evaluation entry field (benchmark.evaluation.config_overrides)
+NO_OVERRIDES = "none"
+
+
+def override_fields(runs: pd.DataFrame) -> list[str]:
+    """'<evaluation key>.config_overrides' columns: the settings `vssl evaluate RUN eval.x=...` changed from the
+    run's config.yaml for that entry. An entry made so is a different recipe from its row's other entries."""
+    return [
+        c
+        for c in runs.columns
+        if c.endswith(f".{OVERRIDES}") and parse_eval_key(c[: -len(OVERRIDES) - 1]) and runs[c].notna().any()
+    ]
+
+
+def field_name(col: str) -> str:
+    """A recipe field as messages name it: 'method.lr' for 'cfg.method.lr'; 'linear/ucf101/split1 evaluated
+    with' for an entry's config_overrides."""
+    if col.endswith(f".{OVERRIDES}"):
+        return f"{col[: -len(OVERRIDES) - 1]} evaluated with"
+    return col[4:] if col.startswith("cfg.") else col
 
 
 def recipe_fields(runs: pd.DataFrame) -> list[str]:
@@ -290,7 +302,7 @@ def _conflict_message(runs: pd.DataFrame, conflicts: dict[str, dict[str, dict]])
             x for x in (row["row.backbone"], row["row.pretrain"], row["row.variant"]) if x and x != "none"
         )
         diffs = "; ".join(
-            f"{f[4:]} "
+            f"{field_name(f)} "
             + " vs ".join(
                 f"{v} ({len(rs)} run{'s' if len(rs) > 1 else ''}: {', '.join(rs[:3])})" for v, rs in values.items()
             )
@@ -298,10 +310,15 @@ def _conflict_message(runs: pd.DataFrame, conflicts: dict[str, dict[str, dict]])
         )
         parts.append(f"{published.display_name(row['row.method'])} ({extra}): {diffs}")
     more = f" (and {len(conflicts) - 3} more rows)" if len(conflicts) > 3 else ""
+    fields = {f for per_row in conflicts.values() for f in per_row}
+    evaluated = any(f.endswith(f".{OVERRIDES}") for f in fields)
+    why = "config fields no sweep axis sets, e.g. a default changed between launches"
+    if evaluated:
+        why += ", or an evaluation made with settings other than its run's config"
+    fix = "rerun the stale cells" + (", re-evaluate those runs without overrides" if evaluated else "")
     return (
-        f"{len(conflicts)} table row(s) would pool runs with different recipes (config fields no sweep axis sets, "
-        f"e.g. a default changed between launches): {' | '.join(parts)}{more}; rerun the stale cells, or pass "
-        "--split-recipes to show each recipe as its own row"
+        f"{len(conflicts)} table row(s) would pool runs with different recipes ({why}): {' | '.join(parts)}{more}; "
+        f"{fix}, or pass --split-recipes to show each recipe as its own row"
     )
 
 
@@ -322,7 +339,12 @@ def fmt_value(v) -> str:
 
 
 def _short_name(col: str, all_cols: Iterable[str]) -> str:
-    """'cfg.method.mining_r' -> 'mining_r' unless another varying field has the same last part."""
+    """'cfg.method.mining_r' -> 'mining_r' unless another varying field has the same last part; an entry's
+    config_overrides -> 'linear overrides' (its protocol's)."""
+    if col.endswith(f".{OVERRIDES}"):
+        key = parse_eval_key(col[: -len(OVERRIDES) - 1])
+        same = [c for c in all_cols if c.endswith(f".{OVERRIDES}") and c.split("/", 1)[0] == col.split("/", 1)[0]]
+        return f"{key.protocol if key and len(same) < 2 else col[: -len(OVERRIDES) - 1]} overrides"
     leaf = col.rsplit(".", 1)[-1]
     clash = sum(c.rsplit(".", 1)[-1] == leaf for c in all_cols) > 1
     return col[4:] if clash else leaf
@@ -611,6 +633,16 @@ def _missing_videos(runs: pd.DataFrame) -> dict[str, int]:
     return out
 
 
+def _overridden(runs: pd.DataFrame) -> list[str]:
+    """'<key>: <overrides> (n runs)' for every evaluation some runs made with settings other than their config's."""
+    out = []
+    for col in override_fields(runs):
+        values = runs[col][runs[col] != NO_OVERRIDES].dropna()
+        for text, n in values.value_counts().items():
+            out.append(f"{col[: -len(OVERRIDES) - 1]}: {text} ({n} run{'s' if n > 1 else ''})")
+    return out
+
+
 def notes(table: Table, paper: bool = True) -> list[str]:
     """The lines under the table; ``paper=False`` leaves out the per-row paper comparisons (LaTeX footnotes them)."""
     lines = [
@@ -632,6 +664,12 @@ def notes(table: Table, paper: bool = True) -> list[str]:
         lines.append(
             "Recorded by only some runs of a row (a config field added between launches; the others are "
             "assumed to have run its default): " + ", ".join(f[4:] for f in partial)
+        )
+    overridden = _overridden(table.collection.runs)
+    if overridden:
+        lines.append(
+            "Evaluated with settings other than the run's config (`vssl evaluate RUN key=value`): "
+            + "; ".join(overridden)
         )
     coverage = _coverage_differs(table.collection.runs)
     if coverage:

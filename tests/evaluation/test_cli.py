@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.cli import main
+from benchmark.rundir import RunDir
 
 
 @pytest.mark.slow
@@ -65,3 +66,9 @@ def test_evaluating_again_says_it_replaces_the_entry(tiny_run, synth_data_home, 
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("note: replacing") == 1 and "knn/synthetic/split1 entry" in err
+    # k=1 is not the run's recipe: said, and recorded so that tables never pool this entry with the row's others
+    assert "note: knn/synthetic/split1 is evaluated with eval.knn_k=1, not the run's config" in err
+    assert RunDir(run).metrics()["knn/synthetic/split1"]["config_overrides"] == "eval.knn_k=1"
+    assert main(["evaluate", str(run), "--protocol", "knn", "--no-progress", "eval.batch_size=4"]) == 0
+    assert "evaluated with" not in capsys.readouterr().err  # a bookkeeping field is still the run's recipe
+    assert "config_overrides" not in RunDir(run).metrics()["knn/synthetic/split1"]

@@ -147,3 +147,25 @@ def test_every_entry_records_the_splits_it_read(tmp_path):
     metrics = run.metrics()
     PROTOCOLS.unregister("probe")
     assert [metrics[k]["test_reads"] for k in ("probe/synthetic/split1", "probe/synthetic/split1@step_5")] == [1, 1]
+
+
+def test_config_overrides_names_only_recipe_fields_the_run_did_not_use(tiny_run, tmp_path):
+    """What `vssl evaluate RUN key=value` changed from config.yaml, as an entry records it (tables keep such an
+    entry apart from its row's others): bookkeeping fields (batch size, workers, seed) and fields the run's
+    config.yaml predates are not differences."""
+    import yaml
+
+    from benchmark.evaluation import config_overrides
+
+    assert config_overrides(tiny_run, tiny_config(tiny_run)) == ""
+    assert config_overrides(tiny_run, tiny_config(tiny_run, "eval.batch_size=3", "data.num_workers=0")) == ""
+    changed = tiny_config(tiny_run, "eval.linear_epochs=7", "eval.knn_ks=[1, 3]", "eval.batch_size=3")
+    assert config_overrides(tiny_run, changed) == "eval.knn_ks=[1, 3], eval.linear_epochs=7"
+    older = tmp_path / "older"
+    shutil.copytree(tiny_run.path, older)
+    tree = yaml.safe_load((older / "config.yaml").read_text())
+    del tree["eval"]["linear_epochs"]  # written before the field existed
+    (older / "config.yaml").write_text(yaml.safe_dump(tree))
+    from benchmark.rundir import RunDir
+
+    assert config_overrides(RunDir(older), changed) == "eval.knn_ks=[1, 3]"

@@ -84,6 +84,50 @@ def test_split_recipes_shows_each_recipe_as_its_own_row(tmp_path):
     assert table.variant_fields == ["cfg.method.temperature"]
 
 
+def _reevaluated(tmp_path, overridden_seeds):
+    """Three TCE seeds; the runs of ``overridden_seeds`` had their linear entry redone with
+    `vssl evaluate RUN eval.linear_epochs=50` (benchmark.evaluation.config_overrides records it)."""
+    sweep = write_fake_sweep(tmp_path / "s", [FakeRun(seed=s, accuracy=0.4) for s in (0, 1, 2)])
+    for cell in sorted((sweep / "cells").iterdir()):
+        run = RunDir(cell)
+        if run.config()["run"]["seed"] in overridden_seeds:
+            metrics = run.metrics()
+            metrics["linear/synthetic/split1"]["config_overrides"] = "eval.linear_epochs=50"
+            (cell / "metrics.json").write_text(json.dumps(metrics))
+    return collect(sweep)
+
+
+def test_an_entry_evaluated_with_other_settings_is_never_pooled_with_its_rows_others(tmp_path):
+    with pytest.raises(UserError) as exc:
+        build_table(_reevaluated(tmp_path, {2}))
+    msg = str(exc.value)
+    assert "\n" not in msg and "1 table row(s) would pool runs with different recipes" in msg
+    assert "TCE (resnet10t, synthetic-pool): linear/synthetic/split1 evaluated with " in msg
+    assert "eval.linear_epochs=50 (1 run: " in msg and "none (2 runs: " in msg
+    assert "re-evaluate those runs without overrides" in msg and "--split-recipes" in msg
+    table = build_table(_reevaluated(tmp_path / "again", {2}), split_recipes=True)
+    assert sorted(zip(table.rows["variant"], table.rows["n_runs"], strict=True)) == [
+        ("linear overrides=eval.linear_epochs=50", 1),
+        ("linear overrides=none", 2),
+    ]
+    assert (
+        "Evaluated with settings other than the run's config (`vssl evaluate RUN key=value`): "
+        "linear/synthetic/split1: eval.linear_epochs=50 (1 run)"
+    ) in notes(table)
+
+
+def test_a_row_whose_every_run_was_reevaluated_alike_says_so(tmp_path):
+    from benchmark.results.report import protocol_section
+
+    table = build_table(_reevaluated(tmp_path, {0, 1, 2}))
+    assert len(table.rows) == 1 and table.rows["n_runs"].iloc[0] == 3
+    assert any("linear/synthetic/split1: eval.linear_epochs=50 (3 runs)" in n for n in notes(table))
+    assert "every run evaluated with eval.linear_epochs=50 over their config" in "\n".join(protocol_section(table))
+    plain = build_table(_reevaluated(tmp_path / "none", set()))
+    assert not any("settings other than" in n for n in notes(plain))
+    assert "over their config" not in "\n".join(protocol_section(plain))
+
+
 def test_a_field_only_newer_runs_record_is_noted_not_a_difference(tmp_path):
     specs = [FakeRun(seed=s, defaults={"method.new_knob": 1} if s == 2 else {}) for s in (0, 1, 2)]
     table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
