@@ -474,11 +474,11 @@ def loss_curves(table: Table, out_dir: Path) -> Figure | None:
         label = "chance level" + (" (a regression: R² = 0)" if any_regression else "")
         handles.append(Line2D([], [], ls="--", lw=1, color="0.3", label=label))
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize="small")
-    fig.suptitle("Pre-training loss per objective")
+    fig.suptitle("Pre-training loss per row")
     return Figure(
         "loss_curves",
-        "Pre-training loss per row from scalars.jsonl, one panel per objective (losses of different methods "
-        "are different objectives): mean over seeds, band = ±1 sd, dashed = the objective's chance-level loss "
+        "Pre-training loss per row from scalars.jsonl, one panel per pre-trained row (losses of different "
+        "methods are different objectives, so no two share an axis): mean over seeds, band = ±1 sd, dashed = the objective's chance-level loss "
         "(for a regression pretext such as Motion & Appearance's, the held-out loss of predicting the training "
         "targets' mean, R² = 0).",
         save(fig, out_dir, "loss_curves"),
