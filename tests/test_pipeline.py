@@ -85,3 +85,33 @@ def test_pretrain_into_a_run_of_other_settings_is_refused_before_anything_is_wri
     del config["method"]["crop_scale_max"]  # as a run made before the field existed records it
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(config))
     assert main([*base, "optim.steps=2"]) == 0
+
+
+def test_the_gpu_check_keeps_earlier_stages_of_the_same_gpu_and_never_overwrites_figures_without_cuda(
+    tmp_path, capsys, monkeypatch
+):
+    """`vssl bench gpu --stages mining` after a full run keeps the other stages measured on that GPU; a call on a
+    machine without CUDA leaves measured figures alone (a lent GPU's 15 minutes are not lost to a laptop run)."""
+    from benchmark.perf import gpu
+
+    perf = tmp_path / "results" / "perf"
+    perf.mkdir(parents=True)
+    done = {"status": "done", "step_ms": 12.5, "date": "2026-12-01T10:00:00+0000"}
+    earlier = {"stages": {s: dict(done) for s in gpu.STAGES}, "gpu": "NVIDIA H200", "date": "2026-12-01T10:00:00+0000"}
+    (perf / "gpu.json").write_text(json.dumps(earlier))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "gpu", "--out", str(tmp_path)]) == 0
+    assert "holds measured figures and is left as it is" in capsys.readouterr().out
+    assert json.loads((perf / "gpu.json").read_text()) == earlier
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
+    monkeypatch.setitem(gpu.STAGE_FUNCTIONS, "mining", lambda figures: {"mining_ms": 3.0})
+    assert main(["bench", "gpu", "--out", str(tmp_path), "--stages", "mining"]) == 0
+    stages = json.loads((perf / "gpu.json").read_text())["stages"]
+    assert list(stages) == list(gpu.STAGES)
+    assert stages["mining"]["status"] == "done" and stages["mining"]["mining_ms"] == 3.0
+    assert stages["mining"]["date"] != done["date"]
+    assert all(stages[s] == done for s in gpu.STAGES if s != "mining")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA A100")  # another GPU: earlier ones dropped
+    assert main(["bench", "gpu", "--out", str(tmp_path), "--stages", "mining"]) == 0
+    assert list(json.loads((perf / "gpu.json").read_text())["stages"]) == ["mining"]

@@ -17,7 +17,9 @@ Stages (measured in one run; bf16 autocast and channels_last):
 6. ``host_syncs``: TCE steps under ``torch.cuda.set_sync_debug_mode('warn')``: host syncs per step.
 
 With one GPU, multi-GPU NCCL DDP stays unverified. On a machine without CUDA it says so in one line, resolves
-every stage on the meta device (model, input shape, parameters printed) and marks each "skipped: no CUDA".
+every stage on the meta device (model, input shape, parameters printed) and marks each "skipped: no CUDA"; it
+never replaces a gpu.json that holds measured figures. ``--stages`` re-runs some stages: the stages an earlier
+gpu.json measured on the same GPU stay in the files (each with its own ``date``), others are dropped.
 """
 
 from __future__ import annotations
@@ -65,10 +67,19 @@ def run(args) -> int:
     import torch
 
     out = Path(args.out) / "results" / "perf"
-    figures: dict = {"stages": {}}
     cuda = torch.cuda.is_available()
+    earlier = _earlier(out)
+    measured = any(str(e.get("status")) != "skipped: no CUDA" for e in earlier.get("stages", {}).values())
     if not cuda:
-        print("gpu check: no CUDA on this machine; every stage resolved on the meta device and skipped")
+        print("gpu check: no CUDA on this machine; every stage resolved on the meta device and skipped"
+              + (f" ({out / 'gpu.md'} holds measured figures and is left as it is)" if measured else ""))  # fmt: skip
+    gpu = torch.cuda.get_device_name(0) if cuda else None
+    kept = {  # stages this call does not run, measured earlier on the same GPU
+        stage: {**entry, "date": entry.get("date") or earlier.get("date")}
+        for stage, entry in earlier.get("stages", {}).items()
+        if cuda and earlier.get("gpu") == gpu and stage in STAGES and stage not in args.stages
+    }
+    figures: dict = {"stages": kept}  # (the mining stage reads the 2D step's time from here)
     for stage in args.stages:
         plan = resolve(stage)
         print(f"{stage}: {plan['method']} on {plan['backbone']} ({plan['params_millions']} M parameters), "
@@ -83,9 +94,21 @@ def run(args) -> int:
             entry["seconds"] = round(time.perf_counter() - t0, 1)
             print(f"  {entry['status']} in {entry['seconds']} s: "
                   f"{ {k: v for k, v in entry.items() if k not in plan and k not in ('traceback',)} }", flush=True)  # fmt: skip
+        entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         figures["stages"][stage] = entry
-        write(out, figures)  # after every stage: a later stage that runs out of time loses nothing
+        if cuda or not measured:  # after every stage: a later stage that runs out of time loses nothing
+            figures["stages"] = {s: figures["stages"][s] for s in STAGES if s in figures["stages"]}
+            write(out, figures)
     return 0
+
+
+def _earlier(out: Path) -> dict:
+    """An earlier run's gpu.json ({} when absent or unreadable)."""
+    try:
+        data = json.loads((out / "gpu.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("stages"), dict) else {}
 
 
 def write(out: Path, figures: dict) -> None:
@@ -102,7 +125,8 @@ def write(out: Path, figures: dict) -> None:
             "ddp": "multi-GPU NCCL DDP unverified (one GPU)"}  # fmt: skip
     atomic_write_text(out / "gpu.json", json.dumps({**figures, **meta}, indent=2, default=str) + "\n")
     lines = ["# vssl bench gpu", "", f"{meta['date']}, {meta['gpu'] or 'no GPU'}, torch {meta['torch']}, "
-             f"commit {meta['git_commit']}. {meta['ddp']}.", "", "| stage | status | figures |", "| --- | --- | --- |"]  # fmt: skip
+             f"commit {meta['git_commit']}. {meta['ddp']}. A stage measured by an earlier call on the same GPU "
+             "keeps its own date.", "", "| stage | status | figures |", "| --- | --- | --- |"]  # fmt: skip
     for stage, entry in figures["stages"].items():
         shown = {k: v for k, v in entry.items() if k not in ("status", "traceback")}
         lines.append(f"| {stage} | {entry['status']} | {json.dumps(shown, default=str)} |")
