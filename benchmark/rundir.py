@@ -24,7 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -253,11 +253,12 @@ class RunDir:
 
 
 # --------------------------------------------------------------------------- provenance
-def git_state(cwd: Path | None = None, exclude: Path | None = None) -> dict:
-    """The commit of the code and whether tracked files differ from it (``exclude``: a folder whose changes do not
-    count, e.g. the report folder being written)."""
+def git_state(cwd: Path | None = None, exclude: Path | Sequence[Path] | None = None) -> dict:
+    """The commit of the code and whether tracked files differ from it (``exclude``: folders whose changes do not
+    count, e.g. the report folder being written and the other committed results)."""
     cwd = cwd or Path(__file__).resolve().parent
-    spec = ["--", ":/", f":(exclude){Path(exclude).resolve()}"] if exclude is not None else []
+    folders = [] if exclude is None else [exclude] if isinstance(exclude, (str, Path)) else list(exclude)
+    spec = ["--", ":/", *(f":(exclude){Path(f).resolve()}" for f in folders)] if folders else []
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10

@@ -102,8 +102,17 @@ def test_git_state_can_leave_out_the_folder_being_written(tmp_path):
     (tmp_path / "report" / "table.md").write_text("new\n")
     assert git_state(tmp_path)["git_dirty"] is True
     assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is False
+    (tmp_path / "other").mkdir()  # a second report, written earlier from the same commit
+    (tmp_path / "other" / "table.md").write_text("old\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "d")
+    (tmp_path / "other" / "table.md").write_text("new\n")
+    (tmp_path / "report" / "table.md").write_text("newer\n")
+    assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is True
+    assert git_state(tmp_path, exclude=[tmp_path / "report", tmp_path / "other"])["git_dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path, exclude=tmp_path / "report")["git_dirty"] is True
+    assert git_state(tmp_path, exclude=[tmp_path / "report", tmp_path / "other"])["git_dirty"] is True
 
 
 def test_run_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):

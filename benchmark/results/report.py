@@ -139,7 +139,9 @@ def readme_text(
     """``paired``: baseline method -> its paired rows (one README section per baseline)."""
     coll = table.collection
     name = coll.manifest.get("name") or (coll.sweeps[0] if len(coll.sweeps) == 1 else coll.source.name)
-    code = git_state(exclude=out)  # the files being written here are not "uncommitted code"
+    # neither the files being written here nor the repository's other reports (results/, written one after the
+    # other from one commit) are "uncommitted code"
+    code = git_state(exclude=[out, Path(__file__).resolve().parents[2] / "results"])
     lines = [f"# {name}: results", ""]
     if summary.strip():
         lines += [summary.strip(), ""]
