@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmark.results.collect import parse_eval_key
@@ -71,7 +72,9 @@ def save(fig, out_dir: Path, name: str) -> tuple[Path, ...]:
     if fig.get_layout_engine() is None:  # figures drawn here use constrained layout; seaborn grids do not
         fig.tight_layout()
     fig.savefig(files[0], dpi=150, **SAVE_KW)
-    fig.savefig(files[1], **SAVE_KW)
+    fig.savefig(
+        files[1], metadata={"CreationDate": None}, **SAVE_KW
+    )  # no date: a regenerated PDF of the same runs is the same file
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -122,7 +125,6 @@ def chance_top1(runs: pd.DataFrame, c: Column) -> float | None:
 def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     """One panel per column (metric), rows on the y axis in the table's order: bar = mean over seeds, whisker =
     the table's 95% t-interval, dots = the seeds; control rows grey and hatched."""
-    import numpy as np
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -285,7 +287,12 @@ def hn_ablation(
         if len(hues) > 1
         else dict(color="black")
     )
-    sns.stripplot(sub, x="schedule", y="value", order=order, size=3, ax=ax, **strip)
+    state = np.random.get_state()  # seaborn jitters the dots with numpy's global generator: seed it here, so
+    np.random.seed(0)  # that the same runs give the same picture, and leave the caller's generator as it was
+    try:
+        sns.stripplot(sub, x="schedule", y="value", order=order, size=3, ax=ax, **strip)
+    finally:
+        np.random.set_state(state)
     references = _reference_lines(table, col, ax)
     ax.set(xlabel="hard-negative setting", ylabel=f"{col.label} (%)", title="Hard-negative mining (Figure 5 style)")
     # "mining_schedule=fixed, mining_fixed_threshold=0.5" as two short lines instead of a rotated run of text
