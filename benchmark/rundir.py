@@ -264,7 +264,9 @@ def git_state(cwd: Path | None = None, exclude: Path | Sequence[Path] | None = N
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", *spec],
+            # --no-optional-locks: a read-only query; a killed `git status` would otherwise leave .git/index.lock
+            # behind and block the user's next commit
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no", *spec],
             cwd=cwd,
             capture_output=True,
             text=True,
