@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up .venv (if missing) and run the main job on the built-in synthetic set
 #   make test   set up .venv (if missing) and run the test suite
+# make clean removes only what demo and table1-cpu wrote (the synthetic set, their sweep folders and logs).
 # Works on a machine with nothing but python3 (>= 3.10) and pip's registry.
 
 PYTHON ?= python3
@@ -12,6 +13,10 @@ DEMO_SWEEP ?= sweeps/table1-mini.yaml
 # Torch threads per demo process: two processes of 1 thread + 1 decoding worker each fit a 2-core machine;
 # raise it on a bigger machine: make demo DEMO_THREADS=4
 DEMO_THREADS ?= 1
+# What demo and table1-cpu write, and all `make clean` removes: `vssl synth`'s default folder ($VSSL_DATA, as the
+# CLI reads it, default ./data) and runs/<name> of each sweep (the YAML's `name:`), never other runs or datasets
+SYNTH_DIR := $(or $(VSSL_DATA),data)/synthetic
+DEMO_NAME = $(shell sed -n "s/^name:[[:space:]]*[\"']\{0,1\}\([A-Za-z0-9][A-Za-z0-9._-]*\).*/\1/p" $(DEMO_SWEEP) 2>/dev/null)
 
 .PHONY: setup demo test test-fast lint table1-cpu clean help
 
@@ -21,7 +26,8 @@ help:
 	@echo "make test-fast - the tests not marked slow (a quick check while editing)"
 	@echo "make lint   - ruff (lint + format check) and the import-layer contract (lint-imports)"
 	@echo "make table1-cpu - the 5-seed CPU table: two sweep processes (3D rows | the rest), then the report"
-	@echo "make clean  - remove runs/ and generated data/ (keeps .venv)"
+	@echo "make clean  - remove what demo and table1-cpu wrote: $(SYNTH_DIR), runs/$(DEMO_NAME), runs/table1-cpu"
+	@echo "              and their logs (keeps .venv, other runs and datasets)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,5 +77,6 @@ table1-cpu: setup
 	OMP_NUM_THREADS=1 $(VSSL) sweep sweeps/table1-cpu.yaml --no-progress
 	OMP_NUM_THREADS=1 $(VSSL) report runs/table1-cpu
 
+# An empty DEMO_NAME (DEMO_SWEEP missing, or a name vssl would refuse) removes no sweep folder, never runs/ itself
 clean:
-	rm -rf runs data
+	rm -rf -- "$(SYNTH_DIR)" $(if $(DEMO_NAME),"runs/$(DEMO_NAME)") runs/demo-3d.log runs/table1-cpu runs/table1-cpu-3d.log

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.errors import UserError
-from benchmark.rundir import FILE_MODE
+from benchmark.rundir import FILE_MODE, atomic_write_text
 
 if TYPE_CHECKING:  # torch only when a file is read: `vssl --help` lists the formats without it
     import torch
@@ -335,12 +336,18 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
         raise UserError(f"unknown export format '{fmt}': timm, torchvision or vssl")
     plain = {k[len("net.") :]: v.contiguous() for k, v in state.items() if k.startswith("net.")}
     out = Path(out)
+    _check_export_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": fmt, "backbone": name, "inflated": inflated, "method": cfg["method"]["name"]}
+    tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed: an interrupted export keeps the old file
     try:
-        save_file(plain, str(out), metadata={k: str(v) for k, v in meta.items()})
-        os.chmod(out, FILE_MODE)  # safetensors writes 0600: weights meant for sharing get the umask's mode
-    except Exception as exc:  # noqa: BLE001 (safetensors raises its own SafetensorError on I/O errors)
+        save_file(plain, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+        os.chmod(tmp, FILE_MODE)  # safetensors writes 0600: weights meant for sharing get the umask's mode
+        os.replace(tmp, out)
+    except BaseException as exc:  # (safetensors raises its own SafetensorError on I/O errors)
+        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, Exception):  # Ctrl-C: the CLI says "interrupted"
+            raise
         raise UserError(
             f"could not write {out}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
@@ -350,5 +357,35 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
                "git_commit": env.get("git_commit"),
                "git_dirty": env.get("git_dirty"), "released_weights": env.get("released_weights"),
                "metrics_top1": top1, "run": str(run.path)}  # fmt: skip
-    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=2, default=str) + "\n")
     return out
+
+
+# fields only an export's sidecar has (a run's metrics.json or a sweep.json never holds both)
+_SIDECAR_KEYS = ("metrics_top1", "run")
+
+
+def _is_export(path: Path) -> bool:
+    """Whether PATH (a .safetensors or its .json sidecar) was written by a previous `vssl export`."""
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            return isinstance(data, dict) and all(k in data for k in _SIDECAR_KEYS)
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:  # reads the header only
+            meta = f.metadata() or {}
+        return meta.get("format") in ("timm", "torchvision", "vssl") and "backbone" in meta and "method" in meta
+    except Exception:  # noqa: BLE001 (a folder, unreadable bytes, not JSON / safetensors: not ours)
+        return False
+
+
+def _check_export_target(out: Path) -> None:
+    """--out FILE.safetensors writes FILE.json too: `--out RUN/metrics.safetensors` would replace the run's
+    metrics.json. Only a previous export may be replaced, and that is said on stderr."""
+    existing = [p for p in (out, out.with_suffix(".json")) if p.exists() or p.is_symlink()]
+    for p in existing:
+        if not _is_export(p):
+            raise UserError(f"--out {out} would replace {p}, which is not a `vssl export` output: choose another --out")
+    if existing:
+        print(f"note: replacing the previous export {' and '.join(str(p) for p in existing)}", file=sys.stderr)

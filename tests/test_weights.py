@@ -228,6 +228,51 @@ def test_an_unfinished_pre_training_is_not_exported(tmp_path, capsys):
     assert not (tmp_path / "e.safetensors").exists()
 
 
+def _imported_run(tmp_path: Path) -> Path:
+    torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), tmp_path / "w.pt")
+    main(
+        ["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet10t", "--out", str(tmp_path / "r")]
+    )
+    return tmp_path / "r"
+
+
+def test_an_export_never_replaces_files_it_did_not_write(tmp_path, capsys):
+    """FILE.json beside --out FILE.safetensors: `--out RUN/metrics.safetensors` would replace the run's metrics."""
+    from safetensors.torch import save_file
+
+    run = _imported_run(tmp_path)
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.json").write_text('{"name": "s"}\n')
+    (tmp_path / "other.safetensors").write_bytes(b"not safetensors")
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "theirs.safetensors"))  # someone else's weights, no sidecar
+    (tmp_path / "notes.json").write_text("{}\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for out, replaced in [(run / "metrics.safetensors", run / "metrics.json"),
+                          (tmp_path / "sweep" / "sweep.safetensors", tmp_path / "sweep" / "sweep.json"),
+                          (tmp_path / "other.safetensors", tmp_path / "other.safetensors"),
+                          (tmp_path / "theirs.safetensors", tmp_path / "theirs.safetensors"),
+                          (tmp_path / "notes.safetensors", tmp_path / "notes.json")]:  # fmt: skip
+        capsys.readouterr()
+        assert main(["export", str(run), "--format", "timm", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"would replace {replaced}, which is not a `vssl export` output" in err and "\n" not in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_previous_export_is_replaced_with_a_note(tmp_path, capsys):
+    run = _imported_run(tmp_path)
+    out = tmp_path / "e.safetensors"
+    assert main(["export", str(run), "--format", "timm", "--out", str(out)]) == 0
+    assert "replacing" not in capsys.readouterr().err
+    (tmp_path / "e.json").unlink()  # the weights alone are recognised by their own metadata
+    assert main(["export", str(run), "--format", "vssl", "--out", str(out)]) == 0
+    assert f"note: replacing the previous export {out}\n" in capsys.readouterr().err
+    assert main(["export", str(run), "--format", "timm", "--out", str(out)]) == 0
+    assert f"note: replacing the previous export {out} and {tmp_path / 'e.json'}\n" in capsys.readouterr().err
+    assert json.loads((tmp_path / "e.json").read_text())["format"] == "timm"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".e.json.")]  # no temp file left behind
+
+
 @pytest.mark.slow
 def test_a_3d_export_loads_strictly_into_torchvision_and_inflated_ones_are_factory_only(tmp_path, capsys):
     import torchvision

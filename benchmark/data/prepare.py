@@ -145,6 +145,20 @@ def _encode_job(args: tuple[str, str, str, PrepareConfig]) -> tuple[str, str | N
     return rel, None
 
 
+def _check_collisions(videos: list[str], src: Path, dst: Path) -> None:
+    """x.webm and x.mkv in one folder both become x.mkv: the second encode would replace the first."""
+    by_output: dict[str, list[str]] = {}
+    for rel in videos:
+        by_output.setdefault(output_name(rel), []).append(rel)
+    clashes = [(out, rels) for out, rels in by_output.items() if len(rels) > 1]
+    if clashes:
+        out, rels = clashes[0]
+        more = f" ({len(clashes) - 1} more such outputs)" if len(clashes) > 1 else ""
+        names = " and ".join(str(src / r) for r in rels)
+        raise UserError(f"{names} would {'both' if len(rels) == 2 else 'all'} be written to {dst / out}{more}: "
+                        "give them distinct names in SRC first")  # fmt: skip
+
+
 def _check_settings(dst: Path, cfg: PrepareConfig, force: bool) -> None:
     path = dst / SETTINGS_FILE
     wanted = {"vssl_prepare": 1, **asdict(cfg)}
@@ -182,8 +196,9 @@ def prepare_dataset(
     if dst.is_dir() and not (dst / SETTINGS_FILE).exists() and any(dst.iterdir()) and not force:
         raise UserError(f"DST {dst} holds files that vssl prepare did not write: choose a new or empty folder "
                         "(--force writes into it anyway, replacing files of the same names)")  # fmt: skip
-    _check_settings(dst, cfg, force)
     videos, others = _plan(src, dst)
+    _check_collisions(videos, src, dst)
+    _check_settings(dst, cfg, force)
     report = PrepareReport()
     for rel in others:  # split files, CSVs, frame-folder images: copied as they are
         out = dst / rel

@@ -88,6 +88,22 @@ def test_cli(source, tmp_path, capsys):
     assert "even" in capsys.readouterr().err
 
 
+def test_prepare_refuses_two_sources_with_one_output_before_encoding(tmp_path, capsys):
+    """x.webm becomes x.mkv, beside a source x.mkv: one of the two videos would be lost while both count as encoded."""
+    src = tmp_path / "src"
+    fixtures.write_video(src / "a" / "x.mkv", 8, size=(32, 24))
+    fixtures.write_video(src / "a" / "x.webm", 8, size=(32, 24), codec="libvpx", fmt="webm")
+    fixtures.write_video(src / "a" / "y.webm", 8, size=(32, 24), codec="libvpx", fmt="webm")  # no clash: y.mkv
+    assert main(["prepare", str(src), str(tmp_path / "dst"), "--short-side", "16", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"{src / 'a' / 'x.mkv'} and {src / 'a' / 'x.webm'} would both be written to {tmp_path / 'dst' / 'a' / 'x.mkv'}: "
+        "give them distinct names in SRC first"
+    ), err
+    assert "\n" not in err and "y.webm" not in err
+    assert not (tmp_path / "dst").exists()  # refused before anything was written, prepare.json included
+
+
 def test_target_size():
     assert target_size(320, 240, 128) == (170, 128)
     assert target_size(240, 320, 128) == (128, 170)
