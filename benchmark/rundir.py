@@ -17,6 +17,7 @@ metrics.json, *corrupt* when metrics.json (or config.yaml) does not parse.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -24,7 +25,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -76,8 +78,23 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+@contextmanager
+def update_lock(folder: Path) -> Iterator[None]:
+    """Holds ``folder``'s update lock (waiting for it): read-modify-write updates of its JSON files (metrics.json,
+    env.json, sweep.json) run one at a time across processes, so two `vssl evaluate` of one run, or a sweep cell
+    and an evaluate, or two sweep processes, each keep the other's entries. Each write stays atomic as well."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(folder) / UPDATE_LOCK, os.O_CREAT | os.O_RDWR, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+UPDATE_LOCK = ".update.lock"
 # what a run directory holds (tb/: TensorBoard, cache/: evaluation features, error.txt: a failed cell's traceback)
-RUN_ENTRIES = {CONFIG, OVERRIDES, ENV, SCALARS, METRICS, CHECKPOINTS, ".lock", "tb", "cache", "error.txt"}
+RUN_ENTRIES = {CONFIG, OVERRIDES, ENV, SCALARS, METRICS, CHECKPOINTS, ".lock", UPDATE_LOCK, "tb", "cache", "error.txt"}
 
 
 def check_run_target(path: Path, option: str = "--out") -> None:
@@ -131,9 +148,10 @@ class RunDir:
         atomic_write_text(self.path / OVERRIDES, yaml.safe_dump(explicit, sort_keys=False))
 
     def update_env(self, **fields: Any) -> dict:
-        env = self.env()
-        env.update(fields)
-        atomic_write_text(self.path / ENV, json.dumps(env, indent=2, sort_keys=True, default=str))
+        with update_lock(self.path):
+            env = self.env()
+            env.update(fields)
+            atomic_write_text(self.path / ENV, json.dumps(env, indent=2, sort_keys=True, default=str))
         return env
 
     def log_scalars(self, records: Iterable[dict]) -> None:
@@ -159,9 +177,10 @@ class RunDir:
         atomic_write_text(path, "".join(k + "\n" for k in kept))
 
     def add_metrics(self, key: str, entry: dict) -> None:
-        metrics = self.metrics()
-        metrics[key] = entry
-        atomic_write_text(self.path / METRICS, json.dumps(metrics, indent=2, sort_keys=True, default=float))
+        with update_lock(self.path):
+            metrics = self.metrics()
+            metrics[key] = entry
+            atomic_write_text(self.path / METRICS, json.dumps(metrics, indent=2, sort_keys=True, default=float))
 
     # ---------------------------------------------------------------- reading
     def stamp_end(self) -> None:

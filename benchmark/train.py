@@ -443,6 +443,9 @@ def pretrain(
     from benchmark import distributed
     from benchmark.device import resolve_runtime
 
+    if (run.path / "metrics.json").exists() and run.finished_pretraining():
+        # a finished run keeps its entry (cost figures included), config.yaml and checkpoint as they are
+        return run.metrics()["pretrain"]
     rank = distributed.info()
     method_cls = METHODS.get(cfg.method.name)
     validate(cfg, data=False)  # the data-dependent checks run when the method is built, below

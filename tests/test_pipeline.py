@@ -87,6 +87,24 @@ def test_pretrain_into_a_run_of_other_settings_is_refused_before_anything_is_wri
     assert main([*base, "optim.steps=2"]) == 0
 
 
+def test_pretrain_on_a_finished_run_changes_nothing(synth_data_home, tmp_path, capsys):
+    """Running the same `vssl pretrain` again on a finished run (or with a changed eval.* or run.* setting, which a
+    resume may change) leaves its pretrain entry (wall time, throughput), config.yaml and checkpoint as they were,
+    and says so: rewriting them zeroed the cost figures reports read and relabelled earlier evaluations."""
+    from benchmark.cli import main
+
+    base = ["pretrain", "backbone.name=test_resnet", "data.resolution=32", "optim.batch_size=2", "run.device=cpu",
+            "optim.steps=2", "--no-progress", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(base) == 0
+    files = {n: (tmp_path / "run" / n).read_bytes() for n in ("metrics.json", "config.yaml", "env.json")}
+    checkpoint = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "eval.linear_epochs=7", "run.log_every=1"]) == 0
+    assert "has finished pre-training; nothing was changed" in capsys.readouterr().err
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in files} == files
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == checkpoint
+
+
 def test_the_gpu_check_keeps_earlier_stages_of_the_same_gpu_and_never_overwrites_figures_without_cuda(
     tmp_path, capsys, monkeypatch
 ):

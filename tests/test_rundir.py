@@ -146,3 +146,34 @@ def test_a_run_goes_only_into_a_new_empty_or_run_folder(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match="is a file"):
         check_run_target(tmp_path / "f")
+
+
+def _add_entries(path: str, prefix: str, n: int, together) -> None:
+    from pathlib import Path
+
+    from benchmark.rundir import RunDir
+
+    run = RunDir(Path(path))
+    together.wait(60)  # both write at once, after their slow start
+    for i in range(n):
+        run.add_metrics(f"{prefix}/{i}", {"top1": float(i)})
+        run.update_env(**{f"{prefix}_{i}": i})
+
+
+def test_two_processes_adding_entries_to_one_run_keep_each_others(tmp_path):
+    """Two `vssl evaluate` of one run (or a sweep cell and an evaluate) each read, change and rewrite metrics.json
+    and env.json: without the run's update lock one process's rewrite dropped the other's new entry."""
+    import multiprocessing
+
+    from benchmark.rundir import RunDir
+
+    ctx = multiprocessing.get_context("spawn")
+    together = ctx.Barrier(2)
+    procs = [ctx.Process(target=_add_entries, args=(str(tmp_path), p, 40, together)) for p in ("linear", "knn")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    run = RunDir(tmp_path)
+    assert len(run.metrics()) == 80 and len(run.env()) == 80

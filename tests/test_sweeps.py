@@ -220,3 +220,46 @@ def test_an_empty_sweep_or_a_name_that_is_not_a_folder_name_is_refused(raw, mess
         load_sweep(raw)
     if raw:  # with an output folder of its own, the name is only a name
         assert load_sweep(raw, out_dir="runs/elsewhere").name == raw["name"]
+
+
+@pytest.mark.parametrize("text", ["", '{"name": "s", "cells": {', "\xff\xfe", "[1, 2]"])
+def test_an_unreadable_sweep_json_is_one_line_and_left_alone(tmp_path, text):
+    """A sweep.json cut short (a full disk, a killed copy) stops a relaunch with one line, not a JSON traceback,
+    and is not overwritten (its cells' records are the user's to recover)."""
+    from benchmark.launch.local import write_manifest
+
+    sweep = load_sweep(spec(seeds=[0]), out_dir=tmp_path / "out")
+    path = tmp_path / "out" / "sweep.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(UserError) as exc:
+        write_manifest(sweep)
+    assert "\n" not in str(exc.value) and str(path) in str(exc.value)
+    assert path.read_bytes() == text.encode("latin-1")
+
+
+def test_two_sweep_processes_writing_one_manifest_keep_each_others_cells(tmp_path):
+    """The Makefile starts two `vssl sweep` processes on one folder (3D rows | the rest): each extends sweep.json
+    under the folder's update lock, so neither drops the cells the other added."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    together = ctx.Barrier(2)  # both write at once, after their slow start
+    procs = [ctx.Process(target=_write_manifests, args=(str(tmp_path / "out"), seed, together)) for seed in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    cells = json.loads((tmp_path / "out" / "sweep.json").read_text())["cells"]
+    assert len(cells) == 2 * 40
+
+
+def _write_manifests(out: str, seed: int, together) -> None:
+    import methods  # noqa: F401  (registers the in-tree methods in this fresh process)
+    from benchmark.launch.local import write_manifest
+
+    sweeps = [load_sweep(spec(seeds=[100 * seed + i]), out_dir=out) for i in range(40)]
+    together.wait(60)
+    for sweep in sweeps:
+        write_manifest(sweep)

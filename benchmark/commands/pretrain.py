@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from benchmark.commands import overrides_anywhere
 
 
@@ -43,6 +45,12 @@ def handle(args) -> int:
     check_run_target(out)
     run = RunDir(out)
     check_resumable(run, cfg)
+    if (out / "metrics.json").exists() and run.finished_pretraining():
+        print(
+            f"note: {out} has finished pre-training; nothing was changed (its settings, figures and checkpoint stay): "
+            f"evaluate it with `vssl evaluate {out}`, or choose another --out to train again",
+            file=sys.stderr,
+        )
     with cell_lock(out) as mine:  # the lock a sweep's cells use: two processes never write one run
         if not mine:
             raise UserError(f"{out} is being written by another process: wait for it, or choose another --out")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmark.launch.cell import cell_spec, required_keys, run_cell, write_error
 from benchmark.launch.state import cell_state
-from benchmark.rundir import atomic_write_text
+from benchmark.rundir import atomic_write_text, update_lock
 from benchmark.sweeps import Sweep
 
 MANIFEST = "sweep.json"
@@ -58,14 +58,28 @@ def cell_lock(path: Path) -> Iterator[bool]:
 
 def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
     """Create or extend sweep.json (cells are only ever added, so relaunches keep history)."""
-    path = Path(sweep.out_dir) / MANIFEST
-    old = json.loads(path.read_text()) if path.exists() else {}
-    if old and old.get("name") != sweep.name:
-        from benchmark.errors import UserError
+    from benchmark.errors import UserError
 
-        raise UserError(
-            f"{sweep.out_dir} holds sweep '{old.get('name')}', not '{sweep.name}': choose another output folder"
-        )
+    path = Path(sweep.out_dir) / MANIFEST
+    with update_lock(sweep.out_dir):  # two sweep processes launched at once each keep the other's cells
+        try:
+            old = json.loads(path.read_text()) if path.exists() else {}
+        except (ValueError, UnicodeDecodeError):
+            raise UserError(
+                f"{path} does not parse (cut short?): its cells' run folders are intact; move the file aside and "
+                "relaunch to write it again"
+            ) from None
+        if not isinstance(old, dict):
+            raise UserError(f"{path} is not a sweep manifest (a JSON object): choose another output folder")
+        if old and old.get("name") != sweep.name:
+            raise UserError(
+                f"{sweep.out_dir} holds sweep '{old.get('name')}', not '{sweep.name}': choose another output folder"
+            )
+        _extend_manifest(path, old, sweep, extra)
+    return path
+
+
+def _extend_manifest(path: Path, old: dict, sweep: Sweep, extra: dict | None) -> None:
     cells = old.get("cells", {})
     for c in sweep.cells:
         # "required": the metric keys that make the cell complete, so `vssl status` needs no YAML parsing
@@ -87,7 +101,6 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
         **(extra or {}),
     }
     atomic_write_text(path, json.dumps(manifest, indent=2, default=str))
-    return path
 
 
 def run_local(

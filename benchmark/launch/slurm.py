@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
-from benchmark.rundir import atomic_write_text
+from benchmark.rundir import atomic_write_text, update_lock
 
 JOBS = "jobs.json"
 # SLURM states of a job that still holds (or waits for) resources: never submit its cell twice.
@@ -62,7 +62,14 @@ def read_jobs(sweep_dir: Path) -> dict:
 
 def record_submission(sweep_dir: Path, cluster: str, folder: Path, arrays: list[dict], smoke: bool) -> dict:
     """Add one launch to jobs.json: each array's id, resources and cells; each cell's latest job."""
-    data = read_jobs(sweep_dir)
+    with update_lock(sweep_dir):  # another launch of the sweep writing jobs.json at the same time keeps its jobs
+        data = read_jobs(sweep_dir)
+        _add_submission(data, cluster, folder, arrays, smoke)
+        atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1))
+    return data
+
+
+def _add_submission(data: dict, cluster: str, folder: Path, arrays: list[dict], smoke: bool) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for array in arrays:
         for cid, job_id in array["jobs"].items():
@@ -83,8 +90,6 @@ def record_submission(sweep_dir: Path, cluster: str, folder: Path, arrays: list[
             "arrays": [{k: v for k, v in a.items()} for a in arrays],
         }
     )
-    atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1))
-    return data
 
 
 def job_log(folder: str, job_id: str, stream: str = "err") -> Path:
