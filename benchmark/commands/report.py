@@ -41,7 +41,8 @@ def register(sub) -> None:
         default=None,
         metavar="FILE",
         help="a Markdown file with your findings (what the table shows, what is missing), placed under "
-        "the README's title so that regenerating the report keeps it",
+        "the README's title so that regenerating the report keeps it (default: OUT/summary.md when it exists; "
+        "--summary '' leaves the findings out)",
     )
     p.set_defaults(handler=handle)
 
@@ -57,6 +58,10 @@ def handle(args) -> int:
         raise UserError(f"--n-boot {args.n_boot} is too few for a 95% interval; use at least 100 (default 10000)")
 
     summary = ""
+    out = Path(args.out) if args.out else Path(args.sweep_dir) / "report"
+    if args.summary is None and (out / "summary.md").is_file():  # regenerating a report keeps its findings
+        args.summary = str(out / "summary.md")
+        print(f"note: the findings come from {args.summary} (--summary '' leaves them out)", file=sys.stderr)
     if args.summary:
         path = Path(args.summary)
         if path.is_dir():
