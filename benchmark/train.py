@@ -194,26 +194,36 @@ def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
     """A run directory that already holds a run takes only the same settings (it resumes): another method, backbone,
     data or schedule would load the old checkpoint into a different model, or continue it under a new schedule,
     and overwrite its config.yaml. Values left ``auto`` match what the first launch resolved them to."""
-    from benchmark.config import flatten, plain
-
     if not (run.path / "config.yaml").exists():
         return
+    changes = setting_changes(run, cfg)
+    if changes:
+        raise UserError(
+            f"{run.path} already holds a run with other settings ({changes}): choose another --out, or rerun "
+            "with its settings to resume it"
+        )
+
+
+def setting_changes(run: RunDir, cfg: ExperimentConfig, evaluated: bool = False) -> str:
+    """'optim.steps 2 -> 4, ...': the fields ``cfg`` sets differently from the run's config.yaml that a resume may
+    not change ('' when none). ``evaluated``: the run's evaluations are done, so the evaluation settings they were
+    made with count too (bookkeeping such as eval.batch_size aside)."""
+    from benchmark.config import BOOKKEEPING_FIELDS, flatten, plain
+
     old, new = ({k: plain(v) for k, v in flatten(tree).items()} for tree in (run.config(), to_dict(cfg)))
     differ = [
         key
         for key in sorted(set(old) | set(new))
-        if not key.startswith(RESUME_MAY_CHANGE)
+        if (
+            not key.startswith(RESUME_MAY_CHANGE)
+            or (evaluated and key.startswith("eval.") and key not in BOOKKEEPING_FIELDS)
+        )
         and key in old  # a field added to the code since the run started has no old value to compare
         and new.get(key) != "auto"
         and old.get(key) != new.get(key)
     ]
-    if differ:
-        shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:3])
-        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-        raise UserError(
-            f"{run.path} already holds a run with other settings ({shown}{more}): choose another --out, or rerun "
-            "with its settings to resume it"
-        )
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:3]) + more if differ else ""
 
 
 def training_sampler(method_cls, method_cfg, cfg: ExperimentConfig, info: DataInfo):

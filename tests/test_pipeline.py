@@ -133,3 +133,21 @@ def test_the_gpu_check_keeps_earlier_stages_of_the_same_gpu_and_never_overwrites
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA A100")  # another GPU: earlier ones dropped
     assert main(["bench", "gpu", "--out", str(tmp_path), "--stages", "mining"]) == 0
     assert list(json.loads((perf / "gpu.json").read_text())["stages"]) == ["mining"]
+
+
+def test_setting_changes_count_evaluation_settings_only_for_an_evaluated_run(tmp_path):
+    """What `vssl sweep` compares before relaunching onto cells (commands/sweep.check_existing_cells): a finished
+    cell's evaluations were made with its eval.* settings, so changing them is a different recipe; before its
+    evaluations they may change like workers or logging (bookkeeping such as eval.batch_size never counts)."""
+    from benchmark.config import build_experiment, dump_yaml, merge_overrides, to_dict
+    from benchmark.rundir import RunDir
+    from benchmark.train import setting_changes
+
+    cfg = build_experiment({"method": {"name": "tce"}})
+    (tmp_path / "config.yaml").write_text(dump_yaml(to_dict(cfg)))
+    run = RunDir(tmp_path)
+    epochs = build_experiment(merge_overrides(to_dict(cfg), ["eval.linear_epochs=7", "eval.batch_size=3"]))
+    assert setting_changes(run, epochs) == ""
+    assert setting_changes(run, epochs, evaluated=True) == f"eval.linear_epochs {cfg.eval.linear_epochs} -> 7"
+    steps = build_experiment(merge_overrides(to_dict(cfg), ["optim.steps=9", "run.log_every=3"]))
+    assert setting_changes(run, steps) == f"optim.steps {cfg.optim.steps} -> 9"

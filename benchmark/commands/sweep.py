@@ -68,6 +68,8 @@ def handle(args) -> int:
     if args.only:
         sweep = select_cells(sweep, args.only)
     check_cells(sweep, datasets=not args.smoke)  # a smoke run replaces the datasets
+    if not args.smoke:  # (a smoke run writes elsewhere)
+        check_existing_cells(sweep)
     if args.cluster == "slurm" or args.dry_run:
         from benchmark.launch.slurm import check_reachable, check_resources
 
@@ -137,6 +139,34 @@ def check_cells(sweep, datasets: bool = True) -> None:
         except UserError as exc:
             raise UserError(f"cell {cell.id} ({cell.label}): {exc}") from None
         checked.add(key)
+
+
+def check_existing_cells(sweep) -> None:
+    """Cell ids hash a cell's own axes and seed, not the sweep's base or command-line values: a relaunch after
+    such a change finds its cells' folders made with the old settings, and would count the finished ones complete
+    (or resume the others under the new recipe, rewriting their config.yaml). One line instead, before anything
+    is written or submitted. Settings a resume may change (workers, logging, devices) are not differences; for a
+    finished cell, evaluation settings are."""
+    from benchmark.errors import UserError
+    from benchmark.launch.local import cell_dir
+    from benchmark.rundir import CorruptRun, RunDir
+    from benchmark.train import setting_changes
+
+    for cell in sweep.cells:
+        run = RunDir(cell_dir(sweep.out_dir, cell.id))
+        if not (run.path / "config.yaml").exists():
+            continue
+        try:
+            metrics = run.metrics() if (run.path / "metrics.json").exists() else {}
+            changes = setting_changes(run, cell.config, evaluated=any(k != "pretrain" for k in metrics))
+        except CorruptRun:  # `vssl status` lists it as corrupt; relaunches leave it alone
+            continue
+        if changes:
+            raise UserError(
+                f"cell {cell.id} ({cell.label}) in {sweep.out_dir} ran with other settings ({changes}): a relaunch "
+                "would keep its results as if made with these; launch into another --out (or `out:`), or undo the "
+                "change"
+            )
 
 
 def dry_run(sweep, cluster: str) -> int:

@@ -171,6 +171,27 @@ def test_local_relaunch_skips_done_and_runs_only_new_cells(tmp_path, capsys):
     assert len(manifest["cells"]) == 2 and all(c["required"] == ["pretrain"] for c in manifest["cells"].values())
 
 
+def test_a_relaunch_with_changed_settings_never_counts_old_cells_complete(tmp_path, capsys):
+    """Cell ids hash a cell's axes and seed, not the base: a relaunch with another base value (or command-line
+    value) would print "complete" for cells made with the old one. One line instead, nothing written; settings a
+    resume may change (workers, logging) still relaunch."""
+    out = tmp_path / "out"
+    sweep = write(tmp_path, random_init_spec(seeds=[0]))
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress"]) == 0
+    (cell,) = (out / "cells").iterdir()
+    files = {p.name: p.read_bytes() for p in cell.iterdir() if p.is_file()}
+    manifest = (out / "sweep.json").read_bytes()
+    capsys.readouterr()
+    for changed in (["backbone.name=resnet18"], ["optim.lr=0.5"], ["--dry-run", "backbone.name=resnet18"]):
+        assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", *changed]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"cell {cell.name} (seed=0) in {out} ran with other settings (" in err and "\n" not in err
+        assert "launch into another --out" in err
+    assert {p.name: p.read_bytes() for p in cell.iterdir() if p.is_file()} == files
+    assert (out / "sweep.json").read_bytes() == manifest
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "run.log_every=5", "data.num_workers=0"]) == 0
+
+
 def test_two_local_processes_never_run_the_same_cell(tmp_path, capsys):
     """A cell whose lock another process holds is passed by (and said so); the lock dies with its holder."""
     from benchmark.launch.local import cell_dir, cell_lock
