@@ -81,10 +81,17 @@ def save(path: Path, state: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as exc:  # a full disk: torch says "enforce fail at inline_container.cc"
+        tmp.unlink(missing_ok=True)  # the checkpoint it replaces stays; no half-written file is left
+        raise write_error(exc, path) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _writes += 1
     if os.environ.get(KILL_HOOK) == str(_writes):  # a kill between writing the new file and renaming it
         import signal
@@ -93,6 +100,23 @@ def save(path: Path, state: dict[str, Any]) -> None:
     if path.exists():
         os.replace(path, previous_of(path))
     os.replace(tmp, path)
+
+
+def write_error(exc: BaseException, path: Path) -> OSError:
+    """An OSError naming ``path`` (the CLI prints it in one line), with the disk's state when it is full."""
+    import errno
+    import shutil
+
+    if isinstance(exc, OSError) and exc.filename:
+        return exc
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        free = None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), str(path))
+    why = "no space left on the device" if free is not None and free < 64 * 2**20 else str(exc).splitlines()[0]
+    return OSError(errno.ENOSPC if "space" in why else errno.EIO, f"could not write ({why})", str(path))
 
 
 def previous_of(path: Path) -> Path:

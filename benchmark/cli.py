@@ -61,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vssl {args.command}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
     except OSError as exc:  # an unwritable --out, a file where a folder belongs, a full disk: the path, one line
+        import errno
+
+        if not exc.filename and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a write that named no file
+            print(f"vssl {args.command}: error: {exc.strerror}: free some space and rerun (files already written "
+                  "are whole: every write goes through a temporary file)", file=sys.stderr)  # fmt: skip
+            return 2
         if not exc.filename:  # no path to name (a socket, a lost connection): a fault to report, with its traceback
             raise
-        import errno
 
         what = exc.strerror or str(exc)
         if exc.errno in (errno.EEXIST, errno.ENOTDIR) and not Path(exc.filename).is_dir():

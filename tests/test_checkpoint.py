@@ -110,3 +110,28 @@ def test_vssl_evaluate_refuses_a_planted_payload_in_one_line(synth_data_home, tm
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "refusing to load" in done.stderr
     assert not marker.exists()
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_file(tmp_path, monkeypatch):
+    """torch.save on a full disk raises RuntimeError("[enforce fail at inline_container.cc:672] ...") naming no
+    file: save() removes its half-written .tmp, keeps the checkpoint it would replace, and raises an OSError
+    naming the checkpoint (the CLI prints it in one line)."""
+    import errno
+    import shutil
+
+    path = tmp_path / "last.pt"
+    save(path, {"step": 1})
+
+    def full(*a, **k):
+        Path(tmp_path / "last.pt.tmp").write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(OSError) as exc:
+        save(path, {"step": 2})
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(path)
+    assert "no space left" in exc.value.strerror
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    monkeypatch.undo()
+    assert load(path)["step"] == 1

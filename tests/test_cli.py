@@ -84,3 +84,31 @@ def test_bad_options_get_the_commands_own_usage_and_one_error_line(argv, usage, 
 def test_status_needs_at_least_one_error_line(tmp_path, capsys):
     assert main(["status", str(tmp_path), "--lines", "0"]) == 2
     assert "--lines 0" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_even_when_the_write_names_no_file(tmp_path, capsys, monkeypatch):
+    """write() or fsync() on a full disk raises OSError(ENOSPC) without a file name: atomic writes name the file
+    they were writing, and an ENOSPC that still names none is one line, not a traceback."""
+    import errno
+    import os
+
+    from benchmark.rundir import atomic_write_text
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as exc:
+        atomic_write_text(tmp_path / "table.md", "x" * 100_000)
+    monkeypatch.undo()
+    assert exc.value.filename == str(tmp_path / "table.md") and list(tmp_path.iterdir()) == []
+
+    from benchmark.commands import status
+
+    def nameless(args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(status, "handle", nameless)
+    assert main(["status", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vssl status: error: No space left on device: free some space") and "\n" not in err

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from benchmark.checkpoint import write_error
 from benchmark.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from benchmark.device import single_thread_worker
 
@@ -371,6 +372,10 @@ def extract(
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"x": out.x, "y": out.y, "video_ids": out.video_ids, "bad": out.bad}, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save({"x": out.x, "y": out.y, "video_ids": out.video_ids, "bad": out.bad}, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:  # a full disk: no half-written cache is left behind
+            tmp.unlink(missing_ok=True)
+            raise write_error(exc, path) from None
     return out
