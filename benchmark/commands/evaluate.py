@@ -107,16 +107,16 @@ def handle(args) -> int:
     check_evaluation_set(cfg.eval.dataset, cfg.eval.split)
     overrides = config_overrides(run, cfg)
     for name in names:
-        if entry_key(name, cfg, args.checkpoint) in run.metrics():  # say so: it replaces the number tables read
-            print(
-                f"note: replacing {run.path}'s earlier {entry_key(name, cfg, args.checkpoint)} entry", file=sys.stderr
-            )
+        key = entry_key(name, cfg, args.checkpoint)
+        earlier = key in run.metrics()
         if overrides:
             print(
-                f"note: {entry_key(name, cfg, args.checkpoint)} is evaluated with {overrides}, not the run's "
-                "config: tables keep it apart from entries made with the run's own settings",
+                f"note: {key} is evaluated with {overrides}, not the run's config: tables keep it apart from "
+                "entries made with the run's own settings",
                 file=sys.stderr,
             )
         entry = evaluate(run, cfg, name, progress_bar=not args.no_progress, checkpoint=args.checkpoint)
-        print(summary(entry_key(name, cfg, args.checkpoint), entry))
+        if earlier:  # said once the new entry is written (a failed evaluation replaces nothing)
+            print(f"note: replaced {run.path}'s earlier {key} entry", file=sys.stderr)
+        print(summary(key, entry))
     return 0

@@ -65,7 +65,7 @@ def test_evaluating_again_says_it_replaces_the_entry(tiny_run, synth_data_home, 
     capsys.readouterr()
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert err.count("note: replacing") == 1 and "knn/synthetic/split1 entry" in err
+    assert err.count("note: replaced") == 1 and "knn/synthetic/split1 entry" in err
     # k=1 is not the run's recipe: said, and recorded so that tables never pool this entry with the row's others
     assert "note: knn/synthetic/split1 is evaluated with eval.knn_k=1, not the run's config" in err
     assert RunDir(run).metrics()["knn/synthetic/split1"]["config_overrides"] == "eval.knn_k=1"
