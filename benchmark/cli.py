@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from benchmark import __version__
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, not a crash
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):  # not a text stream we may reconfigure
+            pass
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -60,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = getattr(args, "on_interrupt", "")
         print(f"vssl {args.command}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
+    except (BrokenProcessPool, RuntimeError) as exc:
+        if not worker_died(exc):
+            raise
+        hint = getattr(args, "on_interrupt", "") or "rerun the same command"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"vssl {args.command}: error: a worker process died ({first}; killed, or out of memory?): {hint}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except OSError as exc:  # an unwritable --out, a file where a folder belongs, a full disk: the path, one line
         import errno
 
@@ -75,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             what = "a file (or a path through one) stands where a folder is needed"  # mkdir over a file
         print(f"vssl {args.command}: error: {what}: {exc.filename}", file=sys.stderr)
         return 2
+
+
+def worker_died(exc: BaseException) -> bool:
+    """A decoding or encoding worker was killed: a process pool broke, or a DataLoader worker exited."""
+    return isinstance(exc, BrokenProcessPool) or str(exc).startswith("DataLoader worker (pid")
 
 
 def one_line(exc: UserError) -> str:

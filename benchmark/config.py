@@ -65,7 +65,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         require([
-            (self.resolution >= 8, f"data.resolution = {self.resolution}: must be at least 8 px"),
+            (8 <= self.resolution <= 2048, f"data.resolution = {self.resolution}: must be 8 to 2048 px (224 or 112 "
+             "in the papers' protocols)"),
             (self.split >= 1, f"data.split = {self.split}: splits are numbered from 1"),
             (self.num_workers == "auto" or self.num_workers >= 0,
              f"data.num_workers = {self.num_workers}: 'auto' or 0 or more"),
@@ -118,7 +119,7 @@ class OptimConfig:
             (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
              f"optim.betas = {self.betas}: two values in [0, 1), e.g. [0.9, 0.999]"),
             (self.steps >= 0, f"optim.steps = {self.steps}: must be 0 (no pre-training) or more"),
-            (self.lr >= 0, f"optim.lr = {self.lr}: must be >= 0"),
+            (0 <= self.lr < float("inf"), f"optim.lr = {self.lr}: must be a finite number >= 0"),
             *_positive("optim", batch_size=self.batch_size),
             (self.weight_decay >= 0, f"optim.weight_decay = {self.weight_decay}: must be >= 0"),
             (0 <= self.momentum < 1, f"optim.momentum = {self.momentum}: must be in [0, 1)"),
@@ -234,6 +235,11 @@ class _StrictLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise UserError(
+                    f"{_source(node)} line {key_node.start_mark.line + 1}: a key must be a name, not a "
+                    f"{type(key).__name__}"
+                )
             if key in seen:
                 raise UserError(
                     f"{_source(node)} line {key_node.start_mark.line + 1}: key '{key}' appears twice in one mapping "

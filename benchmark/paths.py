@@ -84,6 +84,8 @@ def site_datasets() -> dict[str, DatasetLocation]:
         if not isinstance(entry, dict) or "root" not in entry:
             raise UserError(f"{path}: dataset '{name}' needs a 'root'")
         fmt = entry.get("format", "folder")
+        if not isinstance(fmt, str):
+            raise UserError(f"{path}: dataset '{name}' has format {fmt!r}: one name, e.g. format: ucf101")
         if fmt not in FORMATS:  # the registered formats (benchmark/data/formats/, plugins)
             raise UserError(f"{path}: dataset '{name}' has unknown format '{fmt}'{nearest(fmt, FORMATS.names())}")
         root = _site_path(entry["root"], path.parent)

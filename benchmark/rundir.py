@@ -199,6 +199,9 @@ class RunDir:
                 raise CorruptRun(
                     f"{self.path / CONFIG}: expected a mapping of config sections, got {type(tree).__name__}"
                 )
+            odd = next((k for k, v in tree.items() if not isinstance(v, dict)), None)
+            if odd is not None:  # a hand edit such as `method: tce`
+                raise CorruptRun(f"{self.path / CONFIG}: section '{odd}' is {tree[odd]!r}, not a mapping of its keys")
             return tree
         except FileNotFoundError:
             return {}

@@ -249,6 +249,10 @@ def _common_tree(spec: SweepFile, path: Path | None, cfg_over: dict) -> dict:
         base = read_yaml((path.parent / base) if path else Path(base))
         if not isinstance(base, Mapping):
             raise UserError("sweep 'base' must be a config mapping or a path to one")
+    for section, value in dict(base).items():  # `run:` with nothing under it is null, not an empty section
+        if not isinstance(value, Mapping):
+            raise UserError(f"sweep base: '{section}' must be a mapping of its keys (e.g. {section}: {{...}}), "
+                            f"got {value!r}")  # fmt: skip
     common = merge_overrides(base, spec.overrides)
     if spec.stages is not None:
         common = merge_overrides(common, {"run.stages": spec.stages})

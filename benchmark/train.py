@@ -244,7 +244,8 @@ def split_pretext(records: list, cfg: ExperimentConfig, method_cls) -> tuple[lis
     if method_cls.pretraining is not Pretraining.WEIGHTS:
         return list(records), []
     count = min(cfg.data.pretext_heldout, len(records) // 5)
-    ranked = sorted(records, key=lambda r: hashlib.sha1(r.video_id.encode()).hexdigest())
+    # surrogateescape: a file name that is not UTF-8 (bytes kept as surrogates by the OS layer) hashes too
+    ranked = sorted(records, key=lambda r: hashlib.sha1(r.video_id.encode("utf-8", "surrogateescape")).hexdigest())
     held = {r.video_id for r in ranked[:count]}
     return [r for r in records if r.video_id not in held], [r for r in records if r.video_id in held]
 
@@ -688,8 +689,11 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
             # the sync point: on steps every rank agrees on (a collective), plus a local signal without DDP
             if logging or last_due or keep_due or (request.requested and not rank.enabled):
                 (loss,) = distributed.all_reduce_mean([float(out.loss.detach())])
-                if not math.isfinite(loss):
-                    raise RuntimeError(f"loss is {loss} at step {step}")
+                if not math.isfinite(loss):  # the checkpoints before this step stay
+                    raise UserError(
+                        f"the loss is {loss} at step {step}: training diverged; lower optim.lr (now {cfg.optim.lr}) "
+                        "or raise optim.warmup_steps, and rerun into a new --out"
+                    )
                 if rank.enabled and logging:  # every rank checkpoints and stops at the same step
                     request.requested, request.stop = distributed.any_rank(request.requested, request.stop)
                 if main and logging:

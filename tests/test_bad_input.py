@@ -29,6 +29,9 @@ FILES = {
     "badrun/config.yaml": "method: {name: tce\n",  # a truncated config.yaml
     "listrun/config.yaml": "- 1\n",
     "badsweep/sweep.json": '{"name": "s", "cells": [1, 2]}',  # a hand-edited manifest
+    "listkey.yaml": "optim: {[1]: 2}\n",  # a YAML key that is a list
+    "nullrun.yaml": "name: s\nbase:\n  run:\n  method: {name: random_init}\n",  # `run:` with nothing under it
+    "strrun/config.yaml": "method: tce\nbackbone: {name: resnet10t}\n",  # a hand-edited run config
 }
 CASES = [
     (["pretrain", "optim.steps=-5"], "optim.steps = -5: must be 0 (no pre-training) or more"),
@@ -78,6 +81,12 @@ CASES = [
     (["check-data", "folder"], "no videos found in folder as format 'folder'"),
     (["tb", "folder", "--port", "99999"], "--port 99999: a TCP port is 1..65535"),
     (["report", "folder", "--summary", "latin1.yaml"], "--summary latin1.yaml is not UTF-8 text"),
+    # absurd values and odd YAML (a traceback audit): one line each
+    (["pretrain", "listkey.yaml"], "listkey.yaml line 1: a key must be a name, not a list"),
+    (["sweep", "nullrun.yaml", "--dry-run"], "sweep base: 'run' must be a mapping of its keys"),
+    (["evaluate", "strrun"], "strrun/config.yaml: section 'method' is 'tce', not a mapping of its keys"),
+    (["pretrain", "optim.lr=.inf"], "optim.lr = inf: must be a finite number >= 0"),
+    (["pretrain", "data.resolution=100000"], "data.resolution = 100000: must be 8 to 2048 px"),
 ]
 
 

@@ -112,3 +112,52 @@ def test_a_full_disk_is_one_line_even_when_the_write_names_no_file(tmp_path, cap
     assert main(["status", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vssl status: error: No space left on device: free some space") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        __import__("concurrent.futures.process", fromlist=["x"]).BrokenProcessPool(
+            "A process in the process pool was terminated abruptly while the future was running or pending."
+        ),
+        RuntimeError("DataLoader worker (pid(s) 8639) exited unexpectedly"),
+    ],
+)
+def test_a_killed_worker_is_one_line(exc, tmp_path, capsys, monkeypatch):
+    """kill -9 of an encoding (prepare, check-data, synth) or decoding (DataLoader) worker: one line saying a
+    worker died and how to go on, exit 1; any other RuntimeError is a fault and keeps its traceback."""
+    from benchmark.commands import status
+
+    def dies(args):
+        raise exc
+
+    monkeypatch.setattr(status, "handle", dies)
+    assert main(["status", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vssl status: error: a worker process died (") and "killed, or out of memory?" in err
+    assert "\n" not in err
+
+    def fault(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(status, "handle", fault)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["status", str(tmp_path)])
+
+
+def test_a_worker_killed_while_synth_renders_ends_the_command_instead_of_hanging(tmp_path, monkeypatch):
+    """multiprocessing.Pool.imap_unordered waited forever for the videos of a killed worker (1552 of 1560, a
+    reviewer's kill -9); the executor raises BrokenProcessPool, which the CLI prints in one line."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from benchmark.data import synthetic
+
+    monkeypatch.setattr(synthetic, "_make_one", _dies_at_once)
+    with pytest.raises(BrokenProcessPool):
+        synthetic.generate(tmp_path / "s", synthetic.SynthConfig(classes=2), workers=2, progress=False)
+
+
+def _dies_at_once(task):  # a worker killed while it renders (module level: the executor pickles it by name)
+    import os
+
+    os._exit(9)

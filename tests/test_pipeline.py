@@ -151,3 +151,37 @@ def test_setting_changes_count_evaluation_settings_only_for_an_evaluated_run(tmp
     assert setting_changes(run, epochs, evaluated=True) == f"eval.linear_epochs {cfg.eval.linear_epochs} -> 7"
     steps = build_experiment(merge_overrides(to_dict(cfg), ["optim.steps=9", "run.log_every=3"]))
     assert setting_changes(run, steps) == f"optim.steps {cfg.optim.steps} -> 9"
+
+
+def test_file_names_that_are_not_utf8_are_hashed_and_written_back(tmp_path):
+    """A video named with Latin-1 bytes reaches Python as surrogates: the held-out split hashed it with a strict
+    encode (UnicodeEncodeError before any run was written), and check-data's CSV lost its findings."""
+    import dataclasses
+
+    from benchmark.config import build_experiment
+    from benchmark.data.check import CheckReport, Finding, write_csv
+    from benchmark.data.index import VideoRecord
+    from benchmark.method import Pretraining
+    from benchmark.train import split_pretext
+
+    name = b"c2/good_\xe9".decode("utf-8", "surrogateescape")
+    records = [VideoRecord(f"/d/{i}.avi", 0, f"c1/v{i}") for i in range(9)] + [VideoRecord("/d/x.avi", 1, name)]
+    cfg = build_experiment({"method": {"name": "tce"}})
+    trained = dataclasses.make_dataclass("M", [], namespace={"pretraining": Pretraining.WEIGHTS})
+    train, held = split_pretext(records, cfg, trained)
+    assert len(train) + len(held) == 10 and len(held) == 2
+    write_csv(CheckReport(checked=1, bad=[Finding(f"/d/{name}.avi", "cannot decode")]), tmp_path / "f.csv")
+    assert b"/d/c2/good_\xe9.avi" in (tmp_path / "f.csv").read_bytes()
+
+
+def test_a_diverged_pre_training_is_one_line(synth_data_home, tmp_path, capsys):
+    """optim.lr=1e30 (finite, so accepted) makes the loss NaN within a few steps: one line that says training
+    diverged and what to lower, exit 2 (it was a RuntimeError traceback)."""
+    from benchmark.cli import main
+
+    argv = ["pretrain", "backbone.name=test_resnet", "data.resolution=32", "optim.batch_size=2", "run.device=cpu",
+            "optim.steps=6", "optim.warmup_steps=0", "optim.lr=1e30", "run.log_every=1", "--no-progress",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "training diverged; lower optim.lr (now 1e+30)" in err and "\n" not in err

@@ -213,7 +213,8 @@ def render(report: CheckReport, root: Path, max_rows: int = 50) -> str:
 def write_csv(report: CheckReport, path: Path) -> None:
     import csv
 
-    with open(path, "w", newline="") as f:
+    # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         w = csv.writer(f)
         w.writerow(["status", "video", "reason"])
         for status, rows in (("bad", report.bad), ("missing", report.missing), ("warning", report.odd)):

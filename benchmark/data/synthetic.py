@@ -506,7 +506,7 @@ def _existing_summary(out: Path, cfg: SynthConfig) -> dict | None:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not stored.get("complete") or stored.get("config") != _config_record(cfg):
+    if not isinstance(stored, dict) or not stored.get("complete") or stored.get("config") != _config_record(cfg):
         return None
     _, train, test, pool = _plan(cfg)
     if not all((out / j.relpath).is_file() for j in train + test + pool):
@@ -567,13 +567,15 @@ def generate(
             total_bytes += _make_one(task)
             bar(1)
     else:
-        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         from benchmark.data.pool import ignore_sigint
 
-        with mp.get_context().Pool(workers, initializer=ignore_sigint) as pool_:  # Ctrl-C: the parent's alone
-            for nbytes in pool_.imap_unordered(_make_one, tasks, chunksize=8):
-                total_bytes += nbytes
+        # an executor, not multiprocessing.Pool: a worker killed (out of memory, kill -9) raises BrokenProcessPool
+        # here instead of leaving its videos pending forever; Ctrl-C: the parent's alone
+        with ProcessPoolExecutor(workers, initializer=ignore_sigint) as pool_:
+            for future in as_completed([pool_.submit(_make_one, task) for task in tasks]):
+                total_bytes += future.result()
                 bar(1)
     bar(None)
 

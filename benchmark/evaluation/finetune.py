@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from benchmark import checkpoint as ckpt
 from benchmark.config import ExperimentConfig
 from benchmark.data.transforms import AugmentConfig
+from benchmark.errors import UserError
 from benchmark.evaluation import (
     check_bad,
     counts,
@@ -303,7 +304,10 @@ def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_b
     bar.close()
     done.losses.append(round(total_loss / job.sched.steps_per_epoch, 5))
     if not math.isfinite(done.losses[-1]):
-        raise RuntimeError(f"fine-tuning loss is {done.losses[-1]} in epoch {epoch}")
+        raise UserError(
+            f"the fine-tuning loss is {done.losses[-1]} in epoch {epoch}: training diverged; lower "
+            f"eval.finetune_lr (now {job.cfg.eval.finetune_lr})"
+        )
     return done.losses[-1]
 
 

@@ -266,6 +266,9 @@ def test_paths_file_split_dir_is_used_by_name(tmp_path, monkeypatch):
     paths.write_text(f"datsets:\n  ucf: {{root: {root}, format: ucf101}}\n")  # a misspelt section is not empty
     with pytest.raises(UserError, match="unknown top-level key 'datsets' \\(did you mean 'datasets'"):
         build_index("ucf")
+    paths.write_text(f"datasets:\n  ucf: {{root: {root}, format: [ucf101]}}\n")  # was a TypeError traceback
+    with pytest.raises(UserError, match="dataset 'ucf' has format \\['ucf101'\\]: one name"):
+        build_index("ucf")
 
 
 def test_storage_choice(tmp_path):
