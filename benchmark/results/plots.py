@@ -19,6 +19,7 @@ Each function returns a :class:`Figure` or None when the sweep has nothing to dr
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -643,6 +644,18 @@ def trajectories(table: Table, out_dir: Path) -> list[Figure]:
                 )
                 break
     return figs
+
+
+# every figure name all_figures can write (trajectories_<i> besides): what a re-report may remove when it no longer
+# draws one, leaving any other file in figures/ alone
+FIGURE_NAMES = ("table1", "hn_ablation", "over_training", "loss_curves", "mining_curves", "smoothness")
+
+
+def is_report_figure(path: Path) -> bool:
+    """Whether ``path`` is a figure file `vssl report` writes (by name and suffix)."""
+    path = Path(path)
+    named = path.stem in FIGURE_NAMES or re.fullmatch(r"trajectories_\d+", path.stem) is not None
+    return named and path.suffix in (".png", ".pdf")
 
 
 def all_figures(table: Table, out_dir: Path, axes: Iterable[str] = ABLATION_AXES) -> list[Figure]:

@@ -151,6 +151,13 @@ def write_report(sweep_dir: Path, opts: ReportOptions = ReportOptions()) -> Path
         (out / "paired.md").unlink()
     shutil.rmtree(stage, ignore_errors=True)
     figures = [dataclasses.replace(f, files=tuple(out / p.relative_to(stage) for p in f.files)) for f in figures]
+    if opts.figures:  # an earlier report's figure this one does not draw (another sweep's ablation) would linger
+        from benchmark.results.plots import is_report_figure
+
+        drawn = {p for f in figures for p in f.files}
+        for path in (out / "figures").glob("*") if (out / "figures").is_dir() else ():
+            if is_report_figure(path) and path not in drawn:
+                path.unlink()
     readme = out / "README.md"
     text = readme_text(table, paired, figures, out, opts.n_boot, opts.summary, opts.ablation_axes)
     atomic_write_text(readme, text)

@@ -344,3 +344,17 @@ def test_regenerating_a_report_keeps_its_summary(table1_sweep, tmp_path, capsys)
     assert "**What these numbers show.** Nothing yet." in (out / "README.md").read_text()
     assert main([*args, "--summary", ""]) == 0
     assert "What these numbers show" not in (out / "README.md").read_text()
+
+
+def test_a_re_report_removes_figures_it_no_longer_draws_and_keeps_other_files(ablation_sweep, table1_sweep, tmp_path):
+    """An ablation's report, then another sweep's into the same folder: hn_ablation.png/.pdf (not drawn for it)
+    go, so the folder shows only this report's figures; a figure the user put there stays."""
+    out = tmp_path / "rep"
+    axes = ["--ablation-axes", "method.hn_schedule,method.hn_rate"]  # the fixture's field names
+    assert main(["report", str(ablation_sweep), "--out", str(out), "--n-boot", "200", *axes]) == 0
+    assert (out / "figures" / "hn_ablation.png").exists()
+    (out / "figures" / "my_sketch.png").write_bytes(b"mine")
+    assert main(["report", str(table1_sweep), "--out", str(out), "--n-boot", "200"]) == 0
+    names = {p.name for p in (out / "figures").iterdir()}
+    assert "hn_ablation.png" not in names and "hn_ablation.pdf" not in names and "table1.png" in names
+    assert (out / "figures" / "my_sketch.png").read_bytes() == b"mine"
