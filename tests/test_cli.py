@@ -161,3 +161,29 @@ def _dies_at_once(task):  # a worker killed while it renders (module level: the 
     import os
 
     os._exit(9)
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_escaped_on_a_strict_terminal(tmp_path, monkeypatch):
+    """An en_US.UTF-8 terminal's stdout is strict UTF-8: printing a Latin-1 file name (surrogates) raised
+    UnicodeEncodeError in check-data and prepare; the CLI's streams escape it instead."""
+    import io
+    import sys
+
+    from benchmark.commands import status
+
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8", errors="strict"))
+    name = b"good_\xe9.avi".decode("utf-8", "surrogateescape")
+    monkeypatch.setattr(status, "handle", lambda args: print(f"failed: {name}") or 0)
+    assert main(["status", str(tmp_path)]) == 0
+    sys.stdout.flush()
+    assert raw.getvalue() == b"failed: good_\\udce9.avi\n"
+
+
+def test_a_synth_summary_that_is_not_an_object_is_regenerated(tmp_path):
+    """An OUT/synth.json holding `[]` (a hand edit, a broken copy) was an AttributeError; it now means "no
+    complete set here", so vssl synth writes the set again."""
+    from benchmark.data import synthetic
+
+    (tmp_path / synthetic.SUMMARY_FILE).write_text("[]")
+    assert synthetic._existing_summary(tmp_path, synthetic.SynthConfig(classes=2)) is None
