@@ -102,21 +102,20 @@ def save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_error(exc: BaseException, path: Path) -> OSError:
-    """An OSError naming ``path`` (the CLI prints it in one line), with the disk's state when it is full."""
+def write_error(exc: OSError | RuntimeError, path: Path) -> OSError:
+    """``exc`` as an OSError naming ``path`` (the CLI prints it in one line). torch.save reports a full disk as a
+    RuntimeError naming no file ("enforce fail at inline_container.cc"): the disk's free space tells which."""
     import errno
     import shutil
 
-    if isinstance(exc, OSError) and exc.filename:
-        return exc
+    if isinstance(exc, OSError):
+        return exc if exc.filename else OSError(exc.errno, exc.strerror or str(exc), str(path))
     try:
-        free = shutil.disk_usage(Path(path).parent).free
+        full = shutil.disk_usage(Path(path).parent).free < 64 * 2**20
     except OSError:
-        free = None
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return OSError(exc.errno, exc.strerror or str(exc), str(path))
-    why = "no space left on the device" if free is not None and free < 64 * 2**20 else str(exc).splitlines()[0]
-    return OSError(errno.ENOSPC if "space" in why else errno.EIO, f"could not write ({why})", str(path))
+        full = False
+    why = "no space left on the device" if full else (str(exc).splitlines() or [type(exc).__name__])[0]
+    return OSError(errno.ENOSPC if full else errno.EIO, f"could not write ({why})", str(path))
 
 
 def previous_of(path: Path) -> Path:

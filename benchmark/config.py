@@ -522,6 +522,15 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def differences(recorded: Mapping, cfg: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (recorded value, cfg's value)} for every field ``cfg`` sets differently from ``recorded`` (a
+    run's config.yaml), values compared as JSON writes them. A field only one side has (added to or removed from
+    the code since the run) is not a difference."""
+    old = {k: plain(v) for k, v in flatten(recorded).items()}
+    new = {k: plain(v) for k, v in flatten(to_dict(cfg)).items()}
+    return {k: (old[k], new[k]) for k in sorted(new) if k in old and old[k] != new[k]}
+
+
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}: for tables and override hashing."""
     out: dict[str, Any] = {}

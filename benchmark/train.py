@@ -208,22 +208,19 @@ def setting_changes(run: RunDir, cfg: ExperimentConfig, evaluated: bool = False)
     """'optim.steps 2 -> 4, ...': the fields ``cfg`` sets differently from the run's config.yaml that a resume may
     not change ('' when none). ``evaluated``: the run's evaluations are done, so the evaluation settings they were
     made with count too (bookkeeping such as eval.batch_size aside)."""
-    from benchmark.config import BOOKKEEPING_FIELDS, flatten, plain
+    from benchmark.config import BOOKKEEPING_FIELDS, differences
 
-    old, new = ({k: plain(v) for k, v in flatten(tree).items()} for tree in (run.config(), to_dict(cfg)))
     differ = [
-        key
-        for key in sorted(set(old) | set(new))
-        if (
+        (key, old, new)
+        for key, (old, new) in differences(run.config(), cfg).items()
+        if new != "auto"  # an 'auto' matches what the first launch resolved it to
+        and (
             not key.startswith(RESUME_MAY_CHANGE)
             or (evaluated and key.startswith("eval.") and key not in BOOKKEEPING_FIELDS)
         )
-        and key in old  # a field added to the code since the run started has no old value to compare
-        and new.get(key) != "auto"
-        and old.get(key) != new.get(key)
     ]
     more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:3]) + more if differ else ""
+    return ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in differ[:3]) + more if differ else ""
 
 
 def training_sampler(method_cls, method_cfg, cfg: ExperimentConfig, info: DataInfo):
@@ -454,7 +451,7 @@ def pretrain(
     from benchmark import distributed
     from benchmark.device import resolve_runtime
 
-    if (run.path / "metrics.json").exists() and run.finished_pretraining():
+    if run.finished_pretraining():
         # a finished run keeps its entry (cost figures included), config.yaml and checkpoint as they are
         return run.metrics()["pretrain"]
     rank = distributed.info()

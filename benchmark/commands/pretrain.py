@@ -45,7 +45,7 @@ def handle(args) -> int:
     check_run_target(out)
     run = RunDir(out)
     check_resumable(run, cfg)
-    if (out / "metrics.json").exists() and run.finished_pretraining():
+    if run.finished_pretraining():
         print(
             f"note: {out} has finished pre-training; nothing was changed (its settings, figures and checkpoint stay): "
             f"evaluate it with `vssl evaluate {out}`, or choose another --out to train again",

@@ -52,13 +52,13 @@ def handle(args) -> int:
     from pathlib import Path
 
     from benchmark.errors import UserError
-    from benchmark.results.report import ReportOptions, parse_axes, write_report
+    from benchmark.results.report import ReportOptions, parse_axes, report_folder, write_report
 
     if args.n_boot < 100:
         raise UserError(f"--n-boot {args.n_boot} is too few for a 95% interval; use at least 100 (default 10000)")
 
     summary = ""
-    out = Path(args.out) if args.out else Path(args.sweep_dir) / "report"
+    out = report_folder(Path(args.sweep_dir), args.out)
     if args.summary is None and (out / "summary.md").is_file():  # regenerating a report keeps its findings
         args.summary = str(out / "summary.md")
         print(f"note: the findings come from {args.summary} (--summary '' leaves them out)", file=sys.stderr)

@@ -157,8 +157,7 @@ def check_existing_cells(sweep) -> None:
         if not (run.path / "config.yaml").exists():
             continue
         try:
-            metrics = run.metrics() if (run.path / "metrics.json").exists() else {}
-            changes = setting_changes(run, cell.config, evaluated=any(k != "pretrain" for k in metrics))
+            changes = setting_changes(run, cell.config, evaluated=any(k != "pretrain" for k in run.metrics()))
         except CorruptRun:  # `vssl status` lists it as corrupt; relaunches leave it alone
             continue
         if changes:

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from benchmark.config import BOOKKEEPING_FIELDS, ExperimentConfig, flatten, plain, to_dict
+from benchmark.config import BOOKKEEPING_FIELDS, ExperimentConfig, differences
 from benchmark.errors import UserError
 from benchmark.keys import LAST, Stage
 from benchmark.registry import METHODS, PROTOCOLS
@@ -169,19 +169,12 @@ def config_overrides(run: RunDir, cfg: ExperimentConfig) -> str:
     fields (seed, workers, which set) left out; '' when none. The trained model's fields are not compared: the
     run's config.yaml records them as resolved on its data (TCE's K for 'auto'). A field the run's config.yaml
     does not record (added to the code after the run) is not a difference."""
-    method_cls = METHODS.get(cfg.method.name)
-    evaluable = {f"method.{f}" for f in method_cls.eval_only_fields}
-    recorded = flatten(run.config())
-    used = flatten(to_dict(cfg))
-    changed = [
-        f"{k}={plain(used[k])}"
-        for k in sorted(used)
-        if (k.split(".", 1)[0] in ("eval", "data", "run") or k in evaluable)
-        and k in recorded
-        and k not in BOOKKEEPING_FIELDS
-        and plain(used[k]) != plain(recorded[k])
-    ]
-    return ", ".join(changed)
+    evaluable = {f"method.{f}" for f in METHODS.get(cfg.method.name).eval_only_fields}
+    return ", ".join(
+        f"{k}={new}"
+        for k, (_, new) in differences(run.config(), cfg).items()
+        if (k.split(".", 1)[0] in ("eval", "data", "run") or k in evaluable) and k not in BOOKKEEPING_FIELDS
+    )
 
 
 def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool = True, checkpoint: str = LAST) -> dict:

@@ -73,9 +73,8 @@ def save(fig, out_dir: Path, name: str) -> tuple[Path, ...]:
     if fig.get_layout_engine() is None:  # figures drawn here use constrained layout; seaborn grids do not
         fig.tight_layout()
     fig.savefig(files[0], dpi=150, **SAVE_KW)
-    fig.savefig(
-        files[1], metadata={"CreationDate": None}, **SAVE_KW
-    )  # no date: a regenerated PDF of the same runs is the same file
+    # no creation date: a PDF regenerated from the same runs is the same file
+    fig.savefig(files[1], metadata={"CreationDate": None}, **SAVE_KW)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

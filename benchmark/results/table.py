@@ -51,7 +51,6 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("knn", "r@5", "kNN R@5"),
     MetricSpec("finetune", "top1", "fine-tune top-1"),
 )
-BOOKKEEPING = BOOKKEEPING_FIELDS  # config fields that never split a row (benchmark.config)
 ROW_KEYS = ("method", "backbone", "dims", "pretrain")
 THREE_D = ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "r2d3d_18", "r2d3d_34")
 VIEW_FIELDS = ("frames_at_test", "clips_at_test", "clip_len", "clip_stride", "crops_at_test")  # entry fields
@@ -175,6 +174,7 @@ def add_row_keys(
 
 OVERRIDES = "config_overrides"  # the evaluation entry field (benchmark.evaluation.config_overrides)
 NO_OVERRIDES = "none"
+_SUFFIX = f".{OVERRIDES}"  # '<evaluation key>.config_overrides' is the frame's column
 
 
 def override_fields(runs: pd.DataFrame) -> list[str]:
@@ -183,15 +183,15 @@ def override_fields(runs: pd.DataFrame) -> list[str]:
     return [
         c
         for c in runs.columns
-        if c.endswith(f".{OVERRIDES}") and parse_eval_key(c[: -len(OVERRIDES) - 1]) and runs[c].notna().any()
+        if c.endswith(_SUFFIX) and parse_eval_key(c.removesuffix(_SUFFIX)) and runs[c].notna().any()
     ]
 
 
 def field_name(col: str) -> str:
     """A recipe field as messages name it: 'method.lr' for 'cfg.method.lr'; 'linear/ucf101/split1 evaluated
     with' for an entry's config_overrides."""
-    if col.endswith(f".{OVERRIDES}"):
-        return f"{col[: -len(OVERRIDES) - 1]} evaluated with"
+    if col.endswith(_SUFFIX):
+        return f"{col.removesuffix(_SUFFIX)} evaluated with"
     return col[4:] if col.startswith("cfg.") else col
 
 
@@ -202,7 +202,7 @@ def recipe_fields(runs: pd.DataFrame) -> list[str]:
         "cfg.backbone.name",
         "cfg.backbone.inflate",
         "cfg.data.dataset",
-        *(f"cfg.{b}" for b in BOOKKEEPING),
+        *(f"cfg.{b}" for b in BOOKKEEPING_FIELDS),
     }
     return [c for c in runs.columns if c.startswith("cfg.") and c not in skip]
 
@@ -311,7 +311,7 @@ def _conflict_message(runs: pd.DataFrame, conflicts: dict[str, dict[str, dict]])
         parts.append(f"{published.display_name(row['row.method'])} ({extra}): {diffs}")
     more = f" (and {len(conflicts) - 3} more rows)" if len(conflicts) > 3 else ""
     fields = {f for per_row in conflicts.values() for f in per_row}
-    evaluated = any(f.endswith(f".{OVERRIDES}") for f in fields)
+    evaluated = any(f.endswith(_SUFFIX) for f in fields)
     why = "config fields no sweep axis sets, e.g. a default changed between launches"
     if evaluated:
         why += ", or an evaluation made with settings other than its run's config"
@@ -341,10 +341,10 @@ def fmt_value(v) -> str:
 def _short_name(col: str, all_cols: Iterable[str]) -> str:
     """'cfg.method.mining_r' -> 'mining_r' unless another varying field has the same last part; an entry's
     config_overrides -> 'linear overrides' (its protocol's)."""
-    if col.endswith(f".{OVERRIDES}"):
-        key = parse_eval_key(col[: -len(OVERRIDES) - 1])
-        same = [c for c in all_cols if c.endswith(f".{OVERRIDES}") and c.split("/", 1)[0] == col.split("/", 1)[0]]
-        return f"{key.protocol if key and len(same) < 2 else col[: -len(OVERRIDES) - 1]} overrides"
+    if col.endswith(_SUFFIX):
+        key = parse_eval_key(col.removesuffix(_SUFFIX))
+        same = [c for c in all_cols if c.endswith(_SUFFIX) and c.split("/", 1)[0] == col.split("/", 1)[0]]
+        return f"{key.protocol if key and len(same) < 2 else col.removesuffix(_SUFFIX)} overrides"
     leaf = col.rsplit(".", 1)[-1]
     clash = sum(c.rsplit(".", 1)[-1] == leaf for c in all_cols) > 1
     return col[4:] if clash else leaf
@@ -639,7 +639,7 @@ def _overridden(runs: pd.DataFrame) -> list[str]:
     for col in override_fields(runs):
         values = runs[col][runs[col] != NO_OVERRIDES].dropna()
         for text, n in values.value_counts().items():
-            out.append(f"{col[: -len(OVERRIDES) - 1]}: {text} ({n} run{'s' if n > 1 else ''})")
+            out.append(f"{col.removesuffix(_SUFFIX)}: {text} ({n} run{'s' if n > 1 else ''})")
     return out
 
 
