@@ -69,6 +69,9 @@ class Resources:
     setup: list[str] = field(default_factory=list)  # shell lines run before each job (module load, conda activate)
     signal_delay_s: int = 120  # SLURM's warning signal this long before the time limit: checkpoint + requeue
     max_requeues: int = 10  # timeouts after which a checkpointable job is no longer requeued
+    # a cell on several tasks (DDP) evaluates in a one-task job of its own after pre-training, freeing the other GPUs;
+    # false: rank 0 evaluates inside the pre-training job while the other ranks wait (benchmark.launch.slurm)
+    split_evaluation: bool = True
     gpu_hours_estimate: float | None = None  # label only; "estimate" unless measured on a GPU
 
 

@@ -175,7 +175,14 @@ def dry_run(sweep, cluster: str) -> int:
     from benchmark.backbones import param_count_millions
     from benchmark.errors import UserError
     from benchmark.launch.local import cell_dir
-    from benchmark.launch.slurm import check_reachable, describe_resources, resource_groups
+    from benchmark.launch.slurm import (
+        EVALUATE,
+        check_reachable,
+        describe_resources,
+        evaluation_resources,
+        job_parts,
+        resource_groups,
+    )
     from benchmark.rundir import RunDir
     from benchmark.train import build_method
 
@@ -210,6 +217,10 @@ def dry_run(sweep, cluster: str) -> int:
         estimates = [(c.resources or sweep.resources).gpu_hours_estimate or 0 for c in cells]
         est = f", ~{sum(estimates):g} GPU-h in all (estimates)" if any(estimates) else ""
         print(f"array {i}: {len(cells)} cells: {describe_resources(res)}{est}")
+        split = [c for c in cells if EVALUATE in job_parts(c, res, cluster, cell_dir(sweep.out_dir, c.id))]
+        if split:
+            print(f"  then {len(split)} evaluation job(s), one per cell after its pre-training: "
+                  f"{describe_resources(evaluation_resources(res))}")  # fmt: skip
     todo = sum(r[-1] == "run" for r in rows)
     print(
         f"{len(rows)} cells ({todo} to run), stages {sweep.stages}, {len(groups)} job array(s) on {cluster}, "
@@ -239,10 +250,16 @@ def launch_on_cluster(sweep, args) -> int:
     if not done.jobs:
         print(f"sweep {sweep.name}: nothing to submit ({counts}), out {done.sweep_dir}")
         return 0
+    evals = done.evaluation_jobs
     print(
-        f"sweep {sweep.name}: submitted {len(done.jobs)} cells as {len(done.arrays)} job array(s) "
+        f"sweep {sweep.name}: submitted {len(p.run)} cells as {len(done.arrays)} job array(s) "
         f"[{', '.join(done.arrays)}] in {done.seconds:.1f} s ({counts}); out {done.sweep_dir}"
     )
+    if evals:
+        print(
+            f"{len(evals)} DDP cell(s) evaluate in one-task job(s) of their own [{', '.join(evals)}], each starting "
+            "when its cell's pre-training job ends"
+        )
     if args.cluster == "debug":
         outcome = slurm.run_debug_jobs(done.jobs)
         for job_id, error in outcome.items():

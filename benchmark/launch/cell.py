@@ -28,8 +28,10 @@ from benchmark.rundir import RunDir
 log = logging.getLogger(__name__)
 
 
-def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None) -> dict:
-    """What a job needs to run one cell. ``env``: variables set in the job before it starts (e.g. VSSL_DATA)."""
+def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None, part: str = "whole") -> dict:
+    """What a job needs to run one cell. ``env``: variables set in the job before it starts (e.g. VSSL_DATA).
+    ``part``: "whole" runs every stage; a DDP cell split in two runs "pretrain" in one job and "evaluate" in a
+    one-task job that starts after it (benchmark.launch.slurm.job_parts)."""
     return {
         "sweep": sweep_name,
         "cell_id": cell.id,
@@ -37,7 +39,12 @@ def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None) ->
         "run_path": str(run_path),
         "label": cell.label,
         "env": dict(env or {}),
+        "part": part,
     }
+
+
+class PretrainingUnfinished(Exception):
+    """An evaluation job started after its cell's pre-training job ended without finishing pre-training."""
 
 
 def required_keys(cfg) -> list[str]:
@@ -83,6 +90,17 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
     if main and old and old != new:
         log.warning("cell %s: resolved config changed since its first launch (%s -> %s)", spec["cell_id"], old, new)
         run.update_env(config_hash=new, config_hash_previous=old)
+    part = spec.get("part", "whole")
+    if part == "pretrain":  # the evaluations are a one-task job of their own, which starts when this one ends
+        if run.finished_pretraining():
+            return {"pretrain": "skipped (done)"}
+        entry = pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
+        return {"pretrain": _scalars(entry)}
+    if part == "evaluate" and not run.finished_pretraining():
+        raise PretrainingUnfinished(
+            f"evaluation job: the cell's pre-training (job {spec.get('after', '?')}) ended before it finished; "
+            "relaunch the sweep to resume it"
+        )
     done = run.metrics() if (run.path / "metrics.json").exists() else {}
     results = {}
     for text in cfg.run.stages:
@@ -186,6 +204,10 @@ class CellJob(_Checkpointable):
             distributed.init_from_slurm()
         try:
             return run_cell(spec, progress_bar=False)
+        except PretrainingUnfinished as exc:  # under the pre-training job's own traceback, if it left one
+            with open(Path(spec["run_path"]) / ERROR, "a") as f:
+                f.write(f"{exc}\n")
+            raise
         except Exception:
             if distributed.is_main():
                 write_error(Path(spec["run_path"]), traceback.format_exc())

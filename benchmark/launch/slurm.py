@@ -18,6 +18,13 @@ Checkpointable): on the warning signal SLURM sends ``resources.signal_delay_s``
 before the time limit (or on preemption), pre-training checkpoints the step it
 is on and the job requeues itself (at most ``resources.max_requeues`` times).
 
+A cell on several tasks (DDP) whose stages include evaluations is two jobs:
+pre-training on all its tasks and GPUs, then its evaluations, which run on one
+process, as a one-task job of their own that SLURM starts when the pre-training
+job has ended (``--dependency=afterany``, which a requeue does not satisfy). So
+a 4-GPU cell frees three GPUs for its fine-tunes (``resources.split_evaluation:
+false`` keeps the evaluations in the pre-training job, on rank 0).
+
 This module imports neither torch nor submitit at load time: ``vssl status`` uses
 its queries.
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -70,17 +78,25 @@ def record_submission(sweep_dir: Path, cluster: str, folder: Path, arrays: list[
 
 
 def _add_submission(data: dict, cluster: str, folder: Path, arrays: list[dict], smoke: bool) -> None:
+    """A cell's record names its last job (``job_id``); a DDP cell split in two also names the pre-training job its
+    evaluation job waits on (``pretrain_job_id``). ``arrays`` lists a group's array before its evaluation jobs."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    counted = set()
     for array in arrays:
+        after = array.get("after", {})
         for cid, job_id in array["jobs"].items():
             prev = data["cells"].get(cid, {})
-            data["cells"][cid] = {
+            record = {
                 "job_id": job_id,
                 "folder": str(folder),
                 "cluster": cluster,
                 "submitted": stamp,
-                "submissions": int(prev.get("submissions", 0)) + 1,
+                "submissions": int(prev.get("submissions", 0)) + (cid not in counted),
             }
+            if after.get(cid):
+                record["pretrain_job_id"] = after[cid]
+            data["cells"][cid] = record
+            counted.add(cid)
     data["submissions"].append(
         {
             "time": stamp,
@@ -247,6 +263,38 @@ def check_resources(sweep) -> None:
             )
 
 
+def evaluation_resources(res):
+    """What a DDP cell's evaluation job asks: one task of its pre-training job (that task's CPUs, one GPU if it had
+    GPUs, its share of the node's memory) on one node, for the same time."""
+    return dataclasses.replace(
+        res,
+        nodes=1,
+        tasks_per_node=1,
+        gpus_per_node=min(1, res.gpus_per_node),
+        mem_gb=max(1, math.ceil(res.mem_gb / max(1, res.tasks_per_node))),
+        gpu_hours_estimate=None,
+    )
+
+
+WHOLE, PRETRAIN, EVALUATE = "whole", "pretrain", "evaluate"  # a cell's job parts (CellJob reads spec["part"])
+
+
+def job_parts(cell, res, cluster: str, run_dir: Path) -> list[str]:
+    """The jobs a cell is submitted as: [WHOLE] (one job runs every stage), or, for a cell on several tasks whose
+    stages include evaluations, [PRETRAIN, EVALUATE] ([EVALUATE] alone once its pre-training has finished)."""
+    from benchmark.keys import Stage
+    from benchmark.rundir import CorruptRun, RunDir
+
+    evaluates = any(not Stage.parse(s).is_pretrain for s in cell.config.run.stages)
+    if cluster != "slurm" or world_size(res) == 1 or not res.split_evaluation or not evaluates:
+        return [WHOLE]
+    try:
+        finished = RunDir(run_dir).finished_pretraining()
+    except CorruptRun:  # one job, which says what is wrong with the run
+        return [WHOLE]
+    return [EVALUATE] if finished else [PRETRAIN, EVALUATE]
+
+
 LABEL_ONLY = ("gpu_hours_estimate",)  # resources fields SLURM never sees: they do not split job arrays
 
 
@@ -321,7 +369,7 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
     """What a launch submits: cells that :func:`benchmark.launch.state.needs_run` says need it. ``with_jobs``:
     also ask SLURM about the jobs jobs.json recorded (submitit's debug executor has none)."""
     from benchmark.launch.local import cell_dir, required_keys
-    from benchmark.launch.state import cell_state, job_states, needs_run
+    from benchmark.launch.state import cell_state, current_job, job_states, needs_run
 
     jobs = read_jobs(sweep_dir)["cells"] if with_jobs else {}
     try:
@@ -331,9 +379,10 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
                         "cell twice; relaunch when squeue answers (`vssl status` shows the run directories)") from None  # fmt: skip
     out = Plan([], [], {})
     for cell in sweep.cells:
-        job = jobs.get(cell.id, {})
-        state = cell_state(cell_dir(sweep_dir, cell.id), required_keys(cell.config), cell.id, cell.label, job,
-                           states.get(job.get("job_id", "")))  # fmt: skip
+        job, job_state = current_job(jobs.get(cell.id, {}), states)
+        state = cell_state(
+            cell_dir(sweep_dir, cell.id), required_keys(cell.config), cell.id, cell.label, job, job_state
+        )
         if state.state == "done":
             out.complete.append(cell)
         elif needs_run(state):
@@ -344,32 +393,70 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
 
 
 def submit(sweep, cells: list, cluster: str = "slurm", env: dict | None = None, job=None, smoke: bool = False) -> list:
-    """Submit ``cells`` (one array per resource group); record them in jobs.json; return submitit jobs.
+    """Submit ``cells`` (one array per resource group, then DDP cells' evaluation jobs); record them in jobs.json;
+    return the submitit jobs. ``job``: the callable (default a CellJob); tests pass subclasses."""
+    arrays, evaluations = _submit(sweep, cells, cluster, env, job, smoke)
+    return arrays + evaluations
 
-    ``job``: the callable (default a CellJob); tests pass subclasses.
-    """
+
+def _submit(sweep, cells: list, cluster: str, env: dict | None, job, smoke: bool) -> tuple[list, list]:
+    """(the arrays' jobs, the evaluation jobs)."""
     from benchmark.launch.cell import CellJob, cell_spec
     from benchmark.launch.local import cell_dir
 
     sweep_dir = Path(sweep.out_dir).resolve()
     folder = sweep_dir / "slurm" / time.strftime("%Y%m%d-%H%M%S") / "%j"
     job = job or CellJob()
-    submitted, arrays = [], []
+    submitted, evaluations, arrays = [], [], []
     for res, group in resource_groups(sweep, cells):
-        ex = make_executor(cluster, folder, res, f"vssl-{sweep.name}")
-        specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env) for c in group]
-        jobs = ex.map_array(job, specs)  # one sbatch: a job array
-        submitted += jobs
-        arrays.append(
-            {
-                "array_job_id": str(jobs[0].job_id).split("_")[0],
-                "resources": dataclasses.asdict(res),
-                "jobs": {c.id: str(j.job_id) for c, j in zip(group, jobs, strict=True)},
-            }
-        )
+        parts = {c.id: job_parts(c, res, cluster, cell_dir(sweep_dir, c.id)) for c in group}
+        first = [c for c in group if parts[c.id][0] != EVALUATE]
+        array_jobs: dict[str, str] = {}
+        if first:
+            ex = make_executor(cluster, folder, res, f"vssl-{sweep.name}")
+            specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env, part=parts[c.id][0]) for c in first]
+            jobs = ex.map_array(job, specs)  # one sbatch: a job array
+            submitted += jobs
+            array_jobs = {c.id: str(j.job_id) for c, j in zip(first, jobs, strict=True)}
+            arrays.append(
+                {
+                    "array_job_id": str(jobs[0].job_id).split("_")[0],
+                    "resources": dataclasses.asdict(res),
+                    "jobs": array_jobs,
+                }
+            )
+        evaluated = [c for c in group if parts[c.id][-1] == EVALUATE]
+        if evaluated:
+            jobs, after = _submit_evaluations(evaluated, array_jobs, sweep, sweep_dir, folder, cluster, res, env, job)
+            evaluations += jobs
+            arrays.append(
+                {
+                    "evaluation_jobs": True,
+                    "resources": dataclasses.asdict(evaluation_resources(res)),
+                    "jobs": {c.id: str(j.job_id) for c, j in zip(evaluated, jobs, strict=True)},
+                    "after": after,
+                }
+            )
     if cluster == "slurm":
         record_submission(sweep_dir, cluster, folder, arrays, smoke)
-    return submitted
+    return submitted, evaluations
+
+
+def _submit_evaluations(cells, pretrain_jobs, sweep, sweep_dir, folder, cluster, res, env, job):
+    """One one-task job per cell (an array cannot wait on each cell's own pre-training job unless that job
+    succeeded: SLURM's aftercorr). Returns the jobs and, per cell, the pre-training job each waits on."""
+    from benchmark.launch.cell import cell_spec
+    from benchmark.launch.local import cell_dir
+
+    jobs, after = [], {}
+    for cell in cells:
+        ex = make_executor(cluster, folder, evaluation_resources(res), f"vssl-{sweep.name}-eval")
+        spec = cell_spec(sweep.name, cell, cell_dir(sweep_dir, cell.id), env, part=EVALUATE)
+        if cell.id in pretrain_jobs:
+            after[cell.id] = spec["after"] = pretrain_jobs[cell.id]
+            ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{pretrain_jobs[cell.id]}"})
+        jobs.append(ex.submit(job, spec))
+    return jobs, after
 
 
 def wait(
@@ -415,12 +502,18 @@ class Launch:
 
     sweep_dir: Path
     plan: Plan
-    jobs: list
+    jobs: list  # every job submitted: the arrays' tasks, then the evaluation jobs
     seconds: float
+    evaluations: list = dataclasses.field(default_factory=list)  # DDP cells' evaluation jobs (also in jobs)
 
     @property
     def arrays(self) -> list[str]:
-        return sorted({str(j.job_id).split("_")[0] for j in self.jobs})
+        evaluation_ids = {str(j.job_id) for j in self.evaluations}
+        return sorted({str(j.job_id).split("_")[0] for j in self.jobs if str(j.job_id) not in evaluation_ids})
+
+    @property
+    def evaluation_jobs(self) -> list[str]:
+        return [str(j.job_id) for j in self.evaluations]
 
 
 def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool = False) -> Launch:
@@ -439,8 +532,8 @@ def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool =
     p = plan(sweep, sweep_dir, with_jobs=cluster == "slurm")
     write_manifest(sweep)
     t0 = time.perf_counter()
-    jobs = submit(sweep, p.run, cluster, env=env, smoke=smoke) if p.run else []
-    return Launch(sweep_dir, p, jobs, time.perf_counter() - t0)
+    arrays, evaluations = _submit(sweep, p.run, cluster, env, None, smoke) if p.run else ([], [])
+    return Launch(sweep_dir, p, arrays + evaluations, time.perf_counter() - t0, evaluations)
 
 
 def run_debug_jobs(jobs: list) -> dict[str, str | None]:

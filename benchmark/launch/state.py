@@ -130,19 +130,29 @@ def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[Cell
         states = {}
     rows = []
     for cid, entry in cells.items():
-        job = jobs.get(cid, {})
+        job, state = current_job(jobs.get(cid, {}), states)
         required = list(entry["required"]) if "required" in entry else None
         rows.append(
-            cell_state(sweep_dir / "cells" / cid, required, cid, str(entry.get("label", "")), job,
-                       states.get(job.get("job_id", "")), error_lines)
-        )  # fmt: skip
+            cell_state(sweep_dir / "cells" / cid, required, cid, str(entry.get("label", "")), job, state, error_lines)
+        )
     return rows
 
 
 def job_states(jobs: dict, query=None) -> dict[str, JobState]:
     """SLURM states of the jobs jobs.json recorded (one squeue + one sacct call for all of them)."""
-    ids = [j["job_id"] for j in jobs.values() if j.get("cluster") == "slurm"]
+    ids = [
+        j[k] for j in jobs.values() if j.get("cluster") == "slurm" for k in ("job_id", "pretrain_job_id") if j.get(k)
+    ]
     return (query or query_states)(ids) if ids else {}
+
+
+def current_job(job: dict, states: dict[str, JobState]) -> tuple[dict, JobState | None]:
+    """A cell's record and the state of the job that says where it stands: a split DDP cell's pre-training job
+    while that is queued or running (its evaluation job waits on it), else the cell's last job."""
+    pretrain = states.get(job.get("pretrain_job_id", ""))
+    if pretrain is not None and pretrain.state in LIVE_STATES:
+        return {**job, "job_id": job["pretrain_job_id"]}, pretrain
+    return job, states.get(job.get("job_id", ""))
 
 
 # --------------------------------------------------------------------------- reading a cell folder

@@ -72,3 +72,44 @@ def test_an_evaluation_made_before_pre_training_ended_is_run_again(tmp_path, syn
     again = run_cell(_spec(tmp_path, tree), progress_bar=False)
     assert isinstance(again["knn/synthetic/split1"], dict)  # evaluated, not "skipped (done)"
     assert RunDir(tmp_path / "run").metrics()["knn/synthetic/split1"]["checkpoint_step"] == final
+
+
+def test_a_split_ddp_cell_pre_trains_in_one_job_and_evaluates_in_the_next(tmp_path, synth_data_home, monkeypatch):
+    """The parts benchmark.launch.slurm submits for a DDP cell: "pretrain" stops after pre-training (no evaluation;
+    env.json's end_time is pre-training's); "evaluate" runs the evaluations on the finished run and stamps the
+    cell's end."""
+    import benchmark.rundir as rundir
+
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain", "knn"])
+    spec = _spec(tmp_path, tree)
+    monkeypatch.setattr(rundir, "time", types.SimpleNamespace(strftime=lambda fmt: "2099-01-01T00:00:00+0000"))
+    first = run_cell({**spec, "part": "pretrain"}, progress_bar=False)
+    run = RunDir(tmp_path / "run")
+    assert list(first) == ["pretrain"] and sorted(run.metrics()) == ["pretrain"]
+    monkeypatch.setattr(rundir, "time", types.SimpleNamespace(strftime=lambda fmt: "2100-01-01T00:00:00+0000"))
+    second = run_cell({**spec, "part": "evaluate"}, progress_bar=False)
+    assert second["pretrain"] == "skipped (done)" and isinstance(second["knn/synthetic/split1"], dict)
+    assert run.is_complete() and run.env()["end_time"] == "2100-01-01T00:00:00+0000"
+    assert run_cell({**spec, "part": "pretrain"}, progress_bar=False) == {"pretrain": "skipped (done)"}
+
+
+def test_an_evaluation_job_after_unfinished_pre_training_keeps_its_traceback(tmp_path, synth_data_home):
+    """The pre-training job failed (its traceback is in error.txt): the evaluation job that starts after it neither
+    pre-trains on one task nor replaces that traceback; it adds one line saying how to go on."""
+    import pytest
+
+    from benchmark.launch.cell import CellJob
+
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain", "knn"])
+    run_path = tmp_path / "run"
+    run_path.mkdir()
+    (run_path / "error.txt").write_text("Traceback (most recent call last):\nRuntimeError: loss is nan at step 2\n")
+    spec = {**_spec(tmp_path, tree), "part": "evaluate", "after": "12_0"}
+    with pytest.raises(Exception, match="job 12_0"):
+        CellJob()(spec)
+    lines = (run_path / "error.txt").read_text().splitlines()
+    assert lines[1] == "RuntimeError: loss is nan at step 2"
+    assert lines[2].startswith("evaluation job: the cell's pre-training (job 12_0) ended before it finished")
+    assert not RunDir(run_path).finished_pretraining() and not (run_path / "checkpoints" / "last.pt").exists()

@@ -183,3 +183,22 @@ def test_a_finished_cell_with_an_unreadable_config_is_failed_not_done(tmp_path):
 
     assert not needs_run(rows["a_empty"])  # a relaunch would skip every stage and never repair it
     assert "is empty" in rows["a_empty"].error[0] and "is not UTF-8" in rows["b_binary"].error[0]
+
+
+def test_a_split_ddp_cell_shows_its_pre_training_job_while_that_is_live(tmp_path):
+    """jobs.json names a split DDP cell's evaluation job and the pre-training job it waits on: status follows the
+    pre-training job while it is queued or running, then the evaluation job."""
+    root = make_sweep(tmp_path / "s", {"a": {"step": 3}}, jobs={"a": "8"})
+    record = json.loads((root / "jobs.json").read_text())
+    record["cells"]["a"]["pretrain_job_id"] = "7_0"
+    (root / "jobs.json").write_text(json.dumps(record))
+
+    def status(pre: str, evaluation: str):
+        states = {"7_0": JobState(pre), "8": JobState(evaluation)}
+        [row] = sweep_status(root, query=lambda ids: {j: states[j] for j in ids})
+        return row.state, row.job_id
+
+    assert status("RUNNING", "PENDING") == ("running", "7_0")
+    assert status("REQUEUED", "PENDING") == ("pending", "7_0")
+    assert status("COMPLETED", "RUNNING") == ("running", "8")
+    assert status("FAILED", "FAILED") == ("failed", "8")
