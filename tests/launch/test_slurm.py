@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -176,8 +175,10 @@ def test_100_cells_submit_as_one_array_in_seconds_and_are_never_submitted_twice(
 def test_a_ddp_cell_evaluates_in_a_one_task_job_after_its_pre_training(slurm, synth_data_home, tmp_path, capsys):
     """A 2-task cell with an evaluation stage is two jobs: pre-training on both tasks, then a one-task evaluation
     job that SLURM starts once pre-training has ended, so the other task's CPUs (GPUs on a cluster) are free.
+    The pre-training job meets its time limit and is requeued: the evaluation job waits for the requeued attempt.
     A 2-task cell whose pre-training fails ends failed, its traceback kept, not stuck pending."""
     base = tiny_base()
+    base["optim"]["steps"] = 8
     base["run"]["stages"] = ["pretrain", "knn"]
     spec = {
         "name": "split",
@@ -186,20 +187,25 @@ def test_a_ddp_cell_evaluates_in_a_one_task_job_after_its_pre_training(slurm, sy
             {
                 "run.device": ["cpu", "cuda:7"],  # the second fails in its job, on both ranks
                 "resources.setup": [[f"export MASTER_PORT={free_port()}"], [f"export MASTER_PORT={free_port()}"]],
+                "resources.timeout_min": [2, 5],  # the first meets its limit (see the test above)
             }
         ],
-        "resources": {"cpus_per_task": 1, "mem_gb": 2, "tasks_per_node": 2, "timeout_min": 5},
+        "resources": {"cpus_per_task": 1, "mem_gb": 2, "tasks_per_node": 2, "signal_delay_s": 60},
     }
     out = tmp_path / "out"
-    argv = ["sweep", str(_sweep_file(tmp_path, spec)), "--cluster", "slurm", "--out", str(out)]
-    assert main([*argv, "--wait", "--poll-s", "2", "--no-progress"]) == 1  # the cuda:7 cell fails
-    text = capsys.readouterr().out
-    assert "2 DDP cell(s) evaluate in one-task job(s) of their own" in text, text
-    good, bad = load_sweep(spec, out_dir=out).cells
+    sweep = load_sweep(spec, out_dir=out)
+    good, bad = sweep.cells
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(slow_job)
+    try:
+        jobs = launcher.submit(sweep, sweep.cells, "slurm", job=slow_job.StallFirstAttempt({good.id}, stall_at=3))
+    finally:
+        cloudpickle.unregister_pickle_by_value(slow_job)
+    assert len(jobs) == 4
     record = json.loads((out / "jobs.json").read_text())["cells"][good.id]
     pre, evaluation = record["pretrain_job_id"], record["job_id"]
-    listed = re.search(r"of their own \[([^\]]*)\]", text).group(1).split(", ")
-    assert pre != evaluation and evaluation in listed and pre not in listed, (pre, evaluation, listed)
+    launcher.wait(out, [str(j.job_id) for j in jobs], poll_s=2, progress_bar=False, timeout_s=400)
     acct = subprocess.run(
         ["sacct", "-n", "-P", "-X", "-o", "JobID,NCPUS,Start,End", "-j", f"{pre.split('_')[0]},{evaluation}"],
         capture_output=True,
@@ -208,15 +214,24 @@ def test_a_ddp_cell_evaluates_in_a_one_task_job_after_its_pre_training(slurm, sy
     ).stdout
     jobs = {row[0]: row[1:] for row in (line.split("|") for line in acct.splitlines())}
     assert jobs[pre][0] == "2" and jobs[evaluation][0] == "1", jobs  # two tasks of 1 CPU, then one
-    assert jobs[evaluation][1] >= jobs[pre][2], jobs  # it started when pre-training had ended
+    assert jobs[evaluation][1] >= jobs[pre][2], jobs  # it started when the requeued pre-training had ended
     metrics = json.loads((out / "cells" / good.id / "metrics.json").read_text())
     assert metrics["pretrain"]["world_size"] == 2 and "top1" in metrics["knn/synthetic/split1"]
     rows = {r.cell_id: r for r in sweep_status(out)}
-    assert rows[good.id].state == "done"
+    assert rows[good.id].state == "done" and rows[good.id].requeues >= 1, rows[good.id]
     assert rows[bad.id].state == "failed" and "cuda:7" in " ".join(rows[bad.id].error), rows[bad.id].error
     assert rows[bad.id].error[-1].startswith("evaluation job: the cell's pre-training"), rows[bad.id].error
 
-    # the dry run says what a relaunch submits: the failed cell's two jobs
+    # a relaunch submits the failed cell's two jobs again, and says so; the finished cell is left alone
+    argv = ["sweep", str(_sweep_file(tmp_path, spec)), "--cluster", "slurm", "--out", str(out)]
     assert main([*argv, "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "then 1 evaluation job(s), one per cell after its pre-training: 5 min, 1 node(s) x 1 task(s)" in text, text
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    again = json.loads((out / "jobs.json").read_text())["cells"]
+    try:
+        assert again[good.id] == json.loads(json.dumps(record)) and again[bad.id]["submissions"] == 2
+        assert f"1 DDP cell(s) evaluate in one-task job(s) of their own [{again[bad.id]['job_id']}]" in text, text
+    finally:
+        subprocess.run(["scancel", again[bad.id]["pretrain_job_id"], again[bad.id]["job_id"]], check=False)
