@@ -56,7 +56,7 @@ def print_status(rows: list[CellState]) -> None:
         [
             r.cell_id,
             r.state,
-            r.job_id or "-",
+            f"{r.job_id} ({r.job_part})" if r.job_part else r.job_id or "-",
             r.slurm_state or "-",
             r.requeues,
             "-" if r.step is None else f"{r.stage} {r.step}".strip(),
@@ -67,7 +67,8 @@ def print_status(rows: list[CellState]) -> None:
     print(tabulate(table, headers=["cell", "state", "job", "slurm", "requeues", "last step", "label"]))
     for r in rows:
         if r.state in ("failed", "corrupt") and r.error:
-            print(f"\n{r.cell_id} ({r.label}) {r.state}" + (f" [job {r.job_id}]" if r.job_id else "") + ":")
+            job = f" [{r.job_part} job {r.job_id}]" if r.job_part else f" [job {r.job_id}]" if r.job_id else ""
+            print(f"\n{r.cell_id} ({r.label}) {r.state}{job}:")
             for line in r.error:
                 print("    " + line)
     counts = {s: sum(r.state == s for r in rows) for s in STATES}

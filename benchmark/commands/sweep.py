@@ -174,9 +174,9 @@ def dry_run(sweep, cluster: str) -> int:
 
     from benchmark.backbones import param_count_millions
     from benchmark.errors import UserError
+    from benchmark.launch.cell import EVALUATE, PRETRAIN
     from benchmark.launch.local import cell_dir
     from benchmark.launch.slurm import (
-        EVALUATE,
         check_reachable,
         describe_resources,
         evaluation_resources,
@@ -212,15 +212,18 @@ def dry_run(sweep, cluster: str) -> int:
             ]
         )
     print(tabulate(rows, headers=["cell", "label", "method", "backbone", "params (M)", "array", "launch would"]))
+    run_ids = {r[0] for r in rows if r[-1] == "run"}
     print()
     for i, (res, cells) in enumerate(groups, 1):
         estimates = [(c.resources or sweep.resources).gpu_hours_estimate or 0 for c in cells]
         est = f", ~{sum(estimates):g} GPU-h in all (estimates)" if any(estimates) else ""
         print(f"array {i}: {len(cells)} cells: {describe_resources(res)}{est}")
-        split = [c for c in cells if EVALUATE in job_parts(c, res, cluster, cell_dir(sweep.out_dir, c.id))]
-        if split:
-            print(f"  then {len(split)} evaluation job(s), one per cell after its pre-training: "
-                  f"{describe_resources(evaluation_resources(res))}")  # fmt: skip
+        to_run = [c for c in cells if c.id in run_ids]
+        parts = [job_parts(c, res, cluster, cell_dir(sweep.out_dir, c.id)) for c in to_run]
+        waits, alone = sum(p == [PRETRAIN, EVALUATE] for p in parts), sum(p == [EVALUATE] for p in parts)
+        if waits or alone:
+            print(f"  and {waits + alone} one-task evaluation job(s), {waits} after its cell's pre-training job, "
+                  f"{alone} alone (pre-training done): {describe_resources(evaluation_resources(res))}")  # fmt: skip
     todo = sum(r[-1] == "run" for r in rows)
     print(
         f"{len(rows)} cells ({todo} to run), stages {sweep.stages}, {len(groups)} job array(s) on {cluster}, "
@@ -250,16 +253,19 @@ def launch_on_cluster(sweep, args) -> int:
     if not done.jobs:
         print(f"sweep {sweep.name}: nothing to submit ({counts}), out {done.sweep_dir}")
         return 0
-    evals = done.evaluation_jobs
-    print(
-        f"sweep {sweep.name}: submitted {len(p.run)} cells as {len(done.arrays)} job array(s) "
-        f"[{', '.join(done.arrays)}] in {done.seconds:.1f} s ({counts}); out {done.sweep_dir}"
-    )
-    if evals:
-        print(
-            f"{len(evals)} DDP cell(s) evaluate in one-task job(s) of their own [{', '.join(evals)}], each starting "
-            "when its cell's pre-training job ends"
-        )
+    arrays = f" as {len(done.arrays)} job array(s) [{', '.join(done.arrays)}]" if done.arrays else ""
+    print(f"sweep {sweep.name}: submitted {len(p.run)} cells{arrays} in {done.seconds:.1f} s ({counts}); "
+          f"out {done.sweep_dir}")  # fmt: skip
+    if p.orphans:
+        print(f"cancelled the evaluation job(s) [{', '.join(p.orphans)}] of failed pre-trainings")
+    evaluations = [str(j.job_id) for j in done.submitted.evaluations]
+    waiting = [j for j in evaluations if j in done.submitted.after]
+    alone = [j for j in evaluations if j not in done.submitted.after]
+    if waiting:
+        print(f"{len(waiting)} DDP cell(s) evaluate in one-task job(s) of their own [{', '.join(waiting)}], each "
+              "starting when its cell's pre-training job ends")  # fmt: skip
+    if alone:
+        print(f"{len(alone)} DDP cell(s) with pre-training done: one-task evaluation job(s) [{', '.join(alone)}]")
     if args.cluster == "debug":
         outcome = slurm.run_debug_jobs(done.jobs)
         for job_id, error in outcome.items():

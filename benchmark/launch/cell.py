@@ -28,10 +28,14 @@ from benchmark.rundir import RunDir
 log = logging.getLogger(__name__)
 
 
-def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None, part: str = "whole") -> dict:
+# What one job of a cell runs: every stage, or (a DDP cell on SLURM, benchmark.launch.slurm.job_parts) pre-training
+# on all its tasks in one job and the evaluations in a one-task job that starts after it.
+WHOLE, PRETRAIN, EVALUATE = "whole", "pretrain", "evaluate"
+
+
+def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None, part: str = WHOLE) -> dict:
     """What a job needs to run one cell. ``env``: variables set in the job before it starts (e.g. VSSL_DATA).
-    ``part``: "whole" runs every stage; a DDP cell split in two runs "pretrain" in one job and "evaluate" in a
-    one-task job that starts after it (benchmark.launch.slurm.job_parts)."""
+    ``part``: WHOLE, PRETRAIN or EVALUATE."""
     return {
         "sweep": sweep_name,
         "cell_id": cell.id,
@@ -90,16 +94,18 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
     if main and old and old != new:
         log.warning("cell %s: resolved config changed since its first launch (%s -> %s)", spec["cell_id"], old, new)
         run.update_env(config_hash=new, config_hash_previous=old)
-    part = spec.get("part", "whole")
-    if part == "pretrain":  # the evaluations are a one-task job of their own, which starts when this one ends
+    part = spec.get("part", WHOLE)
+    if main and part != EVALUATE:  # a new attempt: an earlier attempt's traceback no longer says where the cell is
+        (run.path / ERROR).unlink(missing_ok=True)
+    if part == PRETRAIN:  # the evaluations are a one-task job of their own, which starts when this one ends
         if run.finished_pretraining():
             return {"pretrain": "skipped (done)"}
         entry = pretrain(run, cfg, spec["tree"], spec.get("sweep"), spec.get("cell_id"), progress_bar=progress_bar)
         return {"pretrain": _scalars(entry)}
-    if part == "evaluate" and not run.finished_pretraining():
+    if part == EVALUATE and not run.finished_pretraining():
+        job = f" (job {spec['after']})" if spec.get("after") else ""
         raise PretrainingUnfinished(
-            f"evaluation job: the cell's pre-training (job {spec.get('after', '?')}) ended before it finished; "
-            "relaunch the sweep to resume it"
+            f"evaluation job: the cell's pre-training{job} ended before it finished; relaunch the sweep to resume it"
         )
     done = run.metrics() if (run.path / "metrics.json").exists() else {}
     results = {}

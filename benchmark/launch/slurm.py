@@ -40,7 +40,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -276,13 +276,12 @@ def evaluation_resources(res):
     )
 
 
-WHOLE, PRETRAIN, EVALUATE = "whole", "pretrain", "evaluate"  # a cell's job parts (CellJob reads spec["part"])
-
-
 def job_parts(cell, res, cluster: str, run_dir: Path) -> list[str]:
-    """The jobs a cell is submitted as: [WHOLE] (one job runs every stage), or, for a cell on several tasks whose
-    stages include evaluations, [PRETRAIN, EVALUATE] ([EVALUATE] alone once its pre-training has finished)."""
+    """The jobs a cell is submitted as (benchmark.launch.cell's parts): [WHOLE] (one job runs every stage), or, for a
+    cell on several tasks whose stages include evaluations, [PRETRAIN, EVALUATE] ([EVALUATE] alone once its
+    pre-training has finished)."""
     from benchmark.keys import Stage
+    from benchmark.launch.cell import EVALUATE, PRETRAIN, WHOLE
     from benchmark.rundir import CorruptRun, RunDir
 
     evaluates = any(not Stage.parse(s).is_pretrain for s in cell.config.run.stages)
@@ -363,6 +362,9 @@ class Plan:
     run: list  # cells to submit
     complete: list  # skipped: every stage done
     live: dict  # cell id -> job id still pending/running (skipped)
+    # evaluation jobs still queued for cells whose pre-training job failed: cancelled before those cells are
+    # submitted again (left queued, one would evaluate the cell a second time once the new pre-training ends)
+    orphans: list = field(default_factory=list)
 
 
 def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
@@ -379,7 +381,7 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
                         "cell twice; relaunch when squeue answers (`vssl status` shows the run directories)") from None  # fmt: skip
     out = Plan([], [], {})
     for cell in sweep.cells:
-        job, job_state = current_job(jobs.get(cell.id, {}), states)
+        job, job_state = current_job(jobs.get(cell.id, {}), states, cell_dir(sweep_dir, cell.id))
         state = cell_state(
             cell_dir(sweep_dir, cell.id), required_keys(cell.config), cell.id, cell.label, job, job_state
         )
@@ -387,76 +389,98 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
             out.complete.append(cell)
         elif needs_run(state):
             out.run.append(cell)
+            evaluation = states.get(job.get("evaluation_job_id", ""))
+            if evaluation is not None and evaluation.state in LIVE_STATES:
+                out.orphans.append(job["evaluation_job_id"])
         else:
             out.live[cell.id] = job["job_id"]
     return out
 
 
-def submit(sweep, cells: list, cluster: str = "slurm", env: dict | None = None, job=None, smoke: bool = False) -> list:
-    """Submit ``cells`` (one array per resource group, then DDP cells' evaluation jobs); record them in jobs.json;
-    return the submitit jobs. ``job``: the callable (default a CellJob); tests pass subclasses."""
-    arrays, evaluations = _submit(sweep, cells, cluster, env, job, smoke)
-    return arrays + evaluations
+@dataclass
+class Submitted:
+    """What one launch put in the queue."""
+
+    arrays: list = field(default_factory=list)  # the job arrays' submitit jobs, one per cell
+    evaluations: list = field(default_factory=list)  # DDP cells' evaluation jobs (benchmark.launch.cell.EVALUATE)
+    after: dict[str, str] = field(default_factory=dict)  # evaluation job id -> the pre-training job it waits on
+
+    @property
+    def jobs(self) -> list:
+        return self.arrays + self.evaluations
 
 
-def _submit(sweep, cells: list, cluster: str, env: dict | None, job, smoke: bool) -> tuple[list, list]:
-    """(the arrays' jobs, the evaluation jobs)."""
-    from benchmark.launch.cell import CellJob, cell_spec
+def submit(
+    sweep, cells: list, cluster: str = "slurm", env: dict | None = None, job=None, smoke: bool = False
+) -> Submitted:
+    """Submit ``cells``: one job array per resource group, then one evaluation job per DDP cell with evaluations
+    (:func:`job_parts`). jobs.json records every job submitted, also when a later sbatch fails (a relaunch must
+    not submit those cells twice). ``job``: the callable (default a CellJob); tests pass subclasses."""
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+    from benchmark.launch.cell import EVALUATE, CellJob, cell_spec
     from benchmark.launch.local import cell_dir
 
     sweep_dir = Path(sweep.out_dir).resolve()
     folder = sweep_dir / "slurm" / time.strftime("%Y%m%d-%H%M%S") / "%j"
     job = job or CellJob()
-    submitted, evaluations, arrays = [], [], []
-    for res, group in resource_groups(sweep, cells):
-        parts = {c.id: job_parts(c, res, cluster, cell_dir(sweep_dir, c.id)) for c in group}
-        first = [c for c in group if parts[c.id][0] != EVALUATE]
-        array_jobs: dict[str, str] = {}
-        if first:
-            ex = make_executor(cluster, folder, res, f"vssl-{sweep.name}")
-            specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env, part=parts[c.id][0]) for c in first]
-            jobs = ex.map_array(job, specs)  # one sbatch: a job array
-            submitted += jobs
-            array_jobs = {c.id: str(j.job_id) for c, j in zip(first, jobs, strict=True)}
-            arrays.append(
-                {
-                    "array_job_id": str(jobs[0].job_id).split("_")[0],
-                    "resources": dataclasses.asdict(res),
-                    "jobs": array_jobs,
-                }
-            )
-        evaluated = [c for c in group if parts[c.id][-1] == EVALUATE]
-        if evaluated:
-            jobs, after = _submit_evaluations(evaluated, array_jobs, sweep, sweep_dir, folder, cluster, res, env, job)
-            evaluations += jobs
-            arrays.append(
-                {
-                    "evaluation_jobs": True,
-                    "resources": dataclasses.asdict(evaluation_resources(res)),
-                    "jobs": {c.id: str(j.job_id) for c, j in zip(evaluated, jobs, strict=True)},
-                    "after": after,
-                }
-            )
-    if cluster == "slurm":
-        record_submission(sweep_dir, cluster, folder, arrays, smoke)
-    return submitted, evaluations
+    out, record = Submitted(), []
+    try:
+        for res, group in resource_groups(sweep, cells):
+            parts = {c.id: job_parts(c, res, cluster, cell_dir(sweep_dir, c.id)) for c in group}
+            first = [c for c in group if parts[c.id][0] != EVALUATE]
+            pretrain_jobs: dict[str, str] = {}
+            if first:
+                ex = make_executor(cluster, folder, res, f"vssl-{sweep.name}")
+                specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env, parts[c.id][0]) for c in first]
+                jobs = ex.map_array(job, specs)  # one sbatch: a job array
+                out.arrays += jobs
+                pretrain_jobs = {c.id: str(j.job_id) for c, j in zip(first, jobs, strict=True)}
+                record.append({"array_job_id": str(jobs[0].job_id).split("_")[0],
+                               "resources": dataclasses.asdict(res), "jobs": pretrain_jobs})  # fmt: skip
+            evaluated = [c for c in group if parts[c.id][-1] == EVALUATE]
+            if not evaluated:
+                continue
+            # one job per cell: an array waits on each cell's own job only if that job succeeded (SLURM's aftercorr)
+            eval_res = evaluation_resources(res)
+            entry = {"evaluation_jobs": True, "resources": dataclasses.asdict(eval_res), "jobs": {}, "after": {}}
+            record.append(entry)
+            for cell in evaluated:
+                ex = make_executor(cluster, folder, eval_res, f"vssl-{sweep.name}-eval")
+                spec = cell_spec(sweep.name, cell, cell_dir(sweep_dir, cell.id), env, EVALUATE)
+                if cell.id in pretrain_jobs:
+                    spec["after"] = pretrain_jobs[cell.id]
+                    ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{spec['after']}"})
+                submitted = ex.submit(job, spec)
+                out.evaluations.append(submitted)
+                entry["jobs"][cell.id] = str(submitted.job_id)
+                if spec.get("after"):
+                    entry["after"][cell.id] = out.after[str(submitted.job_id)] = spec["after"]
+    except (FailedJobError, FailedSubmissionError) as exc:  # sbatch refused (a partition, a limit on queued jobs)
+        done = (
+            f"the {len(out.jobs)} jobs submitted before it are in jobs.json (a relaunch leaves them); "
+            if out.jobs
+            else ""
+        )
+        raise UserError(f"sbatch refused a job: {_last_line(exc)}; {done}fix that and relaunch") from None
+    finally:
+        if cluster == "slurm" and record:
+            record_submission(sweep_dir, cluster, folder, record, smoke)
+    return out
 
 
-def _submit_evaluations(cells, pretrain_jobs, sweep, sweep_dir, folder, cluster, res, env, job):
-    """One one-task job per cell (an array cannot wait on each cell's own pre-training job unless that job
-    succeeded: SLURM's aftercorr). Returns the jobs and, per cell, the pre-training job each waits on."""
-    from benchmark.launch.cell import cell_spec
-    from benchmark.launch.local import cell_dir
+def _last_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
 
-    jobs, after = [], {}
-    for cell in cells:
-        ex = make_executor(cluster, folder, evaluation_resources(res), f"vssl-{sweep.name}-eval")
-        spec = cell_spec(sweep.name, cell, cell_dir(sweep_dir, cell.id), env, part=EVALUATE)
-        if cell.id in pretrain_jobs:
-            after[cell.id] = spec["after"] = pretrain_jobs[cell.id]
-            ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{pretrain_jobs[cell.id]}"})
-        jobs.append(ex.submit(job, spec))
-    return jobs, after
+
+def cancel_orphans(job_ids: list[str]) -> None:
+    """scancel evaluation jobs whose pre-training job failed (Plan.orphans); one line if SLURM refuses."""
+    if not job_ids:
+        return
+    out, last = _ask(["scancel", *job_ids], 30, lambda why: UserError(f"could not cancel {', '.join(job_ids)}: {why}"))
+    if out.returncode != 0:
+        raise UserError(f"could not cancel the evaluation jobs {', '.join(job_ids)} of failed pre-trainings: {last}")
 
 
 def wait(
@@ -502,18 +526,16 @@ class Launch:
 
     sweep_dir: Path
     plan: Plan
-    jobs: list  # every job submitted: the arrays' tasks, then the evaluation jobs
+    submitted: Submitted
     seconds: float
-    evaluations: list = dataclasses.field(default_factory=list)  # DDP cells' evaluation jobs (also in jobs)
+
+    @property
+    def jobs(self) -> list:
+        return self.submitted.jobs
 
     @property
     def arrays(self) -> list[str]:
-        evaluation_ids = {str(j.job_id) for j in self.evaluations}
-        return sorted({str(j.job_id).split("_")[0] for j in self.jobs if str(j.job_id) not in evaluation_ids})
-
-    @property
-    def evaluation_jobs(self) -> list[str]:
-        return [str(j.job_id) for j in self.evaluations]
+        return sorted({str(j.job_id).split("_")[0] for j in self.submitted.arrays})
 
 
 def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool = False) -> Launch:
@@ -532,8 +554,9 @@ def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool =
     p = plan(sweep, sweep_dir, with_jobs=cluster == "slurm")
     write_manifest(sweep)
     t0 = time.perf_counter()
-    arrays, evaluations = _submit(sweep, p.run, cluster, env, None, smoke) if p.run else ([], [])
-    return Launch(sweep_dir, p, arrays + evaluations, time.perf_counter() - t0, evaluations)
+    cancel_orphans(p.orphans)
+    submitted = submit(sweep, p.run, cluster, env=env, smoke=smoke) if p.run else Submitted()
+    return Launch(sweep_dir, p, submitted, time.perf_counter() - t0)
 
 
 def run_debug_jobs(jobs: list) -> dict[str, str | None]:

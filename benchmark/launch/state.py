@@ -41,6 +41,7 @@ class CellState:
     label: str
     state: str  # one of STATES
     job_id: str = ""
+    job_part: str = ""  # a DDP cell split in two: which of its jobs job_id is ("pre-training" or "evaluation")
     slurm_state: str = ""
     requeues: int = 0
     step: int | None = None
@@ -70,7 +71,9 @@ def cell_state(
     d = Path(cell_dir)
     job = job or {}
     st = job_state
-    row = CellState(cell_id or d.name, label, "missing", job.get("job_id", ""), st.state if st else "")
+    row = CellState(
+        cell_id or d.name, label, "missing", job.get("job_id", ""), job.get("part", ""), st.state if st else ""
+    )
     env = _read_json(d / ENV) or {}
     row.requeues = max(int(env.get("requeues", 0) or 0), st.requeues if st else 0)
     row.stage, row.step = _last_step(d / SCALARS)
@@ -130,7 +133,7 @@ def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[Cell
         states = {}
     rows = []
     for cid, entry in cells.items():
-        job, state = current_job(jobs.get(cid, {}), states)
+        job, state = current_job(jobs.get(cid, {}), states, sweep_dir / "cells" / cid)
         required = list(entry["required"]) if "required" in entry else None
         rows.append(
             cell_state(sweep_dir / "cells" / cid, required, cid, str(entry.get("label", "")), job, state, error_lines)
@@ -146,13 +149,21 @@ def job_states(jobs: dict, query=None) -> dict[str, JobState]:
     return (query or query_states)(ids) if ids else {}
 
 
-def current_job(job: dict, states: dict[str, JobState]) -> tuple[dict, JobState | None]:
-    """A cell's record and the state of the job that says where it stands: a split DDP cell's pre-training job
-    while that is queued or running (its evaluation job waits on it), else the cell's last job."""
-    pretrain = states.get(job.get("pretrain_job_id", ""))
-    if pretrain is not None and pretrain.state in LIVE_STATES:
-        return {**job, "job_id": job["pretrain_job_id"]}, pretrain
-    return job, states.get(job.get("job_id", ""))
+def current_job(job: dict, states: dict[str, JobState], cell_dir: Path) -> tuple[dict, JobState | None]:
+    """A cell's jobs.json record, as the job that says where the cell stands, and that job's state.
+
+    For a DDP cell split in two (benchmark.launch.slurm.job_parts) that is the pre-training job while it is queued
+    or running, and also when it ended without finishing pre-training (failed, killed, cancelled: its traceback or
+    SLURM's reason is the cell's error; the evaluation job it leaves can only fail); otherwise the evaluation job.
+    The record returned says which in ``part`` and keeps the evaluation job's id in ``evaluation_job_id``."""
+    pretrain_id = job.get("pretrain_job_id", "")
+    pretrain = states.get(pretrain_id)
+    if pretrain is not None and (
+        pretrain.state in LIVE_STATES
+        or (pretrain.state != "COMPLETED" and "pretrain" not in (_read_json(Path(cell_dir) / METRICS) or {}))
+    ):
+        return {**job, "job_id": pretrain_id, "part": "pre-training", "evaluation_job_id": job["job_id"]}, pretrain
+    return ({**job, "part": "evaluation"} if pretrain_id else job), states.get(job.get("job_id", ""))
 
 
 # --------------------------------------------------------------------------- reading a cell folder

@@ -80,7 +80,7 @@ def test_good_failing_timed_out_and_ddp_cells(slurm, synth_data_home, tmp_path):
 
     cloudpickle.register_pickle_by_value(slow_job)
     try:
-        jobs = launcher.submit(sweep, sweep.cells, "slurm", job=job)
+        jobs = launcher.submit(sweep, sweep.cells, "slurm", job=job).jobs
     finally:
         cloudpickle.unregister_pickle_by_value(slow_job)
     assert len(jobs) == 4
@@ -199,7 +199,7 @@ def test_a_ddp_cell_evaluates_in_a_one_task_job_after_its_pre_training(slurm, sy
 
     cloudpickle.register_pickle_by_value(slow_job)
     try:
-        jobs = launcher.submit(sweep, sweep.cells, "slurm", job=slow_job.StallFirstAttempt({good.id}, stall_at=3))
+        jobs = launcher.submit(sweep, sweep.cells, "slurm", job=slow_job.StallFirstAttempt({good.id}, stall_at=3)).jobs
     finally:
         cloudpickle.unregister_pickle_by_value(slow_job)
     assert len(jobs) == 4
@@ -219,14 +219,18 @@ def test_a_ddp_cell_evaluates_in_a_one_task_job_after_its_pre_training(slurm, sy
     assert metrics["pretrain"]["world_size"] == 2 and "top1" in metrics["knn/synthetic/split1"]
     rows = {r.cell_id: r for r in sweep_status(out)}
     assert rows[good.id].state == "done" and rows[good.id].requeues >= 1, rows[good.id]
-    assert rows[bad.id].state == "failed" and "cuda:7" in " ".join(rows[bad.id].error), rows[bad.id].error
+    assert rows[bad.id].state == "failed" and rows[bad.id].job_part == "pre-training", rows[bad.id]
+    assert "cuda:7" in " ".join(rows[bad.id].error), rows[bad.id].error  # the pre-training job's traceback, and
     assert rows[bad.id].error[-1].startswith("evaluation job: the cell's pre-training"), rows[bad.id].error
 
     # a relaunch submits the failed cell's two jobs again, and says so; the finished cell is left alone
     argv = ["sweep", str(_sweep_file(tmp_path, spec)), "--cluster", "slurm", "--out", str(out)]
     assert main([*argv, "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "then 1 evaluation job(s), one per cell after its pre-training: 5 min, 1 node(s) x 1 task(s)" in text, text
+    assert (
+        "and 1 one-task evaluation job(s), 1 after its cell's pre-training job, 0 alone (pre-training done): 5 min, 1 node(s) x 1 task(s)"
+        in text
+    ), text
     assert main(argv) == 0
     text = capsys.readouterr().out
     again = json.loads((out / "jobs.json").read_text())["cells"]

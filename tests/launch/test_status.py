@@ -187,7 +187,7 @@ def test_a_finished_cell_with_an_unreadable_config_is_failed_not_done(tmp_path):
 
 def test_a_split_ddp_cell_shows_its_pre_training_job_while_that_is_live(tmp_path):
     """jobs.json names a split DDP cell's evaluation job and the pre-training job it waits on: status follows the
-    pre-training job while it is queued or running, then the evaluation job."""
+    pre-training job while it is queued or running or when it ended unfinished, else the evaluation job."""
     root = make_sweep(tmp_path / "s", {"a": {"step": 3}}, jobs={"a": "8"})
     record = json.loads((root / "jobs.json").read_text())
     record["cells"]["a"]["pretrain_job_id"] = "7_0"
@@ -201,4 +201,5 @@ def test_a_split_ddp_cell_shows_its_pre_training_job_while_that_is_live(tmp_path
     assert status("RUNNING", "PENDING") == ("running", "7_0")
     assert status("REQUEUED", "PENDING") == ("pending", "7_0")
     assert status("COMPLETED", "RUNNING") == ("running", "8")
-    assert status("FAILED", "FAILED") == ("failed", "8")
+    assert status("FAILED", "FAILED") == ("failed", "7_0")  # pre-training never finished: its job is the reason
+    assert status("COMPLETED", "FAILED") == ("failed", "8")

@@ -1,0 +1,217 @@
+"""A DDP cell's evaluations as a one-task job of their own (benchmark.launch.slurm.job_parts), without SLURM: a
+stand-in executor records what would be submitted, and job states are given. The real sbatch path, a requeue
+included, is tests/launch/test_slurm.py's."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark.cli import main
+from benchmark.config import to_dict
+from benchmark.errors import UserError
+from benchmark.launch import slurm
+from benchmark.launch import state as state_module
+from benchmark.launch.local import cell_dir, write_manifest
+from benchmark.launch.slurm import JobState
+from benchmark.launch.state import sweep_status
+from benchmark.sweeps import load_sweep
+
+from .conftest import tiny_base
+
+
+class StandInExecutor:
+    """What submitit's executor is asked: resources, dependencies, arrays and single jobs; ids count up."""
+
+    ids = itertools.count(100)
+    refuse_after: int | None = None  # refuse the n-th single-job submission after this many
+    log: list[dict] = []
+
+    def __init__(self, cluster, folder, res, name):
+        self.res, self.params = res, {}
+
+    def update_parameters(self, **kw):
+        self.params.update(kw)
+
+    def map_array(self, fn, specs):
+        base = next(self.ids)
+        jobs = [_Job(f"{base}_{i}") for i in range(len(specs))]
+        for job, spec in zip(jobs, specs, strict=True):
+            self.log.append({"job": job.job_id, "spec": spec, "res": self.res, "params": dict(self.params)})
+        return jobs
+
+    def submit(self, fn, spec):
+        from submitit.core.utils import FailedJobError
+
+        singles = sum("_" not in e["job"] for e in self.log)
+        if self.refuse_after is not None and singles >= self.refuse_after:
+            raise FailedJobError("sbatch: error: QOSMaxSubmitJobPerUserLimit")
+        job = _Job(str(next(self.ids)))
+        self.log.append({"job": job.job_id, "spec": spec, "res": self.res, "params": dict(self.params)})
+        return job
+
+
+class _Job:
+    def __init__(self, job_id):
+        self.job_id = job_id
+
+
+@pytest.fixture
+def executor(monkeypatch):
+    StandInExecutor.log, StandInExecutor.refuse_after, StandInExecutor.ids = [], None, itertools.count(100)
+    monkeypatch.setattr(slurm, "make_executor", StandInExecutor)
+    return StandInExecutor
+
+
+def _sweep(tmp_path: Path, tasks: list[int], stages: list[list[str]]):
+    base = tiny_base()
+    spec = {
+        "name": "s",
+        "base": base,
+        "zip": [
+            {"run.log_every": list(range(1, len(tasks) + 1)), "resources.tasks_per_node": tasks, "run.stages": stages}
+        ],  # fmt: skip
+        "resources": {"cpus_per_task": 3, "mem_gb": 10, "timeout_min": 30},
+    }
+    sweep = load_sweep(spec, out_dir=tmp_path / "out")
+    write_manifest(sweep)
+    return spec, sweep
+
+
+def _pretrained(sweep, cell) -> None:
+    d = cell_dir(sweep.out_dir, cell.id)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "metrics.json").write_text(json.dumps({"pretrain": {"steps": 6}}))
+
+
+def test_only_ddp_cells_with_evaluations_are_split(tmp_path, executor):
+    evaluates = ["pretrain", "knn"]
+    _, sweep = _sweep(tmp_path, [1, 2, 2], [evaluates, evaluates, ["pretrain"]])
+    one_task, ddp, ddp_pretrain_only = sweep.cells
+    out = slurm.submit(sweep, sweep.cells)
+    by_cell = {e["spec"]["cell_id"]: [] for e in executor.log}
+    for e in executor.log:
+        by_cell[e["spec"]["cell_id"]].append(e)
+    assert [e["spec"]["part"] for e in by_cell[one_task.id]] == ["whole"]
+    assert [e["spec"]["part"] for e in by_cell[ddp_pretrain_only.id]] == ["whole"]
+    pre, evaluation = by_cell[ddp.id]
+    assert pre["spec"]["part"] == "pretrain" and pre["res"].tasks_per_node == 2
+    assert evaluation["spec"]["part"] == "evaluate" and evaluation["spec"]["after"] == pre["job"]
+    assert evaluation["params"]["slurm_additional_parameters"] == {"dependency": f"afterany:{pre['job']}"}
+    res = evaluation["res"]  # one task of the pre-training job: its CPUs, its share of the memory, the same time
+    assert (res.nodes, res.tasks_per_node, res.cpus_per_task, res.mem_gb, res.timeout_min) == (1, 1, 3, 5, 30)
+    assert [j.job_id for j in out.evaluations] == [evaluation["job"]] and out.after == {evaluation["job"]: pre["job"]}
+    cells = json.loads((Path(sweep.out_dir) / "jobs.json").read_text())["cells"]
+    assert cells[ddp.id]["job_id"] == evaluation["job"] and cells[ddp.id]["pretrain_job_id"] == pre["job"]
+    assert cells[ddp.id]["submissions"] == 1 and "pretrain_job_id" not in cells[one_task.id]
+
+    # pre-training finished, its evaluation failed: a relaunch submits the evaluation job alone, waiting on nothing
+    _pretrained(sweep, ddp)
+    executor.log.clear()
+    again = slurm.submit(sweep, [ddp])
+    [alone] = executor.log
+    assert alone["spec"]["part"] == "evaluate" and "after" not in alone["spec"] and not alone["params"]
+    assert again.arrays == [] and again.after == {}
+    cells = json.loads((Path(sweep.out_dir) / "jobs.json").read_text())["cells"]
+    assert cells[ddp.id]["job_id"] == alone["job"] and "pretrain_job_id" not in cells[ddp.id]
+    assert cells[ddp.id]["submissions"] == 2
+
+
+def test_the_switch_keeps_the_evaluations_in_the_pre_training_job(tmp_path, executor):
+    _, sweep = _sweep(tmp_path, [2], [["pretrain", "knn"]])
+    [cell] = sweep.cells
+    res = slurm.resource_groups(sweep, sweep.cells)[0][0]
+    assert slurm.job_parts(cell, res, "slurm", tmp_path / "none") == ["pretrain", "evaluate"]
+    assert slurm.job_parts(cell, res, "debug", tmp_path / "none") == ["whole"]  # in process: nothing to free
+    off = type(res)(**{**res.__dict__, "split_evaluation": False})
+    assert slurm.job_parts(cell, off, "slurm", tmp_path / "none") == ["whole"]
+
+
+def test_a_refused_sbatch_is_one_line_and_what_was_submitted_is_recorded(tmp_path, executor):
+    """A limit on queued jobs refuses the second evaluation job: the array and the first evaluation job are in
+    jobs.json, so a relaunch does not submit those cells twice."""
+    _, sweep = _sweep(tmp_path, [2, 2], [["pretrain", "knn"]] * 2)
+    first, second = sweep.cells
+    executor.refuse_after = 1
+    with pytest.raises(
+        UserError,
+        match=r"sbatch refused a job: sbatch: error: QOSMaxSubmitJobPerUserLimit; the 3 jobs submitted before it are in jobs.json \(a relaunch leaves them\); fix that and relaunch",
+    ):
+        slurm.submit(sweep, sweep.cells)
+    cells = json.loads((Path(sweep.out_dir) / "jobs.json").read_text())["cells"]
+    assert "pretrain_job_id" in cells[first.id] and cells[first.id]["job_id"] != cells[first.id]["pretrain_job_id"]
+    assert "pretrain_job_id" not in cells[second.id]  # its pre-training job only: status shows it, a relaunch waits
+
+
+def _record(sweep, cell, pre: str, evaluation: str) -> None:
+    path = Path(sweep.out_dir) / "jobs.json"
+    data = json.loads(path.read_text()) if path.exists() else {"cells": {}, "submissions": []}
+    folder = str(Path(sweep.out_dir) / "slurm" / "x" / "%j")
+    data["cells"][cell.id] = {"job_id": evaluation, "pretrain_job_id": pre, "folder": folder, "cluster": "slurm"}
+    path.write_text(json.dumps(data))
+
+
+def test_a_failed_pre_training_is_the_cells_error_and_its_queued_evaluation_job_is_cancelled(
+    tmp_path, executor, monkeypatch, capsys
+):
+    """The pre-training job ran out of memory while its evaluation job waits for a GPU: the cell is failed with
+    SLURM's reason and the pre-training job's log (not pending behind a job that can only fail); a relaunch cancels
+    that evaluation job and submits both again."""
+    spec, sweep = _sweep(tmp_path, [2], [["pretrain", "knn"]])
+    [cell] = sweep.cells
+    _record(sweep, cell, "7_0", "8")
+    d = cell_dir(sweep.out_dir, cell.id)
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text("run: {stages: [pretrain, knn]}\n")
+    log = Path(sweep.out_dir) / "slurm" / "x" / "7_0" / "7_0_0_log.err"
+    log.parent.mkdir(parents=True)
+    log.write_text("slurmstepd: error: Detected 1 oom_kill event in StepId=7.0\n")
+    states = {"7_0": JobState("OUT_OF_MEMORY", 0, "0:125"), "8": JobState("PENDING")}
+    monkeypatch.setattr(state_module, "query_states", lambda ids: {j: states[j] for j in ids if j in states})
+    [row] = sweep_status(Path(sweep.out_dir))
+    assert (row.state, row.job_id, row.job_part) == ("failed", "7_0", "pre-training")
+    assert row.error == [
+        "SLURM: OUT_OF_MEMORY (exit 0:125)",
+        "slurmstepd: error: Detected 1 oom_kill event in StepId=7.0",
+    ]
+    assert slurm.plan(sweep, Path(sweep.out_dir)).orphans == ["8"]
+
+    cancelled = []
+    monkeypatch.setattr(slurm, "check_reachable", lambda: None)
+    monkeypatch.setattr(slurm, "cancel_orphans", lambda ids: cancelled.extend(ids))
+    launched = slurm.launch(sweep)
+    assert cancelled == ["8"] and [e["spec"]["part"] for e in executor.log] == ["pretrain", "evaluate"]
+    assert launched.arrays == ["100"]
+
+    # while the new pre-training job runs, status shows it, and which part it is
+    states.update({"100_0": JobState("RUNNING"), "101": JobState("PENDING")})
+    [row] = sweep_status(Path(sweep.out_dir))
+    assert (row.state, row.job_id, row.job_part) == ("running", "100_0", "pre-training")
+    # pre-training done, the evaluation job runs
+    states.update({"100_0": JobState("COMPLETED"), "101": JobState("RUNNING")})
+    (d / "metrics.json").write_text(json.dumps({"pretrain": {"steps": 6}}))
+    [row] = sweep_status(Path(sweep.out_dir))
+    assert (row.state, row.job_id, row.job_part) == ("running", "101", "evaluation")
+
+
+def test_the_dry_run_counts_only_the_evaluation_jobs_a_launch_would_submit(tmp_path, executor, capsys, synth_data_home):
+    """One DDP cell complete, one to pre-train, one pre-trained: two evaluation jobs, one of them waiting."""
+    spec, sweep = _sweep(tmp_path, [2, 2, 2], [["pretrain", "knn"]] * 3)
+    done, missing, pretrained = sweep.cells
+    d = cell_dir(sweep.out_dir, done.id)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"pretrain": {"steps": 6}, "knn/synthetic/split1": {"top1": 1.0}}))
+    (d / "config.yaml").write_text(yaml.safe_dump(to_dict(done.config)))
+    _pretrained(sweep, pretrained)
+    f = tmp_path / "sweep.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(f), "--out", str(sweep.out_dir), "--cluster", "slurm", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "  and 2 one-task evaluation job(s), 1 after its cell's pre-training job, 1 alone (pre-training done): "
+        "30 min, 1 node(s) x 1 task(s), 3 cpus/task, 0 gpus/node, 5 GB"
+    ) in text, text
