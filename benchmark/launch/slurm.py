@@ -535,7 +535,8 @@ class Launch:
 
     @property
     def arrays(self) -> list[str]:
-        return sorted({str(j.job_id).split("_")[0] for j in self.submitted.arrays})
+        ids = {str(j.job_id).split("_")[0] for j in self.submitted.arrays}
+        return sorted(ids, key=lambda i: (not i.isdigit(), int(i) if i.isdigit() else 0, i))  # 9 before 11
 
 
 def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool = False) -> Launch:
