@@ -47,6 +47,13 @@ def cell_spec(sweep_name: str, cell, run_path: Path, env: dict | None = None, pa
     }
 
 
+def clear_error(spec: dict) -> None:
+    """Before a new attempt at a whole cell or its pre-training: an earlier attempt's traceback no longer says where
+    the cell is (an evaluation job keeps it: it may be its pre-training job's)."""
+    if spec.get("part", WHOLE) != EVALUATE:
+        (Path(spec["run_path"]) / ERROR).unlink(missing_ok=True)
+
+
 class PretrainingUnfinished(Exception):
     """An evaluation job started after its cell's pre-training job ended without finishing pre-training."""
 
@@ -95,8 +102,6 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
         log.warning("cell %s: resolved config changed since its first launch (%s -> %s)", spec["cell_id"], old, new)
         run.update_env(config_hash=new, config_hash_previous=old)
     part = spec.get("part", WHOLE)
-    if main and part != EVALUATE:  # a new attempt: an earlier attempt's traceback no longer says where the cell is
-        (run.path / ERROR).unlink(missing_ok=True)
     if part == PRETRAIN:  # the evaluations are a one-task job of their own, which starts when this one ends
         if run.finished_pretraining():
             return {"pretrain": "skipped (done)"}
@@ -206,6 +211,8 @@ class CellJob(_Checkpointable):
         from benchmark import distributed
 
         _threads_from_slurm()
+        if os.environ.get("SLURM_PROCID", "0") == "0":  # first, so a failing DDP set-up leaves no stale traceback
+            clear_error(spec)
         if distributed.slurm_world_size() > 1:
             distributed.init_from_slurm()
         try:

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.launch.cell import cell_spec, required_keys, run_cell, write_error
+from benchmark.launch.cell import cell_spec, clear_error, required_keys, run_cell, write_error
 from benchmark.launch.state import cell_state
 from benchmark.rundir import atomic_write_text, update_lock
 from benchmark.sweeps import Sweep
@@ -135,8 +135,10 @@ def _done(path: Path, cell) -> bool:
 def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progress_bar: bool, keep_going: bool) -> str:
     print(f"{tag} {cell.id} {cell.label}", flush=True)
     t0 = time.perf_counter()
+    spec = cell_spec(sweep.name, cell, path, env)
+    clear_error(spec)
     try:
-        run_cell(cell_spec(sweep.name, cell, path, env), progress_bar=progress_bar)
+        run_cell(spec, progress_bar=progress_bar)
         print(f"{tag} {cell.id} done in {time.perf_counter() - t0:.0f} s", flush=True)
         return "done"
     except Exception as exc:  # one bad cell must not sink the sweep

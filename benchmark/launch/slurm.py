@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -446,7 +447,7 @@ def submit(
             entry = {"evaluation_jobs": True, "resources": dataclasses.asdict(eval_res), "jobs": {}, "after": {}}
             record.append(entry)
             for cell in evaluated:
-                ex = make_executor(cluster, folder, eval_res, f"vssl-{sweep.name}-eval")
+                ex = make_executor(cluster, folder, eval_res, evaluation_job_name(sweep.name))
                 spec = cell_spec(sweep.name, cell, cell_dir(sweep_dir, cell.id), env, EVALUATE)
                 if cell.id in pretrain_jobs:
                     spec["after"] = pretrain_jobs[cell.id]
@@ -474,13 +475,22 @@ def _last_line(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def cancel_orphans(job_ids: list[str]) -> None:
-    """scancel evaluation jobs whose pre-training job failed (Plan.orphans); one line if SLURM refuses."""
+def evaluation_job_name(sweep_name: str) -> str:
+    return f"vssl-{sweep_name}-eval"
+
+
+def cancel_orphans(sweep_name: str, job_ids: list[str]) -> None:
+    """scancel the evaluation jobs of failed pre-trainings (Plan.orphans): only jobs of this user with this sweep's
+    evaluation job name, so an id SLURM has since given to another job (a reset controller) is left alone. A job
+    that ended meanwhile makes scancel complain; that is a warning, not a reason to stop the launch."""
     if not job_ids:
         return
-    out, last = _ask(["scancel", *job_ids], 30, lambda why: UserError(f"could not cancel {', '.join(job_ids)}: {why}"))
+    import getpass
+
+    cmd = ["scancel", f"--name={evaluation_job_name(sweep_name)}", f"--user={getpass.getuser()}", *job_ids]
+    out, last = _ask(cmd, 30, lambda why: UserError(f"could not cancel {', '.join(job_ids)}: {why}"))
     if out.returncode != 0:
-        raise UserError(f"could not cancel the evaluation jobs {', '.join(job_ids)} of failed pre-trainings: {last}")
+        print(f"warning: scancel {' '.join(job_ids)}: {last}", file=sys.stderr)
 
 
 def wait(
@@ -555,7 +565,7 @@ def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool =
     p = plan(sweep, sweep_dir, with_jobs=cluster == "slurm")
     write_manifest(sweep)
     t0 = time.perf_counter()
-    cancel_orphans(p.orphans)
+    cancel_orphans(sweep.name, p.orphans)
     submitted = submit(sweep, p.run, cluster, env=env, smoke=smoke) if p.run else Submitted()
     return Launch(sweep_dir, p, submitted, time.perf_counter() - t0)
 

@@ -118,8 +118,10 @@ def test_an_evaluation_job_after_unfinished_pre_training_keeps_its_traceback(tmp
 def test_a_new_attempt_removes_an_earlier_attempts_traceback(tmp_path, synth_data_home):
     """error.txt says why the last attempt failed: a relaunch that starts again removes it (status would otherwise
     show an interrupted new attempt as the old failure, and an evaluation job's line would land under it)."""
+    from benchmark.launch.cell import CellJob
+
     tree = tiny_base()
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "error.txt").write_text("RuntimeError: loss is nan at step 2\n")
-    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    CellJob()(_spec(tmp_path, tree))
     assert not (tmp_path / "run" / "error.txt").exists()

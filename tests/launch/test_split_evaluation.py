@@ -182,7 +182,7 @@ def test_a_failed_pre_training_is_the_cells_error_and_its_queued_evaluation_job_
 
     cancelled = []
     monkeypatch.setattr(slurm, "check_reachable", lambda: None)
-    monkeypatch.setattr(slurm, "cancel_orphans", lambda ids: cancelled.extend(ids))
+    monkeypatch.setattr(slurm, "cancel_orphans", lambda sweep_name, ids: cancelled.extend(ids))
     launched = slurm.launch(sweep)
     assert cancelled == ["8"] and [e["spec"]["part"] for e in executor.log] == ["pretrain", "evaluate"]
     assert launched.arrays == ["100"]
@@ -215,3 +215,26 @@ def test_the_dry_run_counts_only_the_evaluation_jobs_a_launch_would_submit(tmp_p
         "  and 2 one-task evaluation job(s), 1 after its cell's pre-training job, 1 alone (pre-training done): "
         "30 min, 1 node(s) x 1 task(s), 3 cpus/task, 0 gpus/node, 5 GB"
     ) in text, text
+
+
+def test_a_relaunch_cancels_only_this_sweeps_evaluation_jobs_and_a_job_that_ended_is_a_warning(monkeypatch, capsys):
+    """scancel is limited to this user's jobs with the sweep's evaluation job name (an id from jobs.json may belong
+    to another job after a controller reset); a job that ended meanwhile is a warning, the launch goes on."""
+    import subprocess
+
+    calls = []
+
+    def scancel(cmd, timeout=30):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(
+            cmd, 1, "", "scancel: error: Kill job error on job id 8: Invalid job id specified"
+        )
+
+    monkeypatch.setattr(slurm, "_run", scancel)
+    slurm.cancel_orphans("table1", ["8"])
+    import getpass
+
+    assert calls == [["scancel", "--name=vssl-table1-eval", f"--user={getpass.getuser()}", "8"]]
+    assert "warning: scancel 8: scancel: error: Kill job error on job id 8" in capsys.readouterr().err
+    slurm.cancel_orphans("table1", [])
+    assert len(calls) == 1
