@@ -466,7 +466,12 @@ def submit(
         raise UserError(f"sbatch refused a job: {_last_line(exc)}; {done}fix that and relaunch") from None
     finally:
         if cluster == "slurm" and record:
-            record_submission(sweep_dir, cluster, folder, record, smoke)
+            try:
+                record_submission(sweep_dir, cluster, folder, record, smoke)
+            except OSError as exc:  # unrecorded, the queued jobs would be submitted again by a relaunch
+                ids = ", ".join(str(j.job_id) for j in out.jobs)
+                raise UserError(f"could not record the jobs just submitted [{ids}] in {sweep_dir / JOBS} "
+                                f"({exc.strerror or exc}): cancel them (scancel) before relaunching") from None  # fmt: skip
     return out
 
 

@@ -80,7 +80,10 @@ def cell_state(
     metrics = _read_json(d / METRICS)
     required = required if required is not None else _required_from_config(d)
     error_file = d / ERROR
-    if metrics is None:
+    if metrics is None and st and st.state in LIVE_STATES:  # never "failed" while its job runs: that resubmits it
+        row.state = "pending" if st.state in PENDING_STATES else "running"
+        row.error = [f"{d / METRICS} does not parse (corrupt run)"]
+    elif metrics is None:
         row.state, row.error = "failed", [f"{d / METRICS} does not parse (corrupt run)"]
     elif required and not missing_keys(metrics, required) and (bad := _unreadable_config(d / CONFIG)):
         row.state, row.error = "corrupt", [f"{bad}: tables skip it; remove the cell folder to rerun it"]

@@ -238,3 +238,29 @@ def test_a_relaunch_cancels_only_this_sweeps_evaluation_jobs_and_a_job_that_ende
     assert "warning: scancel 8: scancel: error: Kill job error on job id 8" in capsys.readouterr().err
     slurm.cancel_orphans("table1", [])
     assert len(calls) == 1
+
+
+def test_jobs_that_could_not_be_recorded_are_named_in_one_line(tmp_path, executor, monkeypatch):
+    """jobs.json cannot be written (a full disk): the jobs already queued are named, since a relaunch would not
+    know them and would submit their cells again."""
+    _, sweep = _sweep(tmp_path, [2], [["pretrain", "knn"]])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(slurm, "record_submission", full_disk)
+    with pytest.raises(UserError, match=r"could not record the jobs just submitted \[100_0, 101\] in .*jobs.json "
+                       r"\(No space left on device\): cancel them \(scancel\) before relaunching"):  # fmt: skip
+        slurm.submit(sweep, sweep.cells)
+
+
+def test_a_cell_whose_metrics_do_not_parse_is_not_failed_while_its_job_runs(tmp_path):
+    """Failed would make a relaunch submit the cell next to its running job."""
+    from benchmark.launch.state import cell_state
+
+    d = tmp_path / "cell"
+    d.mkdir()
+    (d / "metrics.json").write_text("{cut")
+    row = cell_state(d, ["pretrain"], job={"job_id": "5_0"}, job_state=JobState("RUNNING"))
+    assert row.state == "running" and "does not parse" in row.error[0]
+    assert cell_state(d, ["pretrain"], job={"job_id": "5_0"}, job_state=JobState("FAILED")).state == "failed"
