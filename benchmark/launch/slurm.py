@@ -31,7 +31,9 @@ its queries.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
@@ -434,7 +436,8 @@ def submit(
             if first:
                 ex = make_executor(cluster, folder, res, f"vssl-{sweep.name}")
                 specs = [cell_spec(sweep.name, c, cell_dir(sweep_dir, c.id), env, parts[c.id][0]) for c in first]
-                jobs = ex.map_array(job, specs)  # one sbatch: a job array
+                with _sbatch_quiet():
+                    jobs = ex.map_array(job, specs)  # one sbatch: a job array
                 out.arrays += jobs
                 pretrain_jobs = {c.id: str(j.job_id) for c, j in zip(first, jobs, strict=True)}
                 record.append({"array_job_id": str(jobs[0].job_id).split("_")[0],
@@ -452,7 +455,8 @@ def submit(
                 if cell.id in pretrain_jobs:
                     spec["after"] = pretrain_jobs[cell.id]
                     ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{spec['after']}"})
-                submitted = ex.submit(job, spec)
+                with _sbatch_quiet():
+                    submitted = ex.submit(job, spec)
                 out.evaluations.append(submitted)
                 entry["jobs"][cell.id] = str(submitted.job_id)
                 if spec.get("after"):
@@ -463,7 +467,8 @@ def submit(
             if out.jobs
             else ""
         )
-        raise UserError(f"sbatch refused a job: {_last_line(exc)}; {done}fix that and relaunch") from None
+        why = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
+        raise UserError(f"sbatch refused a job: {why}; {done}fix that and relaunch") from None
     finally:
         if cluster == "slurm" and record:
             try:
@@ -475,9 +480,11 @@ def submit(
     return out
 
 
-def _last_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__
+@contextlib.contextmanager
+def _sbatch_quiet():
+    """submitit prints a refused sbatch's stderr itself before raising; the one-line error above says it all."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def evaluation_job_name(sweep_name: str) -> str:

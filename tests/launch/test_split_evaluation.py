@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,9 @@ class StandInExecutor:
 
         singles = sum("_" not in e["job"] for e in self.log)
         if self.refuse_after is not None and singles >= self.refuse_after:
-            raise FailedJobError("sbatch: error: QOSMaxSubmitJobPerUserLimit")
+            why = "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed"
+            print(why, file=sys.stderr)  # as submitit does, before raising
+            raise FailedJobError(why)
         job = _Job(str(next(self.ids)))
         self.log.append({"job": job.job_id, "spec": spec, "res": self.res, "params": dict(self.params)})
         return job
@@ -131,17 +134,19 @@ def test_the_switch_keeps_the_evaluations_in_the_pre_training_job(tmp_path, exec
     assert slurm.job_parts(cell, off, "slurm", tmp_path / "none") == ["whole"]
 
 
-def test_a_refused_sbatch_is_one_line_and_what_was_submitted_is_recorded(tmp_path, executor):
+def test_a_refused_sbatch_is_one_line_and_what_was_submitted_is_recorded(tmp_path, executor, capsys):
     """A limit on queued jobs refuses the second evaluation job: the array and the first evaluation job are in
     jobs.json, so a relaunch does not submit those cells twice."""
     _, sweep = _sweep(tmp_path, [2, 2], [["pretrain", "knn"]] * 2)
     first, second = sweep.cells
     executor.refuse_after = 1
-    with pytest.raises(
-        UserError,
-        match=r"sbatch refused a job: sbatch: error: QOSMaxSubmitJobPerUserLimit; the 3 jobs submitted before it are in jobs.json \(a relaunch leaves them\); fix that and relaunch",
-    ):
+    with pytest.raises(UserError) as refused:
         slurm.submit(sweep, sweep.cells)
+    assert str(refused.value) == (
+        "sbatch refused a job: sbatch: error: QOSMaxSubmitJobPerUserLimit; sbatch: error: Batch job submission "
+        "failed; the 3 jobs submitted before it are in jobs.json (a relaunch leaves them); fix that and relaunch"
+    )
+    assert capsys.readouterr().err == ""  # submitit's own print of it is swallowed: said once
     cells = json.loads((Path(sweep.out_dir) / "jobs.json").read_text())["cells"]
     assert "pretrain_job_id" in cells[first.id] and cells[first.id]["job_id"] != cells[first.id]["pretrain_job_id"]
     assert "pretrain_job_id" not in cells[second.id]  # its pre-training job only: status shows it, a relaunch waits
