@@ -24,7 +24,8 @@ def register(sub) -> None:
         help="table of a sweep's cells: done / running / pending / failed, requeues",
         description="One row per cell of a sweep folder (runs/<name>): its state, SLURM job, requeue count "
         "and training step; the last lines of the error of each failed cell. SLURM states come from one squeue and "
-        "one sacct call (when the sweep was submitted to SLURM); local cells are read from their folders.",
+        "one sacct call (when the sweep was submitted to SLURM); local cells are read from their folders. A DDP cell "
+        "on SLURM is two jobs: the row names the one it shows, '(pre-training)' or '(evaluation)'.",
     )
     p.add_argument("sweep_dir", help="sweep folder (runs/<name>)")
     p.add_argument("--lines", type=int, default=3, help="last lines of each failed cell's error to show (default 3)")

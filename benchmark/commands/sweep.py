@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="resolve every cell, build its model on the meta device, print cells, ids and resources; run nothing",
+        help="resolve every cell, build its model on the meta device, print cells, ids and resources (with --cluster "
+        "slurm: also the evaluation jobs of DDP cells); run nothing",
     )
     p.add_argument(
         "--smoke",
@@ -256,8 +257,8 @@ def launch_on_cluster(sweep, args) -> int:
     arrays = f" as {len(done.arrays)} job array(s) [{', '.join(done.arrays)}]" if done.arrays else ""
     print(f"sweep {sweep.name}: submitted {len(p.run)} cells{arrays} in {done.seconds:.1f} s ({counts}); "
           f"out {done.sweep_dir}")  # fmt: skip
-    if p.orphans:
-        print(f"cancelled the evaluation job(s) [{', '.join(p.orphans)}] of failed pre-trainings")
+    if done.cancelled:
+        print(f"cancelled the evaluation job(s) [{', '.join(done.cancelled)}] of failed pre-trainings")
     evaluations = [str(j.job_id) for j in done.submitted.evaluations]
     waiting = [j for j in evaluations if j in done.submitted.after]
     alone = [j for j in evaluations if j not in done.submitted.after]

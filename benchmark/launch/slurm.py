@@ -96,6 +96,8 @@ def _add_submission(data: dict, cluster: str, folder: Path, arrays: list[dict], 
                 "submitted": stamp,
                 "submissions": int(prev.get("submissions", 0)) + (cid not in counted),
             }
+            if array.get("evaluation_jobs"):
+                record["part"] = "evaluation"  # what `vssl status` calls it
             if after.get(cid):
                 record["pretrain_job_id"] = after[cid]
             data["cells"][cid] = record
@@ -428,6 +430,7 @@ def submit(
     folder = sweep_dir / "slurm" / time.strftime("%Y%m%d-%H%M%S") / "%j"
     job = job or CellJob()
     out, record = Submitted(), []
+    wait_for = ""  # while an evaluation job is submitted: refused, its cell's pre-training job is queued already
     try:
         for res, group in resource_groups(sweep, cells):
             parts = {c.id: job_parts(c, res, cluster, cell_dir(sweep_dir, c.id)) for c in group}
@@ -455,8 +458,10 @@ def submit(
                 if cell.id in pretrain_jobs:
                     spec["after"] = pretrain_jobs[cell.id]
                     ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{spec['after']}"})
+                wait_for = f" once pre-training job {spec['after']} has ended" if spec.get("after") else ""
                 with _sbatch_quiet():
                     submitted = ex.submit(job, spec)
+                wait_for = ""
                 out.evaluations.append(submitted)
                 entry["jobs"][cell.id] = str(submitted.job_id)
                 if spec.get("after"):
@@ -468,7 +473,7 @@ def submit(
             else ""
         )
         why = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
-        raise UserError(f"sbatch refused a job: {why}; {done}fix that and relaunch") from None
+        raise UserError(f"sbatch refused a job: {why}; {done}fix that and relaunch{wait_for}") from None
     finally:
         if cluster == "slurm" and record:
             try:
@@ -491,18 +496,20 @@ def evaluation_job_name(sweep_name: str) -> str:
     return f"vssl-{sweep_name}-eval"
 
 
-def cancel_orphans(sweep_name: str, job_ids: list[str]) -> None:
+def cancel_orphans(sweep_name: str, job_ids: list[str]) -> list[str]:
     """scancel the evaluation jobs of failed pre-trainings (Plan.orphans): only jobs of this user with this sweep's
     evaluation job name, so an id SLURM has since given to another job (a reset controller) is left alone. A job
     that ended meanwhile makes scancel complain; that is a warning, not a reason to stop the launch."""
     if not job_ids:
-        return
+        return []
     import getpass
 
     cmd = ["scancel", f"--name={evaluation_job_name(sweep_name)}", f"--user={getpass.getuser()}", *job_ids]
     out, last = _ask(cmd, 30, lambda why: UserError(f"could not cancel {', '.join(job_ids)}: {why}"))
     if out.returncode != 0:
         print(f"warning: scancel {' '.join(job_ids)}: {last}", file=sys.stderr)
+        return []
+    return list(job_ids)
 
 
 def wait(
@@ -550,6 +557,7 @@ class Launch:
     plan: Plan
     submitted: Submitted
     seconds: float
+    cancelled: list = field(default_factory=list)  # evaluation jobs of failed pre-trainings, cancelled first
 
     @property
     def jobs(self) -> list:
@@ -577,9 +585,9 @@ def launch(sweep, cluster: str = "slurm", env: dict | None = None, smoke: bool =
     p = plan(sweep, sweep_dir, with_jobs=cluster == "slurm")
     write_manifest(sweep)
     t0 = time.perf_counter()
-    cancel_orphans(sweep.name, p.orphans)
+    cancelled = cancel_orphans(sweep.name, p.orphans)
     submitted = submit(sweep, p.run, cluster, env=env, smoke=smoke) if p.run else Submitted()
-    return Launch(sweep_dir, p, submitted, time.perf_counter() - t0)
+    return Launch(sweep_dir, p, submitted, time.perf_counter() - t0, cancelled)
 
 
 def run_debug_jobs(jobs: list) -> dict[str, str | None]:

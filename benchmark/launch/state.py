@@ -166,7 +166,7 @@ def current_job(job: dict, states: dict[str, JobState], cell_dir: Path) -> tuple
         or (pretrain.state != "COMPLETED" and "pretrain" not in (_read_json(Path(cell_dir) / METRICS) or {}))
     ):
         return {**job, "job_id": pretrain_id, "part": "pre-training", "evaluation_job_id": job["job_id"]}, pretrain
-    return ({**job, "part": "evaluation"} if pretrain_id else job), states.get(job.get("job_id", ""))
+    return job, states.get(job.get("job_id", ""))
 
 
 # --------------------------------------------------------------------------- reading a cell folder

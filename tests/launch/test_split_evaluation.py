@@ -121,6 +121,9 @@ def test_only_ddp_cells_with_evaluations_are_split(tmp_path, executor):
     assert again.arrays == [] and again.after == {}
     cells = json.loads((Path(sweep.out_dir) / "jobs.json").read_text())["cells"]
     assert cells[ddp.id]["job_id"] == alone["job"] and "pretrain_job_id" not in cells[ddp.id]
+    assert cells[ddp.id]["part"] == "evaluation"  # status names it so
+    [row] = [r for r in sweep_status(Path(sweep.out_dir), query=lambda ids: {}) if r.cell_id == ddp.id]
+    assert (row.job_id, row.job_part) == (alone["job"], "evaluation")
     assert cells[ddp.id]["submissions"] == 2
 
 
@@ -144,7 +147,8 @@ def test_a_refused_sbatch_is_one_line_and_what_was_submitted_is_recorded(tmp_pat
         slurm.submit(sweep, sweep.cells)
     assert str(refused.value) == (
         "sbatch refused a job: sbatch: error: QOSMaxSubmitJobPerUserLimit; sbatch: error: Batch job submission "
-        "failed; the 3 jobs submitted before it are in jobs.json (a relaunch leaves them); fix that and relaunch"
+        "failed; the 3 jobs submitted before it are in jobs.json (a relaunch leaves them); fix that and relaunch "
+        "once pre-training job 100_1 has ended"
     )
     assert capsys.readouterr().err == ""  # submitit's own print of it is swallowed: said once
     cells = json.loads((Path(sweep.out_dir) / "jobs.json").read_text())["cells"]
@@ -187,9 +191,12 @@ def test_a_failed_pre_training_is_the_cells_error_and_its_queued_evaluation_job_
 
     cancelled = []
     monkeypatch.setattr(slurm, "check_reachable", lambda: None)
-    monkeypatch.setattr(slurm, "cancel_orphans", lambda sweep_name, ids: cancelled.extend(ids))
+    monkeypatch.setattr(slurm, "cancel_orphans", lambda sweep_name, ids: cancelled.extend(ids) or list(ids))
     launched = slurm.launch(sweep)
-    assert cancelled == ["8"] and [e["spec"]["part"] for e in executor.log] == ["pretrain", "evaluate"]
+    assert cancelled == ["8"] == launched.cancelled and [e["spec"]["part"] for e in executor.log] == [
+        "pretrain",
+        "evaluate",
+    ]
     assert launched.arrays == ["100"]
 
     # while the new pre-training job runs, status shows it, and which part it is
@@ -236,13 +243,14 @@ def test_a_relaunch_cancels_only_this_sweeps_evaluation_jobs_and_a_job_that_ende
         )
 
     monkeypatch.setattr(slurm, "_run", scancel)
-    slurm.cancel_orphans("table1", ["8"])
+    assert slurm.cancel_orphans("table1", ["8"]) == []  # nothing said to be cancelled
     import getpass
 
     assert calls == [["scancel", "--name=vssl-table1-eval", f"--user={getpass.getuser()}", "8"]]
     assert "warning: scancel 8: scancel: error: Kill job error on job id 8" in capsys.readouterr().err
-    slurm.cancel_orphans("table1", [])
-    assert len(calls) == 1
+    assert slurm.cancel_orphans("table1", []) == [] and len(calls) == 1
+    monkeypatch.setattr(slurm, "_run", lambda cmd, timeout=30: subprocess.CompletedProcess(cmd, 0, "", ""))
+    assert slurm.cancel_orphans("table1", ["8", "9"]) == ["8", "9"]
 
 
 def test_jobs_that_could_not_be_recorded_are_named_in_one_line(tmp_path, executor, monkeypatch):
