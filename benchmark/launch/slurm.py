@@ -455,23 +455,21 @@ def submit(
             for cell in evaluated:
                 ex = make_executor(cluster, folder, eval_res, evaluation_job_name(sweep.name))
                 spec = cell_spec(sweep.name, cell, cell_dir(sweep_dir, cell.id), env, EVALUATE)
-                if cell.id in pretrain_jobs:
-                    spec["after"] = pretrain_jobs[cell.id]
-                    ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{spec['after']}"})
-                wait_for = f" once pre-training job {spec['after']} has ended" if spec.get("after") else ""
+                after = pretrain_jobs.get(cell.id)  # none when pre-training finished in an earlier launch
+                if after:
+                    spec["after"] = after
+                    ex.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{after}"})
+                    wait_for = f" once pre-training job {after} has ended"
                 with _sbatch_quiet():
                     submitted = ex.submit(job, spec)
                 wait_for = ""
                 out.evaluations.append(submitted)
                 entry["jobs"][cell.id] = str(submitted.job_id)
-                if spec.get("after"):
-                    entry["after"][cell.id] = out.after[str(submitted.job_id)] = spec["after"]
+                if after:
+                    entry["after"][cell.id] = out.after[str(submitted.job_id)] = after
     except (FailedJobError, FailedSubmissionError) as exc:  # sbatch refused (a partition, a limit on queued jobs)
-        done = (
-            f"the {len(out.jobs)} jobs submitted before it are in jobs.json (a relaunch leaves them); "
-            if out.jobs
-            else ""
-        )
+        done = f"the {len(out.jobs)} jobs submitted before it are in jobs.json (a relaunch leaves them); "
+        done = done if out.jobs else ""
         why = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
         raise UserError(f"sbatch refused a job: {why}; {done}fix that and relaunch{wait_for}") from None
     finally:
