@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and any(ord(c) < 32 or ord(c) == 127 for c in out):  # a newline pasted with the path
+        print(f"vssl {args.command}: error: --out {out!r} holds a control character (a newline, a tab): give a plain "
+              "path", file=sys.stderr)  # fmt: skip
+        return 2
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, not a crash
         try:
             stream.reconfigure(errors="backslashreplace")

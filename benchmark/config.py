@@ -346,6 +346,8 @@ def explicit_tree(source: str | Path | Mapping | None, overrides: Mapping | Sequ
         tree = dict(source)
     else:
         tree = read_yaml(source)
+        if tree == {}:  # an empty file, or one of comments only: most likely the wrong file, not "the defaults"
+            raise UserError(f"config file {source} is empty: it sets nothing (leave it out to use the defaults)")
     if not isinstance(tree, dict):
         raise UserError(f"config must be a mapping of sections, got {type(tree).__name__}")
     return merge_overrides(tree, overrides)

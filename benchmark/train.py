@@ -143,9 +143,25 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
     index = pretraining_index(cfg)
     records, _ = split_pretext(index.records, cfg, method_cls)
     info = data_info(cfg, len(records), len(index.classes) if method_cls.needs_labels else 0)
+    if cfg.optim.batch_size > len(records):
+        # legal (the tests' tiny sets do it), but a video twice in a batch is a false negative for a contrastive
+        # method, and 100000 for 100 was most likely a typo: said once per message, not once per sweep cell
+        _warn_once(
+            f"optim.batch_size = {cfg.optim.batch_size} is more than the {len(records)} videos '{cfg.method.name}' "
+            f"pre-trains on (dataset '{cfg.data.dataset}'): each batch holds videos twice"
+        )
     method_cls.check(cfg.method, info)
     check_sampler(cfg, method_cls, info)
     return info
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 def check_evaluation_set(dataset: str, split: int) -> None:

@@ -32,6 +32,8 @@ FILES = {
     "listkey.yaml": "optim: {[1]: 2}\n",  # a YAML key that is a list
     "nullrun.yaml": "name: s\nbase:\n  run:\n  method: {name: random_init}\n",  # `run:` with nothing under it
     "strrun/config.yaml": "method: tce\nbackbone: {name: resnet10t}\n",  # a hand-edited run config
+    "empty.yaml": "",
+    "comments.yaml": "# optim: {lr: 0.1}\n",
 }
 CASES = [
     (["pretrain", "optim.steps=-5"], "optim.steps = -5: must be 0 (no pre-training) or more"),
@@ -87,6 +89,9 @@ CASES = [
     (["evaluate", "strrun"], "strrun/config.yaml: section 'method' is 'tce', not a mapping of its keys"),
     (["pretrain", "optim.lr=.inf"], "optim.lr = inf: must be a finite number >= 0"),
     (["pretrain", "data.resolution=100000"], "data.resolution = 100000: must be 8 to 2048 px"),
+    (["sweep", "split2.yaml", "--dry-run", "--out", "runs/a\nb"], "--out 'runs/a\\nb' holds a control character"),
+    (["pretrain", "empty.yaml"], "config file empty.yaml is empty: it sets nothing"),
+    (["pretrain", "comments.yaml"], "config file comments.yaml is empty"),
 ]
 
 
@@ -107,7 +112,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, synth_da
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
-    lines = err.strip().splitlines()
+    # the tiny set's pool is smaller than the default batch, which load-time validation warns about in one line
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: optim.batch_size = ")]
     assert len(lines) == 1 and "Traceback" not in err, err
     assert message in lines[0], lines[0]
     assert tree(work) == before, "the command wrote files before failing"
@@ -128,3 +134,22 @@ def test_synth_with_only_settings_does_not_take_the_first_for_a_folder(tmp_path,
     assert main(["synth", *settings, "--workers", "1"]) == 0
     assert (tmp_path / "home" / "synthetic" / "synth.json").exists()
     assert not (tmp_path / "classes=2").exists()
+
+
+def test_a_batch_larger_than_the_pool_is_said_once_per_sweep_not_per_cell(
+    synth_data_home, tmp_path, monkeypatch, capsys
+):
+    """Legal (the tests' tiny sets do it), so not an error; but each batch then holds videos twice (a false
+    negative for a contrastive method) and 100000 was most likely a typo: one warning, before anything runs."""
+    from benchmark import train
+
+    monkeypatch.setattr(train, "_WARNED", set())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "name: s\nbase: {method: {name: tce}, optim: {batch_size: 100000}}\nseeds: [0, 1, 2]\n"
+    )
+    assert main(["sweep", "s.yaml", "--dry-run"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert "optim.batch_size = 100000 is more than the " in warnings[0]
+    assert "videos 'tce' pre-trains on (dataset 'synthetic-pool'): each batch holds videos twice" in warnings[0]

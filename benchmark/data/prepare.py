@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -145,14 +146,32 @@ def _encode_job(args: tuple[str, str, str, PrepareConfig]) -> tuple[str, str | N
     return rel, None
 
 
+def _case_insensitive(folder: Path) -> bool:
+    """Whether files made in ``folder`` (or its nearest existing parent) ignore case, as on macOS and Windows."""
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".vssl-CaseProbe-", dir=folder)
+    except OSError:  # not writable: prepare says so itself when it writes
+        return False
+    os.close(handle)
+    try:
+        return os.path.exists(os.path.join(folder, os.path.basename(probe).swapcase()))
+    finally:
+        os.unlink(probe)
+
+
 def _check_collisions(videos: list[str], src: Path, dst: Path) -> None:
-    """x.webm and x.mkv in one folder both become x.mkv: the second encode would replace the first."""
+    """x.webm and x.mkv in one folder both become x.mkv: the second encode would replace the first. Where DST
+    ignores case, A/x.avi and a/x.avi are one output too."""
+    fold = str.casefold if _case_insensitive(dst) else str
     by_output: dict[str, list[str]] = {}
     for rel in videos:
-        by_output.setdefault(output_name(rel), []).append(rel)
+        by_output.setdefault(fold(output_name(rel)), []).append(rel)
     clashes = [(out, rels) for out, rels in by_output.items() if len(rels) > 1]
     if clashes:
-        out, rels = clashes[0]
+        rels = clashes[0][1]
+        out = output_name(rels[-1])
         more = f" ({len(clashes) - 1} more such outputs)" if len(clashes) > 1 else ""
         names = " and ".join(str(src / r) for r in rels)
         raise UserError(f"{names} would {'both' if len(rels) == 2 else 'all'} be written to {dst / out}{more}: "

@@ -441,14 +441,21 @@ class TorchCodecVideo(VideoHandle):
             raise VideoDecodeError("file not found")
         if p.stat().st_size == 0:
             raise VideoDecodeError("empty file (0 bytes)")
+        self._file = None
         try:
-            self._dec = VideoDecoder(self.path, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NCHW")
+            source = self.path
+            if not self.path.isascii() and _not_utf8(self.path):
+                # a file name that is not UTF-8 (its bytes kept as surrogates): torchcodec takes only UTF-8 paths,
+                # so it reads the open file instead
+                self._file = source = open(self.path, "rb")  # noqa: SIM115 -- closed in close()
+            self._dec = VideoDecoder(source, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NCHW")
             md = self._dec.metadata
             self.num_frames = int(md.num_frames or len(self._dec))
             self.fps = float(md.average_fps or 0.0) or FRAME_FOLDER_FPS
             self.height, self.width = int(md.height), int(md.width)
             self.codec = str(md.codec or "")
         except Exception as exc:  # noqa: BLE001 -- torchcodec raises RuntimeError/ValueError
+            self.close()
             raise VideoDecodeError(f"cannot open: {_short(exc)}") from None
         if self.num_frames <= 0:
             raise VideoDecodeError("video stream has no frames")
@@ -473,6 +480,17 @@ class TorchCodecVideo(VideoHandle):
 
     def close(self) -> None:
         self._dec = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _not_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # ====================================================================== frame folders

@@ -104,6 +104,25 @@ def test_prepare_refuses_two_sources_with_one_output_before_encoding(tmp_path, c
     assert not (tmp_path / "dst").exists()  # refused before anything was written, prepare.json included
 
 
+def test_prepare_refuses_names_that_differ_in_case_only_where_dst_ignores_case(tmp_path, capsys, monkeypatch):
+    """A/x.avi and a/x.avi are two files on Linux, one on macOS or Windows: the second encode would replace the first."""
+    from benchmark.data import prepare
+
+    assert prepare._case_insensitive(tmp_path / "not" / "yet") is False  # this machine's filesystem keeps case
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing behind
+    src = tmp_path / "src"
+    fixtures.write_video(src / "A" / "x.avi", 8, size=(32, 24))
+    fixtures.write_video(src / "a" / "x.avi", 8, size=(32, 24))
+    monkeypatch.setattr(prepare, "_case_insensitive", lambda folder: True)
+    assert main(["prepare", str(src), str(tmp_path / "dst"), "--short-side", "16", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"{src / 'A' / 'x.avi'} and {src / 'a' / 'x.avi'} would both be written to {tmp_path / 'dst' / 'a' / 'x.avi'}: "
+        "give them distinct names in SRC first"
+    ), err
+    assert not (tmp_path / "dst").exists()
+
+
 def test_target_size():
     assert target_size(320, 240, 128) == (170, 128)
     assert target_size(240, 320, 128) == (128, 170)

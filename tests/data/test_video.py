@@ -276,6 +276,19 @@ def test_decoders_agree_at_ucf_size(tmp_path, decoder):
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
+def test_a_file_name_that_is_not_utf8_decodes(tmp_path, decoder):
+    """caf\\xe9.avi written by a Latin-1 system: Python keeps the byte as a surrogate, which torchcodec's path
+    argument refuses ('Expected a value of type str'), so the handle reads the open file instead."""
+    plain = fixtures.write_video(tmp_path / "plain.avi", 12, gop=4)
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.avi")
+    os.rename(plain, odd)
+    ref = fixtures.full_decode(odd)
+    with open_video(odd, decoder) as v:
+        assert v.num_frames == 12
+        assert torch.equal(v.get_frames([7, 0, 11]), ref[[7, 0, 11]])
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("kind", ["missing", *fixtures.BROKEN_KINDS])
 def test_bad_files_raise_for_every_decoder(tmp_path, kind, decoder):
     path = tmp_path / "bad.avi"
