@@ -262,6 +262,25 @@ def backbone_kind(cfg: BackboneConfig) -> str:
     return _check_name(cfg)
 
 
+def fixed_input_size(cfg: BackboneConfig) -> int | None:
+    """The one frame size a timm model takes (ViT, Swin, DeiT: timm's ``fixed_input_size``), else None."""
+    if cfg.name in VIDEO_3D_MODELS:
+        return None
+    pretrained = timm.get_pretrained_cfg(cfg.name)
+    return int(pretrained.input_size[-1]) if pretrained is not None and pretrained.fixed_input_size else None
+
+
+def check_resolution(cfg: BackboneConfig, resolution: int) -> None:
+    """A model of a fixed input size fails its first forward at any other: say so at load time, in one line."""
+    size = fixed_input_size(cfg)
+    if size is not None and size != resolution:
+        raise UserError(
+            f"backbone '{cfg.name}' takes {size} x {size} frames only (a fixed input size in timm), but "
+            f"data.resolution = {resolution}: set data.resolution={size}, or choose a backbone without one (resnet*, "
+            "convnext*)"
+        )
+
+
 def param_count_millions(module: nn.Module, trainable_only: bool = False) -> float:
     """Parameters in millions (works on meta-device modules)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only) / 1e6

@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -442,6 +443,8 @@ def coerce(key: str, value: Any, tp: Any, noun: str = "config key") -> Any:
     bad = UserError(f"{noun} '{key}' = {value!r} should be {_type_name(tp)}")
     if tp is Any:
         return value
+    if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan / .inf: no setting here means them
+        raise UserError(f"{noun} '{key}' = {value}: must be a finite number")
     if origin is Literal:
         if value in typing.get_args(tp) and not isinstance(value, bool):
             return value

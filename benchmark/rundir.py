@@ -136,6 +136,51 @@ def config_text(path: Path) -> str:
     return text
 
 
+# What a sweep folder holds besides its cells' run directories (benchmark.launch): never an --out of another command
+SWEEP_ENTRIES = {"sweep.json", "jobs.json", "cells", "slurm", UPDATE_LOCK}
+
+
+def harness_owned(path: str | Path) -> str:
+    """'' or why ``path`` is a file a run directory or sweep folder keeps for itself (metrics.json, config.yaml,
+    sweep.json, ...): a command's --out must not replace it (`vssl table --out RUN/metrics.json`)."""
+    path = Path(path)
+    parent = path.parent
+    if path.name in RUN_ENTRIES and (parent / CONFIG).is_file():
+        return f"{path} is the run directory {parent}'s own {path.name}"
+    if path.name in SWEEP_ENTRIES and (parent / "sweep.json").is_file():
+        return f"{path} is the sweep folder {parent}'s own {path.name}"
+    return ""
+
+
+# Figures that tables, reports and plots compute with: a number (or null) wherever an entry has them
+NUMBER_FIELDS = frozenset(
+    "top1 top5 train_top1 wall_s params_millions final_loss steps value margin checkpoint_step epochs "
+    "data_wait_fraction samples_per_s r@1 r@5 r@10 r@20 r@50".split()
+)
+
+
+def metrics_problem(metrics: dict) -> str:
+    """'' for a well-formed metrics.json object, else what is wrong with it: an entry that is not an object, or a
+    figure that is not a number (a hand edit). Shared by RunDir.metrics and the results collector, so that
+    `vssl status` and `vssl table` call the same runs corrupt."""
+    for key, entry in metrics.items():
+        if not isinstance(entry, dict):
+            return f"entry '{key}' is {entry!r:.40}, not an object of its figures"
+        stack = [(key, entry)]
+        while stack:
+            prefix, tree = stack.pop()
+            for name, value in tree.items():
+                if isinstance(value, dict):
+                    stack.append((f"{prefix}.{name}", value))
+                elif name in NUMBER_FIELDS and value is not None and not _is_number(value):
+                    return f"'{prefix}.{name}' is {value!r:.40}, not a number"
+    return ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class RunDir:
     path: Path
@@ -232,6 +277,9 @@ class RunDir:
             raise CorruptRun(f"{path}: does not parse ({exc})") from None
         if not isinstance(data, dict):
             raise CorruptRun(f"{path}: expected an object of stage entries")
+        problem = metrics_problem(data)
+        if problem:
+            raise CorruptRun(f"{path}: {problem}")
         return data
 
     def finished_pretraining(self) -> bool:

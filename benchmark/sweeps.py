@@ -270,6 +270,9 @@ def _cells(spec: SweepFile, common: dict, seeds: list, resources_spec: dict, res
                                      for i, group in enumerate(spec.zip)]  # fmt: skip
     for where, keys in axes:
         for key in keys:  # 'method' (a whole section) and 'method.name' clash too
+            if key == "run.seed":  # each cell's seed comes from `seeds:`, which would replace the axis's
+                raise UserError(f"'{key}' is an axis of {where}, but a sweep's seeds come from its `seeds:` list "
+                                "(e.g. seeds: [1, 2]): move the values there")  # fmt: skip
             clash = next((k for k in owners if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
             if clash is not None and owners[clash] != where:
                 both = f"'{key}' is an axis" if clash == key else f"'{clash}' and '{key}' are axes"

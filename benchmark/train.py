@@ -100,12 +100,13 @@ def validate(cfg: ExperimentConfig, data: bool = True, evaluation: bool = True) 
       :meth:`~benchmark.method.Method.check` passes on the pre-training set, and its training sampler builds from
       its config (:func:`check_sampler`); the DataInfo is returned.
     """
-    from benchmark.backbones import backbone_kind
+    from benchmark.backbones import backbone_kind, check_resolution
     from benchmark.keys import Stage
     from benchmark.tracking import check_wandb
 
     method_cls = METHODS.get(cfg.method.name)
     check_compatible(method_cls, backbone_kind(cfg.backbone), cfg.method.name, cfg.backbone.name)
+    check_resolution(cfg.backbone, cfg.data.resolution)
     check_wandb(cfg.run.wandb)
     pretrains = method_cls.pretraining is not Pretraining.NONE
     if pretrains and cfg.optim.steps < 1:

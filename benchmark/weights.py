@@ -324,7 +324,10 @@ def export_backbone(run_dir: Path, fmt: str, out: Path) -> Path:
         state = load(path)["backbone"]
     except CorruptCheckpoint as exc:
         raise UserError(str(exc)) from None
-    name, inflated = cfg["backbone"]["name"], bool(cfg["backbone"].get("inflate"))
+    section = cfg.get("backbone")
+    if not isinstance(section, dict) or not isinstance(section.get("name"), str):  # a run writes its whole config
+        raise UserError(f"{run.path / 'config.yaml'} names no backbone (backbone.name): it is not a whole run config")
+    name, inflated = section["name"], bool(section.get("inflate"))
     torchvision_names = set(VIDEO_3D_MODELS) - set(TEN_LAYER) - set(R2D3D_DEPTHS)
     if fmt == "timm" and (inflated or name in VIDEO_3D_MODELS):
         raise UserError(f"'{name}'{' (inflated)' if inflated else ''} is not a timm 2D model: use --format "

@@ -33,6 +33,11 @@ FILES = {
     "nullrun.yaml": "name: s\nbase:\n  run:\n  method: {name: random_init}\n",  # `run:` with nothing under it
     "strrun/config.yaml": "method: tce\nbackbone: {name: resnet10t}\n",  # a hand-edited run config
     "empty.yaml": "",
+    "seed-axis.yaml": "name: s\nbase: {method: {name: tce}}\ngrid:\n  run.seed: [1, 2]\n",
+    "intrun/config.yaml": "method: {name: random_init}\n",
+    "intrun/metrics.json": '{"pretrain": 5}',  # a hand edit
+    "nan.yaml": "method: {name: tce, temperature: .nan}\n",
+    "nan-grid.yaml": "name: s\nbase: {method: {name: tce}}\ngrid:\n  method.mining_r: [0.5, -.inf]\n",
     "comments.yaml": "# optim: {lr: 0.1}\n",
 }
 CASES = [
@@ -87,7 +92,24 @@ CASES = [
     (["pretrain", "listkey.yaml"], "listkey.yaml line 1: a key must be a name, not a list"),
     (["sweep", "nullrun.yaml", "--dry-run"], "sweep base: 'run' must be a mapping of its keys"),
     (["evaluate", "strrun"], "strrun/config.yaml: section 'method' is 'tce', not a mapping of its keys"),
-    (["pretrain", "optim.lr=.inf"], "optim.lr = inf: must be a finite number >= 0"),
+    (["pretrain", "optim.lr=.inf"], "config key 'optim.lr' = inf: must be a finite number"),
+    (["tb", "badsweep", "--print"], "badsweep/sweep.json: 'cells' should map cell ids to their entries"),
+    (["pretrain", "method.name=random_init", "--out", "intrun"], "intrun/metrics.json: entry 'pretrain' is 5, not an"),
+    (["sweep", "split2.yaml", "--out", "intrun"], "intrun is a run directory (it holds config.yaml), not a sweep"),
+    (["bench", "collect", "--runs", "2", "--dir", "intrun"], "--dir intrun is not empty and no earlier `vssl bench"),
+    (["table", "badsweep", "--out", "intrun/metrics.json"], "--out: intrun/metrics.json is the run directory intrun's"),
+    (["table", "badsweep", "--runs-csv", "badsweep/sweep.json"], "--runs-csv: badsweep/sweep.json is the sweep folder"),
+    (["trajectories", "intrun", "--out", "x.txt"], "--out x.txt: name the figure .png, .pdf or .svg"),
+    (["trajectories", "intrun", "--out", "intrun/metrics.json"], "name the figure .png, .pdf or .svg"),
+    (
+        ["pretrain", "backbone.name=vit_tiny_patch16_224", "data.resolution=32"],
+        "backbone 'vit_tiny_patch16_224' takes 224 x 224 frames only (a fixed input size in timm), but data.resolution",
+    ),
+    (["bench", "tce", "--backbone", "r3d_18"], "--backbone r3d_18 is a 3D backbone; TCE's step takes a timm 2D one"),
+    (["bench", "tce", "--backbone", "vit_tiny_patch16_224"], "backbone 'vit_tiny_patch16_224' takes 224 x 224"),
+    (["sweep", "seed-axis.yaml", "--dry-run"], "'run.seed' is an axis of grid, but a sweep's seeds come from its"),
+    (["pretrain", "nan.yaml"], "config key 'method.temperature' = nan: must be a finite number"),
+    (["sweep", "nan-grid.yaml", "--dry-run"], "config key 'method.mining_r' = -inf: must be a finite number"),
     (["pretrain", "data.resolution=100000"], "data.resolution = 100000: must be 8 to 2048 px"),
     (["sweep", "split2.yaml", "--dry-run", "--out", "runs/a\nb"], "--out 'runs/a\\nb' holds a control character"),
     (["pretrain", "empty.yaml"], "config file empty.yaml is empty: it sets nothing"),

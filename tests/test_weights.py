@@ -228,6 +228,32 @@ def test_an_unfinished_pre_training_is_not_exported(tmp_path, capsys):
     assert not (tmp_path / "e.safetensors").exists()
 
 
+def test_a_run_config_without_a_backbone_is_one_line(tmp_path, capsys):
+    """A hand-edited config.yaml that lost its backbone section once ended in KeyError: 'backbone'."""
+    run = _imported_run(tmp_path)
+    (run / "config.yaml").write_text("optim: {steps: 0}\n")
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "timm", "--out", str(tmp_path / "e.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("config.yaml names no backbone (backbone.name): it is not a whole run config"), err
+    assert "\n" not in err and not (tmp_path / "e.safetensors").exists()
+
+
+def test_nan_weights_are_refused_at_evaluation_not_scored_at_chance(tmp_path, synth_data_home, capsys):
+    state = timm.create_model("resnet10t", num_classes=0).state_dict()
+    state["conv1.0.weight"].fill_(float("nan"))
+    torch.save(state, tmp_path / "w.pt")
+    run = tmp_path / "r"
+    assert main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet10t", "--out",
+                 str(run)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--protocol", "knn", "--no-progress", "eval.frames=2", "eval.knn_k=1",
+                 "eval.knn_ks=[1]", "data.resolution=32"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("gives NaN or inf features for 6 of 6 videos: its weights cannot be evaluated"), err
+    assert "knn/synthetic/split1" not in json.loads((run / "metrics.json").read_text())
+
+
 def _imported_run(tmp_path: Path) -> Path:
     torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), tmp_path / "w.pt")
     main(

@@ -105,10 +105,10 @@ def handle(args) -> int:
     from benchmark.train import check_evaluation_set
 
     check_evaluation_set(cfg.eval.dataset, cfg.eval.split)
-    overrides = config_overrides(run, cfg)
     for name in names:
         key = entry_key(name, cfg, args.checkpoint)
         earlier = key in run.metrics()
+        overrides = config_overrides(run, cfg, name)
         if overrides:
             print(
                 f"note: {key} is evaluated with {overrides}, not the run's config: tables keep it apart from "

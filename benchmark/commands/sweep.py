@@ -66,6 +66,9 @@ def handle(args) -> int:
     sweep = load_sweep(args.file, args.overrides, args.out)
     if Path(sweep.out_dir).exists() and not Path(sweep.out_dir).is_dir():  # a dry run must fail where a launch would
         raise UserError(f"the sweep's folder {sweep.out_dir} is a file: choose another --out (or `out:`)")
+    if (Path(sweep.out_dir) / "config.yaml").is_file():  # its cells/ would hide it from `vssl table`, and it them
+        raise UserError(f"{sweep.out_dir} is a run directory (it holds config.yaml), not a sweep folder: choose "
+                        "another --out (or `out:`)")  # fmt: skip
     if args.only:
         sweep = select_cells(sweep, args.only)
     check_cells(sweep, datasets=not args.smoke)  # a smoke run replaces the datasets

@@ -46,9 +46,14 @@ def handle(args) -> int:
     from benchmark.errors import UserError
     from benchmark.results.collect import collect
     from benchmark.results.table import build_table, paired_vs_baseline, render
+    from benchmark.rundir import harness_owned
 
     if args.n_boot < 100:
         raise UserError(f"--n-boot {args.n_boot} is too few for a 95% interval; use at least 100 (default 10000)")
+    for flag, target in (("--runs-csv", args.runs_csv), ("--out", args.out)):
+        owned = harness_owned(target) if target else ""
+        if owned:
+            raise UserError(f"{flag}: {owned}, which vssl table would replace: write the table elsewhere")
     coll = collect(Path(args.sweep_dir), allow_mixed=args.allow_mixed, include_incomplete=args.include_incomplete)
     for name, reason in coll.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)

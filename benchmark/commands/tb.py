@@ -33,6 +33,8 @@ def logdir_spec(paths: list) -> str:
             labels = json.loads(manifest.read_text()).get("cells", {}) if manifest.exists() else {}
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise UserError(f"{manifest} does not parse as a sweep manifest ({exc})") from None
+        if not isinstance(labels, dict) or not all(isinstance(e, dict) for e in labels.values()):
+            raise UserError(f"{manifest}: 'cells' should map cell ids to their entries")
         runs = sorted((root / "cells").iterdir()) if (root / "cells").is_dir() else [root]
         for run in runs:
             if (run / "tb").is_dir():

@@ -163,17 +163,21 @@ def entry_key(name: str, cfg: ExperimentConfig, checkpoint: str = LAST) -> str:
     return str(Stage(name).key(cfg.eval.dataset, cfg.eval.split).at(checkpoint))
 
 
-def config_overrides(run: RunDir, cfg: ExperimentConfig) -> str:
+def config_overrides(run: RunDir, cfg: ExperimentConfig, protocol: str | None = None) -> str:
     """'eval.linear_epochs=50, data.resolution=64': the fields an evaluation may set (eval.*, data.*, run.*
     and the method's ``eval_only_fields``) that ``cfg`` sets differently from the run's config.yaml, bookkeeping
     fields (seed, workers, which set) left out; '' when none. The trained model's fields are not compared: the
     run's config.yaml records them as resolved on its data (TCE's K for 'auto'). A field the run's config.yaml
-    does not record (added to the code after the run) is not a difference."""
+    does not record (added to the code after the run) is not a difference. With ``protocol``, another protocol's
+    own fields (eval.linear_* for a kNN entry) are left out too: they did not make this entry."""
     evaluable = {f"method.{f}" for f in METHODS.get(cfg.method.name).eval_only_fields}
+    others = tuple(f"eval.{p}_" for p in PROTOCOLS.names() if p != protocol) if protocol else ()
     return ", ".join(
         f"{k}={new}"
         for k, (_, new) in differences(run.config(), cfg).items()
-        if (k.split(".", 1)[0] in ("eval", "data", "run") or k in evaluable) and k not in BOOKKEEPING_FIELDS
+        if (k.split(".", 1)[0] in ("eval", "data", "run") or k in evaluable)
+        and k not in BOOKKEEPING_FIELDS
+        and not (others and k.startswith(others))
     )
 
 
@@ -195,7 +199,7 @@ def evaluate(run: RunDir, cfg: ExperimentConfig, name: str, progress_bar: bool =
     # (its held-out part included) and predicts the test split once
     entry.setdefault("read_splits", ["train", "test"])
     entry.setdefault("test_reads", entry["read_splits"].count("test"))
-    overrides = config_overrides(run, cfg)
+    overrides = config_overrides(run, cfg, name)
     if overrides:  # made with other settings than the run's recipe: tables keep it apart from its row's entries
         entry["config_overrides"] = overrides
     run.add_metrics(key, entry)

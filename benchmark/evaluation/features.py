@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from benchmark.checkpoint import write_error
 from benchmark.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from benchmark.device import single_thread_worker
+from benchmark.errors import UserError
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # bump when extraction changes what it computes (2: bad videos skipped, not replaced)
@@ -369,6 +370,10 @@ def extract(
         desc=desc,
         progress_bar=progress_bar,
     )
+    broken = int((~torch.isfinite(out.x)).any(dim=1).sum()) if out.x.numel() else 0
+    if broken:  # NaN weights (an imported or diverged checkpoint) would score chance as if it were a result
+        raise UserError(f"the backbone of {Path(str(checkpoint)).name} gives NaN or inf features for {broken} of "
+                        f"{len(out.x)} videos: its weights cannot be evaluated")  # fmt: skip
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

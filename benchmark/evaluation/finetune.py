@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,13 +207,36 @@ def run_finetune(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.
 
 def save_progress(job: FinetuneJob, done: FinetuneProgress, epoch: int) -> None:
     state = {"epoch": epoch, "model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
-             "scheduler": job.lr_at.state_dict(), "progress": dataclasses.asdict(done)}  # fmt: skip
+             "scheduler": job.lr_at.state_dict(), "progress": dataclasses.asdict(done),
+             "settings": resume_settings(job)}  # fmt: skip
     ckpt.save(job.state_path, state)
 
 
+def resume_settings(job: FinetuneJob) -> dict:
+    """What the epochs so far were trained with: every config field but those that never change a result (the
+    seed does: it draws the batches), and the pre-trained checkpoint they started from."""
+    from benchmark.config import BOOKKEEPING_FIELDS, flatten, plain, to_dict
+
+    skip = set(BOOKKEEPING_FIELDS) - {"run.seed"}
+    fields = {k: plain(v) for k, v in flatten(to_dict(job.cfg)).items() if k not in skip}
+    return {**fields, "checkpoint": job.checkpoint, "checkpoint_step": job.checkpoint_step}
+
+
 def resume(job: FinetuneJob) -> tuple[int, FinetuneProgress]:
-    """(epochs already done, their progress): from the stage's own checkpoint, or (0, fresh) without one."""
+    """(epochs already done, their progress): from the stage's own checkpoint, or (0, fresh) without one. A
+    checkpoint left by an interrupted fine-tune of other settings (eval.finetune_lr, epochs, ...) is set aside:
+    its epochs would be recorded as made with these."""
     state = ckpt.load_latest(job.state_path.parent, job.state_path.name, map_location=job.ctx.device, steps=False)
+    if state is not None and state.get("settings") != resume_settings(job):
+        old, new = state.get("settings") or {}, resume_settings(job)
+        changed = [k for k in sorted(new) if old.get(k) != new[k]]
+        what = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed[:3]) if old else "unrecorded settings"
+        more = f" and {len(changed) - 3} more" if old and len(changed) > 3 else ""
+        print(f"note: {job.stage}: the interrupted fine-tune ran with other settings ({what}{more}); "
+              f"starting it again from epoch 1", file=sys.stderr, flush=True)  # fmt: skip
+        for path in (job.state_path, ckpt.previous_of(job.state_path)):
+            path.unlink(missing_ok=True)
+        state = None
     if state is None:
         return 0, FinetuneProgress(best_epoch=job.sched.epochs)
     job.model.load_state_dict(state["model"])

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from benchmark.config import ExperimentConfig
 from benchmark.device import one_thread
+from benchmark.errors import UserError
 from benchmark.evaluation import counts, frozen_features
 from benchmark.registry import register_protocol
 from benchmark.rundir import RunDir
@@ -64,9 +65,13 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearPr
         return layer
     opt = torch.optim.SGD(layer.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         opt.zero_grad()
-        F.cross_entropy(layer(x), y).backward()
+        loss = F.cross_entropy(layer(x), y)
+        if not torch.isfinite(loss):  # a NaN probe predicts one class: a chance-level top-1 that looks like a result
+            raise UserError(f"the linear probe diverged (loss {loss.item()} at epoch {epoch + 1} of {cfg.epochs}): "
+                            f"lower eval.linear_lr (now {cfg.lr:g})")  # fmt: skip
+        loss.backward()
         opt.step()
         sched.step()
     return layer

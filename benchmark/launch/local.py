@@ -72,9 +72,8 @@ def write_manifest(sweep: Sweep, extra: dict | None = None) -> Path:
         if not isinstance(old, dict):
             raise UserError(f"{path} is not a sweep manifest (a JSON object): choose another output folder")
         if old and old.get("name") != sweep.name:
-            raise UserError(
-                f"{sweep.out_dir} holds sweep '{old.get('name')}', not '{sweep.name}': choose another output folder"
-            )
+            held = f"sweep '{old['name']}'" if old.get("name") else "a sweep manifest with no name (edited by hand?)"
+            raise UserError(f"{sweep.out_dir} holds {held}, not '{sweep.name}': choose another output folder")
         _extend_manifest(path, old, sweep, extra)
     return path
 
@@ -170,6 +169,7 @@ def smoke_stages(stages: list[str]) -> list[str]:
 
 def smoke_overrides(cfg, world_size: int = 1) -> dict:
     """Two steps of each stage at tiny resolution on the stand-in; method and backbone untouched."""
+    from benchmark.backbones import fixed_input_size
     from benchmark.paths import resolve_dataset
     from benchmark.registry import METHODS
 
@@ -184,7 +184,7 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
         **method_cls.smoke_overrides(cfg.method),  # e.g. TCE's bank-sized K resolved on the stand-in's few videos
         "data.dataset": "synthetic" if labelled else "synthetic-pool",
         "data.split": 1,
-        "data.resolution": min(cfg.data.resolution, 32),
+        "data.resolution": fixed_input_size(cfg.backbone) or min(cfg.data.resolution, 32),  # ViT: its one size
         "data.num_workers": 0,
         "optim.steps": min(cfg.optim.steps, 2),
         "optim.warmup_steps": 0,

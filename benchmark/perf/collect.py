@@ -76,6 +76,11 @@ def run(args) -> int:
         root = Path(args.dir) if args.dir else Path(tmp) / "sweep"
         t0 = time.perf_counter()
         reused = (root / "sweep.json").exists()
+        if not reused and root.exists() and (not root.is_dir() or any(root.iterdir())):
+            from benchmark.errors import UserError
+
+            raise UserError(f"--dir {root} is not empty and no earlier `vssl bench collect` wrote it: give a new or "
+                            "empty folder")  # fmt: skip
         if not reused:
             generate(root, args.runs, args.videos)
         gen_s = None if reused else time.perf_counter() - t0

@@ -120,6 +120,13 @@ def run(args) -> int:
 
     if args.batch < 1 or args.steps < 1 or any(n < 2 for n in args.sizes):
         raise UserError("--batch and --steps must be >= 1 and every --sizes value >= 2")
+    from benchmark.backbones import backbone_kind, check_resolution
+    from benchmark.config import BackboneConfig
+
+    backbone = BackboneConfig(name=args.backbone)
+    if backbone_kind(backbone) != "2d":  # the step is TCE's: frames through a 2D network
+        raise UserError(f"--backbone {args.backbone} is a 3D backbone; TCE's step takes a timm 2D one (e.g. resnet18)")
+    check_resolution(backbone, args.resolution)
     import torch
 
     from benchmark.device import cpu_has_fast_bf16, resolve_runtime

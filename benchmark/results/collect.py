@@ -32,7 +32,7 @@ import yaml
 from benchmark.config import flatten
 from benchmark.errors import UserError
 from benchmark.keys import MetricsKey, Stage
-from benchmark.rundir import CONFIG, ENV, METRICS, CorruptRun, config_text
+from benchmark.rundir import CONFIG, ENV, METRICS, CorruptRun, config_text, metrics_problem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster on 1,000 configs
 ENV_FIELDS = (
@@ -160,8 +160,11 @@ def read_run(path: Path) -> tuple[str, str, dict, dict, dict]:
         if not isinstance(cfg, dict):
             raise _Corrupt("config.yaml is not a mapping")
         metrics = _read_json(path / METRICS) or {}
-        if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
+        if not isinstance(metrics, dict):
             raise _Corrupt("metrics.json is not an object of stage entries")
+        problem = metrics_problem(metrics)
+        if problem:
+            raise _Corrupt(f"metrics.json: {problem}")
         env = _read_json(path / ENV) or {}
         if not isinstance(env, dict):
             raise _Corrupt("env.json is not an object")

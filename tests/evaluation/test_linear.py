@@ -42,6 +42,18 @@ def test_shuffled_labels_give_chance():
     assert m["train_top1"] > m["top1"]  # it did fit something: the training labels, by heart
 
 
+def test_a_diverged_probe_is_an_error_not_a_chance_result():
+    """eval.linear_lr=1e30 once scored a NaN probe's constant prediction: 33% on three classes, as a result."""
+    import pytest
+
+    from benchmark.errors import UserError
+
+    x, y = blobs(20)
+    with pytest.raises(UserError, match=r"the linear probe diverged \(loss (nan|inf) at epoch \d+ of 50\): lower "
+                                        r"eval.linear_lr \(now 1e\+30\)"):  # fmt: skip
+        linear_probe(x, y, x, y, 4, LinearProbeConfig(epochs=50, lr=1e30))
+
+
 def test_top1_breaks_ties_as_per_video_correct_does():
     """bf16 logits tie often; top-1 must be the mean of the per-video results (argmax), whatever topk picks."""
     g = torch.Generator().manual_seed(0)

@@ -161,6 +161,10 @@ def test_config_overrides_names_only_recipe_fields_the_run_did_not_use(tiny_run,
     assert config_overrides(tiny_run, tiny_config(tiny_run, "eval.batch_size=3", "data.num_workers=0")) == ""
     changed = tiny_config(tiny_run, "eval.linear_epochs=7", "eval.knn_ks=[1, 3]", "eval.batch_size=3")
     assert config_overrides(tiny_run, changed) == "eval.knn_ks=[1, 3], eval.linear_epochs=7"
+    # an entry records only what could have made it: the linear probe's epochs did not make a kNN entry
+    assert config_overrides(tiny_run, changed, "knn") == "eval.knn_ks=[1, 3]"
+    assert config_overrides(tiny_run, changed, "linear") == "eval.linear_epochs=7"
+    assert config_overrides(tiny_run, changed, "finetune") == ""
     older = tmp_path / "older"
     shutil.copytree(tiny_run.path, older)
     tree = yaml.safe_load((older / "config.yaml").read_text())

@@ -125,16 +125,31 @@ def test_kill_after_a_step_and_a_garbage_last_pt_fall_back_to_the_previous_check
     assert_identical(uninterrupted, out)
 
 
-def test_finetune_resumes_mid_stage_exactly(uninterrupted, tiny_synth, synth_data_home, tmp_path):
+@pytest.mark.parametrize("first", ["same settings", "another lr"])
+def test_finetune_resumes_mid_stage_exactly(uninterrupted, tiny_synth, synth_data_home, tmp_path, capsys, first):
+    """Killed after its first epoch, a fine-tune resumes to the uninterrupted entry. Killed in a fine-tune of other
+    settings (a Ctrl-C'd `vssl evaluate ... eval.finetune_lr=0.3`), it starts again: its epochs are not taken as
+    made with these."""
     straight, killed_run = tmp_path / "straight", tmp_path / "killed"
     shutil.copytree(uninterrupted, straight)
     shutil.copytree(uninterrupted, killed_run)
     finetune_here(straight)
     args = ["--protocol", "finetune", "--no-progress", *FINETUNE]  # the run's config: one data worker
+    if first == "another lr":
+        args.append("eval.finetune_lr=0.3")
     killed = vssl(["evaluate", str(killed_run), *args], tiny_synth.parent, VSSL_TEST_KILL_IN_CHECKPOINT="2")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert list((killed_run / "checkpoints").glob("finetune_*.pt"))  # epoch 1's state survived the kill
+    capsys.readouterr()
     finetune_here(killed_run)
+    note = [line for line in capsys.readouterr().err.splitlines() if "interrupted fine-tune" in line]
+    if first == "another lr":
+        assert note == [
+            "note: finetune/synthetic/split1: the interrupted fine-tune ran with other settings (eval.finetune_lr "
+            "0.3 -> 0.01); starting it again from epoch 1"
+        ]
+    else:
+        assert note == []
     key = "finetune/synthetic/split1"
     a, b = (json.loads((r / "metrics.json").read_text())[key] for r in (straight, killed_run))
     volatile = {"wall_s", "epoch_wall_s", "checkpoint"}

@@ -56,6 +56,32 @@ def test_incomplete_and_corrupt_runs_are_listed_and_skipped(table1_sweep):
     assert with_incomplete.runs.set_index("run").at[cells[1].name, "status"] == "incomplete"
 
 
+def test_a_hand_edited_figure_makes_the_run_corrupt_for_table_and_status_alike(table1_sweep):
+    """A top-1 of "abc" or an entry of 5 once crashed the table's statistics (TypeError) while `vssl status` called
+    the cell done: both now call it corrupt and name the field."""
+    from benchmark.rundir import RunDir
+
+    cells = sorted((table1_sweep / "cells").iterdir())
+    edits = {
+        cells[0]: lambda m: m["linear/synthetic/split1"].update(top1="abc"),
+        cells[1]: lambda m: m["pretrain"].update(params_millions="x"),
+        cells[2]: lambda m: m.update({"knn/synthetic/split1": []}),
+    }
+    for cell, edit in edits.items():
+        metrics = json.loads((cell / "metrics.json").read_text())
+        edit(metrics)
+        (cell / "metrics.json").write_text(json.dumps(metrics))
+    skipped = dict(collect(table1_sweep).skipped)
+    assert skipped[cells[0].name] == "corrupt: metrics.json: 'linear/synthetic/split1.top1' is 'abc', not a number"
+    assert skipped[cells[1].name] == "corrupt: metrics.json: 'pretrain.params_millions' is 'x', not a number"
+    assert skipped[cells[2].name] == (
+        "corrupt: metrics.json: entry 'knn/synthetic/split1' is [], not an object of its figures"
+    )
+    for cell in edits:
+        assert RunDir(cell).status()[0] == "corrupt"
+    assert RunDir(cells[3]).status()[0] == "complete"
+
+
 def test_no_runs_is_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="holds no run directories"):
