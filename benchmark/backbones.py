@@ -262,22 +262,42 @@ def backbone_kind(cfg: BackboneConfig) -> str:
     return _check_name(cfg)
 
 
-def fixed_input_size(cfg: BackboneConfig) -> int | None:
-    """The one frame size a timm model takes (ViT, Swin, DeiT: timm's ``fixed_input_size``), else None."""
-    if cfg.name in VIDEO_3D_MODELS:
+def default_input_size(cfg: BackboneConfig) -> int | None:
+    """The frame size timm flags as a model's only one (``fixed_input_size``: ViT, Swin, DeiT, ...), else None.
+    Some flagged models run at other sizes too (XCiT, CrossViT): :func:`resolution_problem` tries."""
+    if cfg.name in VIDEO_3D_MODELS or cfg.inflate:
         return None
     pretrained = timm.get_pretrained_cfg(cfg.name)
     return int(pretrained.input_size[-1]) if pretrained is not None and pretrained.fixed_input_size else None
 
 
+def resolution_problem(cfg: BackboneConfig, resolution: int) -> str:
+    """'' when a model timm flags as fixed-size runs at ``resolution`` (a forward on the meta device: shapes only,
+    no memory, no weights), else the first line of why not."""
+    if default_input_size(cfg) in (None, resolution):
+        return ""
+    return _meta_forward_problem(cfg.name, resolution)
+
+
+@functools.lru_cache(maxsize=64)  # a sweep validates every cell: one forward per (model, size)
+def _meta_forward_problem(name: str, resolution: int) -> str:
+    try:
+        backbone = build_backbone(BackboneConfig(name=name), device_meta=True).eval()
+        with torch.no_grad(), torch.device("meta"):
+            backbone(torch.empty(2, 3, resolution, resolution))
+    except Exception as exc:  # noqa: BLE001 -- timm's models say it in their own ways (AssertionError, RuntimeError)
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return ""
+
+
 def check_resolution(cfg: BackboneConfig, resolution: int) -> None:
-    """A model of a fixed input size fails its first forward at any other: say so at load time, in one line."""
-    size = fixed_input_size(cfg)
-    if size is not None and size != resolution:
+    """A model that fails its first forward at ``resolution`` says so at load time, in one line."""
+    problem = resolution_problem(cfg, resolution)
+    if problem:
+        size = default_input_size(cfg)
         raise UserError(
-            f"backbone '{cfg.name}' takes {size} x {size} frames only (a fixed input size in timm), but "
-            f"data.resolution = {resolution}: set data.resolution={size}, or choose a backbone without one (resnet*, "
-            "convnext*)"
+            f"backbone '{cfg.name}' does not run at data.resolution = {resolution} ({problem}); it is built for "
+            f"{size} x {size} frames: set data.resolution={size}, or choose a backbone of any size (resnet*, convnext*)"
         )
 
 

@@ -338,3 +338,20 @@ def test_concatenated_backbones_put_features_side_by_side_for_view_batches():
     assert out.shape == (2, 3, a.num_features + b.num_features) == (*fa.shape[:2], both.num_features)
     assert torch.equal(out[..., : a.num_features], fa) and torch.equal(out[..., a.num_features :], fb)
     assert both.kind == a.kind == "2d"
+
+
+def test_a_model_timm_flags_fixed_size_is_refused_only_where_it_does_not_run():
+    """ViT asserts its 224 px; XCiT carries the same flag and runs at any size; a ResNet has no flag. The check
+    runs a forward on the meta device, and a smoke run gives a ViT its own size, a ResNet 32 px."""
+    from benchmark.backbones import check_resolution, resolution_problem
+    from benchmark.config import load_config
+    from benchmark.launch.local import smoke_resolution
+
+    assert "doesn't match model (224)" in resolution_problem(BackboneConfig(name="vit_tiny_patch16_224"), 32)
+    assert resolution_problem(BackboneConfig(name="vit_tiny_patch16_224"), 224) == ""
+    check_resolution(BackboneConfig(name="xcit_tiny_12_p8_224"), 112)  # flagged, but it runs: no error
+    check_resolution(BackboneConfig(name="resnet10t"), 40)
+    with pytest.raises(UserError, match="it is built for 224 x 224 frames: set data.resolution=224"):
+        check_resolution(BackboneConfig(name="vit_tiny_patch16_224"), 112)
+    assert smoke_resolution(load_config({}, ["backbone.name=vit_tiny_patch16_224", "data.resolution=224"])) == 224
+    assert smoke_resolution(load_config({}, ["backbone.name=resnet10t", "data.resolution=112"])) == 32

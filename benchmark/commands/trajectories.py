@@ -29,7 +29,7 @@ def register(sub) -> None:
         default="embedding",
         help="the method's projection head output (default) or the backbone's pooled features",
     )
-    p.add_argument("--out", default=None, help="figure path, .png, .pdf or .svg (default RUN/trajectories.png)")
+    p.add_argument("--out", default=None, help="figure path, .png, .pdf, .svg, ... (default RUN/trajectories.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=handle)
 
@@ -44,8 +44,12 @@ def handle(args) -> int:
     from benchmark.trajectories import TrajectoryConfig, frame_trajectories
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "trajectories.png"
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):  # matplotlib would pick the format from the suffix
-        raise UserError(f"--out {out}: name the figure .png, .pdf or .svg")
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()  # matplotlib picks the format from the suffix
+    if out.suffix.lower().lstrip(".") not in formats:
+        raise UserError(f"--out {out}: name the figure .png, .pdf, .svg (or another of matplotlib's: "
+                        f"{', '.join(sorted(formats))})")  # fmt: skip
     cfg = TrajectoryConfig(videos=args.videos, frames=args.frames, space=args.space)
     path = frame_trajectories(args.run_dir, out, args.checkpoints, cfg, progress_bar=not args.no_progress)
     from benchmark.config import build_experiment

@@ -146,12 +146,19 @@ def _encode_job(args: tuple[str, str, str, PrepareConfig]) -> tuple[str, str | N
     return rel, None
 
 
+CASE_PROBE = ".vssl-CaseProbe-"
+
+
+def _is_probe(path: Path) -> bool:
+    return path.name.startswith(CASE_PROBE)  # left behind only by a kill between its creation and removal
+
+
 def _case_insensitive(folder: Path) -> bool:
     """Whether files made in ``folder`` (or its nearest existing parent) ignore case, as on macOS and Windows."""
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
     try:
-        handle, probe = tempfile.mkstemp(prefix=".vssl-CaseProbe-", dir=folder)
+        handle, probe = tempfile.mkstemp(prefix=CASE_PROBE, dir=folder)
     except OSError:  # not writable: prepare says so itself when it writes
         return False
     os.close(handle)
@@ -212,7 +219,12 @@ def prepare_dataset(
         raise UserError(f"DST {dst} is inside SRC {src}: choose a folder outside the dataset")
     if dst.exists() and not dst.is_dir():
         raise UserError(f"DST {dst} is a file: choose a folder")
-    if dst.is_dir() and not (dst / SETTINGS_FILE).exists() and any(dst.iterdir()) and not force:
+    if (
+        dst.is_dir()
+        and not (dst / SETTINGS_FILE).exists()
+        and any(not _is_probe(p) for p in dst.iterdir())
+        and not force
+    ):
         raise UserError(f"DST {dst} holds files that vssl prepare did not write: choose a new or empty folder "
                         "(--force writes into it anyway, replacing files of the same names)")  # fmt: skip
     videos, others = _plan(src, dst)

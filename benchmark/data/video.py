@@ -457,12 +457,14 @@ class TorchCodecVideo(VideoHandle):
         except Exception as exc:  # noqa: BLE001 -- torchcodec raises RuntimeError/ValueError
             self.close()
             raise VideoDecodeError(f"cannot open: {_short(exc)}") from None
-        if self.num_frames <= 0:
-            raise VideoDecodeError("video stream has no frames")
         header = int(getattr(md, "num_frames_from_header", 0) or 0)
+        if self.num_frames <= 0:
+            self.close()
+            raise VideoDecodeError("video stream has no frames")
         if header > self.num_frames and Path(self.path).suffix.lower() == ".avi":
             # AVI's header counts every frame written; fewer in the file means it was cut (PyAV fails on the
             # missing frames too, so both decoders call it bad)
+            self.close()
             raise VideoDecodeError(f"truncated: header says {header} frames, {self.num_frames} in the file")
 
     @property

@@ -169,9 +169,11 @@ def config_overrides(run: RunDir, cfg: ExperimentConfig, protocol: str | None = 
     fields (seed, workers, which set) left out; '' when none. The trained model's fields are not compared: the
     run's config.yaml records them as resolved on its data (TCE's K for 'auto'). A field the run's config.yaml
     does not record (added to the code after the run) is not a difference. With ``protocol``, another protocol's
-    own fields (eval.linear_* for a kNN entry) are left out too: they did not make this entry."""
+    own fields (eval.linear_* for a kNN entry) are left out too: they did not make this entry. A protocol's own
+    fields are those named after it or after a protocol its name extends (eval.knn_* for 'knn_cosine')."""
     evaluable = {f"method.{f}" for f in METHODS.get(cfg.method.name).eval_only_fields}
-    others = tuple(f"eval.{p}_" for p in PROTOCOLS.names() if p != protocol) if protocol else ()
+    # eval.knn_* belongs to knn, and to a plugin protocol 'knn_cosine' that reads them too
+    others = tuple(f"eval.{p}_" for p in PROTOCOLS.names() if not protocol.startswith(p)) if protocol else ()
     return ", ".join(
         f"{k}={new}"
         for k, (_, new) in differences(run.config(), cfg).items()

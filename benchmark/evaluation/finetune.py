@@ -212,14 +212,35 @@ def save_progress(job: FinetuneJob, done: FinetuneProgress, epoch: int) -> None:
     ckpt.save(job.state_path, state)
 
 
-def resume_settings(job: FinetuneJob) -> dict:
-    """What the epochs so far were trained with: every config field but those that never change a result (the
-    seed does: it draws the batches), and the pre-trained checkpoint they started from."""
-    from benchmark.config import BOOKKEEPING_FIELDS, flatten, plain, to_dict
+# What a fine-tune reads, by dotted prefix: another value of any of these makes other epochs. Bookkeeping (workers,
+# logging, the other protocols' fields) is left out, so a requeue or a rerun with more workers resumes.
+FINETUNE_READS = (
+    "eval.frames", "eval.clips", "eval.clip_len", "eval.clip_stride", "eval.crops", "eval.finetune_",
+    "eval.heldout_fraction", "eval.label_fraction", "data.resolution", "data.short_video", "run.seed",
+    "run.precision", "run.channels_last", "backbone.", "method.",
+)  # fmt: skip
 
-    skip = set(BOOKKEEPING_FIELDS) - {"run.seed"}
-    fields = {k: plain(v) for k, v in flatten(to_dict(job.cfg)).items() if k not in skip}
-    return {**fields, "checkpoint": job.checkpoint, "checkpoint_step": job.checkpoint_step}
+
+def resume_settings(job: FinetuneJob) -> dict:
+    """What the epochs so far were trained with: the fields a fine-tune reads and the pre-trained checkpoint (by
+    name: the run folder may be spelt or placed differently on the next start)."""
+    from benchmark.config import flatten, plain, to_dict
+
+    fields = {k: plain(v) for k, v in flatten(to_dict(job.cfg)).items() if k.startswith(FINETUNE_READS)}
+    return {**fields, "checkpoint": Path(job.checkpoint).name, "checkpoint_step": job.checkpoint_step}
+
+
+def settings_changes(recorded: dict | None, now: dict) -> list[str]:
+    """'eval.finetune_lr 0.3 -> 0.01' for each field both record differently. 'auto' matches anything (a sweep
+    cell's config holds TCE's negatives: auto, config.yaml the number it resolved to); a field only one side has
+    (added to the code since) is no change, and neither is a state saved before settings were recorded."""
+    if recorded is None:
+        return []
+    return [
+        f"{k} {recorded[k]!r} -> {now[k]!r}"
+        for k in sorted(now)
+        if k in recorded and recorded[k] != now[k] and "auto" not in (recorded[k], now[k])
+    ]
 
 
 def resume(job: FinetuneJob) -> tuple[int, FinetuneProgress]:
@@ -227,12 +248,10 @@ def resume(job: FinetuneJob) -> tuple[int, FinetuneProgress]:
     checkpoint left by an interrupted fine-tune of other settings (eval.finetune_lr, epochs, ...) is set aside:
     its epochs would be recorded as made with these."""
     state = ckpt.load_latest(job.state_path.parent, job.state_path.name, map_location=job.ctx.device, steps=False)
-    if state is not None and state.get("settings") != resume_settings(job):
-        old, new = state.get("settings") or {}, resume_settings(job)
-        changed = [k for k in sorted(new) if old.get(k) != new[k]]
-        what = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed[:3]) if old else "unrecorded settings"
-        more = f" and {len(changed) - 3} more" if old and len(changed) > 3 else ""
-        print(f"note: {job.stage}: the interrupted fine-tune ran with other settings ({what}{more}); "
+    changes = settings_changes(state.get("settings"), resume_settings(job)) if state is not None else []
+    if changes:
+        more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+        print(f"note: {job.stage}: the interrupted fine-tune ran with other settings ({', '.join(changes[:3])}{more}); "
               f"starting it again from epoch 1", file=sys.stderr, flush=True)  # fmt: skip
         for path in (job.state_path, ckpt.previous_of(job.state_path)):
             path.unlink(missing_ok=True)

@@ -62,19 +62,27 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearPr
             return loss
 
         opt.step(closure)
+        _check_finite(layer, x, y, cfg)
         return layer
     opt = torch.optim.SGD(layer.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
-    for epoch in range(cfg.epochs):
+    for _ in range(cfg.epochs):
         opt.zero_grad()
-        loss = F.cross_entropy(layer(x), y)
-        if not torch.isfinite(loss):  # a NaN probe predicts one class: a chance-level top-1 that looks like a result
-            raise UserError(f"the linear probe diverged (loss {loss.item()} at epoch {epoch + 1} of {cfg.epochs}): "
-                            f"lower eval.linear_lr (now {cfg.lr:g})")  # fmt: skip
-        loss.backward()
+        F.cross_entropy(layer(x), y).backward()
         opt.step()
         sched.step()
+    _check_finite(layer, x, y, cfg)
     return layer
+
+
+def _check_finite(layer: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, cfg: LinearProbeConfig) -> None:
+    """A diverged probe predicts one class: a chance-level top-1 that would read as a result."""
+    with torch.no_grad():
+        loss = F.cross_entropy(layer(x), y)
+    if not torch.isfinite(loss):
+        lr = f"lower eval.linear_lr (now {cfg.lr:g})" if cfg.optimizer != "lbfgs" else "try eval.linear_optimizer=sgd"
+        raise UserError(f"the linear probe diverged (its training loss is {loss.item()} after {cfg.epochs} epochs): "
+                        f"{lr}")  # fmt: skip
 
 
 def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> dict[str, float]:

@@ -167,9 +167,16 @@ def smoke_stages(stages: list[str]) -> list[str]:
     return list(dict.fromkeys(stage.split(":")[0] for stage in stages))
 
 
+def smoke_resolution(cfg) -> int:
+    """32 px at most, unless the backbone does not run there (a ViT): then the size it is built for."""
+    from benchmark.backbones import default_input_size, resolution_problem
+
+    small = min(cfg.data.resolution, 32)
+    return default_input_size(cfg.backbone) or small if resolution_problem(cfg.backbone, small) else small
+
+
 def smoke_overrides(cfg, world_size: int = 1) -> dict:
     """Two steps of each stage at tiny resolution on the stand-in; method and backbone untouched."""
-    from benchmark.backbones import fixed_input_size
     from benchmark.paths import resolve_dataset
     from benchmark.registry import METHODS
 
@@ -184,7 +191,7 @@ def smoke_overrides(cfg, world_size: int = 1) -> dict:
         **method_cls.smoke_overrides(cfg.method),  # e.g. TCE's bank-sized K resolved on the stand-in's few videos
         "data.dataset": "synthetic" if labelled else "synthetic-pool",
         "data.split": 1,
-        "data.resolution": fixed_input_size(cfg.backbone) or min(cfg.data.resolution, 32),  # ViT: its one size
+        "data.resolution": smoke_resolution(cfg),
         "data.num_workers": 0,
         "optim.steps": min(cfg.optim.steps, 2),
         "optim.warmup_steps": 0,

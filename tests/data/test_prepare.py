@@ -123,6 +123,15 @@ def test_prepare_refuses_names_that_differ_in_case_only_where_dst_ignores_case(t
     assert not (tmp_path / "dst").exists()
 
 
+def test_a_case_probe_left_by_a_kill_does_not_make_dst_foreign(tmp_path, capsys):
+    src = tmp_path / "src"
+    fixtures.write_video(src / "a" / "x.avi", 8, size=(32, 24))
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / ".vssl-CaseProbe-k1ll3d").write_bytes(b"")  # killed between the probe's creation and removal
+    assert main(["prepare", str(src), str(tmp_path / "dst"), "--short-side", "16", "--no-progress"]) == 0
+    assert (tmp_path / "dst" / "a" / "x.avi").exists()
+
+
 def test_target_size():
     assert target_size(320, 240, 128) == (170, 128)
     assert target_size(240, 320, 128) == (128, 170)

@@ -49,9 +49,10 @@ def test_a_diverged_probe_is_an_error_not_a_chance_result():
     from benchmark.errors import UserError
 
     x, y = blobs(20)
-    with pytest.raises(UserError, match=r"the linear probe diverged \(loss (nan|inf) at epoch \d+ of 50\): lower "
-                                        r"eval.linear_lr \(now 1e\+30\)"):  # fmt: skip
-        linear_probe(x, y, x, y, 4, LinearProbeConfig(epochs=50, lr=1e30))
+    for epochs in (2, 50):  # at 2 epochs the last step made the NaN
+        with pytest.raises(UserError, match=rf"the linear probe diverged \(its training loss is (nan|inf) after "
+                                            rf"{epochs} epochs\): lower eval.linear_lr \(now 1e\+30\)"):  # fmt: skip
+            linear_probe(x, y, x, y, 4, LinearProbeConfig(epochs=epochs, lr=1e30))
 
 
 def test_top1_breaks_ties_as_per_video_correct_does():

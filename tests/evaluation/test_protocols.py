@@ -149,7 +149,7 @@ def test_every_entry_records_the_splits_it_read(tmp_path):
     assert [metrics[k]["test_reads"] for k in ("probe/synthetic/split1", "probe/synthetic/split1@step_5")] == [1, 1]
 
 
-def test_config_overrides_names_only_recipe_fields_the_run_did_not_use(tiny_run, tmp_path):
+def test_config_overrides_names_only_recipe_fields_the_run_did_not_use(tiny_run, tmp_path, monkeypatch):
     """What `vssl evaluate RUN key=value` changed from config.yaml, as an entry records it (tables keep such an
     entry apart from its row's others): bookkeeping fields (batch size, workers, seed) and fields the run's
     config.yaml predates are not differences."""
@@ -165,6 +165,11 @@ def test_config_overrides_names_only_recipe_fields_the_run_did_not_use(tiny_run,
     assert config_overrides(tiny_run, changed, "knn") == "eval.knn_ks=[1, 3]"
     assert config_overrides(tiny_run, changed, "linear") == "eval.linear_epochs=7"
     assert config_overrides(tiny_run, changed, "finetune") == ""
+    from benchmark.evaluation import PROTOCOLS
+
+    names = PROTOCOLS.names
+    monkeypatch.setattr(PROTOCOLS, "names", lambda: [*names(), "knn_cosine"])  # a plugin reading eval.knn_*
+    assert config_overrides(tiny_run, changed, "knn_cosine") == "eval.knn_ks=[1, 3]"
     older = tmp_path / "older"
     shutil.copytree(tiny_run.path, older)
     tree = yaml.safe_load((older / "config.yaml").read_text())
@@ -173,3 +178,17 @@ def test_config_overrides_names_only_recipe_fields_the_run_did_not_use(tiny_run,
     from benchmark.rundir import RunDir
 
     assert config_overrides(RunDir(older), changed) == "eval.knn_ks=[1, 3]"
+
+
+def test_a_fine_tune_resume_compares_only_what_made_its_epochs():
+    """A sweep cell's config holds TCE's `negatives: auto`, config.yaml the number it resolved to: the same
+    fine-tune. A state saved before settings were recorded, or a field one side lacks, resumes too."""
+    from benchmark.evaluation.finetune import settings_changes
+
+    now = {"method.negatives": 1, "eval.finetune_lr": 0.01, "checkpoint": "last.pt", "eval.new_field": 3}
+    assert settings_changes({"method.negatives": "auto", "eval.finetune_lr": 0.01, "checkpoint": "last.pt"}, now) == []
+    assert settings_changes(None, now) == []
+    assert settings_changes({"eval.finetune_lr": 0.3, "checkpoint": "step_40.pt"}, now) == [
+        "checkpoint 'step_40.pt' -> 'last.pt'",
+        "eval.finetune_lr 0.3 -> 0.01",
+    ]

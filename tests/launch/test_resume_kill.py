@@ -67,11 +67,11 @@ def pretrain_here(out: Path) -> None:
     in_process(lambda cfg: run_pretraining(RunDir(out), cfg, {}, progress_bar=False))
 
 
-def finetune_here(run: Path) -> None:
+def finetune_here(run: Path, *overrides: str) -> None:
     from benchmark.evaluation import evaluate
     from benchmark.rundir import RunDir
 
-    in_process(lambda cfg: evaluate(RunDir(run), cfg, "finetune", progress_bar=False), *FINETUNE)
+    in_process(lambda cfg: evaluate(RunDir(run), cfg, "finetune", progress_bar=False), *FINETUNE, *overrides)
 
 
 def final_tensors(run: Path) -> dict[str, torch.Tensor]:
@@ -125,11 +125,14 @@ def test_kill_after_a_step_and_a_garbage_last_pt_fall_back_to_the_previous_check
     assert_identical(uninterrupted, out)
 
 
-@pytest.mark.parametrize("first", ["same settings", "another lr"])
-def test_finetune_resumes_mid_stage_exactly(uninterrupted, tiny_synth, synth_data_home, tmp_path, capsys, first):
-    """Killed after its first epoch, a fine-tune resumes to the uninterrupted entry. Killed in a fine-tune of other
-    settings (a Ctrl-C'd `vssl evaluate ... eval.finetune_lr=0.3`), it starts again: its epochs are not taken as
-    made with these."""
+@pytest.mark.parametrize("first", ["same settings", "another lr", "other bookkeeping"])
+def test_finetune_resumes_mid_stage_exactly(
+    uninterrupted, tiny_synth, synth_data_home, tmp_path, capsys, monkeypatch, first
+):
+    """Killed after its first epoch, a fine-tune resumes to the uninterrupted entry, also when restarted with the
+    run folder spelt another way and other bookkeeping (data workers). Killed in a fine-tune of other settings (a
+    Ctrl-C'd `vssl evaluate ... eval.finetune_lr=0.3`), it starts again: its epochs are not taken as made with
+    these."""
     straight, killed_run = tmp_path / "straight", tmp_path / "killed"
     shutil.copytree(uninterrupted, straight)
     shutil.copytree(uninterrupted, killed_run)
@@ -141,7 +144,11 @@ def test_finetune_resumes_mid_stage_exactly(uninterrupted, tiny_synth, synth_dat
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert list((killed_run / "checkpoints").glob("finetune_*.pt"))  # epoch 1's state survived the kill
     capsys.readouterr()
-    finetune_here(killed_run)
+    if first == "other bookkeeping":
+        monkeypatch.chdir(tmp_path)
+        finetune_here(Path("killed"), "eval.num_workers=0", "data.num_workers=0")
+    else:
+        finetune_here(killed_run)
     note = [line for line in capsys.readouterr().err.splitlines() if "interrupted fine-tune" in line]
     if first == "another lr":
         assert note == [
