@@ -176,6 +176,11 @@ class EvalConfig:
             (all(k >= 1 for k in self.knn_ks), f"eval.knn_ks = {self.knn_ks}: every k must be at least 1"),
             (0 <= self.heldout_fraction < 1, f"eval.heldout_fraction = {self.heldout_fraction}: must be in [0, 1)"),
             (0 < self.label_fraction <= 1, f"eval.label_fraction = {self.label_fraction}: must be in (0, 1]"),
+            (self.linear_weight_decay >= 0, f"eval.linear_weight_decay = {self.linear_weight_decay}: must be >= 0"),
+            (all(w >= 0 for w in self.linear_weight_decays),
+             f"eval.linear_weight_decays = {self.linear_weight_decays}: every value must be >= 0"),
+            (self.finetune_weight_decay >= 0,
+             f"eval.finetune_weight_decay = {self.finetune_weight_decay}: must be >= 0"),
         ])  # fmt: skip
 
 

@@ -126,10 +126,22 @@ def pretext_verdict(step0: dict, final: dict, chance: Chance, r2_threshold: floa
     p = chance.accuracy if chance.accuracy is not None else 0.0
     if p >= 1 - 1e-9:  # e.g. in-batch retrieval among a single held-out video: no wrong answer to avoid
         return {"learned": None, "rule": "not measurable: chance accuracy is 1 on this held-out sample", "margin": 0.0}
-    m = 3 * binary_standard_error(p, final["samples"])
+    # no chance level given (a plugin's Chance(None, None)): the spread of the step-0 score, not a margin of 0
+    m = 3 * binary_standard_error(p if chance.accuracy is not None else step0["value"], final["samples"])
     learned = final["value"] >= p + m and final["value"] >= step0["value"] + m
     rule = "held-out accuracy >= chance + m and >= step-0 accuracy + m, m = 3 binomial SE"
     return {"learned": bool(learned), "rule": rule, "margin": round(m, 5)}
+
+
+def check_step_output(out: Any, method: nn.Module) -> StepOutput:
+    """``out`` when it is what ``training_step`` must return, else one line naming the method (a plugin's bare
+    tensor or dict once failed deep in the harness)."""
+    if not isinstance(out, StepOutput) or not torch.is_tensor(out.loss) or out.loss.numel() != 1:
+        got = type(out).__name__ if not isinstance(out, StepOutput) else f"a loss of {out.loss!r:.40}"
+        name = getattr(getattr(method, "cfg", None), "name", type(method).__name__)
+        raise UserError(f"method '{name}' ({type(method).__module__}): training_step returned {got}; it must return "
+                        "StepOutput(loss=<a one-element tensor>, scalars={...}) (docs/adding-a-method.md)")  # fmt: skip
+    return out
 
 
 class Pretraining(enum.Enum):
@@ -218,7 +230,7 @@ class Method(nn.Module):
         harness calls it under no_grad in eval mode with its own RNG, and it must leave the
         method's state untouched: the default runs ``training_step``, so a method whose step writes state (a
         memory bank, a normaliser) overrides it."""
-        out = self.training_step(batch, progress)
+        out = check_step_output(self.training_step(batch, progress), self)
         if "accuracy" not in out.scalars:
             raise UserError(
                 f"{type(self).__name__}.training_step logs no 'accuracy' scalar, which the default pretext_eval reads: "

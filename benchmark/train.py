@@ -26,7 +26,16 @@ from tqdm.auto import tqdm
 from benchmark import checkpoint as ckpt
 from benchmark.config import ExperimentConfig, OptimConfig, config_hash, to_dict
 from benchmark.errors import UserError
-from benchmark.method import DataInfo, Method, Pretraining, Progress, StepOutput, pretext_verdict
+from benchmark.method import (
+    Chance,
+    DataInfo,
+    Method,
+    Pretraining,
+    Progress,
+    StepOutput,
+    check_step_output,
+    pretext_verdict,
+)
 from benchmark.registry import METHODS
 from benchmark.rundir import RunDir, base_env
 
@@ -85,6 +94,16 @@ def pretraining_index(cfg: ExperimentConfig):
     index = build_index(cfg.data.dataset, split=cfg.data.split, subset="train", storage=cfg.data.storage)
     if not index.records:
         raise UserError(f"dataset '{cfg.data.dataset}' has no videos in split {cfg.data.split} train ({index.root})")
+    if index.missing:  # the evaluations' rule (benchmark.evaluation.labelled_splits), for the pre-training set
+        listed = len(index.records) + len(index.missing)
+        shown = ", ".join(index.missing[:5]) + (" ..." if len(index.missing) > 5 else "")
+        if len(index.missing) / listed > cfg.data.max_bad_fraction:
+            raise UserError(
+                f"{len(index.missing)} of {listed} pre-training videos of '{cfg.data.dataset}' are listed in its split "
+                f"files but missing on disk (> data.max_bad_fraction={cfg.data.max_bad_fraction}): {shown}"
+            )
+        _warn_once(f"{len(index.missing)} pre-training videos of '{cfg.data.dataset}' are listed in its split files "
+                   f"but missing on disk, left out: {shown}")  # fmt: skip
     return index
 
 
@@ -364,7 +383,11 @@ def log_values(scalars: dict) -> dict[str, float]:
     step' (e.g. no hard negative was found) and is left out."""
     out = {}
     for name, value in scalars.items():
-        number = float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError, RuntimeError):  # a plugin's string, vector or object
+            raise UserError(f"training_step's scalar '{name}' is {value!r:.40}: StepOutput.scalars takes numbers or "
+                            "one-element tensors") from None  # fmt: skip
         if not math.isnan(number):
             out[name] = number
     return out
@@ -388,6 +411,7 @@ class Trainer:
     def train_step(self, batch: dict, progress: Progress) -> StepOutput:
         with self.ctx.autocast():
             out = self.step_fn(batch, progress)
+        check_step_output(out, self.method)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.cfg.optim.grad_clip > 0:
@@ -539,6 +563,15 @@ def pretrain(
 PRETEXT_SEED = 20_201  # the held-out samples are the same for every run: a fixed seed, not the run's
 
 
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values, NaN equal to NaN (a buffer may hold NaN for 'not measured')."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return torch.equal(a, b) or (
+        a.is_floating_point() and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
+    )
+
+
 def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, method_cls) -> dict:
     """The pretext measured on run.pretext_samples samples of the held-out videos (each batch of distinct
     videos where it can be), without touching the method: no_grad, eval mode, its own RNG, state restored."""
@@ -552,6 +585,7 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
         [(-1 - b, j, (b * batch_size + j) % len(heldout)) for j in range(batch_size)] for b in range(n_batches)
     ]
     was_training = method.training
+    before = {k: v.detach().clone() for k, v in method.state_dict().items()}
     totals = {"value": 0.0, "loss": 0.0, "chance_accuracy": 0.0}
     seen_chance, samples, bad, class_counts = False, 0, set(), None
     method.eval()
@@ -563,6 +597,14 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
                 batch = {k: ctx.to_input(v) if torch.is_tensor(v) else v for k, v in batch.items()}
                 with ctx.autocast():
                     out = method.pretext_eval(batch, Progress(step=0, total_steps=cfg.optim.steps))
+                if (
+                    not isinstance(out, dict)
+                    or "loss" not in out
+                    or not ({"accuracy"} <= out.keys() or {"sse", "sst"} <= out.keys())
+                ):
+                    raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): pretext_eval returned "
+                                    f"{out!r:.60}; it must return a dict with 'loss' and 'accuracy' (or 'sse' and "
+                                    "'sst' for a regression) (docs/adding-a-method.md)")  # fmt: skip
                 n = len(batch["index"])
                 value = out["accuracy"] if "accuracy" in out else 1 - out["sse"] / out["sst"]
                 totals["value"] += float(value) * n
@@ -578,6 +620,12 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
         return {"skipped": f"the held-out videos failed to decode ({len(heldout)} videos; run `vssl check-data`)"}
     finally:
         method.train(was_training)
+    changed = [k for k, v in method.state_dict().items() if k not in before or not _same(v, before[k])]
+    if changed:  # training would start from (or the run end with) what the check left behind
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): pretext_eval changed its state "
+                        f"('{changed[0]}'{more}); it must leave the method untouched: no_grad, no buffer or bank "
+                        "updates (docs/adding-a-method.md)")  # fmt: skip
     if bad:
         tqdm.write(f"warning: {len(bad)} held-out video(s) failed to decode; the pretext check replaced them")
     score = {"value": totals["value"] / samples, "loss": totals["loss"] / samples, "samples": samples,
@@ -601,6 +649,9 @@ def pretext_entry(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     if "skipped" in final:
         return {"learned": None, "skipped": final["skipped"]}
     chance = method.chance(cfg.optim.batch_size)
+    if not isinstance(chance, Chance):
+        raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): chance() returned {chance!r:.40}, "
+                        "not a Chance(loss, accuracy[, measure]) (docs/adding-a-method.md)")  # fmt: skip
     if "chance_accuracy" in final:  # chance measured on the held-out samples (in-batch retrieval, majority class)
         chance = dataclasses.replace(chance, accuracy=final["chance_accuracy"])
     return {"measure": chance.measure, "chance": dataclasses.asdict(chance), "step0": step0, "final": final,

@@ -156,8 +156,9 @@ class SynthConfig:
             (self.videos_per_class >= 2, "videos_per_class must be >= 2"),
             (self.groups >= 2, "groups must be >= 2"),
             (1 <= self.test_groups < self.groups, "test_groups must be in 1..groups-1"),
-            (self.size >= 16 and self.size % 2 == 0, "size must be even and >= 16"),
-            (self.frames >= 2, "frames must be >= 2"),
+            # the upper bounds keep one video's frames (rendered in float32) within ~1.5 GB: a typo, not a set
+            (16 <= self.size <= 1024 and self.size % 2 == 0, "size must be even and in 16..1024"),
+            (2 <= self.frames <= 1000, "frames must be in 2..1000"),
             (self.seed >= 0, "seed must be >= 0"),
             (1 <= self.fps <= 1000, "fps must be in 1..1000 (MPEG-4's time base)"),
             (self.pool_videos >= 0, "pool_videos must be >= 0"),

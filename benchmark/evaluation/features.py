@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -327,8 +328,27 @@ def cache_key(checkpoint: str | Path, records: Sequence, spec: ViewSpec, decoder
     if encoder:
         h.update(f"encoder:{encoder}".encode())
     for r in records:
-        h.update(f"{r.path}\0{r.label}\0{r.video_id}\n".encode())
+        h.update(f"{r.path}\0{r.label}\0{r.video_id}\0{content_stamp(r.path)}\n".encode())
     return h.hexdigest()[:16]
+
+
+def content_stamp(path: str | Path) -> str:
+    """Size and modification time of a video file, so that cached features of a video re-encoded, repaired or
+    replaced under the same name are not reused. A frame folder: its own time, its image count and the stamps of
+    its first, middle and last images (every image would cost a stat each, millions for UCF101's frames)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{st.st_size}.{st.st_mtime_ns}"
+    try:
+        names = sorted(os.listdir(path))
+        picked = {names[0], names[len(names) // 2], names[-1]} if names else set()
+        stamps = [f"{s.st_size}.{s.st_mtime_ns}" for s in (os.stat(os.path.join(path, n)) for n in sorted(picked))]
+    except OSError:
+        return f"dir.{st.st_mtime_ns}"
+    return f"dir.{st.st_mtime_ns}.{len(names)}." + ".".join(stamps)
 
 
 def extract(

@@ -334,6 +334,14 @@ def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_b
         batch = next(job.batches)
         torch.manual_seed(step_seed(job.cfg.run.seed, (epoch - 1) * job.sched.steps_per_epoch + i))
         done.bad_train += len(batch.pop("bad"))
+        seen = ((epoch - 1) * job.sched.steps_per_epoch + i + 1) * job.sched.batch_size
+        limit = job.cfg.data.max_bad_fraction
+        last = epoch == job.sched.epochs and i == job.sched.steps_per_epoch - 1
+        if (seen >= 10 * job.sched.batch_size or last) and done.bad_train / seen > limit:  # as pre-training's rule
+            raise UserError(
+                f"{done.bad_train} of {seen} fine-tuning samples came from videos that failed to decode and were "
+                f"replaced (> data.max_bad_fraction={limit}); run `vssl check-data` on '{job.cfg.eval.dataset}'"
+            )
         x, y = job.ctx.to_input(training_views(batch)), batch["label"].to(job.ctx.device)
         with job.ctx.autocast():
             loss = F.cross_entropy(job.model(x).float(), y)

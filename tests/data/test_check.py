@@ -95,6 +95,17 @@ def test_cli_clean_dataset_exits_0(tmp_path, capsys):
     assert "6 videos checked: 0 bad" in capsys.readouterr().out
 
 
+def test_a_broken_symlink_in_a_folder_set_is_reported_not_dropped(tmp_path, capsys):
+    """A `folder` set whose links point to a disk that is gone once checked '1 videos: 0 bad'."""
+    root = tmp_path / "pool" / "a"
+    fixtures.write_video(root / "real.avi", 8, size=(32, 24))
+    for i in range(3):
+        (root / f"gone{i}.avi").symlink_to(tmp_path / "mnt" / "gone" / f"{i}.avi")
+    assert main(["check-data", str(tmp_path / "pool"), "--format", "folder", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "4 videos checked: 3 bad" in out and "gone0.avi" in out
+
+
 def test_cli_reads_a_named_datasets_split_dir_from_the_paths_file(tmp_path, capsys, monkeypatch):
     import shutil
 

@@ -57,6 +57,18 @@ def test_ucf101_train(tmp_path):
     assert index.missing == ["HandstandPushups/v_HandStandPushups_g09_c02.avi"]
 
 
+def test_split_files_saved_with_a_bom_read_as_without(tmp_path):
+    """A Windows editor's UTF-8 BOM once made classInd.txt's first line 'not <index> <ClassName>' and stayed in
+    the first video id of a train list."""
+    root = _ucf(tmp_path)
+    lists = root / "ucfTrainTestlist"
+    for name in ("classInd.txt", "trainlist01.txt"):
+        (lists / name).write_bytes(b"\xef\xbb\xbf" + (lists / name).read_bytes())
+    index = build_index(DatasetLocation("ucf", root, "ucf101"), split=1, subset="train")
+    assert index.classes == ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
+    assert index.records[0].video_id == "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"
+
+
 def test_ucf101_test_labels_from_folder(tmp_path):
     root = _ucf(tmp_path, lists_beside_root=True)  # ROOT/../ucfTrainTestlist
     index = build_index(DatasetLocation("ucf", root, "ucf101"), subset="test")

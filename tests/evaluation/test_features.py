@@ -154,3 +154,35 @@ def test_extract_caches_by_checkpoint(tiny_synth, tmp_path):
     ckpt.write_bytes(b"a new checkpoint")  # another checkpoint: another key
     with pytest.raises(AssertionError, match="cache should have answered"):
         extract(Exploding(), records, spec, ctx, ckpt, tmp_path / "cache", progress_bar=False)
+
+
+def test_a_video_replaced_under_its_name_is_not_served_from_the_cache(tiny_synth, tmp_path):
+    """Cached features once outlived the videos they came from: a test set re-encoded (or repaired after
+    check-data) under the same names scored its old features. The key holds each video's size and mtime; a frame
+    folder's time, image count and its first, middle and last images'."""
+    import dataclasses
+    import os
+
+    from benchmark.evaluation.features import cache_key, content_stamp
+
+    records = build_index(DatasetLocation("t", tiny_synth, "ucf101"), subset="test").records[:2]
+    copies = []
+    for r in records:
+        dst = tmp_path / "set" / Path(r.path).name
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(r.path, dst)
+        copies.append(dataclasses.replace(r, path=str(dst)))
+    spec, ckpt = ViewSpec("2d", 2, 32), tmp_path / "last.pt"
+    ckpt.write_bytes(b"one")
+    before = cache_key(ckpt, copies, spec, "pyav")
+    assert cache_key(ckpt, copies, spec, "pyav") == before  # stable while nothing changes
+    os.utime(copies[1].path, ns=(1, 1))  # replaced: another modification time
+    assert cache_key(ckpt, copies, spec, "pyav") != before
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(5):
+        (frames / f"f{i}.jpg").write_bytes(b"x" * (i + 1))
+    stamp = content_stamp(frames)
+    (frames / "f2.jpg").write_bytes(b"yyy!")  # the middle image rewritten in place (the folder's time stays)
+    assert content_stamp(frames) != stamp
+    assert content_stamp(tmp_path / "gone.avi") == "missing"

@@ -43,3 +43,32 @@ def test_past_the_allowed_fraction_the_stage_fails_with_the_list(holed_synth, tm
     run = make_run(tmp_path / "run")
     with pytest.raises(UserError, match=rf"1 of 6 test videos .* missing on disk .*: {gone}"):
         evaluate(run, tiny_config(run, "data.max_bad_fraction=0.05"), "knn", progress_bar=False)
+
+
+def test_pre_training_applies_the_same_rule_to_its_set(tiny_synth, tmp_path, monkeypatch, capsys):
+    """Pre-training on a labelled set once left out its missing videos without a word (supervised on half a set
+    ran to the end): the evaluations' rule holds there too, at load time, before anything is written."""
+    from benchmark import train
+    from benchmark.cli import main
+
+    home = tmp_path / "data"
+    shutil.copytree(tiny_synth, home / "synthetic")
+    train_list = (home / "synthetic" / "ucfTrainTestlist" / "trainlist01.txt").read_text().split()
+    videos = [v for v in train_list if v.endswith(".avi")]
+    (home / "synthetic" / videos[0]).unlink()
+    monkeypatch.setenv("VSSL_DATA", str(home))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "_WARNED", set())
+    args = ["sweep", "--dry-run", "s.yaml"]
+    (tmp_path / "s.yaml").write_text("name: s\nbase: {method: {name: supervised}, data: {dataset: synthetic}}\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"1 of {len(videos)} pre-training videos of 'synthetic' are listed in its split files but missing on disk"
+        in err
+    )
+    assert main([*args, "data.max_bad_fraction=0.5"]) == 0
+    assert (
+        f"warning: 1 pre-training videos of 'synthetic' are listed in its split files but missing on disk, left out: {videos[0]}"
+        in capsys.readouterr().err
+    )

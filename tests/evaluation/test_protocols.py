@@ -120,6 +120,22 @@ def test_bad_test_video_is_skipped_and_recorded(tiny_synth, tmp_path, monkeypatc
     assert bad.video_id not in entry["test_video_ids"] and len(entry["per_video_correct"]) == entry["test_videos"] == 5
 
 
+def test_a_fine_tune_on_many_undecodable_train_videos_stops_as_pre_training_does(tiny_synth, tmp_path, monkeypatch):
+    """Fine-tuning once replaced samples of broken train videos without limit (linear and kNN stop): past
+    data.max_bad_fraction of its samples it stops, naming the set to check."""
+    shutil.copytree(tiny_synth, tmp_path / "synthetic", ignore=shutil.ignore_patterns("pool"))
+    monkeypatch.setenv("VSSL_DATA", str(tmp_path))
+    train = build_index("synthetic", subset="train").records
+    for bad in train[: len(train) // 2]:
+        Path(bad.path).write_bytes(b"")
+    run = make_run(tmp_path / "run")
+    cfg = tiny_config(run, "eval.finetune_epochs=3", "eval.heldout_fraction=0", "data.max_bad_fraction=0.05")
+    with pytest.raises(UserError, match=r"of \d+ fine-tuning samples came from videos that failed to decode and were "
+                                        r"replaced \(> data.max_bad_fraction=0.05\); run `vssl check-data` on "
+                                        r"'synthetic'"):  # fmt: skip
+        evaluate(run, cfg, "finetune", progress_bar=False)
+
+
 def test_intermediate_checkpoint_key_and_bad_names(tiny_run, synth_data_home):
     cfg = tiny_config(tiny_run)
     shutil.copy(tiny_run.checkpoint_path(), tiny_run.checkpoint_path("step_0.pt"))

@@ -214,7 +214,36 @@ BROKEN = {  # module text -> what the one line must say
         ["method 'mk' cannot build its sampler 'clip' from its config: AttributeError", "clip_lne"],
     ),
     "no_accuracy": (_METHOD_HEAD + _STEP + _CHANCE, ["Mk.training_step logs no 'accuracy' scalar"]),
+    # return values of the wrong kind: once tracebacks from the harness's own code
+    "step_returns_a_tensor": (
+        _METHOD_HEAD + _STEP.replace('return StepOutput(loss, {"loss": loss.detach()})', "return loss") + _CHANCE,
+        ["method 'mk' (mk_plugin): training_step returned Tensor; it must return StepOutput(loss="],
+    ),
+    "string_scalar": (
+        _METHOD_HEAD + _STEP.replace('{"loss": loss.detach()}', '{"accuracy": loss.detach(), "high": "x"}') + _CHANCE,
+        ["training_step's scalar 'high' is 'x': StepOutput.scalars takes numbers or one-element tensors"],
+    ),
+    "chance_is_a_number": (
+        _METHOD_HEAD
+        + _STEP.replace('{"loss": loss.detach()}', '{"accuracy": loss.detach()}')
+        + _CHANCE.replace("Chance(0.69, 0.5)", "0.5"),
+        ["method 'mk' (mk_plugin): chance() returned 0.5, not a Chance(loss, accuracy[, measure])"],
+    ),
+    "pretext_eval_changes_the_model": (
+        _METHOD_HEAD
+        + _STEP.replace('{"loss": loss.detach()}', '{"accuracy": loss.detach()}')
+        + _CHANCE
+        + """
+    def pretext_eval(self, batch, progress):
+        self.head.weight.add_(1.0)  # the mistake: a side effect
+        return {"loss": torch.tensor(0.7), "accuracy": torch.tensor(0.5)}
+""",
+        ["method 'mk' (mk_plugin): pretext_eval changed its state ('head.weight'); it must leave the method"],
+    ),
 }
+
+
+BEFORE_THE_RUN_FOLDER = {"import_error", "registers_nothing", "missing_module", "no_chance", "sampler_typo"}
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
@@ -231,14 +260,14 @@ def test_a_broken_plugin_is_one_line_that_names_it(case, synth_data_home, tmp_pa
     run_dir = tmp_path / "run"
     done = run_python(
         ["pretrain", "method.name=mk", "backbone.name=test_resnet", "data.resolution=32", "optim.steps=1",
-         "optim.batch_size=2", "run.device=cpu", "--out", str(run_dir)],
+         "optim.batch_size=2", "run.device=cpu", "--no-progress", "--out", str(run_dir)],
         site,
         {"VSSL_DATA": str(synth_data_home), "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert all(part in lines[0] for part in expected), lines[0]
-    if case != "no_accuracy":  # that one shows at the step-0 pretext check, after the run folder is made
+    if case in BEFORE_THE_RUN_FOLDER:  # the others show when the run starts, after the run folder is made
         assert not run_dir.exists()
 
 

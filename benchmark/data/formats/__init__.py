@@ -114,12 +114,13 @@ def is_media(entry: os.DirEntry) -> bool:
         return False
     if entry.is_dir():
         return True  # a frame folder
-    return entry.is_file() and entry.name.lower().endswith(VIDEO_EXTENSIONS)
+    # a broken symlink (its target moved) is listed too, so check-data and the loaders report it as not found
+    return (entry.is_file() or entry.is_symlink()) and entry.name.lower().endswith(VIDEO_EXTENSIONS)
 
 
 def read_lines(path: Path) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: a BOM (Windows editors) is no text
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     return [line.strip() for line in text.splitlines() if line.strip()]

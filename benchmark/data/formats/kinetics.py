@@ -51,7 +51,7 @@ def _kinetics_csv(root: Path, split_dir: Path | None, part: str) -> Path | None:
 
 def _read_kinetics_csv(path: Path) -> list[dict]:
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
