@@ -94,16 +94,9 @@ def pretraining_index(cfg: ExperimentConfig):
     index = build_index(cfg.data.dataset, split=cfg.data.split, subset="train", storage=cfg.data.storage)
     if not index.records:
         raise UserError(f"dataset '{cfg.data.dataset}' has no videos in split {cfg.data.split} train ({index.root})")
-    if index.missing:  # the evaluations' rule (benchmark.evaluation.labelled_splits), for the pre-training set
-        listed = len(index.records) + len(index.missing)
-        shown = ", ".join(index.missing[:5]) + (" ..." if len(index.missing) > 5 else "")
-        if len(index.missing) / listed > cfg.data.max_bad_fraction:
-            raise UserError(
-                f"{len(index.missing)} of {listed} pre-training videos of '{cfg.data.dataset}' are listed in its split "
-                f"files but missing on disk (> data.max_bad_fraction={cfg.data.max_bad_fraction}): {shown}"
-            )
-        _warn_once(f"{len(index.missing)} pre-training videos of '{cfg.data.dataset}' are listed in its split files "
-                   f"but missing on disk, left out: {shown}")  # fmt: skip
+    warning = index.missing_warning(f"pre-training videos of '{cfg.data.dataset}'", cfg.data.max_bad_fraction)
+    if warning:  # the evaluations' rule (benchmark.evaluation.labelled_splits), for the pre-training set
+        _warn_once(warning)
     return index
 
 

@@ -72,6 +72,19 @@ class VideoIndex:
         kinds = {"frames" if Path(r.path).suffix.lower() not in VIDEO_EXTENSIONS else "video" for r in self.records}
         return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "")
 
+    def missing_warning(self, what: str, max_fraction: float) -> str:
+        """'' when the split files list nothing the disk lacks; else the warning line to print, naming up to five
+        (``what``: e.g. "test videos of 'ucf101' split 1"). Past ``max_fraction`` of the listed videos: UserError
+        with the list, for pre-training and evaluations alike."""
+        if not self.missing:
+            return ""
+        listed = len(self.records) + len(self.missing)
+        shown = ", ".join(self.missing[:5]) + (" ..." if len(self.missing) > 5 else "")
+        if len(self.missing) / listed > max_fraction:
+            raise UserError(f"{len(self.missing)} of {listed} {what} are listed in the split files but missing on "
+                            f"disk (> data.max_bad_fraction={max_fraction}): {shown}")  # fmt: skip
+        return f"{len(self.missing)} {what} are listed in the split files but missing on disk, left out: {shown}"
+
     def summary(self) -> str:
         missing = f", {len(self.missing)} listed but missing" if self.missing else ""
         return (

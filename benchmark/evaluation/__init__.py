@@ -52,17 +52,11 @@ def labelled_splits(cfg: ExperimentConfig):
     if any(r.label < 0 for r in (*train.records, *test.records)):
         raise UserError(f"dataset '{cfg.eval.dataset}' has unlabelled videos; evaluation needs a labelled set")
     for subset, index in (("train", train), ("test", test)):
-        if not index.missing:
-            continue
-        listed = len(index.records) + len(index.missing)
-        shown = ", ".join(index.missing[:5]) + (" ..." if len(index.missing) > 5 else "")
-        if len(index.missing) / listed > cfg.data.max_bad_fraction:
-            raise UserError(
-                f"{len(index.missing)} of {listed} {subset} videos of '{cfg.eval.dataset}' split {cfg.eval.split} "
-                f"are listed but missing on disk (> data.max_bad_fraction={cfg.data.max_bad_fraction}): {shown}"
-            )
-        print(f"warning: {len(index.missing)} {subset} videos of '{cfg.eval.dataset}' are listed in the split files "
-              f"but missing on disk, left out: {shown}", file=sys.stderr, flush=True)  # fmt: skip
+        warning = index.missing_warning(
+            f"{subset} videos of '{cfg.eval.dataset}' split {cfg.eval.split}", cfg.data.max_bad_fraction
+        )
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
     return train, test
 
 

@@ -64,11 +64,11 @@ def test_pre_training_applies_the_same_rule_to_its_set(tiny_synth, tmp_path, mon
     assert main(args) == 2
     err = capsys.readouterr().err
     assert (
-        f"1 of {len(videos)} pre-training videos of 'synthetic' are listed in its split files but missing on disk"
+        f"1 of {len(videos)} pre-training videos of 'synthetic' are listed in the split files but missing on disk"
         in err
     )
     assert main([*args, "data.max_bad_fraction=0.5"]) == 0
     assert (
-        f"warning: 1 pre-training videos of 'synthetic' are listed in its split files but missing on disk, left out: {videos[0]}"
+        f"warning: 1 pre-training videos of 'synthetic' are listed in the split files but missing on disk, left out: {videos[0]}"
         in capsys.readouterr().err
     )
