@@ -57,6 +57,9 @@ def seed_everything(seed: int) -> None:
 
 def check_compatible(method_cls: type[Method], backbone_kind: str, method_name: str, backbone_name: str) -> None:
     want = getattr(method_cls, "backbone_kind", "either")
+    if want not in ("2d", "3d", "either"):  # a plugin's "2D" would read "needs a 2D backbone, but ... is 2D"
+        raise UserError(f"method '{method_name}' ({method_cls.__module__}) declares backbone_kind = {want!r}: one of "
+                        "'2d', '3d', 'either'")  # fmt: skip
     if want != "either" and want != backbone_kind:
         raise UserError(
             f"method '{method_name}' needs a {want.upper()} backbone, but '{backbone_name}' is {backbone_kind.upper()} (set backbone.name or backbone.inflate)"

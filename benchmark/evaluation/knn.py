@@ -15,6 +15,8 @@ similarity of the tied classes) or weighted by exp(similarity / 0.07)
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -98,6 +100,9 @@ def knn_evaluate(train_x, train_y, test_x, test_y, num_classes: int, ks, k: int,
 def run_knn(run: RunDir, cfg: ExperimentConfig, *, checkpoint: str = "last.pt", progress_bar: bool = True) -> dict:
     feats = frozen_features(run, cfg, checkpoint, progress_bar)
     ev = cfg.eval
+    if ev.knn_k > len(feats.train.y):  # the entry's "k" records it too, but nobody reads an entry for that
+        print(f"note: eval.knn_k = {ev.knn_k} is more than the {len(feats.train.y)} train videos: every one of them "
+              "votes (k is recorded as their number)", file=sys.stderr, flush=True)  # fmt: skip
     metrics = knn_evaluate(
         feats.train.x,
         feats.train.y,

@@ -202,7 +202,8 @@ def readme_text(
         f"({len(coll.skipped)} skipped; {ran_at}: Provenance below) by report code at commit "
         f"`{code.get('git_commit') or 'unknown'}`{' (uncommitted changes)' if code.get('git_dirty') else ''}. "
         f"Files here:{summary_file} `table.md`, `table.txt`, `table.tex` (booktabs), `table.csv` (numbers), "
-        "`paired.md`, `runs.csv` (every run's config and metrics), `figures/` (PNG and PDF)."
+        + ("`paired.md`, " if any(paired.values()) else "")  # not written when no row has a control to pair with
+        + "`runs.csv` (every run's config and metrics), `figures/` (PNG and PDF)."
         + "".join(f" Also here, by hand: `{name}`." for name in _hand_written(out)),
         "",
     ]

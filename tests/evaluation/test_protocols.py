@@ -61,7 +61,7 @@ def test_tsn_consensus_is_the_mean_of_per_frame_logits():
         assert torch.allclose(model.view_logits(x), per_frame, atol=1e-5)
 
 
-def test_linear_and_knn_entries(tiny_run, synth_data_home):
+def test_linear_and_knn_entries(tiny_run, synth_data_home, capsys):
     cfg = tiny_config(tiny_run)
     test_ids = [r.video_id for r in build_index("synthetic", subset="test").records]
     linear = evaluate(tiny_run, cfg, "linear", progress_bar=False)
@@ -75,6 +75,15 @@ def test_linear_and_knn_entries(tiny_run, synth_data_home):
     metrics = tiny_run.metrics()
     assert {"linear/synthetic/split1", "knn/synthetic/split1"} <= set(metrics)
     assert len(list((tiny_run.path / "cache").glob("features-*.pt"))) == 2  # one pass per split, shared
+    capsys.readouterr()
+    from benchmark.evaluation.knn import run_knn
+
+    capped = run_knn(tiny_run, tiny_config(tiny_run, "eval.knn_k=1000"), progress_bar=False)  # records nothing
+    trained_on = capped["train_videos"]
+    assert capped["k"] == trained_on and (
+        f"note: eval.knn_k = 1000 is more than the {trained_on} train videos: every one of them votes"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow

@@ -214,6 +214,10 @@ BROKEN = {  # module text -> what the one line must say
         ["method 'mk' cannot build its sampler 'clip' from its config: AttributeError", "clip_lne"],
     ),
     "no_accuracy": (_METHOD_HEAD + _STEP + _CHANCE, ["Mk.training_step logs no 'accuracy' scalar"]),
+    "backbone_kind_in_capitals": (
+        _METHOD_HEAD.replace('backbone_kind = "2d"', 'backbone_kind = "2D"') + _STEP + _CHANCE,
+        ["method 'mk' (mk_plugin) declares backbone_kind = '2D': one of '2d', '3d', 'either'"],
+    ),
     # return values of the wrong kind: once tracebacks from the harness's own code
     "step_returns_a_tensor": (
         _METHOD_HEAD + _STEP.replace('return StepOutput(loss, {"loss": loss.detach()})', "return loss") + _CHANCE,
@@ -243,7 +247,9 @@ BROKEN = {  # module text -> what the one line must say
 }
 
 
-BEFORE_THE_RUN_FOLDER = {"import_error", "registers_nothing", "missing_module", "no_chance", "sampler_typo"}
+BEFORE_THE_RUN_FOLDER = {
+    "import_error", "registers_nothing", "missing_module", "no_chance", "sampler_typo", "backbone_kind_in_capitals"
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

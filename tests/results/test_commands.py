@@ -358,3 +358,12 @@ def test_a_re_report_removes_figures_it_no_longer_draws_and_keeps_other_files(ab
     names = {p.name for p in (out / "figures").iterdir()}
     assert "hn_ablation.png" not in names and "hn_ablation.pdf" not in names and "table1.png" in names
     assert (out / "figures" / "my_sketch.png").read_bytes() == b"mine"
+
+
+def test_a_report_without_paired_rows_does_not_list_paired_md(table1_sweep, tmp_path):
+    """With no control to pair with (--baseline ''), paired.md is not written, so the README does not name it."""
+    out = tmp_path / "rep"
+    assert main(["report", str(table1_sweep), "--out", str(out), "--n-boot", "200", "--baseline", ""]) == 0
+    readme = (out / "README.md").read_text()
+    assert not (out / "paired.md").exists() and "`paired.md`" not in readme
+    assert "`table.md`, `table.txt`, `table.tex` (booktabs), `table.csv` (numbers), `runs.csv`" in readme
