@@ -399,7 +399,12 @@ def build_method_config(section: Mapping) -> MethodConfig:
 
     name = section.get("name", MethodConfig.name)
     method_cls = METHODS.get(str(name))
-    return build_dataclass(method_cls.Config, {**section, "name": name}, prefix="method")
+    config_cls = method_cls.Config
+    if config_cls.__dict__.get("__annotations__") and "__dataclass_fields__" not in config_cls.__dict__:
+        # its fields would silently not be config keys: 'unknown config key' for each one a user sets
+        raise UserError(f"method '{name}' ({method_cls.__module__}): its config class {config_cls.__name__} is not "
+                        "decorated with @dataclass, so its fields are not config keys")  # fmt: skip
+    return build_dataclass(config_cls, {**section, "name": name}, prefix="method")
 
 
 def build_dataclass(cls: type, values: Mapping, prefix: str, noun: str = "config key") -> Any:

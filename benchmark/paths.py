@@ -113,6 +113,10 @@ def resolve_dataset(name: str, must_exist: bool = True) -> DatasetLocation:
         raise UserError(f"unknown dataset '{name}'{nearest(name, known)}; known in {where}: {', '.join(sorted(known))}")
     loc = known[name]
     if must_exist and not loc.root.exists():
-        hint = " (run `vssl synth` first)" if name.startswith("synthetic") else ""
+        hint = ""
+        if name == "synthetic-pool" and (loc.root.parent / "synth.json").exists():  # made with pool_videos=0
+            hint = " (the synthetic set there was made without a pool: rerun `vssl synth` with pool_videos > 0)"
+        elif name.startswith("synthetic"):
+            hint = " (run `vssl synth` first)"
         raise UserError(f"dataset '{name}' root does not exist: {loc.root}{hint}")
     return loc

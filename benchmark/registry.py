@@ -217,10 +217,11 @@ def _registered_count() -> int:
 
 
 def _where(exc: BaseException) -> str:
-    """' at FILE:LINE' of the innermost frame outside Python's import machinery (the plugin's own line)."""
+    """' at FILE:LINE' of the innermost frame outside Python's import machinery and standard library (the
+    plugin's own line: a dataclass field without a default fails inside dataclasses.py, named at the class)."""
     import traceback
 
-    machinery = (os.path.dirname(importlib.__file__), __file__)  # importlib's own files, and this one
+    machinery = (os.path.dirname(importlib.__file__), __file__, os.path.dirname(os.__file__) + os.sep)
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)

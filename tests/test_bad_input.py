@@ -157,10 +157,13 @@ def test_a_float_written_1e_3_in_a_yaml_file_is_a_number(tmp_path):
 def test_synth_with_only_settings_does_not_take_the_first_for_a_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VSSL_DATA", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    settings = ["classes=2", "videos_per_class=2", "groups=2", "test_groups=1", "size=16", "frames=4", "pool_videos=2"]
+    settings = ["classes=2", "videos_per_class=2", "groups=2", "test_groups=1", "size=16", "frames=4", "pool_videos=0"]
     assert main(["synth", *settings, "--workers", "1"]) == 0
     assert (tmp_path / "home" / "synthetic" / "synth.json").exists()
     assert not (tmp_path / "classes=2").exists()
+    capsys.readouterr()
+    assert main(["pretrain", "data.dataset=synthetic-pool"]) == 2  # pool_videos=0 made no pool: say that
+    assert "made without a pool: rerun `vssl synth` with pool_videos > 0" in capsys.readouterr().err
 
 
 def test_a_batch_larger_than_the_pool_is_said_once_per_sweep_not_per_cell(

@@ -293,9 +293,15 @@ def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:
     if ev.heldout_fraction > 0 and not split.heldout:
         from benchmark.errors import UserError
 
+        few = (
+            f"eval.label_fraction={ev.label_fraction} keeps {len(records)} of {len(train.records)} train videos"
+            if ev.label_fraction < 1
+            else "every class has a single group?"
+        )
         raise UserError(
-            f"eval.heldout_fraction={ev.heldout_fraction} holds out no train video of '{ev.dataset}' "
-            "(every class has a single group?); set eval.heldout_fraction=0 to train without selection"
+            f"eval.heldout_fraction={ev.heldout_fraction} holds out no train video of '{ev.dataset}' ({few}); "
+            "set eval.heldout_fraction=0 to train without selection"
+            + (", or raise eval.label_fraction" if ev.label_fraction < 1 else "")
         )
     ctx = runtime(cfg)
     seed_everything(cfg.run.seed)

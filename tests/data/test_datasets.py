@@ -207,6 +207,11 @@ def test_hmdb51_missing_and_errors(tmp_path):
     (lists / "jump_test_split1.txt").write_text("a.avi 3\n")
     with pytest.raises(UserError, match="jump_test_split1.txt:1"):
         build_index(loc, 1)
+    (lists / "jump_test_split1.txt").write_text("b.avi 1\n")
+    (lists / "Jump_test_split1.txt").write_text("b.avi 2\n")  # a copy in another spelling: one class, two labels
+    with pytest.raises(UserError, match="Jump_test_split1.txt and jump_test_split1.txt in .* name one class in two "
+                                        "spellings"):  # fmt: skip
+        build_index(loc, 1)
 
 
 @pytest.mark.parametrize("is_cc", [True, False])

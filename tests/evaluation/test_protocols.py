@@ -217,3 +217,11 @@ def test_a_fine_tune_resume_compares_only_what_made_its_epochs():
         "checkpoint 'step_40.pt' -> 'last.pt'",
         "eval.finetune_lr 0.3 -> 0.01",
     ]
+
+
+def test_a_label_fraction_too_small_to_hold_out_says_so(tiny_run, synth_data_home):
+    """It once blamed the classes' groups ('every class has a single group?') for a 1% label fraction."""
+    cfg = tiny_config(tiny_run, "eval.label_fraction=0.01", "eval.heldout_fraction=0.5")
+    with pytest.raises(UserError, match=r"holds out no train video of 'synthetic' \(eval.label_fraction=0.01 keeps "
+                                        r"\d+ of \d+ train videos\); .*, or raise eval.label_fraction"):  # fmt: skip
+        evaluate(tiny_run, cfg, "finetune", progress_bar=False)

@@ -214,6 +214,14 @@ BROKEN = {  # module text -> what the one line must say
         ["method 'mk' cannot build its sampler 'clip' from its config: AttributeError", "clip_lne"],
     ),
     "no_accuracy": (_METHOD_HEAD + _STEP + _CHANCE, ["Mk.training_step logs no 'accuracy' scalar"]),
+    "config_without_dataclass": (
+        _METHOD_HEAD.replace("@dataclass\nclass MkConfig", "class MkConfig") + _STEP + _CHANCE,
+        ["method 'mk' (mk_plugin): its config class MkConfig is not decorated with @dataclass"],
+    ),
+    "field_without_a_default": (
+        _METHOD_HEAD.replace("    clip_len: int = 4", "    clip_len: int = 4\n    width: int") + _STEP + _CHANCE,
+        ["failed to import at ", "mk_plugin.py:", "TypeError: non-default argument 'width'"],
+    ),
     "backbone_kind_in_capitals": (
         _METHOD_HEAD.replace('backbone_kind = "2d"', 'backbone_kind = "2D"') + _STEP + _CHANCE,
         ["method 'mk' (mk_plugin) declares backbone_kind = '2D': one of '2d', '3d', 'either'"],
@@ -248,7 +256,8 @@ BROKEN = {  # module text -> what the one line must say
 
 
 BEFORE_THE_RUN_FOLDER = {
-    "import_error", "registers_nothing", "missing_module", "no_chance", "sampler_typo", "backbone_kind_in_capitals"
+    "import_error", "registers_nothing", "missing_module", "no_chance", "sampler_typo", "backbone_kind_in_capitals",
+    "config_without_dataclass", "field_without_a_default",
 }  # fmt: skip
 
 

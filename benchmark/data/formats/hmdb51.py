@@ -52,6 +52,14 @@ def build_hmdb51(loc: DatasetLocation, split: int, subset: str, split_dir: Path 
             files[m.group(1)] = Path(entry.path)
     if not files:
         raise UserError(f"HMDB51 split {split}: no <class>_test_split{split}.txt files in {lists}")
+    by_folded: dict[str, list[str]] = {}
+    for name in files:  # class folders are found ignoring case: two such files would list each video twice
+        by_folded.setdefault(name.casefold(), []).append(name)
+    twins = next((names for names in by_folded.values() if len(names) > 1), None)
+    if twins:
+        raise UserError(f"HMDB51 split {split}: {' and '.join(f'{n}_test_split{split}.txt' for n in twins)} in "
+                        f"{lists} name one class in two spellings (its videos would count under two labels): "
+                        "keep one")  # fmt: skip
     classes = sorted(files)
     wanted = HMDB_TAGS[subset]
     lookup = DirLookup(root)
