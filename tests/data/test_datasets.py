@@ -346,3 +346,16 @@ def test_index_cache_is_invalidated_by_changes(tmp_path, monkeypatch):
     build_index(loc)
     build_index(loc)
     assert len(calls) == 5
+
+
+def test_a_folder_copied_from_macos_matches_its_split_files(tmp_path):
+    """macOS writes 'Café' decomposed (NFD), split files are composed (NFC): the same name, found either way."""
+    import unicodedata
+
+    from benchmark.data.formats import DirLookup
+
+    nfd = unicodedata.normalize("NFD", "Café")
+    (tmp_path / nfd / "v_Café_g01_c01.avi").parent.mkdir()
+    (tmp_path / nfd / unicodedata.normalize("NFD", "v_Café_g01_c01.avi")).write_bytes(b"x")
+    found = DirLookup(tmp_path).find(unicodedata.normalize("NFC", "Café/v_Café_g01_c01.avi"))
+    assert found is not None and found.exists()

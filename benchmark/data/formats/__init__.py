@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def dataset_format(name: str, scan_depth: int = 1) -> Callable[[Builder], Builde
     return add
 
 
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFC", name).lower()
+
+
 class DirLookup:
     """Case-insensitive lookup of entries under a root; each folder is listed once (then cached)."""
 
@@ -57,14 +62,15 @@ class DirLookup:
                 names = []
             folded: dict[str, str] = {}
             for n in names:
-                folded.setdefault(n.lower(), n)
+                folded.setdefault(_fold(n), n)
             self._listings[folder] = (set(names), folded)
         return self._listings[folder]
 
     def child(self, folder: Path, name: str) -> Path | None:
-        """``folder / name``, the exact name first, else a case-insensitive match; None when absent."""
+        """``folder / name``, the exact name first, else a match ignoring case and Unicode normal form (a folder
+        copied from macOS spells 'Café' decomposed, a split file composed); None when absent."""
         names, folded = self.entries(folder)
-        actual = name if name in names else folded.get(name.lower())
+        actual = name if name in names else folded.get(_fold(name))
         return folder / actual if actual is not None else None
 
     def find(self, relpath: str) -> Path | None:
