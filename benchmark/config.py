@@ -400,8 +400,10 @@ def build_method_config(section: Mapping) -> MethodConfig:
     name = section.get("name", MethodConfig.name)
     method_cls = METHODS.get(str(name))
     config_cls = method_cls.Config
-    if config_cls.__dict__.get("__annotations__") and "__dataclass_fields__" not in config_cls.__dict__:
-        # its fields would silently not be config keys: 'unknown config key' for each one a user sets
+    inherited = getattr(config_cls, "__dataclass_fields__", {})
+    own = [n for n, a in config_cls.__dict__.get("__annotations__", {}).items() if "ClassVar" not in str(a)]
+    if any(n not in inherited for n in own):
+        # an undecorated subclass: its fields would silently not be config keys ('unknown config key' for each)
         raise UserError(f"method '{name}' ({method_cls.__module__}): its config class {config_cls.__name__} is not "
                         "decorated with @dataclass, so its fields are not config keys")  # fmt: skip
     return build_dataclass(config_cls, {**section, "name": name}, prefix="method")

@@ -193,7 +193,7 @@ class _Stepper(nn.Module):
 
     def forward(self, batch: dict, progress: Any):
         out = self.method.training_step(batch, progress)
-        return out.loss, out
+        return getattr(out, "loss", None), out  # not a StepOutput: the trainer says so in one line
 
 
 def training_step_fn(method: nn.Module):

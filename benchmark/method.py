@@ -127,7 +127,9 @@ def pretext_verdict(step0: dict, final: dict, chance: Chance, r2_threshold: floa
     if p >= 1 - 1e-9:  # e.g. in-batch retrieval among a single held-out video: no wrong answer to avoid
         return {"learned": None, "rule": "not measurable: chance accuracy is 1 on this held-out sample", "margin": 0.0}
     # no chance level given (a plugin's Chance(None, None)): the spread of the step-0 score, not a margin of 0
-    m = 3 * binary_standard_error(p if chance.accuracy is not None else step0["value"], final["samples"])
+    n = max(1, final["samples"])
+    spread = p if chance.accuracy is not None else min(max(step0["value"], 1 / n), 1 - 1 / n)  # never a zero margin
+    m = 3 * binary_standard_error(spread, n)
     learned = final["value"] >= p + m and final["value"] >= step0["value"] + m
     rule = "held-out accuracy >= chance + m and >= step-0 accuracy + m, m = 3 binomial SE"
     return {"learned": bool(learned), "rule": rule, "margin": round(m, 5)}

@@ -219,14 +219,18 @@ def _registered_count() -> int:
 def _where(exc: BaseException) -> str:
     """' at FILE:LINE' of the innermost frame outside Python's import machinery and standard library (the
     plugin's own line: a dataclass field without a default fails inside dataclasses.py, named at the class)."""
+    import sysconfig
     import traceback
+    from pathlib import Path
 
-    machinery = (os.path.dirname(importlib.__file__), __file__, os.path.dirname(os.__file__) + os.sep)
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if not f.filename.startswith("<frozen") and not f.filename.startswith(machinery)
-    ]
+    machinery = (os.path.dirname(importlib.__file__), __file__, sysconfig.get_paths()["stdlib"] + os.sep)
+    installed = ("site-packages", "dist-packages")  # under the stdlib folder for conda, pyenv, docker python images
+
+    def plugin_side(name: str) -> bool:
+        parts = set(Path(name).parts)
+        return not name.startswith("<frozen") and (not name.startswith(machinery) or any(p in parts for p in installed))
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if plugin_side(f.filename)]
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 

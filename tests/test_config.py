@@ -122,3 +122,37 @@ def test_a_config_field_without_a_default_is_one_line_naming_it():
     with pytest.raises(UserError, match=r"method.hidden_dim of .*NoDefault has no default"):
         build_dataclass(NoDefault, {"name": "x"}, prefix="method")
     assert build_dataclass(NoDefault, {"hidden_dim": 3}, prefix="method").hidden_dim == 3
+
+
+def test_an_undecorated_plugin_config_is_named_but_classvars_are_not_fields():
+    """A Config subclass without @dataclass adds fields nobody can set; one that only adds ClassVars is fine."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from benchmark.config import MethodConfig, build_method_config
+    from benchmark.errors import UserError
+    from benchmark.method import Method
+    from benchmark.registry import METHODS
+
+    @dataclass
+    class Base(MethodConfig):
+        name: str = "cfgtest"
+        width: int = 4
+
+    class Undecorated(Base):
+        depth: int = 2
+
+    class Presets(Base):
+        PRESETS: ClassVar[dict] = {"small": 1}
+
+    for config, ok in ((Undecorated, False), (Presets, True), (Base, True)):
+        cls = type("CfgTest", (Method,), {"Config": config})
+        METHODS.register("cfgtest")(cls)
+        try:
+            if ok:
+                assert build_method_config({"name": "cfgtest", "width": 8}).width == 8
+            else:
+                with pytest.raises(UserError, match="its config class Undecorated is not decorated with @dataclass"):
+                    build_method_config({"name": "cfgtest"})
+        finally:
+            METHODS.unregister("cfgtest")

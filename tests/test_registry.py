@@ -53,3 +53,22 @@ def test_method_table_rows():
 def test_unknown_method_suggests():
     with pytest.raises(UserError, match="did you mean 'tce'"):
         METHODS.get("tcee")
+
+
+def test_an_import_error_is_placed_in_a_plugin_installed_under_the_stdlib_folder():
+    """conda, pyenv and docker's python images keep site-packages inside the standard library's folder: the
+    plugin's own line is named there too, not dropped with the standard library's frames."""
+    import os
+    import sysconfig
+
+    from benchmark.registry import _where
+
+    plugin = os.path.join(sysconfig.get_paths()["stdlib"], "site-packages", "mk_plugin.py")
+    stdlib = os.path.join(sysconfig.get_paths()["stdlib"], "dataclasses_like.py")
+    namespace: dict = {}
+    exec(compile("def inner():\n    raise TypeError('no default')\n", stdlib, "exec"), namespace)
+    exec(compile("def boom(inner):\n    x = 1\n    inner()\n", plugin, "exec"), namespace)
+    try:
+        namespace["boom"](namespace["inner"])
+    except TypeError as exc:
+        assert _where(exc) == f" at {plugin}:3"  # the plugin's line, not the standard library's beneath it

@@ -368,8 +368,10 @@ def extract(
     """Per-video features of a frozen backbone (mean over views), read from or written to the cache."""
     # an encoder built over the checkpoint's backbone (CMC's two encoders) names itself, so it never reads the
     # backbone's cached features
-    key = cache_key(checkpoint, records, spec, decoder, getattr(backbone, "feature_cache_tag", ""))
-    path = Path(cache_dir) / f"features-{key}.pt" if cache_dir else None
+    path = None
+    if cache_dir:  # the key stats every video: only where a cache is read or written
+        key = cache_key(checkpoint, records, spec, decoder, getattr(backbone, "feature_cache_tag", ""))
+        path = Path(cache_dir) / f"features-{key}.pt"
     if path is not None and path.exists():
         try:
             data = torch.load(path, weights_only=True)

@@ -345,8 +345,8 @@ def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_b
         last = epoch == job.sched.epochs and i == job.sched.steps_per_epoch - 1
         if (seen >= 10 * job.sched.batch_size or last) and done.bad_train / seen > limit:  # as pre-training's rule
             raise UserError(
-                f"{done.bad_train} of {seen} fine-tuning samples came from videos that failed to decode and were "
-                f"replaced (> data.max_bad_fraction={limit}); run `vssl check-data` on '{job.cfg.eval.dataset}'"
+                f"{done.bad_train} undecodable videos were replaced in {seen} fine-tuning samples "
+                f"(> data.max_bad_fraction={limit}); run `vssl check-data` on '{job.cfg.eval.dataset}'"
             )
         x, y = job.ctx.to_input(training_views(batch)), batch["label"].to(job.ctx.device)
         with job.ctx.autocast():

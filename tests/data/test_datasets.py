@@ -212,6 +212,13 @@ def test_hmdb51_missing_and_errors(tmp_path):
     with pytest.raises(UserError, match="Jump_test_split1.txt and jump_test_split1.txt in .* name one class in two "
                                         "spellings"):  # fmt: skip
         build_index(loc, 1)
+    (lists / "Jump_test_split1.txt").unlink()
+    import unicodedata
+
+    for form in ("NFC", "NFD"):  # the same name in two Unicode forms: one folder for both lookups
+        (lists / unicodedata.normalize(form, "café_test_split1.txt")).write_text("b.avi 1\n")
+    with pytest.raises(UserError, match="name one class in two spellings"):
+        build_index(loc, 1)
 
 
 @pytest.mark.parametrize("is_cc", [True, False])

@@ -45,9 +45,10 @@ def test_past_the_allowed_fraction_the_stage_fails_with_the_list(holed_synth, tm
         evaluate(run, tiny_config(run, "data.max_bad_fraction=0.05"), "knn", progress_bar=False)
 
 
-def test_pre_training_applies_the_same_rule_to_its_set(tiny_synth, tmp_path, monkeypatch, capsys):
-    """Pre-training on a labelled set once left out its missing videos without a word (supervised on half a set
-    ran to the end): the evaluations' rule holds there too, at load time, before anything is written."""
+def test_pre_training_names_its_missing_videos_and_goes_on(tiny_synth, tmp_path, monkeypatch, capsys):
+    """Pre-training once left out videos missing on disk without a word. It says so now, once, and goes on at any
+    fraction: most Kinetics copies lack a good share of their listed clips (evaluations stop past
+    data.max_bad_fraction instead: their test sets must be whole)."""
     from benchmark import train
     from benchmark.cli import main
 
@@ -55,20 +56,17 @@ def test_pre_training_applies_the_same_rule_to_its_set(tiny_synth, tmp_path, mon
     shutil.copytree(tiny_synth, home / "synthetic")
     train_list = (home / "synthetic" / "ucfTrainTestlist" / "trainlist01.txt").read_text().split()
     videos = [v for v in train_list if v.endswith(".avi")]
-    (home / "synthetic" / videos[0]).unlink()
+    for gone in videos[:2]:
+        (home / "synthetic" / gone).unlink()
     monkeypatch.setenv("VSSL_DATA", str(home))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(train, "_WARNED", set())
-    args = ["sweep", "--dry-run", "s.yaml"]
-    (tmp_path / "s.yaml").write_text("name: s\nbase: {method: {name: supervised}, data: {dataset: synthetic}}\n")
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert (
-        f"1 of {len(videos)} pre-training videos of 'synthetic' are listed in the split files but missing on disk"
-        in err
+    (tmp_path / "s.yaml").write_text(
+        "name: s\nbase: {method: {name: supervised}, data: {dataset: synthetic}}\nseeds: [0, 1]\n"
     )
-    assert main([*args, "data.max_bad_fraction=0.5"]) == 0
-    assert (
-        f"warning: 1 pre-training videos of 'synthetic' are listed in the split files but missing on disk, left out: {videos[0]}"
-        in capsys.readouterr().err
-    )
+    assert main(["sweep", "--dry-run", "s.yaml"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "missing on disk" in line]
+    assert warnings == [
+        f"warning: 2 pre-training videos of 'synthetic' are listed in the split files but missing on disk, left out: "
+        f"{videos[0]}, {videos[1]}"
+    ]

@@ -139,8 +139,8 @@ def test_a_fine_tune_on_many_undecodable_train_videos_stops_as_pre_training_does
         Path(bad.path).write_bytes(b"")
     run = make_run(tmp_path / "run")
     cfg = tiny_config(run, "eval.finetune_epochs=3", "eval.heldout_fraction=0", "data.max_bad_fraction=0.05")
-    with pytest.raises(UserError, match=r"of \d+ fine-tuning samples came from videos that failed to decode and were "
-                                        r"replaced \(> data.max_bad_fraction=0.05\); run `vssl check-data` on "
+    with pytest.raises(UserError, match=r"\d+ undecodable videos were replaced in \d+ fine-tuning samples "
+                                        r"\(> data.max_bad_fraction=0.05\); run `vssl check-data` on "
                                         r"'synthetic'"):  # fmt: skip
         evaluate(run, cfg, "finetune", progress_bar=False)
 

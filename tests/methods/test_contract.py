@@ -202,6 +202,12 @@ def test_pretext_verdict_needs_chance_plus_margin_and_step0_plus_margin():
     assert pretext_verdict(score(0.40), score(0.45), chance)["learned"] is False  # no better than before training
     assert pretext_verdict(score(0.0), score(0.2), Chance(None, None, "r2"))["learned"] is True
     assert pretext_verdict(score(0.0), score(0.05), Chance(None, None, "r2"))["learned"] is False
+    # no chance level stated (a plugin's Chance(None, None)): the margin comes from the step-0 score, never 0
+    unknown = Chance(None, None)
+    assert pretext_verdict(score(0.266), score(0.273), unknown)["learned"] is False  # once True at a margin of 0
+    assert pretext_verdict(score(0.0), score(0.0), unknown)["learned"] is False
+    assert pretext_verdict(score(1.0), score(1.0), unknown)["learned"] is False
+    assert pretext_verdict(score(0.266), score(0.45), unknown)["learned"] is True
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -42,7 +42,8 @@ def dataset_format(name: str, scan_depth: int = 1) -> Callable[[Builder], Builde
     return add
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
+    """A name as dataset lookups compare it: case and Unicode normal form ignored."""
     return unicodedata.normalize("NFC", name).lower()
 
 
@@ -62,7 +63,7 @@ class DirLookup:
                 names = []
             folded: dict[str, str] = {}
             for n in names:
-                folded.setdefault(_fold(n), n)
+                folded.setdefault(fold_name(n), n)
             self._listings[folder] = (set(names), folded)
         return self._listings[folder]
 
@@ -70,7 +71,7 @@ class DirLookup:
         """``folder / name``, the exact name first, else a match ignoring case and Unicode normal form (a folder
         copied from macOS spells 'Café' decomposed, a split file composed); None when absent."""
         names, folded = self.entries(folder)
-        actual = name if name in names else folded.get(_fold(name))
+        actual = name if name in names else folded.get(fold_name(name))
         return folder / actual if actual is not None else None
 
     def find(self, relpath: str) -> Path | None:

@@ -10,6 +10,7 @@ from benchmark.data.formats import (
     DirLookup,
     dataset_format,
     find_video,
+    fold_name,
     read_lines,
     strip_video_ext,
 )
@@ -54,7 +55,7 @@ def build_hmdb51(loc: DatasetLocation, split: int, subset: str, split_dir: Path 
         raise UserError(f"HMDB51 split {split}: no <class>_test_split{split}.txt files in {lists}")
     by_folded: dict[str, list[str]] = {}
     for name in files:  # class folders are found ignoring case: two such files would list each video twice
-        by_folded.setdefault(name.casefold(), []).append(name)
+        by_folded.setdefault(fold_name(name), []).append(name)
     twins = next((names for names in by_folded.values() if len(names) > 1), None)
     if twins:
         raise UserError(f"HMDB51 split {split}: {' and '.join(f'{n}_test_split{split}.txt' for n in twins)} in "
