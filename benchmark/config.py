@@ -539,13 +539,20 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def differences(recorded: Mapping, cfg: ExperimentConfig) -> dict[str, tuple[Any, Any]]:
-    """{dotted key: (recorded value, cfg's value)} for every field ``cfg`` sets differently from ``recorded`` (a
-    run's config.yaml), values compared as JSON writes them. A field only one side has (added to or removed from
-    the code since the run) is not a difference."""
+def differences(recorded: Mapping, cfg: ExperimentConfig | Mapping) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (recorded value, cfg's value)} for every field ``cfg`` (a config, or a mapping such as a
+    fine-tune's recorded settings) sets differently from ``recorded`` (a run's config.yaml), values compared as
+    JSON writes them. A field only one side has (added to or removed from the code since the run) is not a
+    difference."""
     old = {k: plain(v) for k, v in flatten(recorded).items()}
-    new = {k: plain(v) for k, v in flatten(to_dict(cfg)).items()}
+    new = {k: plain(v) for k, v in flatten(cfg if isinstance(cfg, Mapping) else to_dict(cfg)).items()}
     return {k: (old[k], new[k]) for k in sorted(new) if k in old and old[k] != new[k]}
+
+
+def describe_changes(changes: Sequence[str], shown: int = 3) -> str:
+    """'a 1 -> 2, b 'x' -> 'y' and 4 more': the first few of a list of changes, for one line."""
+    more = f" and {len(changes) - shown} more" if len(changes) > shown else ""
+    return ", ".join(changes[:shown]) + more
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:

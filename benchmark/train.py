@@ -242,10 +242,10 @@ def setting_changes(run: RunDir, cfg: ExperimentConfig, evaluated: bool = False)
     """'optim.steps 2 -> 4, ...': the fields ``cfg`` sets differently from the run's config.yaml that a resume may
     not change ('' when none). ``evaluated``: the run's evaluations are done, so the evaluation settings they were
     made with count too (bookkeeping such as eval.batch_size aside)."""
-    from benchmark.config import BOOKKEEPING_FIELDS, differences
+    from benchmark.config import BOOKKEEPING_FIELDS, describe_changes, differences
 
     differ = [
-        (key, old, new)
+        f"{key} {old!r} -> {new!r}"
         for key, (old, new) in differences(run.config(), cfg).items()
         if new != "auto"  # an 'auto' matches what the first launch resolved it to
         and (
@@ -253,8 +253,7 @@ def setting_changes(run: RunDir, cfg: ExperimentConfig, evaluated: bool = False)
             or (evaluated and key.startswith("eval.") and key not in BOOKKEEPING_FIELDS)
         )
     ]
-    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-    return ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in differ[:3]) + more if differ else ""
+    return describe_changes(differ)
 
 
 def training_sampler(method_cls, method_cfg, cfg: ExperimentConfig, info: DataInfo):
@@ -635,9 +634,11 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     after = _snapshot(method)
     changed = [k for k, v in after.items() if k not in before or not _same(v, before[k])]
     if changed:  # training would start from (or the run end with) what the check left behind
-        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        from benchmark.config import describe_changes
+
+        which = describe_changes([f"'{k}'" for k in changed], shown=1)
         raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): pretext_eval changed its state "
-                        f"('{changed[0]}'{more}); it must leave the method untouched: no_grad, no buffer or bank "
+                        f"({which}); it must leave the method untouched: no_grad, no buffer or bank "
                         "updates (docs/adding-a-method.md)")  # fmt: skip
     if bad:
         tqdm.write(f"warning: {len(bad)} held-out video(s) failed to decode; the pretext check replaced them")
@@ -816,13 +817,19 @@ def _kill_hook(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def too_many_bad(bad: int, samples: int, batch_size: int, max_fraction: float, final: bool = False) -> bool:
+    """The loaders' rule for replaced (undecodable) samples: past ``max_fraction`` of them, judged once ten batches
+    are in (or at the ``final`` step of a shorter training), so one early bad video does not stop a run."""
+    return (samples >= 10 * batch_size or final) and bad / samples > max_fraction
+
+
 def _count_bad(bad: list, loop: LoopState, batch_size: int, max_fraction: float) -> None:
     """Undecodable samples were replaced by the loader: count and name them; stop past the allowed fraction."""
     loop.bad_samples += len(bad)
     loop.samples += batch_size
     for b in bad:
         tqdm.write(f"warning: skipped bad sample {b}")
-    if loop.samples >= 10 * batch_size and loop.bad_samples / loop.samples > max_fraction:
+    if too_many_bad(loop.bad_samples, loop.samples, batch_size, max_fraction):
         raise UserError(
             f"{loop.bad_samples} of {loop.samples} samples failed to decode "
             f"(> data.max_bad_fraction={max_fraction}); run `vssl check-data`"

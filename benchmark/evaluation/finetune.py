@@ -234,12 +234,12 @@ def settings_changes(recorded: dict | None, now: dict) -> list[str]:
     """'eval.finetune_lr 0.3 -> 0.01' for each field both record differently. 'auto' matches anything (a sweep
     cell's config holds TCE's negatives: auto, config.yaml the number it resolved to); a field only one side has
     (added to the code since) is no change, and neither is a state saved before settings were recorded."""
+    from benchmark.config import differences
+
     if recorded is None:
         return []
     return [
-        f"{k} {recorded[k]!r} -> {now[k]!r}"
-        for k in sorted(now)
-        if k in recorded and recorded[k] != now[k] and "auto" not in (recorded[k], now[k])
+        f"{k} {old!r} -> {new!r}" for k, (old, new) in differences(recorded, now).items() if "auto" not in (old, new)
     ]
 
 
@@ -247,11 +247,12 @@ def resume(job: FinetuneJob) -> tuple[int, FinetuneProgress]:
     """(epochs already done, their progress): from the stage's own checkpoint, or (0, fresh) without one. A
     checkpoint left by an interrupted fine-tune of other settings (eval.finetune_lr, epochs, ...) is set aside:
     its epochs would be recorded as made with these."""
+    from benchmark.config import describe_changes
+
     state = ckpt.load_latest(job.state_path.parent, job.state_path.name, map_location=job.ctx.device, steps=False)
     changes = settings_changes(state.get("settings"), resume_settings(job)) if state is not None else []
     if changes:
-        more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
-        print(f"note: {job.stage}: the interrupted fine-tune ran with other settings ({', '.join(changes[:3])}{more}); "
+        print(f"note: {job.stage}: the interrupted fine-tune ran with other settings ({describe_changes(changes)}); "
               f"starting it again from epoch 1", file=sys.stderr, flush=True)  # fmt: skip
         for path in (job.state_path, ckpt.previous_of(job.state_path)):
             path.unlink(missing_ok=True)
@@ -325,7 +326,7 @@ def prepare(run: RunDir, cfg: ExperimentConfig, checkpoint: str) -> FinetuneJob:
 
 def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_bar: bool) -> float:
     """One epoch of SGD steps; returns (and records) its mean training loss."""
-    from benchmark.train import step_seed
+    from benchmark.train import step_seed, too_many_bad
 
     job.model.train()
     total_loss = 0.0
@@ -343,7 +344,7 @@ def train_epoch(job: FinetuneJob, done: FinetuneProgress, epoch: int, progress_b
         seen = ((epoch - 1) * job.sched.steps_per_epoch + i + 1) * job.sched.batch_size
         limit = job.cfg.data.max_bad_fraction
         last = epoch == job.sched.epochs and i == job.sched.steps_per_epoch - 1
-        if (seen >= 10 * job.sched.batch_size or last) and done.bad_train / seen > limit:  # as pre-training's rule
+        if too_many_bad(done.bad_train, seen, job.sched.batch_size, limit, final=last):
             raise UserError(
                 f"{done.bad_train} undecodable videos were replaced in {seen} fine-tuning samples "
                 f"(> data.max_bad_fraction={limit}); run `vssl check-data` on '{job.cfg.eval.dataset}'"
