@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from benchmark.errors import UserError, nearest
+from benchmark.errors import UserError, nearest, raised_at
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "vssl.methods"
@@ -217,21 +217,9 @@ def _registered_count() -> int:
 
 
 def _where(exc: BaseException) -> str:
-    """' at FILE:LINE' of the innermost frame outside Python's import machinery and standard library (the
-    plugin's own line: a dataclass field without a default fails inside dataclasses.py, named at the class)."""
-    import sysconfig
-    import traceback
-    from pathlib import Path
-
-    machinery = (os.path.dirname(importlib.__file__), __file__, sysconfig.get_paths()["stdlib"] + os.sep)
-    installed = ("site-packages", "dist-packages")  # under the stdlib folder for conda, pyenv, docker python images
-
-    def plugin_side(name: str) -> bool:
-        parts = set(Path(name).parts)
-        return not name.startswith("<frozen") and (not name.startswith(machinery) or any(p in parts for p in installed))
-
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if plugin_side(f.filename)]
-    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    """' at FILE:LINE' of the plugin's own line, skipping Python's import machinery and this file (a dataclass
+    field without a default fails inside dataclasses.py, named at the class)."""
+    return raised_at(exc, skip=(os.path.dirname(importlib.__file__), __file__))
 
 
 def method_table() -> list[dict[str, str]]:

@@ -24,8 +24,9 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmark.errors import UserError, raised_at
 from benchmark.launch.cell import cell_spec, clear_error, required_keys, run_cell, write_error
-from benchmark.launch.state import cell_state
+from benchmark.launch.state import ERROR, cell_state
 from benchmark.rundir import atomic_write_text, update_lock
 from benchmark.sweeps import Sweep
 
@@ -143,7 +144,10 @@ def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progres
     except Exception as exc:  # one bad cell must not sink the sweep
         err = f"{type(exc).__name__}: {exc}"
         write_error(path, traceback.format_exc())
-        print(f"{tag} {cell.id} FAILED: {err}", flush=True)
+        # a fault, not bad input: name the failing line (a plugin's, or the harness's call into torch) and the
+        # file that keeps the traceback
+        where = "" if isinstance(exc, UserError) else f"{raised_at(exc)} (traceback: {path / ERROR})"
+        print(f"{tag} {cell.id} FAILED: {err}{where}", flush=True)
         if not keep_going:
             raise
         return f"failed: {err}"

@@ -211,6 +211,47 @@ def test_two_local_processes_never_run_the_same_cell(tmp_path, capsys):
     assert (cell_dir(out, busy.id) / "metrics.json").exists() and "2 of 2 cells complete" in capsys.readouterr().out
 
 
+def test_a_cell_that_raises_is_named_at_its_failing_line_and_the_sweep_goes_on(tmp_path, capsys, monkeypatch):
+    """A plugin's bug: the FAILED line names the plugin's line (not torch's or the harness's beneath it) and the
+    file that keeps the traceback; bad input (a UserError) keeps its one line. The other cell still runs."""
+    import importlib.util
+
+    from benchmark.errors import UserError
+    from benchmark.launch import local
+
+    plugin = tmp_path / "my_plugin.py"
+    # the error is raised inside torch's own Python (nn.Linear.forward): the plugin's call is the line to name
+    plugin.write_text(
+        "import torch\n\ndef training_step(spec, **kw):\n    return torch.nn.Linear(3, 2)(torch.ones(4))\n"
+    )
+    module_spec = importlib.util.spec_from_file_location("my_plugin", plugin)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    real = local.run_cell
+    calls = iter([module.training_step, real])
+    monkeypatch.setattr(local, "run_cell", lambda spec, **kw: next(calls)(spec, **kw))
+    out = tmp_path / "out"
+    assert (
+        main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0, 1]))), "--out", str(out), "--no-progress"]) == 1
+    )
+    (failed,) = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    cell = failed.split()[1]
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in failed
+    assert f" at {plugin}:4 (traceback: {out / 'cells' / cell / 'error.txt'})" in failed
+    assert "my_plugin.py" in (out / "cells" / cell / "error.txt").read_text()
+    assert sum((d / "metrics.json").exists() for d in (out / "cells").iterdir()) == 1  # the other cell ran
+
+    def bad_input(spec, **kw):
+        raise UserError("data.root = /nowhere: no such folder")
+
+    monkeypatch.setattr(local, "run_cell", bad_input)
+    assert (
+        main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0, 1]))), "--out", str(out), "--no-progress"]) == 1
+    )
+    (failed,) = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    assert failed.endswith("FAILED: UserError: data.root = /nowhere: no such folder")
+
+
 @pytest.mark.slow
 def test_debug_cluster_runs_cells_and_reports_a_failure(tmp_path, capsys):
     out = tmp_path / "out"
