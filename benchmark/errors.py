@@ -45,7 +45,7 @@ def raised_at(exc: BaseException, skip: tuple[str, ...] = ()) -> str:
     installed = ("site-packages", "dist-packages")
 
     def ours(name: str) -> bool:
-        if name.startswith(("<frozen", *skip)):
+        if not os.path.isabs(name) or name.startswith(skip):  # a compiled module's relative name (numpy's .pyx)
             return False
         parts = Path(name).parts
         where = next((i for i, p in enumerate(parts) if p in installed), None)

@@ -140,10 +140,24 @@ def check_step_output(out: Any, method: nn.Module) -> StepOutput:
     tensor or dict once failed deep in the harness)."""
     if not isinstance(out, StepOutput) or not torch.is_tensor(out.loss) or out.loss.numel() != 1:
         got = type(out).__name__ if not isinstance(out, StepOutput) else f"a loss of {out.loss!r:.40}"
-        name = getattr(getattr(method, "cfg", None), "name", type(method).__name__)
-        raise UserError(f"method '{name}' ({type(method).__module__}): training_step returned {got}; it must return "
+        raise UserError(f"{method_label(method)}: training_step returned {got}; it must return "
                         "StepOutput(loss=<a one-element tensor>, scalars={...}) (docs/adding-a-method.md)")  # fmt: skip
     return out
+
+
+def check_loss_has_gradient(out: StepOutput, method: nn.Module) -> None:
+    """One line, not autograd's "element 0 of tensors does not require grad" from deep in the loop, when a
+    training step's loss reaches no trainable parameter (read from the tensor: no device sync)."""
+    if torch.is_grad_enabled() and not out.loss.requires_grad:
+        raise UserError(f"{method_label(method)}: training_step's loss reaches no trainable parameter (detached, "
+                        "built from .item() or .numpy(), or computed under torch.no_grad()): no step could change "
+                        "the model")  # fmt: skip
+
+
+def method_label(method: nn.Module) -> str:
+    """ "method 'NAME' (MODULE)": which method, and where its code lives (a plugin's module)."""
+    name = getattr(getattr(method, "cfg", None), "name", type(method).__name__)
+    return f"method '{name}' ({type(method).__module__})"
 
 
 class Pretraining(enum.Enum):

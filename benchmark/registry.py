@@ -83,8 +83,10 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         load_plugins()
         if name not in self._entries:
-            raise UserError(
+            raise UserError(  # a plugin's name is missing most often because its package is not installed here
                 f"unknown {self.kind} '{name}'{nearest(name, self._entries)}; known: {', '.join(sorted(self._entries))}"
+                f" (a plugin's {self.kind}s are known once its package, with a '{ENTRY_POINT_GROUP}' entry point, is "
+                f"installed in this Python: {sys.executable})"
             )
         return self._entries[name]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import numbers
 import os
 import random
 import signal
@@ -33,7 +34,9 @@ from benchmark.method import (
     Pretraining,
     Progress,
     StepOutput,
+    check_loss_has_gradient,
     check_step_output,
+    method_label,
     pretext_verdict,
 )
 from benchmark.registry import METHODS
@@ -409,6 +412,7 @@ class Trainer:
         with self.ctx.autocast():
             out = self.step_fn(batch, progress)
         check_step_output(out, self.method)
+        check_loss_has_gradient(out, self.method)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.cfg.optim.grad_clip > 0:
@@ -503,6 +507,8 @@ def pretrain(
         _open_run(run, cfg, explicit, ctx, sweep, cell_id, rank)
         return _save_initialisation(run, method, rank.is_main)
     built = build_for_pretraining(cfg)
+    if method_cls.pretraining is Pretraining.WEIGHTS:
+        stated_chance(built.method, cfg.optim.batch_size)
     if rank.enabled and cfg.optim.batch_size % rank.world_size:
         raise UserError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {rank.world_size} DDP ranks")
     # the run's config.yaml records the method config as resolved on this data (e.g. TCE's K for 'auto');
@@ -651,6 +657,22 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     return score
 
 
+def stated_chance(method: Method, batch_size: int) -> Chance:
+    """The method's chance level, checked: a Chance whose accuracy is a fraction in (0, 1] (or None) and whose loss
+    is a finite number >= 0 (or None). Asked before the run folder is made, so a plugin's slip costs no training."""
+    chance = method.chance(batch_size)
+    if not isinstance(chance, Chance):
+        raise UserError(f"{method_label(method)}: chance() returned {chance!r:.40}, not a Chance(loss, accuracy[, "
+                        "measure]) (docs/adding-a-method.md)")  # fmt: skip
+    accuracy_ok = chance.accuracy is None or (isinstance(chance.accuracy, numbers.Real) and 0 < chance.accuracy <= 1)
+    loss_ok = chance.loss is None or (isinstance(chance.loss, numbers.Real) and 0 <= chance.loss < math.inf)
+    if not (accuracy_ok and loss_ok and isinstance(chance.measure, str)):
+        raise UserError(f"{method_label(method)}: chance({batch_size}) returned {chance}: its accuracy must be a "
+                        "fraction in (0, 1] (1/12 for 12 classes, not 8.3) or None, its loss a finite number >= 0 "
+                        "or None (docs/adding-a-method.md)")  # fmt: skip
+    return chance
+
+
 def pretext_entry(method: Method, built: Built, cfg: ExperimentConfig, ctx, method_cls, step0: dict | None) -> dict:
     """metrics["pretrain"]["pretext"]: the held-out score at step 0 and at the end, the chance level, the verdict."""
     if method_cls.pretraining is not Pretraining.WEIGHTS:
@@ -662,10 +684,7 @@ def pretext_entry(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
     final = pretext_score(method, built, cfg, ctx, method_cls)
     if "skipped" in final:
         return {"learned": None, "skipped": final["skipped"]}
-    chance = method.chance(cfg.optim.batch_size)
-    if not isinstance(chance, Chance):
-        raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): chance() returned {chance!r:.40}, "
-                        "not a Chance(loss, accuracy[, measure]) (docs/adding-a-method.md)")  # fmt: skip
+    chance = stated_chance(method, cfg.optim.batch_size)
     if "chance_accuracy" in final:  # chance measured on the held-out samples (in-batch retrieval, majority class)
         chance = dataclasses.replace(chance, accuracy=final["chance_accuracy"])
     return {"measure": chance.measure, "chance": dataclasses.asdict(chance), "step0": step0, "final": final,
@@ -749,6 +768,7 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
         dynamic_ncols=True,
     )
     data_wait = 0.0
+    first_loss = None  # step 1's loss (a fresh run only)
     t_wait = time.perf_counter()
     try:
         for batch in loader:
@@ -760,6 +780,8 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
             out = trainer.train_step(batch, progress)
             loop.step += 1
             step = loop.step
+            if step == 1:  # kept as a tensor (no sync): read only if the loss turns out not finite
+                first_loss = out.loss.detach()
             _kill_hook(step)
             loop.add_loss(out.loss)
             logging = step % cfg.run.log_every == 0 or step == total
@@ -769,6 +791,12 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
             if logging or last_due or keep_due or (request.requested and not rank.enabled):
                 (loss,) = distributed.all_reduce_mean([float(out.loss.detach())])
                 if not math.isfinite(loss):  # the checkpoints before this step stay
+                    if first_loss is not None and not math.isfinite(float(first_loss)):  # no lr makes step 1 NaN
+                        raise UserError(
+                            f"the loss is {loss} at step {step} and was {float(first_loss)} already at step 1, before "
+                            f"any update: {method_label(trainer.method)} computes a loss that is not finite on its "
+                            "batches (a log of 0, a division by zero, an empty selection?); not a learning-rate problem"
+                        )
                     raise UserError(
                         f"the loss is {loss} at step {step}: training diverged; lower optim.lr (now {cfg.optim.lr}) "
                         "or raise optim.warmup_steps, and rerun into a new --out"

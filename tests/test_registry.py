@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from benchmark.config import MethodConfig
@@ -72,3 +74,13 @@ def test_an_import_error_is_placed_in_a_plugin_installed_under_the_stdlib_folder
         namespace["boom"](namespace["inner"])
     except TypeError as exc:
         assert _where(exc) == f" at {plugin}:3"  # the plugin's line, not the standard library's beneath it
+
+
+def test_an_unknown_name_says_how_a_plugin_becomes_known():
+    """A plugin installed into another environment (or without its entry point) reads as a typo: the line says
+    where names come from and which Python looked."""
+    with pytest.raises(UserError) as exc:
+        METHODS.get("vicreg_clips")
+    msg = str(exc.value)
+    assert msg.startswith("unknown method 'vicreg_clips'") and "known: arrow_of_time, " in msg
+    assert f"with a 'vssl.methods' entry point, is installed in this Python: {sys.executable})" in msg

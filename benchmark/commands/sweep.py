@@ -172,6 +172,27 @@ def check_existing_cells(sweep) -> None:
             )
 
 
+def _built_for_counting(cfg, cell, num_classes: int):
+    """The cell's method on the meta device (shapes, no memory); a method whose __init__ needs real tensors is
+    built on the CPU instead; one that fails there too (a plugin's bug) is one line naming the cell and the line."""
+    from benchmark.errors import UserError, raised_at
+    from benchmark.train import build_method
+
+    try:
+        return build_method(cfg, 1024, num_classes, meta=True)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - tried again for real below, which names the error if it is one
+        pass
+    try:
+        return build_method(cfg, 1024, num_classes)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"cell {cell.id} ({cell.label}): method '{cfg.method.name}' could not be built"
+                        f"{raised_at(exc)}: {type(exc).__name__}: {exc}") from None  # fmt: skip
+
+
 def dry_run(sweep, cluster: str) -> int:
     """Print every cell (id, label, model size, resources group, whether it would run); submit nothing."""
     from tabulate import tabulate
@@ -188,7 +209,6 @@ def dry_run(sweep, cluster: str) -> int:
         resource_groups,
     )
     from benchmark.rundir import RunDir
-    from benchmark.train import build_method
 
     groups = resource_groups(sweep, sweep.cells)
     group_of = {c.id: i for i, (_, cells) in enumerate(groups, 1) for c in cells}
@@ -201,8 +221,7 @@ def dry_run(sweep, cluster: str) -> int:
             from benchmark.registry import METHODS
 
             num_classes = 101 if getattr(METHODS.get(cfg.method.name), "needs_labels", False) else 0
-            model = build_method(cfg, 1024, num_classes, meta=True)
-            params[key] = param_count_millions(model)
+            params[key] = param_count_millions(_built_for_counting(cfg, cell, num_classes))
         status = RunDir(cell_dir(sweep.out_dir, cell.id)).status()[0]
         rows.append(
             [

@@ -58,6 +58,10 @@ class StepBatches(Sampler):
         return max(0, self.total - self.start)
 
 
+# what the loader adds to every sample (label only for needs_labels methods, but never a sampler's own)
+LOADER_KEYS = frozenset({"index", "label", "bad"})
+
+
 class UndecodableVideos(UserError):
     """Every replacement candidate for one sample failed: the data, not the run, is broken."""
 
@@ -110,6 +114,12 @@ class SampledVideos(Dataset):
             except (VideoDecodeError, ShortVideo, OSError) as exc:
                 bad.append(f"{record.path}: {exc}")
                 continue
+            taken = LOADER_KEYS.intersection(sample) if isinstance(sample, dict) else None
+            if taken is None or taken:  # a plugin sampler's "index" would be overwritten, its "bad" dropped
+                name = getattr(type(self.sampler), "registry_name", None) or type(self.sampler).__name__
+                got = f"the key(s) {sorted(taken)}, which the loader adds" if taken else f"a {type(sample).__name__}"
+                raise UserError(f"sampler '{name}' returned {got}: a sample is a dict of tensors whose keys are not "
+                                f"{', '.join(sorted(LOADER_KEYS))} (docs/adding-a-method.md, section 3)")  # fmt: skip
             sample["index"] = torch.tensor((index + attempt) % len(self.records))
             if self.with_labels:
                 sample["label"] = torch.tensor(record.label)

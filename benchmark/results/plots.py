@@ -122,6 +122,11 @@ def chance_top1(runs: pd.DataFrame, c: Column) -> float | None:
     return 100.0 / float(classes.iloc[0]) if len(classes) and classes.nunique() == 1 and classes.iloc[0] > 0 else None
 
 
+def _text_inches(chars: int, points: float) -> float:
+    """About how wide a line of ``chars`` characters is at ``points`` pt (an average glyph is ~0.55 em)."""
+    return chars * points * 0.55 / 72
+
+
 def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     """One panel per column (metric), rows on the y axis in the table's order: bar = mean over seeds, whisker =
     the table's 95% t-interval, dots = the seeds; control rows grey and hatched."""
@@ -137,13 +142,22 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     labels = row_labels(table)
     ncols = min(len(cols), 3)
     nrows = -(-len(cols) // ncols)
-    height = max(2.2, 0.26 * len(rows) + 1.0)
+    height = max(2.6, 0.26 * len(rows) + 1.0)
+    name = table.collection.manifest.get("name") or table.collection.source.name
+    one_dataset = len({c.dataset for c in cols}) == 1  # then panels are titled by metric, the dataset goes on top
+    title = f"{name}{f' on {cols[0].dataset}' if one_dataset else ''}: mean over seeds, whisker = 95% t-interval, " \
+        "dots = seeds"  # fmt: skip
+    # wide enough for the row labels beside the panels, the title and the legend: a table of one column and long
+    # labels once left constrained layout no room at all (title over the panel, legend over the axis label)
+    roles = {_style_key(table.rows.loc[r]) for r in rows}
+    legend_chars = sum(len(ROLE_STYLES[k]["label"]) + 6 for k in roles) + len("one seed") + len("chance (1 / classes)")
+    width = max(2.9 * ncols, _text_inches(max(len(labels[r]) for r in rows), 8.8) + 1.6 * ncols,
+                _text_inches(len(title), 11.5), min(_text_inches(legend_chars, 8.0) + 1.5, 12.0))  # fmt: skip
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.9 * ncols, height * nrows), sharey=True, squeeze=False, layout="constrained"
+        nrows, ncols, figsize=(width, height * nrows), sharey=True, squeeze=False, layout="constrained"
     )
     used = set()
     chance_drawn = False
-    one_dataset = len({c.dataset for c in cols}) == 1  # then panels are titled by metric, the dataset goes on top
     for ax, c in zip(axes.flat, cols, strict=False):
         right = 0.0  # the panel's x range covers every whisker and seed dot
         for y, rid in enumerate(rows):
@@ -190,9 +204,7 @@ def table1_bars(table: Table, out_dir: Path) -> Figure | None:
     if chance_drawn:
         handles.append(Line2D([], [], ls=":", lw=1, color="0.2", label="chance (1 / classes)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
-    name = table.collection.manifest.get("name") or table.collection.source.name
-    on = f" on {cols[0].dataset}" if one_dataset else ""
-    fig.suptitle(f"{name}{on}: mean over seeds, whisker = 95% t-interval, dots = seeds")
+    fig.suptitle(title)
     return Figure(
         "table1",
         "Table 1 as bars, one panel per column: mean over seeds with the 95% t-interval; each dot "

@@ -162,3 +162,29 @@ def test_samples_of_different_shapes_name_the_key_in_one_line():
                {"clip": torch.zeros(2, 3, 8, 8), "index": torch.tensor(1)}]  # fmt: skip
     with pytest.raises(UserError, match=r"differ in shape under 'clip' \(\(2, 3, 8, 8\), \(4, 3, 8, 8\)\)"):
         collate(samples)
+
+
+@pytest.mark.parametrize(
+    "returned, said",
+    [
+        ({"index": 7}, "returned the key(s) ['index'], which the loader adds"),  # would be overwritten silently
+        ({"bad": 1.0, "label": 2}, "returned the key(s) ['bad', 'label'], which the loader adds"),  # 'bad' dropped
+        ([torch.zeros(2)], "returned a list"),
+    ],
+)
+def test_a_sampler_using_a_key_the_loader_adds_is_one_line(tmp_path, returned, said):
+    from benchmark.data.index import build_index
+    from benchmark.paths import DatasetLocation
+
+    class Mine:  # a plugin's sampler: called with a video and an rng, returns the sample
+        registry_name = "mine"
+
+        def __call__(self, video, rng):
+            return {"frame": torch.zeros(3, 4, 4), **returned} if isinstance(returned, dict) else returned
+
+    records = build_index(DatasetLocation("p", _pool(tmp_path / "pool", 2, []), "folder")).records
+    with pytest.raises(UserError) as exc:
+        SampledVideos(records, Mine(), decoder="pyav", seed=0)[0]
+    assert str(exc.value).startswith(f"sampler 'mine' {said}") and "docs/adding-a-method.md, section 3" in str(
+        exc.value
+    )

@@ -115,6 +115,54 @@ def test_dry_run_prints_cells_ids_resources_and_submits_nothing(tmp_path, capsys
     assert "note: SLURM is not reachable: no sbatch/srun on PATH" in text  # the real launch would stop there
 
 
+@pytest.mark.parametrize("fails", ["on_meta", "always"])
+def test_dry_run_builds_a_method_that_needs_real_tensors_and_names_one_that_cannot_be_built(
+    tmp_path, capsys, monkeypatch, synth_data_home, fails
+):
+    """The dry run counts parameters on the meta device; a plugin whose __init__ reads a value (.item()) is built
+    on the CPU instead and the dry run goes on; a bug in __init__ is one line naming the cell and the line."""
+    from dataclasses import dataclass
+
+    import torch
+
+    from benchmark.config import MethodConfig
+    from benchmark.method import Method
+    from benchmark.registry import METHODS
+
+    @dataclass
+    class ReadsConfig(MethodConfig):
+        name: str = "reads_a_value"
+
+    class ReadsAValue(Method):
+        Config = ReadsConfig
+        sampler = "frame_pair"
+
+        def __init__(self, cfg, backbone, info):
+            super().__init__(cfg, backbone, info)
+            scale = next(backbone.parameters()).abs().mean().item()  # no value on the meta device
+            self.head = torch.nn.Linear(backbone.num_features, 8 if fails == "on_meta" else backbone.out_dim)
+            self.head.weight.data.mul_(scale)
+
+        def chance(self, batch_size):
+            raise NotImplementedError  # never called by a dry run
+
+        def training_step(self, batch, progress):
+            raise NotImplementedError
+
+    METHODS.entries()
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    METHODS.register("reads_a_value")(ReadsAValue)
+    spec = random_init_spec(zip=[{"method.name": ["reads_a_value"]}])
+    rc = main(["sweep", str(write(tmp_path, spec)), "--dry-run", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    if fails == "on_meta":
+        assert rc == 0 and "1 cells (1 to run)" in captured.out
+    else:
+        (line,) = captured.err.strip().splitlines()
+        assert rc == 2 and "method 'reads_a_value' could not be built at " in line and __file__ in line
+        assert "AttributeError: 'TimmBackbone2D' object has no attribute 'out_dim'" in line
+
+
 def test_a_label_only_resource_does_not_split_job_arrays(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     spec = random_init_spec(grid={"resources.gpu_hours_estimate": [1, 2.5]}, seeds=[0])

@@ -241,6 +241,32 @@ BROKEN = {  # module text -> what the one line must say
         + _CHANCE.replace("Chance(0.69, 0.5)", "0.5"),
         ["method 'mk' (mk_plugin): chance() returned 0.5, not a Chance(loss, accuracy[, measure])"],
     ),
+    "chance_in_percent": (
+        _METHOD_HEAD
+        + _STEP.replace('{"loss": loss.detach()}', '{"accuracy": loss.detach()}')
+        + _CHANCE.replace("Chance(0.69, 0.5)", "Chance(None, 100 / batch_size)"),
+        ["method 'mk' (mk_plugin): chance(2) returned Chance(loss=None, accuracy=50.0", "a fraction in (0, 1]"],
+    ),  # said before the first step (the run folder holds its lock only), not after the whole pre-training
+    "detached_loss": (
+        _METHOD_HEAD
+        + _STEP.replace(
+            'return StepOutput(loss, {"loss": loss.detach()})',
+            'return StepOutput(loss.detach(), {"accuracy": loss.detach()})',
+        )
+        + _CHANCE,
+        ["method 'mk' (mk_plugin): training_step's loss reaches no trainable parameter (detached"],
+    ),
+    "loss_not_finite_from_the_start": (
+        _METHOD_HEAD
+        + _STEP.replace(
+            "loss = logits.float().pow(2).mean()", "loss = (logits.float().pow(2).mean() * 0).log()"
+        ).replace('{"loss": loss.detach()}', '{"accuracy": loss.detach()}')
+        + _CHANCE,
+        [
+            "the loss is -inf at step 1 and was -inf already at step 1, before any update: method 'mk' (mk_plugin)",
+            "not a learning-rate problem",
+        ],
+    ),
     "pretext_eval_changes_the_model": (
         _METHOD_HEAD
         + _STEP.replace('{"loss": loss.detach()}', '{"accuracy": loss.detach()}')
@@ -284,6 +310,8 @@ def test_a_broken_plugin_is_one_line_that_names_it(case, synth_data_home, tmp_pa
     assert all(part in lines[0] for part in expected), lines[0]
     if case in BEFORE_THE_RUN_FOLDER:  # the others show when the run starts, after the run folder is made
         assert not run_dir.exists()
+    if case == "chance_in_percent":  # checked when the method is built: before any step or file of the run
+        assert [p.name for p in run_dir.iterdir()] == [".lock"]
 
 
 def test_the_walkthroughs_own_config_and_method_code_train_and_pass_the_pretext_check():
@@ -313,3 +341,29 @@ def test_the_walkthroughs_own_config_and_method_code_train_and_pass_the_pretext_
     with torch.no_grad():
         measured = method.pretext_eval(batch, Progress(0, 10))
     assert set(measured) == {"loss", "accuracy"} and isinstance(method.chance(4), Chance)
+
+
+def test_the_readme_example_method_runs_as_written(tmp_path, synth_data_home, monkeypatch):
+    """README.md's "Adding a method" block, copied as a user would: it registers, pre-trains through the harness
+    and gets the pretext verdict (so the snippet keeps its chance() and its accuracy scalar)."""
+    import importlib
+    import re
+
+    from benchmark.cli import main
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Adding a method", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    METHODS.entries()  # load the registry first, so the copy below holds every method
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))  # the registration goes away with the test
+    (tmp_path / "readme_example.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module("readme_example")
+    finally:
+        sys.modules.pop("readme_example", None)
+    out = tmp_path / "run"
+    args = ["pretrain", "method.name=my_method", "optim.steps=3", "optim.batch_size=4", "data.resolution=32"]
+    assert main([*args, "backbone.name=test_resnet", "--out", str(out), "--no-progress"]) == 0
+    pretext = RunDir(out).metrics()["pretrain"]["pretext"]
+    assert pretext["measure"] == "accuracy" and pretext["chance"]["accuracy"] == 0.25 and "learned" in pretext

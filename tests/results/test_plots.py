@@ -415,3 +415,33 @@ def test_the_same_runs_give_byte_identical_figures(ablation_sweep, tmp_path):
     np.random.seed(123)  # another global state: the picture does not depend on it
     second = {f.name: [p.read_bytes() for p in f.files] for f in all_figures(table, tmp_path / "b", AXES)}
     assert "hn_ablation" in first and first == second
+
+
+def test_a_table_of_one_column_and_long_labels_keeps_its_title_and_legend_clear(tmp_path, monkeypatch):
+    """One column, two rows with long labels: the figure widens for its labels, title and legend, so constrained
+    layout works (it once gave up: title over the panel's title, legend over the axis label)."""
+    import warnings
+
+    from benchmark.results import plots
+    from benchmark.results.fakeruns import FakeRun, write_fake_sweep
+
+    specs = [FakeRun(method=m, seed=0, accuracy=0.4, stages=("pretrain", "linear")) for m in ("random_init_bn", "tce")]
+    table = build_table(collect(write_fake_sweep(tmp_path / "a-sweep-with-a-rather-long-name", specs)))
+    figs = []
+    monkeypatch.setattr(plots, "save", lambda fig, out_dir, name: figs.append(fig) or ())
+    plots.table1_bars(table, tmp_path)
+    (fig,) = figs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied because axes sizes collapsed to zero"
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    (legend,) = fig.legends
+    boxes = {
+        "suptitle": fig._suptitle.get_window_extent(renderer),
+        "panel title": ax.title.get_window_extent(renderer),
+        "x label": ax.xaxis.label.get_window_extent(renderer),
+        "legend": legend.get_window_extent(renderer),
+    }
+    overlapping = [(a, b) for a in boxes for b in boxes if a < b and boxes[a].overlaps(boxes[b])]
+    assert overlapping == []
