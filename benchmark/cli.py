@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.errors import UserError
+from benchmark.errors import UserError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,16 +99,6 @@ def main(argv: list[str] | None = None) -> int:
 def worker_died(exc: BaseException) -> bool:
     """A decoding or encoding worker was killed: a process pool broke, or a DataLoader worker exited."""
     return isinstance(exc, BrokenProcessPool) or str(exc).startswith("DataLoader worker (pid")
-
-
-def one_line(exc: UserError) -> str:
-    """The error's own line: a UserError raised in a DataLoader worker comes back wrapped as "Caught UserError in
-    DataLoader worker process 0.\nOriginal Traceback ... UserError: <the line>"."""
-    text = str(exc)
-    if "\nOriginal Traceback" in text:
-        last = text.strip().splitlines()[-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
-    return text
 
 
 if __name__ == "__main__":

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from benchmark.errors import UserError, nearest, raised_at
+from benchmark.errors import ENTRY_POINT_GROUP, UserError, nearest, raised_at
 
 T = TypeVar("T")
-ENTRY_POINT_GROUP = "vssl.methods"
 
 
 @dataclass(frozen=True)

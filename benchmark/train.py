@@ -658,18 +658,19 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
 
 
 def stated_chance(method: Method, batch_size: int) -> Chance:
-    """The method's chance level, checked: a Chance whose accuracy is a fraction in (0, 1] (or None) and whose loss
-    is a finite number >= 0 (or None). Asked before the run folder is made, so a plugin's slip costs no training."""
+    """The method's chance level, checked: a Chance whose accuracy is a fraction in (0, 1] (or None), whose loss is a
+    finite number (or None; a negative-cosine loss may be negative) and whose measure is a name. Asked when the
+    method is built, before any step, so a plugin's slip costs no training."""
     chance = method.chance(batch_size)
     if not isinstance(chance, Chance):
         raise UserError(f"{method_label(method)}: chance() returned {chance!r:.40}, not a Chance(loss, accuracy[, "
                         "measure]) (docs/adding-a-method.md)")  # fmt: skip
     accuracy_ok = chance.accuracy is None or (isinstance(chance.accuracy, numbers.Real) and 0 < chance.accuracy <= 1)
-    loss_ok = chance.loss is None or (isinstance(chance.loss, numbers.Real) and 0 <= chance.loss < math.inf)
-    if not (accuracy_ok and loss_ok and isinstance(chance.measure, str)):
+    loss_ok = chance.loss is None or (isinstance(chance.loss, numbers.Real) and math.isfinite(chance.loss))
+    if not (accuracy_ok and loss_ok and isinstance(chance.measure, str) and chance.measure):
         raise UserError(f"{method_label(method)}: chance({batch_size}) returned {chance}: its accuracy must be a "
-                        "fraction in (0, 1] (1/12 for 12 classes, not 8.3) or None, its loss a finite number >= 0 "
-                        "or None (docs/adding-a-method.md)")  # fmt: skip
+                        "fraction in (0, 1] (1/12 for 12 classes, not 8.3) or None, its loss a finite number or None, "
+                        "its measure a name ('accuracy', 'r2' or the method's own) (docs/adding-a-method.md)")  # fmt: skip
     return chance
 
 
@@ -791,9 +792,11 @@ def _train(run, cfg, trainer: Trainer, loader, batches, loop: LoopState, rank, p
             if logging or last_due or keep_due or (request.requested and not rank.enabled):
                 (loss,) = distributed.all_reduce_mean([float(out.loss.detach())])
                 if not math.isfinite(loss):  # the checkpoints before this step stay
-                    if first_loss is not None and not math.isfinite(float(first_loss)):  # no lr makes step 1 NaN
+                    # every rank is here (the loss above is their mean), so they agree on step 1's loss too
+                    first = distributed.all_reduce_mean([float(first_loss)])[0] if first_loss is not None else 0.0
+                    if not math.isfinite(first):  # no learning rate makes the loss of step 1 (before any update) NaN
                         raise UserError(
-                            f"the loss is {loss} at step {step} and was {float(first_loss)} already at step 1, before "
+                            f"the loss is {loss} at step {step} and was {first} already at step 1, before "
                             f"any update: {method_label(trainer.method)} computes a loss that is not finite on its "
                             "batches (a log of 0, a division by zero, an empty selection?); not a learning-rate problem"
                         )

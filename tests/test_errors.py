@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 
 import pytest
 
-from benchmark.errors import raised_at
+from benchmark.errors import failure_line, one_line, raised_at
 
 PLUGIN = """import numpy as np
 import torch
+import yaml
 
 
 def numpy_fails():
@@ -23,6 +23,10 @@ def torch_fails():
 
 def fails_itself():
     return {}["missing"]
+
+
+def yaml_fails():
+    return yaml.safe_dump({"a": object()})  # raised in PyYAML (an installed library the list never named)
 """
 
 
@@ -36,7 +40,9 @@ def plugin(tmp_path):
     return path, module
 
 
-@pytest.mark.parametrize("call, line", [("numpy_fails", 6), ("torch_fails", 10), ("fails_itself", 14)])
+@pytest.mark.parametrize(
+    "call, line", [("numpy_fails", 7), ("torch_fails", 11), ("fails_itself", 15), ("yaml_fails", 19)]
+)
 def test_the_plugin_line_is_named_not_the_library_beneath_it(plugin, call, line):
     path, module = plugin
     with pytest.raises(Exception) as info:
@@ -50,4 +56,21 @@ def test_skipped_paths_and_no_frame_of_ours_give_nothing(plugin):
         module.fails_itself()
     assert raised_at(info.value, skip=(str(path),)).startswith(f" at {__file__}:")  # this test's own call
     assert raised_at(info.value, skip=(str(path), __file__)) == ""
-    assert sys.modules.get("my_plugin_for_errors") is None
+
+
+def test_a_failure_in_a_dataloader_worker_is_named_at_the_workers_line(plugin):
+    """torch re-raises a worker's exception in the main process with the worker's traceback as text: the line is
+    the message's own last line and the plugin's frame in that text, not the harness's `for batch in loader`."""
+    from torch._utils import ExceptionWrapper
+
+    path, module = plugin
+    try:
+        module.fails_itself()
+    except KeyError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(KeyError) as info:
+        wrapped.reraise()
+    assert "\n" in str(info.value)  # what the FAILED line printed before: torch's whole text
+    assert failure_line(info.value) == f"KeyError: 'missing' at {path}:15"
+    assert one_line(info.value) == "'missing'"
+    assert failure_line(ValueError("plain")) == "ValueError: plain"

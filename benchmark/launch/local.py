@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.errors import UserError, raised_at
+from benchmark.errors import UserError, failure_line, one_line
 from benchmark.launch.cell import cell_spec, clear_error, required_keys, run_cell, write_error
 from benchmark.launch.state import ERROR, cell_state
 from benchmark.rundir import atomic_write_text, update_lock
@@ -142,12 +142,12 @@ def _run_one(sweep: Sweep, cell, path: Path, env: dict | None, tag: str, progres
         print(f"{tag} {cell.id} done in {time.perf_counter() - t0:.0f} s", flush=True)
         return "done"
     except Exception as exc:  # one bad cell must not sink the sweep
-        err = f"{type(exc).__name__}: {exc}"
         write_error(path, traceback.format_exc())
-        # a fault, not bad input: name the failing line (a plugin's, or the harness's call into torch) and the
-        # file that keeps the traceback
-        where = "" if isinstance(exc, UserError) else f"{raised_at(exc)} (traceback: {path / ERROR})"
-        print(f"{tag} {cell.id} FAILED: {err}{where}", flush=True)
+        # bad input: its one line; a fault: the failing line (a plugin's, or the harness's call into torch, also
+        # from a DataLoader worker) and the file that keeps the traceback
+        bad_input = isinstance(exc, UserError)
+        err = f"UserError: {one_line(exc)}" if bad_input else f"{failure_line(exc)} (traceback: {path / ERROR})"
+        print(f"{tag} {cell.id} FAILED: {err}", flush=True)
         if not keep_going:
             raise
         return f"failed: {err}"

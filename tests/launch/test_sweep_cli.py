@@ -299,6 +299,31 @@ def test_a_cell_that_raises_is_named_at_its_failing_line_and_the_sweep_goes_on(t
     (failed,) = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
     assert failed.endswith("FAILED: UserError: data.root = /nowhere: no such folder")
 
+    # raised in a DataLoader worker (data.num_workers > 0): torch hands both back with the worker's traceback as
+    # text; the line is still one, and names the plugin's frame in that text
+    from torch._utils import ExceptionWrapper
+
+    def in_a_worker(raise_it):
+        def run(spec, **kw):
+            try:
+                raise_it(spec)
+            except Exception:
+                ExceptionWrapper(where="in DataLoader worker process 0").reraise()
+
+        return run
+
+    for raise_it, expected in [
+        (module.training_step, f"RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x4 and 3x2) at {plugin}:4"),
+        (bad_input, "UserError: data.root = /nowhere: no such folder"),
+    ]:
+        monkeypatch.setattr(local, "run_cell", in_a_worker(raise_it))
+        out = tmp_path / expected[:4]
+        assert (
+            main(["sweep", str(write(tmp_path, random_init_spec(seeds=[0]))), "--out", str(out), "--no-progress"]) == 1
+        )
+        (failed,) = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+        assert f"FAILED: {expected}" in failed
+
 
 @pytest.mark.slow
 def test_debug_cluster_runs_cells_and_reports_a_failure(tmp_path, capsys):

@@ -263,9 +263,9 @@ BROKEN = {  # module text -> what the one line must say
         ).replace('{"loss": loss.detach()}', '{"accuracy": loss.detach()}')
         + _CHANCE,
         [
-            "the loss is -inf at step 1 and was -inf already at step 1, before any update: method 'mk' (mk_plugin)",
+            "the loss is nan at step 2 and was -inf already at step 1, before any update: method 'mk' (mk_plugin)",
             "not a learning-rate problem",
-        ],
+        ],  # first seen at the logging step 2 (EXTRA_ARGS), said of step 1
     ),
     "pretext_eval_changes_the_model": (
         _METHOD_HEAD
@@ -281,6 +281,7 @@ BROKEN = {  # module text -> what the one line must say
 }
 
 
+EXTRA_ARGS = {"loss_not_finite_from_the_start": ["optim.steps=3", "run.log_every=2"]}
 BEFORE_THE_RUN_FOLDER = {
     "import_error", "registers_nothing", "missing_module", "no_chance", "sampler_typo", "backbone_kind_in_capitals",
     "config_without_dataclass", "field_without_a_default",
@@ -301,7 +302,7 @@ def test_a_broken_plugin_is_one_line_that_names_it(case, synth_data_home, tmp_pa
     run_dir = tmp_path / "run"
     done = run_python(
         ["pretrain", "method.name=mk", "backbone.name=test_resnet", "data.resolution=32", "optim.steps=1",
-         "optim.batch_size=2", "run.device=cpu", "--no-progress", "--out", str(run_dir)],
+         "optim.batch_size=2", "run.device=cpu", "--no-progress", "--out", str(run_dir), *EXTRA_ARGS.get(case, [])],
         site,
         {"VSSL_DATA": str(synth_data_home), "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
