@@ -240,8 +240,12 @@ def smoke_sweep(sweep: Sweep, progress: bool = True) -> tuple[Sweep, dict]:
         cells.append(
             dataclasses.replace(c, tree=tree, config=build_experiment(tree), resources=smoke_resources(c.resources))
         )
+    videos = SMOKE_SYNTH["classes"] * SMOKE_SYNTH["videos_per_class"] + SMOKE_SYNTH["pool_videos"]
+    # the report opens with the description: a smoke table must not read as the sweep's results
+    description = (f"SMOKE RUN of {sweep.name}: every cell ran two steps of each stage on a stand-in of {videos} tiny "
+                   "synthetic videos; its numbers and pretext verdicts check the plumbing, not the methods.")  # fmt: skip
     smoke = dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells,
-                                stages=smoke_stages(sweep.stages),
+                                stages=smoke_stages(sweep.stages), description=description,
                                 resources=smoke_resources(sweep.resources))  # fmt: skip
     return smoke, {"VSSL_DATA": str(data)}
 

@@ -718,6 +718,9 @@ def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> s
         frame, headers="keys", showindex=False, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True
     )
     text = [body, ""]
+    description = str(table.collection.manifest.get("description") or "")
+    if fmt == "terminal" and description.startswith("SMOKE RUN"):  # `vssl sweep --smoke --table`: say so first
+        text = [description, "", *text]
     if fmt == "md":
         text += [f"- {n}" for n in notes(table)]
     else:

@@ -368,6 +368,14 @@ def test_smoke_runs_every_cell_for_two_steps_on_a_stand_in(tmp_path, capsys):
         if metrics["pretrain"]["trained"]:
             assert metrics["pretrain"]["steps"] == 2
     assert (smoke / "data" / "synthetic").is_dir()
+    # its table and report say what it is (they open with the manifest's description)
+    description = json.loads((smoke / "sweep.json").read_text())["description"]
+    assert description.startswith("SMOKE RUN of sm: every cell ran two steps") and "not the methods" in description
+    capsys.readouterr()
+    assert main(["report", str(smoke), "--out", str(tmp_path / "report")]) == 0
+    assert "SMOKE RUN of sm" in (tmp_path / "report" / "README.md").read_text()
+    assert main(["table", str(smoke)]) == 0
+    assert capsys.readouterr().out.startswith("SMOKE RUN of sm: ")
 
 
 def test_smoke_resolves_a_bank_sized_k_on_the_stand_in_and_checks_the_pretext_on_one_batch():
