@@ -17,6 +17,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,15 +242,16 @@ def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
         )
 
 
-def setting_changes(run: RunDir, cfg: ExperimentConfig, evaluated: bool = False) -> str:
-    """'optim.steps 2 -> 4, ...': the fields ``cfg`` sets differently from the run's config.yaml that a resume may
-    not change ('' when none). ``evaluated``: the run's evaluations are done, so the evaluation settings they were
-    made with count too (bookkeeping such as eval.batch_size aside)."""
+def setting_changes(run: RunDir | Mapping, cfg: ExperimentConfig, evaluated: bool = False) -> str:
+    """'optim.steps 2 -> 4, ...': the fields ``cfg`` sets differently from the run's config.yaml (or a recorded
+    config: a queued job's) that a resume may not change ('' when none). ``evaluated``: the run's evaluations are
+    done, so the evaluation settings they were made with count too (bookkeeping such as eval.batch_size aside)."""
     from benchmark.config import BOOKKEEPING_FIELDS, describe_changes, differences
 
+    recorded = run.config() if isinstance(run, RunDir) else run
     differ = [
         f"{key} {old!r} -> {new!r}"
-        for key, (old, new) in differences(run.config(), cfg).items()
+        for key, (old, new) in differences(recorded, cfg).items()
         if new != "auto"  # an 'auto' matches what the first launch resolved it to
         and (
             not key.startswith(RESUME_MAY_CHANGE)

@@ -57,6 +57,8 @@ def handle(args) -> int:
     coll = collect(Path(args.sweep_dir), allow_mixed=args.allow_mixed, include_incomplete=args.include_incomplete)
     for name, reason in coll.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
+    if coll.unstarted:
+        print(f"note: {coll.unstarted_note()}", file=sys.stderr)
     table = build_table(coll, split_recipes=args.split_recipes)
     # the paired differences follow the terminal and Markdown tables; CSV and LaTeX hold the table alone
     paired = (
@@ -91,4 +93,6 @@ def print_quick_table(sweep_dir: Path) -> None:
         return
     for name, reason in coll.skipped:
         print(f"skipped {name}: {reason}")
+    if coll.unstarted:
+        print(f"note: {coll.unstarted_note()}")
     print(render(table, "terminal", paired_vs_baseline(table)))

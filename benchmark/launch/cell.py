@@ -101,6 +101,12 @@ def _run_stages(spec: dict, progress_bar: bool) -> dict:
     if main and old and old != new:
         log.warning("cell %s: resolved config changed since its first launch (%s -> %s)", spec["cell_id"], old, new)
         run.update_env(config_hash=new, config_hash_previous=old)
+    # a requeue the harness did not ask for (`scontrol requeue`, a node failure) is counted too: SLURM numbers
+    # every restart of the job, and a requeue after submitit's checkpoint() is one of them (the larger count wins)
+    # (only once an attempt has written env.json: before that, pre-training writes it whole when it starts)
+    restarts, env = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0), run.env()
+    if main and env and restarts > int(env.get("requeues", 0) or 0):
+        run.update_env(requeues=restarts)
     part = spec.get("part", WHOLE)
     if part == PRETRAIN:  # the evaluations are a one-task job of their own, which starts when this one ends
         if run.finished_pretraining():

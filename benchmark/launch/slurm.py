@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.config import to_dict
 from benchmark.errors import UserError
 from benchmark.rundir import atomic_write_text, update_lock
 
@@ -71,11 +72,18 @@ def read_jobs(sweep_dir: Path) -> dict:
     return data
 
 
-def record_submission(sweep_dir: Path, cluster: str, folder: Path, arrays: list[dict], smoke: bool) -> dict:
-    """Add one launch to jobs.json: each array's id, resources and cells; each cell's latest job."""
+def record_submission(
+    sweep_dir: Path, cluster: str, folder: Path, arrays: list[dict], smoke: bool, configs: dict | None = None
+) -> dict:
+    """Add one launch to jobs.json: each array's id, resources and cells; each cell's latest job and the resolved
+    config it was queued with (``configs``: cell id -> config dict), which a relaunch compares with its own while
+    the job waits (the cell's config.yaml is only written when the job starts)."""
     with update_lock(sweep_dir):  # another launch of the sweep writing jobs.json at the same time keeps its jobs
         data = read_jobs(sweep_dir)
         _add_submission(data, cluster, folder, arrays, smoke)
+        for cid, config in (configs or {}).items():
+            if cid in data["cells"]:
+                data["cells"][cid]["config"] = config
         atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1))
     return data
 
@@ -399,7 +407,23 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
                 out.orphans.append(job["evaluation_job_id"])
         else:
             out.live[cell.id] = job["job_id"]
+            check_queued_settings(cell, jobs.get(cell.id, {}), job["job_id"])
     return out
+
+
+def check_queued_settings(cell, record: dict, job_id: str) -> None:
+    """A cell whose job still waits (or runs) was queued with the config jobs.json recorded: a relaunch with other
+    settings would print "not resubmitted" and the job would run the old ones. One line instead, before anything is
+    written or submitted (a cell that has started is compared with its config.yaml by the sweep command)."""
+    from benchmark.train import setting_changes
+
+    recorded = record.get("config")
+    changes = setting_changes(recorded, cell.config) if recorded else ""
+    if changes:
+        raise UserError(
+            f"cell {cell.id} ({cell.label}) is queued as job {job_id} with other settings ({changes}): it would run "
+            f"those, not these; cancel it (scancel {job_id}) and relaunch, or launch into another --out"
+        )
 
 
 @dataclass
@@ -475,7 +499,8 @@ def submit(
     finally:
         if cluster == "slurm" and record:
             try:
-                record_submission(sweep_dir, cluster, folder, record, smoke)
+                configs = {c.id: to_dict(c.config) for c in cells}
+                record_submission(sweep_dir, cluster, folder, record, smoke, configs)
             except OSError as exc:  # unrecorded, the queued jobs would be submitted again by a relaunch
                 ids = ", ".join(str(j.job_id) for j in out.jobs)
                 raise UserError(f"could not record the jobs just submitted [{ids}] in {sweep_dir / JOBS} "

@@ -107,7 +107,15 @@ def cell_state(
         ]
     elif (d / CONFIG).exists():
         row.state = "interrupted"
+    if any(TIMED_OUT_TOO_OFTEN in line for line in row.error):  # submitit's traceback: say what to change
+        row.error = [f"timed out more times than resources.max_requeues allows ({row.requeues} requeues): each "
+                     "attempt resumed from its checkpoint, but attempts this short barely progress; relaunch with a "
+                     "larger resources.timeout_min (it resumes)", *row.error[-1:]]  # fmt: skip
     return row
+
+
+# the end of submitit's traceback when a job that timed out once more has no requeue left (slurm_max_num_timeout)
+TIMED_OUT_TOO_OFTEN = "timed-out too many times"
 
 
 def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[CellState]:

@@ -72,6 +72,17 @@ class Collection:
     per_video: dict[tuple[str, str], tuple[list, list]] = field(default_factory=dict)  # (run, key) -> (ids, correct)
     paths: dict[str, Path] = field(default_factory=dict)  # run -> its directory
     manifest: dict = field(default_factory=dict)  # sweep.json, when the folder is a sweep
+    # cells sweep.json lists that have no run folder: queued, cancelled or failed before they began, or moved away
+    unstarted: list[str] = field(default_factory=list)
+
+    def unstarted_note(self) -> str:
+        """One sentence for a table or report that would otherwise not show that cells are missing ('' if none)."""
+        if not self.unstarted:
+            return ""
+        n = len(self.unstarted)
+        return (f"{n} cell{'s' if n > 1 else ''} of its sweep.json {'have' if n > 1 else 'has'} no run folder (queued, "
+                f"cancelled or failed before starting, or moved away: `vssl status {self.source}` says which), so "
+                "no row counts them")  # fmt: skip
 
     @property
     def sweeps(self) -> list[str]:
@@ -243,7 +254,9 @@ def collect(sweep_dir: Path, allow_mixed: bool = False, include_incomplete: bool
         shown = "; ".join(f"{n} ({r})" for n, r in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
         hint = "; --include-incomplete shows incomplete runs" if any("incomplete" in r for _, r in skipped) else ""
         raise UserError(f"{sweep_dir}: none of its {len(dirs)} run directories is usable: {shown}{hint}")
-    coll = Collection(sweep_dir, pd.DataFrame(rows), skipped, per_video, paths, manifest)
+    cells = sweep_dir / "cells"
+    unstarted = [c for c in manifest.get("cells", {}) if cells.is_dir() and not (cells / c).is_dir()]
+    coll = Collection(sweep_dir, pd.DataFrame(rows), skipped, per_video, paths, manifest, unstarted)
     check_single_sweep(coll, allow_mixed)
     return coll
 

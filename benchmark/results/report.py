@@ -204,7 +204,8 @@ def readme_text(
         f"Files here:{summary_file} `table.md`, `table.txt`, `table.tex` (booktabs), `table.csv` (numbers), "
         + ("`paired.md`, " if any(paired.values()) else "")  # not written when no row has a control to pair with
         + "`runs.csv` (every run's config and metrics), `figures/` (PNG and PDF)."
-        + "".join(f" Also here, by hand: `{name}`." for name in _hand_written(out)),
+        + "".join(f" Also here, by hand: `{name}`." for name in _hand_written(out))
+        + (f" **Missing:** {coll.unstarted_note()}." if coll.unstarted else ""),
         "",
     ]
     lines += ["## Table 1", "", render(table, "md").rstrip(), ""]

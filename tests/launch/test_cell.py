@@ -125,3 +125,21 @@ def test_a_new_attempt_removes_an_earlier_attempts_traceback(tmp_path, synth_dat
     (tmp_path / "run" / "error.txt").write_text("RuntimeError: loss is nan at step 2\n")
     CellJob()(_spec(tmp_path, tree))
     assert not (tmp_path / "run" / "error.txt").exists()
+
+
+def test_a_requeue_slurm_made_without_the_harness_is_counted(tmp_path, synth_data_home, monkeypatch):
+    """`scontrol requeue` (or a node failure) restarts the job without submitit's checkpoint(), which counts the
+    harness's own requeues: env.json takes SLURM's restart count when it is larger. A first attempt, whose
+    env.json pre-training writes whole, is left to it."""
+    tree = tiny_base()
+    tree["run"].update(stages=["pretrain"])
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    run = RunDir(tmp_path / "run")
+    assert "requeues" not in run.env() and run.env()["seed"] == 0  # a first attempt: nothing to count yet
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "3")  # requeued again: it finds the finished run
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    assert run.env()["requeues"] == 3
+    run.update_env(requeues=5)  # the harness's own count is larger: kept
+    run_cell(_spec(tmp_path, tree), progress_bar=False)
+    assert run.env()["requeues"] == 5

@@ -277,3 +277,31 @@ def test_a_cell_whose_metrics_do_not_parse_is_not_failed_while_its_job_runs(tmp_
     row = cell_state(d, ["pretrain"], job={"job_id": "5_0"}, job_state=JobState("RUNNING"))
     assert row.state == "running" and "does not parse" in row.error[0]
     assert cell_state(d, ["pretrain"], job={"job_id": "5_0"}, job_state=JobState("FAILED")).state == "failed"
+
+
+def test_a_relaunch_with_other_settings_is_refused_while_a_cell_waits_in_the_queue(tmp_path, executor, monkeypatch):
+    """A queued job runs the config it was submitted with (its config.yaml is written when it starts): a relaunch
+    with another value once said "not resubmitted" and exited 0, and the job then ran the old value. Now one line,
+    nothing written; the same settings (or only a worker count) relaunch as before."""
+    spec, sweep = _sweep(tmp_path, [1], [["pretrain", "knn"]])
+    monkeypatch.setattr(slurm, "check_reachable", lambda: None)
+    states = {}
+    monkeypatch.setattr(state_module, "query_states", lambda ids: {j: states[j] for j in ids if j in states})
+    launched = slurm.launch(sweep)
+    job = f"{launched.arrays[0]}_0"
+    states[job] = JobState("PENDING")
+    recorded = (Path(sweep.out_dir) / "jobs.json").read_bytes()
+    assert json.loads(recorded)["cells"][sweep.cells[0].id]["config"]["optim"]["lr"] == sweep.cells[0].config.optim.lr
+
+    changed = load_sweep(spec, ["optim.lr=0.5"], out_dir=tmp_path / "out")
+    with pytest.raises(UserError) as exc:
+        slurm.launch(changed)
+    cell = changed.cells[0]
+    assert str(exc.value).startswith(
+        f"cell {cell.id} ({cell.label}) is queued as job {job} with other settings (optim.lr"
+    )
+    assert f"scancel {job}" in str(exc.value) and len(executor.log) == 1  # nothing more submitted
+    assert (Path(sweep.out_dir) / "jobs.json").read_bytes() == recorded
+
+    for same in ([], ["data.num_workers=3"]):  # nothing to submit: the job runs these settings
+        assert slurm.launch(load_sweep(spec, same, out_dir=tmp_path / "out")).plan.live == {cell.id: job}

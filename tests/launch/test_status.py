@@ -203,3 +203,19 @@ def test_a_split_ddp_cell_shows_its_pre_training_job_while_that_is_live(tmp_path
     assert status("COMPLETED", "RUNNING") == ("running", "8")
     assert status("FAILED", "FAILED") == ("failed", "7_0")  # pre-training never finished: its job is the reason
     assert status("COMPLETED", "FAILED") == ("failed", "8")
+
+
+def test_a_cell_out_of_requeues_says_to_raise_its_time_limit(tmp_path):
+    """Each attempt timed out before its work was done and submitit stopped requeueing: status said only
+    submitit's traceback; now what to change, and that a relaunch resumes."""
+    traceback_tail = (
+        'Traceback (most recent call last):\n  File "submitit/core/submission.py", line 76, in submitit_main\n'
+        "submitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.\n"
+    )
+    root = make_sweep(
+        tmp_path / "s", {"a": {"step": 3, "error": traceback_tail, "env": {"requeues": 10}}}, {"a": "7_0"}
+    )
+    [row] = sweep_status(root, query=lambda ids: {"7_0": JobState("FAILED", 11)})
+    assert row.state == "failed" and row.requeues == 11
+    assert row.error[0].startswith("timed out more times than resources.max_requeues allows (11 requeues)")
+    assert "larger resources.timeout_min (it resumes)" in row.error[0] and "timed-out too many times" in row.error[1]

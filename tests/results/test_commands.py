@@ -367,3 +367,21 @@ def test_a_report_without_paired_rows_does_not_list_paired_md(table1_sweep, tmp_
     readme = (out / "README.md").read_text()
     assert not (out / "paired.md").exists() and "`paired.md`" not in readme
     assert "`table.md`, `table.txt`, `table.tex` (booktabs), `table.csv` (numbers), `runs.csv`" in readme
+
+
+def test_cells_that_never_started_are_said_not_left_out_silently(table1_sweep, tmp_path, capsys):
+    """A cell cancelled while queued (or failed before it began) has no run folder: its row's n was smaller and the
+    report said "0 skipped". The table says so on stderr and the report in its header."""
+    import json
+
+    manifest = json.loads((table1_sweep / "sweep.json").read_text())
+    manifest["cells"]["0123456789"] = {"label": "method=tce seed=9", "overrides": {}, "required": ["pretrain"]}
+    (table1_sweep / "sweep.json").write_text(json.dumps(manifest))
+    assert main(["table", str(table1_sweep), "--format", "csv"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: 1 cell of its sweep.json has no run folder (queued, cancelled or failed before starting, or moved " \
+        f"away: `vssl status {table1_sweep}` says which), so no row counts them" in err  # fmt: skip
+    assert main(["report", str(table1_sweep), "--out", str(tmp_path / "r"), "--no-figures"]) == 0
+    assert "**Missing:** 1 cell of its sweep.json has no run folder" in (tmp_path / "r" / "README.md").read_text()
+    (table1_sweep / "sweep.json").write_text(json.dumps({**manifest, "cells": {}}))
+    assert main(["table", str(table1_sweep), "--format", "csv"]) == 0 and "note:" not in capsys.readouterr().err
