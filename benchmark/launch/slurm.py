@@ -84,7 +84,7 @@ def record_submission(
         for cid, config in (configs or {}).items():
             if cid in data["cells"]:
                 data["cells"][cid]["config"] = config
-        atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1))
+        atomic_write_text(Path(sweep_dir) / JOBS, json.dumps(data, indent=1, default=str))
     return data
 
 
@@ -411,15 +411,32 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
     return out
 
 
+# What a job that has not started may be relaunched with unchanged: how it runs, not what it computes. Anything
+# else (the evaluations and stages too: the job would run the ones it was queued with) is refused.
+QUEUED_MAY_DIFFER = (
+    "data.num_workers", "data.decoder", "data.storage", "data.max_bad_fraction",
+    *(f"run.{k}" for k in ("device", "precision", "channels_last", "threads", "log_every", "checkpoint_every",
+                          "time_budget_s", "wandb", "compile")),
+    "eval.batch_size",
+)  # fmt: skip
+
+
 def check_queued_settings(cell, record: dict, job_id: str) -> None:
     """A cell whose job still waits (or runs) was queued with the config jobs.json recorded: a relaunch with other
     settings would print "not resubmitted" and the job would run the old ones. One line instead, before anything is
     written or submitted (a cell that has started is compared with its config.yaml by the sweep command)."""
-    from benchmark.train import setting_changes
+    from benchmark.config import describe_changes, differences
 
     recorded = record.get("config")
-    changes = setting_changes(recorded, cell.config) if recorded else ""
+    if not recorded:  # a job queued before jobs.json recorded configs
+        return
+    changes = [
+        f"{key} {old!r} -> {new!r}"
+        for key, (old, new) in differences(recorded, cell.config).items()
+        if new != "auto" and not key.startswith(QUEUED_MAY_DIFFER)
+    ]
     if changes:
+        changes = describe_changes(changes)
         raise UserError(
             f"cell {cell.id} ({cell.label}) is queued as job {job_id} with other settings ({changes}): it would run "
             f"those, not these; cancel it (scancel {job_id}) and relaunch, or launch into another --out"

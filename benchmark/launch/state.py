@@ -108,9 +108,9 @@ def cell_state(
     elif (d / CONFIG).exists():
         row.state = "interrupted"
     if any(TIMED_OUT_TOO_OFTEN in line for line in row.error):  # submitit's traceback: say what to change
-        row.error = [f"timed out more times than resources.max_requeues allows ({row.requeues} requeues): each "
-                     "attempt resumed from its checkpoint, but attempts this short barely progress; relaunch with a "
-                     "larger resources.timeout_min (it resumes)", *row.error[-1:]]  # fmt: skip
+        row.error = ["timed out more often than resources.max_requeues allows: each attempt resumed from its "
+                     "checkpoint, and the cell needs more time than the attempts gave it; relaunch with a larger "
+                     "resources.timeout_min (or max_requeues): it resumes", *row.error[-1:]]  # fmt: skip
     return row
 
 

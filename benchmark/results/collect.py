@@ -72,17 +72,18 @@ class Collection:
     per_video: dict[tuple[str, str], tuple[list, list]] = field(default_factory=dict)  # (run, key) -> (ids, correct)
     paths: dict[str, Path] = field(default_factory=dict)  # run -> its directory
     manifest: dict = field(default_factory=dict)  # sweep.json, when the folder is a sweep
-    # cells sweep.json lists that have no run folder: queued, cancelled or failed before they began, or moved away
+    # cells submitted to SLURM (jobs.json) that have no run folder: queued, cancelled or failed before they began,
+    # or moved away (not sweep.json's: it keeps cells a sweep file has since dropped, which never run again)
     unstarted: list[str] = field(default_factory=list)
 
     def unstarted_note(self) -> str:
         """One sentence for a table or report that would otherwise not show that cells are missing ('' if none)."""
         if not self.unstarted:
             return ""
-        n = len(self.unstarted)
-        return (f"{n} cell{'s' if n > 1 else ''} of its sweep.json {'have' if n > 1 else 'has'} no run folder (queued, "
+        n, many = len(self.unstarted), len(self.unstarted) > 1
+        return (f"{n} cell{'s' if many else ''} submitted to SLURM {'have' if many else 'has'} no run folder (queued, "
                 f"cancelled or failed before starting, or moved away: `vssl status {self.source}` says which), so "
-                "no row counts them")  # fmt: skip
+                f"no row counts {'them' if many else 'it'}")  # fmt: skip
 
     @property
     def sweeps(self) -> list[str]:
@@ -230,6 +231,15 @@ def run_row(name: str, status: str, cfg: dict, env: dict, metrics: dict) -> tupl
     return row, per_video
 
 
+def _submitted_cells(sweep_dir: Path) -> list[str]:
+    """The cell ids jobs.json (benchmark.launch.slurm) records a job for; [] without one or when it does not parse."""
+    try:
+        cells = json.loads((Path(sweep_dir) / "jobs.json").read_text()).get("cells", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return list(cells) if isinstance(cells, dict) else []
+
+
 def collect(sweep_dir: Path, allow_mixed: bool = False, include_incomplete: bool = False) -> Collection:
     """Read a sweep folder (or one run, or a folder of sweeps). UserError when nothing usable is there."""
     sweep_dir = Path(sweep_dir)
@@ -254,8 +264,8 @@ def collect(sweep_dir: Path, allow_mixed: bool = False, include_incomplete: bool
         shown = "; ".join(f"{n} ({r})" for n, r in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
         hint = "; --include-incomplete shows incomplete runs" if any("incomplete" in r for _, r in skipped) else ""
         raise UserError(f"{sweep_dir}: none of its {len(dirs)} run directories is usable: {shown}{hint}")
-    cells = sweep_dir / "cells"
-    unstarted = [c for c in manifest.get("cells", {}) if cells.is_dir() and not (cells / c).is_dir()]
+    cells, submitted = sweep_dir / "cells", _submitted_cells(sweep_dir)
+    unstarted = [c for c in submitted if cells.is_dir() and not (cells / c).is_dir()]
     coll = Collection(sweep_dir, pd.DataFrame(rows), skipped, per_video, paths, manifest, unstarted)
     check_single_sweep(coll, allow_mixed)
     return coll

@@ -303,5 +303,8 @@ def test_a_relaunch_with_other_settings_is_refused_while_a_cell_waits_in_the_que
     assert f"scancel {job}" in str(exc.value) and len(executor.log) == 1  # nothing more submitted
     assert (Path(sweep.out_dir) / "jobs.json").read_bytes() == recorded
 
-    for same in ([], ["data.num_workers=3"]):  # nothing to submit: the job runs these settings
+    for other in (["run.pretext_samples=32"], ["eval.knn_k=7"]):  # the job would run its own pretext check, kNN
+        with pytest.raises(UserError, match=f"is queued as job {job} with other settings"):
+            slurm.launch(load_sweep(spec, other, out_dir=tmp_path / "out"))
+    for same in ([], ["data.num_workers=3", "run.checkpoint_every=7"]):  # nothing to submit: how it runs, not what
         assert slurm.launch(load_sweep(spec, same, out_dir=tmp_path / "out")).plan.live == {cell.id: job}

@@ -217,5 +217,6 @@ def test_a_cell_out_of_requeues_says_to_raise_its_time_limit(tmp_path):
     )
     [row] = sweep_status(root, query=lambda ids: {"7_0": JobState("FAILED", 11)})
     assert row.state == "failed" and row.requeues == 11
-    assert row.error[0].startswith("timed out more times than resources.max_requeues allows (11 requeues)")
-    assert "larger resources.timeout_min (it resumes)" in row.error[0] and "timed-out too many times" in row.error[1]
+    assert row.error[0].startswith("timed out more often than resources.max_requeues allows: each attempt resumed")
+    assert "larger resources.timeout_min (or max_requeues): it resumes" in row.error[0]
+    assert "timed-out too many times" in row.error[1]

@@ -371,17 +371,22 @@ def test_a_report_without_paired_rows_does_not_list_paired_md(table1_sweep, tmp_
 
 def test_cells_that_never_started_are_said_not_left_out_silently(table1_sweep, tmp_path, capsys):
     """A cell cancelled while queued (or failed before it began) has no run folder: its row's n was smaller and the
-    report said "0 skipped". The table says so on stderr and the report in its header."""
+    report said "0 skipped". The table says so on stderr and the report in its header. Cells of sweep.json that
+    were never submitted (a row the sweep file has since dropped) are not counted: they never run again."""
     import json
 
     manifest = json.loads((table1_sweep / "sweep.json").read_text())
     manifest["cells"]["0123456789"] = {"label": "method=tce seed=9", "overrides": {}, "required": ["pretrain"]}
-    (table1_sweep / "sweep.json").write_text(json.dumps(manifest))
+    (table1_sweep / "sweep.json").write_text(json.dumps(manifest))  # a cell the sweep file has since dropped
+    assert main(["table", str(table1_sweep), "--format", "csv"]) == 0 and "note:" not in capsys.readouterr().err
+    queued = {c: {"job_id": f"7_{i}"} for i, c in enumerate([*manifest["cells"], "abcdefabcd"])}  # two never began
+    (table1_sweep / "jobs.json").write_text(json.dumps({"cells": queued, "submissions": []}))
     assert main(["table", str(table1_sweep), "--format", "csv"]) == 0
     err = capsys.readouterr().err
-    assert f"note: 1 cell of its sweep.json has no run folder (queued, cancelled or failed before starting, or moved " \
-        f"away: `vssl status {table1_sweep}` says which), so no row counts them" in err  # fmt: skip
+    assert f"note: 2 cells submitted to SLURM have no run folder (queued, cancelled or failed before starting, or " \
+        f"moved away: `vssl status {table1_sweep}` says which), so no row counts them" in err  # fmt: skip
     assert main(["report", str(table1_sweep), "--out", str(tmp_path / "r"), "--no-figures"]) == 0
-    assert "**Missing:** 1 cell of its sweep.json has no run folder" in (tmp_path / "r" / "README.md").read_text()
-    (table1_sweep / "sweep.json").write_text(json.dumps({**manifest, "cells": {}}))
-    assert main(["table", str(table1_sweep), "--format", "csv"]) == 0 and "note:" not in capsys.readouterr().err
+    assert "**Missing:** 2 cells submitted to SLURM have no run folder" in (tmp_path / "r" / "README.md").read_text()
+    (table1_sweep / "jobs.json").write_text(json.dumps({"cells": {"abcdefabcd": {"job_id": "7_9"}}}))
+    assert main(["table", str(table1_sweep), "--format", "csv"]) == 0
+    assert "note: 1 cell submitted to SLURM has no run folder" in capsys.readouterr().err  # "so no row counts it"
