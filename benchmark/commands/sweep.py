@@ -301,6 +301,7 @@ def launch_on_cluster(sweep, args) -> int:
         print(f"follow it with: vssl status {done.sweep_dir}")
         return 0
     ids = [str(j.job_id) for j in done.jobs]
+    args.on_interrupt = f"the submitted jobs go on in SLURM: follow them with `vssl status {done.sweep_dir}`"
     slurm.wait(done.sweep_dir, ids, poll_s=float(args.poll_s), progress_bar=not args.no_progress)
     rows = sweep_status(done.sweep_dir)
     print_status(rows)

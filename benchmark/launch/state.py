@@ -121,7 +121,9 @@ TIMED_OUT_TOO_OFTEN = "timed-out too many times"
 def sweep_status(sweep_dir: Path, error_lines: int = 3, query=None) -> list[CellState]:
     """One CellState per cell in sweep.json (and any other cells/ folder). ``query``: job ids -> states (tests)."""
     sweep_dir = Path(sweep_dir)
-    if sweep_dir.exists() and not sweep_dir.is_dir():
+    if not sweep_dir.exists():
+        raise UserError(f"{sweep_dir} does not exist: pass a sweep folder (runs/<name>, or the sweep's `out:`)")
+    if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is a file: pass a sweep folder (runs/<name>), not the sweep's YAML")
     manifest = _read_json(sweep_dir / "sweep.json")
     if manifest is None:

@@ -308,3 +308,21 @@ def test_a_relaunch_with_other_settings_is_refused_while_a_cell_waits_in_the_que
             slurm.launch(load_sweep(spec, other, out_dir=tmp_path / "out"))
     for same in ([], ["data.num_workers=3", "run.checkpoint_every=7"]):  # nothing to submit: how it runs, not what
         assert slurm.launch(load_sweep(spec, same, out_dir=tmp_path / "out")).plan.live == {cell.id: job}
+
+
+def test_ctrl_c_of_wait_says_the_jobs_go_on(tmp_path, executor, monkeypatch, capsys, synth_data_home):
+    """`vssl sweep --cluster slurm --wait` interrupted: the jobs stay queued; the line says so and how to follow."""
+    spec, sweep = _sweep(tmp_path, [1], [["pretrain"]])
+    monkeypatch.setattr(slurm, "check_reachable", lambda: None)
+    monkeypatch.setattr(state_module, "query_states", lambda ids: {})
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(slurm, "wait", interrupted)
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    out = Path(sweep.out_dir)
+    assert main(["sweep", str(f), "--cluster", "slurm", "--wait", "--out", str(out), "--no-progress"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"vssl sweep: interrupted; the submitted jobs go on in SLURM: follow them with `vssl status {out}`"

@@ -132,6 +132,9 @@ def test_not_a_sweep_folder_is_one_line(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "is not a sweep folder" in err and len(err.splitlines()) == 1
+    assert main(["status", str(tmp_path / "nope")]) == 2  # a typo in the name: said so, not "not a sweep folder"
+    assert capsys.readouterr().err.strip() == f"vssl status: error: {tmp_path / 'nope'} does not exist: pass a " \
+        "sweep folder (runs/<name>, or the sweep's `out:`)"  # fmt: skip
 
 
 def fake_squeue(tmp_path, monkeypatch, stderr: str, code: int) -> None:
