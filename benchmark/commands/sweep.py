@@ -277,7 +277,7 @@ def launch_on_cluster(sweep, args) -> int:
         print(f"sweep {sweep.name}: nothing to submit ({counts}), out {done.sweep_dir}")
         return 0
     arrays = f" as {len(done.arrays)} job array(s) [{', '.join(done.arrays)}]" if done.arrays else ""
-    print(f"sweep {sweep.name}: submitted {len(p.run)} cells{arrays} in {done.seconds:.1f} s ({counts}); "
+    print(f"sweep {sweep.name}: submitted {len(p.run)} cell{'s' if len(p.run) != 1 else ''}{arrays} in {done.seconds:.1f} s ({counts}); "
           f"out {done.sweep_dir}")  # fmt: skip
     if done.cancelled:
         print(f"cancelled the evaluation job(s) [{', '.join(done.cancelled)}] of failed pre-trainings")
