@@ -197,8 +197,15 @@ def query_states(job_ids: Iterable[str]) -> dict[str, JobState]:
     bases = ",".join(sorted({j.split("_")[0] for j in ids}))
     live = {jid: state for jid, state in _live_jobs(bases)}
     history: dict[str, list[tuple[str, str]]] = {}
-    for jid, state, code in _table(["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State,ExitCode", "-j", bases], 3):
-        history.setdefault(jid, []).append((state, code))
+    unsplit: dict[str, tuple[str, str]] = {}
+    sacct = ["sacct", "-n", "-P", "-X", "-D", "-o", "JobID,State,ExitCode", "-j", bases]
+    for jid, state, code, own_row in _table(sacct, 3, mark_ranges=True):
+        if own_row:  # one attempt of this job or array task
+            history.setdefault(jid, []).append((state, code))
+        else:  # a row of the array's tasks not yet started ('45_[2-3%4]'): accounting may list it a few seconds
+            unsplit[jid] = (state, code)  # after a task has its own row, which is not a second attempt
+    for jid, record in unsplit.items():
+        history.setdefault(jid, [record])
     states = {}
     for jid in ids:
         recs = history.get(jid, [])
@@ -222,7 +229,7 @@ def _live_jobs(bases: str) -> list[tuple[str, ...]]:
     return _rows(out.stdout, 2)
 
 
-def _table(cmd: list[str], width: int = 2) -> list[tuple[str, ...]]:
+def _table(cmd: list[str], width: int = 2, mark_ranges: bool = False) -> list[tuple]:
     """Rows of a '|'-separated SLURM listing, array ranges expanded; [] when the command fails."""
     try:
         out = _run(cmd)
@@ -230,10 +237,12 @@ def _table(cmd: list[str], width: int = 2) -> list[tuple[str, ...]]:
         return []
     if out.returncode != 0:
         return []
-    return _rows(out.stdout, width)
+    return _rows(out.stdout, width, mark_ranges)
 
 
-def _rows(stdout: str, width: int) -> list[tuple[str, ...]]:
+def _rows(stdout: str, width: int, mark_ranges: bool = False) -> list[tuple]:
+    """(job id, state, further columns...) per job; ``mark_ranges``: plus whether the row was the job's own (False
+    for a task expanded from an array range such as '12_[3-5]')."""
     rows = []
     for line in stdout.splitlines():
         parts = [p.strip() for p in line.split("|")]
@@ -241,7 +250,7 @@ def _rows(stdout: str, width: int) -> list[tuple[str, ...]]:
             continue
         state = parts[1].split()[0] if parts[1] else "UNKNOWN"  # "CANCELLED by 0" -> CANCELLED
         for jid in _expand(parts[0]):
-            rows.append((jid, state, *parts[2:width]))
+            rows.append((jid, state, *parts[2:width], *((jid == parts[0],) if mark_ranges else ())))
     return rows
 
 

@@ -223,3 +223,24 @@ def test_a_cell_out_of_requeues_says_to_raise_its_time_limit(tmp_path):
     assert row.error[0].startswith("timed out more often than resources.max_requeues allows: each attempt resumed")
     assert "larger resources.timeout_min (or max_requeues): it resumes" in row.error[0]
     assert "timed-out too many times" in row.error[1]
+
+
+def test_an_array_range_row_accounting_still_lists_is_not_a_second_attempt(tmp_path, monkeypatch):
+    """For a few seconds after an array task starts, sacct lists it both in its own row and in the array's row of
+    tasks not yet split ('45_[2-3%4]|PENDING'): that once read as a requeue, and as PENDING for a finished task.
+    A task with only the range row is pending; a task with two rows of its own was requeued once."""
+    from benchmark.launch.slurm import query_states
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
+    sacct = "45_2|COMPLETED|0:0\n45_[2-3%4]|PENDING|0:0\n45_4|TIMEOUT|0:0\n45_4|COMPLETED|0:0\n"
+    (bin_dir / "sacct.txt").write_text(sacct)
+    (bin_dir / "sacct").write_text(f"#!/bin/sh\ncat '{bin_dir / 'sacct.txt'}'\n")
+    for tool in ("squeue", "sacct"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    states = query_states(["45_2", "45_3", "45_4"])
+    assert (states["45_2"].state, states["45_2"].requeues) == ("COMPLETED", 0)
+    assert (states["45_3"].state, states["45_3"].requeues) == ("PENDING", 0)
+    assert (states["45_4"].state, states["45_4"].requeues) == ("COMPLETED", 1)
