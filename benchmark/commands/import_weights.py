@@ -8,7 +8,7 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "import",
-        help="turn a released checkpoint (TCE, VCOP, timm, torchvision) into a run directory to evaluate",
+        help="turn a released checkpoint (TCE, VCOP, DPC, timm, torchvision) into a run directory to evaluate",
         description="Map a released checkpoint's keys exactly onto one of our backbones and write a run directory "
         "(config, checkpoints/last.pt, provenance: file, sha256, format, paper). Then `vssl evaluate RUN "
         "--protocol linear|knn|finetune` and `vssl table` read it like any run. Keys the format knows as heads are "

@@ -27,7 +27,7 @@ from benchmark.launch.slurm import (
     query_states,
     read_jobs,
 )
-from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, CorruptRun, config_text, missing_keys
+from benchmark.rundir import CONFIG, ENV, METRICS, SCALARS, CorruptRun, config_text, metrics_problem, missing_keys
 
 # corrupt: every stage has its metrics but the run's config.yaml cannot be read; a relaunch would skip every
 # stage and never rewrite it, so it is left alone (tables skip it): fix or remove the cell folder
@@ -78,6 +78,8 @@ def cell_state(
     row.requeues = max(int(env.get("requeues", 0) or 0), st.requeues if st else 0)
     row.stage, row.step = _last_step(d / SCALARS)
     metrics = _read_json(d / METRICS)
+    # a figure edited by hand into text (or an entry that is not an object): corrupt, as `vssl table` calls it
+    problem = metrics_problem(metrics) if isinstance(metrics, dict) else ""
     required = required if required is not None else _required_from_config(d)
     error_file = d / ERROR
     if metrics is None and st and st.state in LIVE_STATES:  # never "failed" while its job runs: that resubmits it
@@ -85,6 +87,11 @@ def cell_state(
         row.error = [f"{d / METRICS} does not parse (corrupt run)"]
     elif metrics is None:
         row.state, row.error = "failed", [f"{d / METRICS} does not parse (corrupt run)"]
+    elif problem:
+        row.state, row.error = (
+            "corrupt",
+            [f"{d / METRICS}: {problem}: tables skip it; remove the cell folder to rerun it"],
+        )
     elif required and not missing_keys(metrics, required) and (bad := _unreadable_config(d / CONFIG)):
         row.state, row.error = "corrupt", [f"{bad}: tables skip it; remove the cell folder to rerun it"]
     elif required and not missing_keys(metrics, required):

@@ -244,3 +244,14 @@ def test_an_array_range_row_accounting_still_lists_is_not_a_second_attempt(tmp_p
     assert (states["45_2"].state, states["45_2"].requeues) == ("COMPLETED", 0)
     assert (states["45_3"].state, states["45_3"].requeues) == ("PENDING", 0)
     assert (states["45_4"].state, states["45_4"].requeues) == ("COMPLETED", 1)
+
+
+def test_a_figure_edited_into_text_is_corrupt_for_status_as_for_the_table(tmp_path):
+    """`vssl table` skips a run whose metrics.json holds a figure that is not a number (a hand edit); status once
+    called that cell done, so the two disagreed about the same folder."""
+    good = {"pretrain": {"steps": 6}, "linear/synthetic/split1": {"top1": 40.0}}
+    bad = {"pretrain": {"steps": 6}, "linear/synthetic/split1": {"top1": "abc"}}
+    root = make_sweep(tmp_path / "s", {"a": {"metrics": good}, "b": {"metrics": bad}})
+    rows = {r.cell_id: r for r in sweep_status(root, query=lambda ids: {})}
+    assert rows["a"].state == "done" and rows["b"].state == "corrupt"
+    assert "'linear/synthetic/split1.top1' is 'abc', not a number: tables skip it" in rows["b"].error[0]

@@ -368,3 +368,9 @@ def test_the_readme_example_method_runs_as_written(tmp_path, synth_data_home, mo
     assert main([*args, "backbone.name=test_resnet", "--out", str(out), "--no-progress"]) == 0
     pretext = RunDir(out).metrics()["pretrain"]["pretext"]
     assert pretext["measure"] == "accuracy" and pretext["chance"]["accuracy"] == 0.25 and "learned" in pretext
+    # dropped into methods/, it meets the in-tree contract too: its augmentation comes from its config
+    from benchmark.config import load_config
+    from benchmark.method import DataInfo
+
+    milder = load_config(None, ["method.name=my_method", "method.crop_scale_min=0.9"]).method
+    assert METHODS.get("my_method").sampler_options(milder, DataInfo(16))["aug"].crop_scale == (0.9, 1.0)
