@@ -107,6 +107,7 @@ def run_local(
     sweep: Sweep, progress_bar: bool = True, keep_going: bool = True, env: dict | None = None
 ) -> dict[str, str]:
     """Returns {cell_id: 'done' | 'skipped' | 'failed: <reason>'}. ``env``: variables every cell runs with."""
+    queued = queued_in_slurm(sweep)
     write_manifest(sweep)
     outcome: dict[str, str] = {}
     n = len(sweep.cells)
@@ -115,6 +116,11 @@ def run_local(
         if _done(path, cell):
             print(f"[{i}/{n}] {cell.id} {cell.label}: complete, skipped", flush=True)
             outcome[cell.id] = "skipped"
+            continue
+        if cell.id in queued:  # its SLURM job would run it again, or beside this process
+            print(f"[{i}/{n}] {cell.id} {cell.label}: queued or running in SLURM as job {queued[cell.id]}, skipped",
+                  flush=True)  # fmt: skip
+            outcome[cell.id] = RUNNING_ELSEWHERE
             continue
         with cell_lock(path) as mine:
             if not mine:
@@ -126,6 +132,36 @@ def run_local(
                 continue
             outcome[cell.id] = _run_one(sweep, cell, path, env, f"[{i}/{n}]", progress_bar, keep_going)
     return outcome
+
+
+def queued_in_slurm(sweep) -> dict[str, str]:
+    """{cell id: job id} of the cells whose SLURM job (jobs.json) is still pending or running: a local launch into
+    a sweep folder that was also launched on SLURM leaves them to their jobs. {} without jobs.json, or where no
+    squeue runs (a copy of the folder off the cluster); one line when squeue does not answer."""
+    from benchmark.errors import UserError
+    from benchmark.launch.slurm import LIVE_STATES, SlurmUnreadable, read_jobs
+    from benchmark.launch.state import current_job, job_states
+
+    jobs = read_jobs(sweep.out_dir)["cells"]
+    if not jobs or not on_slurm_host():
+        return {}
+    try:
+        states = job_states(jobs)
+    except SlurmUnreadable as exc:
+        raise UserError(f"cannot tell which cells are still queued in SLURM ({exc}): running them here could run a "
+                        "cell twice; relaunch when squeue answers") from None  # fmt: skip
+    live = {}
+    for cell in sweep.cells:
+        job, state = current_job(jobs.get(cell.id, {}), states, cell_dir(sweep.out_dir, cell.id))
+        if state is not None and state.state in LIVE_STATES:
+            live[cell.id] = job["job_id"]
+    return live
+
+
+def on_slurm_host() -> bool:
+    import shutil
+
+    return shutil.which("squeue") is not None
 
 
 def _done(path: Path, cell) -> bool:

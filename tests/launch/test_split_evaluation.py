@@ -326,3 +326,40 @@ def test_ctrl_c_of_wait_says_the_jobs_go_on(tmp_path, executor, monkeypatch, cap
     assert main(["sweep", str(f), "--cluster", "slurm", "--wait", "--out", str(out), "--no-progress"]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"vssl sweep: interrupted; the submitted jobs go on in SLURM: follow them with `vssl status {out}`"
+
+
+def test_a_local_launch_leaves_cells_queued_in_slurm_to_their_jobs(
+    tmp_path, executor, monkeypatch, capsys, synth_data_home
+):
+    """A sweep folder launched on SLURM, then locally (say to finish it on a workstation): a cell whose job still
+    waits would run twice, here and when its job starts. It is passed by, named; squeue not answering is one line.
+    Off the cluster (no squeue) a copy of the folder runs as before."""
+    from benchmark.launch import local
+    from benchmark.launch.slurm import SlurmUnreadable
+
+    spec, sweep = _sweep(tmp_path, [1], [["pretrain"]])
+    monkeypatch.setattr(slurm, "check_reachable", lambda: None)
+    states = {}
+    monkeypatch.setattr(state_module, "query_states", lambda ids: {j: states[j] for j in ids if j in states})
+    job = f"{slurm.launch(sweep).arrays[0]}_0"
+    states[job] = JobState("PENDING")
+    monkeypatch.setattr(local, "on_slurm_host", lambda: True)
+    ran = []
+    monkeypatch.setattr(local, "run_cell", lambda spec, **kw: ran.append(spec["cell_id"]))
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    out = Path(sweep.out_dir)
+    assert main(["sweep", str(f), "--out", str(out), "--no-progress"]) == 0
+    cell = sweep.cells[0]
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[1/1]")]
+    assert line.startswith(f"[1/1] {cell.id} ") and line.endswith(f": queued or running in SLURM as job {job}, skipped")
+    assert ran == []
+
+    def unreadable(ids):
+        raise SlurmUnreadable("squeue did not answer within 30 s")
+
+    monkeypatch.setattr(state_module, "query_states", unreadable)
+    assert main(["sweep", str(f), "--out", str(out), "--no-progress"]) == 2
+    assert "cannot tell which cells are still queued in SLURM (squeue did not answer" in capsys.readouterr().err
+    monkeypatch.setattr(local, "on_slurm_host", lambda: False)  # a copy of the folder, off the cluster
+    assert main(["sweep", str(f), "--out", str(out), "--no-progress"]) == 0 and ran == [cell.id]
