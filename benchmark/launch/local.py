@@ -149,7 +149,8 @@ def queued_in_slurm(sweep) -> dict[str, str]:
         states = job_states(jobs)
     except SlurmUnreadable as exc:
         raise UserError(f"cannot tell which cells are still queued in SLURM ({exc}): running them here could run a "
-                        "cell twice; relaunch when squeue answers") from None  # fmt: skip
+                        f"cell twice; relaunch when squeue answers (off the cluster, on a copy of the folder: move "
+                        f"{Path(sweep.out_dir) / 'jobs.json'} aside)") from None  # fmt: skip
     live = {}
     for cell in sweep.cells:
         job, state = current_job(jobs.get(cell.id, {}), states, cell_dir(sweep.out_dir, cell.id))
