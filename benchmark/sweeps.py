@@ -91,6 +91,10 @@ class Cell:
         return " ".join(parts)
 
 
+# How a --smoke sweep's description opens (benchmark.launch.local.smoke_sweep); the terminal table looks for it
+SMOKE_RUN = "SMOKE RUN"
+
+
 @dataclass
 class Sweep:
     name: str

@@ -242,10 +242,13 @@ def check_resumable(run: RunDir, cfg: ExperimentConfig) -> None:
         )
 
 
-def setting_changes(run: RunDir | Mapping, cfg: ExperimentConfig, evaluated: bool = False) -> str:
+def setting_changes(
+    run: RunDir | Mapping, cfg: ExperimentConfig, evaluated: bool = False, may_change: tuple = RESUME_MAY_CHANGE
+) -> str:
     """'optim.steps 2 -> 4, ...': the fields ``cfg`` sets differently from the run's config.yaml (or a recorded
-    config: a queued job's) that a resume may not change ('' when none). ``evaluated``: the run's evaluations are
-    done, so the evaluation settings they were made with count too (bookkeeping such as eval.batch_size aside)."""
+    config: a queued job's) outside ``may_change`` (default: what a resume may change; '' when none).
+    ``evaluated``: the run's evaluations are done, so the evaluation settings they were made with count too
+    (bookkeeping such as eval.batch_size aside)."""
     from benchmark.config import BOOKKEEPING_FIELDS, describe_changes, differences
 
     recorded = run.config() if isinstance(run, RunDir) else run
@@ -254,8 +257,7 @@ def setting_changes(run: RunDir | Mapping, cfg: ExperimentConfig, evaluated: boo
         for key, (old, new) in differences(recorded, cfg).items()
         if new != "auto"  # an 'auto' matches what the first launch resolved it to
         and (
-            not key.startswith(RESUME_MAY_CHANGE)
-            or (evaluated and key.startswith("eval.") and key not in BOOKKEEPING_FIELDS)
+            not key.startswith(may_change) or (evaluated and key.startswith("eval.") and key not in BOOKKEEPING_FIELDS)
         )
     ]
     return describe_changes(differ)
@@ -621,7 +623,7 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
                     or "loss" not in out
                     or not ({"accuracy"} <= out.keys() or {"sse", "sst"} <= out.keys())
                 ):
-                    raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): pretext_eval returned "
+                    raise UserError(f"{method_label(method)}: pretext_eval returned "
                                     f"{out!r:.60}; it must return a dict with 'loss' and 'accuracy' (or 'sse' and "
                                     "'sst' for a regression) (docs/adding-a-method.md)")  # fmt: skip
                 n = len(batch["index"])
@@ -645,7 +647,7 @@ def pretext_score(method: Method, built: Built, cfg: ExperimentConfig, ctx, meth
         from benchmark.config import describe_changes
 
         which = describe_changes([f"'{k}'" for k in changed], shown=1)
-        raise UserError(f"method '{cfg.method.name}' ({type(method).__module__}): pretext_eval changed its state "
+        raise UserError(f"{method_label(method)}: pretext_eval changed its state "
                         f"({which}); it must leave the method untouched: no_grad, no buffer or bank "
                         "updates (docs/adding-a-method.md)")  # fmt: skip
     if bad:

@@ -28,7 +28,7 @@ from benchmark.errors import UserError, failure_line, one_line
 from benchmark.launch.cell import cell_spec, clear_error, required_keys, run_cell, write_error
 from benchmark.launch.state import ERROR, cell_state
 from benchmark.rundir import atomic_write_text, update_lock
-from benchmark.sweeps import Sweep
+from benchmark.sweeps import SMOKE_RUN, Sweep
 
 MANIFEST = "sweep.json"
 RUNNING_ELSEWHERE = "skipped: running in another process"  # a cell's outcome when another process holds its lock
@@ -135,28 +135,14 @@ def run_local(
 
 
 def queued_in_slurm(sweep) -> dict[str, str]:
-    """{cell id: job id} of the cells whose SLURM job (jobs.json) is still pending or running: a local launch into
-    a sweep folder that was also launched on SLURM leaves them to their jobs. {} without jobs.json, or where no
-    squeue runs (a copy of the folder off the cluster); one line when squeue does not answer."""
-    from benchmark.errors import UserError
-    from benchmark.launch.slurm import LIVE_STATES, SlurmUnreadable, read_jobs
-    from benchmark.launch.state import current_job, job_states
+    """{cell id: job id} of the cells whose SLURM job (jobs.json) is still pending or running, as the SLURM
+    launcher plans them: a local launch into a sweep folder that was also launched on SLURM leaves them to their
+    jobs. {} without jobs.json, or where no squeue runs (a copy of the folder off the cluster)."""
+    from benchmark.launch.slurm import plan, read_jobs
 
-    jobs = read_jobs(sweep.out_dir)["cells"]
-    if not jobs or not on_slurm_host():
+    if not read_jobs(sweep.out_dir)["cells"] or not on_slurm_host():
         return {}
-    try:
-        states = job_states(jobs)
-    except SlurmUnreadable as exc:
-        raise UserError(f"cannot tell which cells are still queued in SLURM ({exc}): running them here could run a "
-                        f"cell twice; relaunch when squeue answers (off the cluster, on a copy of the folder: move "
-                        f"{Path(sweep.out_dir) / 'jobs.json'} aside)") from None  # fmt: skip
-    live = {}
-    for cell in sweep.cells:
-        job, state = current_job(jobs.get(cell.id, {}), states, cell_dir(sweep.out_dir, cell.id))
-        if state is not None and state.state in LIVE_STATES:
-            live[cell.id] = job["job_id"]
-    return live
+    return plan(sweep, Path(sweep.out_dir)).live
 
 
 def on_slurm_host() -> bool:
@@ -279,7 +265,7 @@ def smoke_sweep(sweep: Sweep, progress: bool = True) -> tuple[Sweep, dict]:
         )
     videos = SMOKE_SYNTH["classes"] * SMOKE_SYNTH["videos_per_class"] + SMOKE_SYNTH["pool_videos"]
     # the report opens with the description: a smoke table must not read as the sweep's results
-    description = (f"SMOKE RUN of {sweep.name}: every cell ran two steps of each stage on a stand-in of {videos} tiny "
+    description = (f"{SMOKE_RUN} of {sweep.name}: every cell ran two steps of each stage on a stand-in of {videos} tiny "
                    "synthetic videos; its numbers and pretext verdicts check the plumbing, not the methods.")  # fmt: skip
     smoke = dataclasses.replace(sweep, name=sweep.name + "-smoke", out_dir=out, cells=cells,
                                 stages=smoke_stages(sweep.stages), description=description,

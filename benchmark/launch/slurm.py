@@ -65,8 +65,10 @@ def read_jobs(sweep_dir: Path) -> dict:
         return {"cells": {}, "submissions": []}
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} does not parse ({exc}); move it away to start a fresh job record") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells", {}), dict):
+        raise UserError(f"{path} is not a job record (an object with 'cells'); move it away to start a fresh one")
     data.setdefault("cells", {})
     data.setdefault("submissions", [])
     return data
@@ -399,8 +401,9 @@ def plan(sweep, sweep_dir: Path, with_jobs: bool = True) -> Plan:
     try:
         states = job_states(jobs)
     except SlurmUnreadable as exc:
-        raise UserError(f"cannot tell which cells are still queued or running ({exc}): submitting now could run a "
-                        "cell twice; relaunch when squeue answers (`vssl status` shows the run directories)") from None  # fmt: skip
+        raise UserError(f"cannot tell which cells are still queued or running in SLURM ({exc}): running them now "
+                        "could run a cell twice; relaunch when squeue answers (`vssl status` shows the run directories; "
+                        f"off the cluster, on a copy of the folder: move {Path(sweep_dir) / JOBS} aside)") from None  # fmt: skip
     out = Plan([], [], {})
     for cell in sweep.cells:
         job, job_state = current_job(jobs.get(cell.id, {}), states, cell_dir(sweep_dir, cell.id))
@@ -434,18 +437,13 @@ def check_queued_settings(cell, record: dict, job_id: str) -> None:
     """A cell whose job still waits (or runs) was queued with the config jobs.json recorded: a relaunch with other
     settings would print "not resubmitted" and the job would run the old ones. One line instead, before anything is
     written or submitted (a cell that has started is compared with its config.yaml by the sweep command)."""
-    from benchmark.config import describe_changes, differences
+    from benchmark.train import setting_changes
 
     recorded = record.get("config")
     if not recorded:  # a job queued before jobs.json recorded configs
         return
-    changes = [
-        f"{key} {old!r} -> {new!r}"
-        for key, (old, new) in differences(recorded, cell.config).items()
-        if new != "auto" and not key.startswith(QUEUED_MAY_DIFFER)
-    ]
+    changes = setting_changes(recorded, cell.config, may_change=QUEUED_MAY_DIFFER)
     if changes:
-        changes = describe_changes(changes)
         raise UserError(
             f"cell {cell.id} ({cell.label}) is queued as job {job_id} with other settings ({changes}): it would run "
             f"those, not these; cancel it (scancel {job_id}) and relaunch, or launch into another --out"

@@ -232,12 +232,13 @@ def run_row(name: str, status: str, cfg: dict, env: dict, metrics: dict) -> tupl
 
 
 def _submitted_cells(sweep_dir: Path) -> list[str]:
-    """The cell ids jobs.json (benchmark.launch.slurm) records a job for; [] without one or when it does not parse."""
+    """The cell ids jobs.json records a job for; [] without one, or when it does not parse (a table still reads)."""
+    from benchmark.launch.slurm import read_jobs
+
     try:
-        cells = json.loads((Path(sweep_dir) / "jobs.json").read_text()).get("cells", {})
-    except (OSError, ValueError, AttributeError):
+        return list(read_jobs(sweep_dir)["cells"])
+    except UserError:
         return []
-    return list(cells) if isinstance(cells, dict) else []
 
 
 def collect(sweep_dir: Path, allow_mixed: bool = False, include_incomplete: bool = False) -> Collection:

@@ -34,6 +34,7 @@ from benchmark.results.stats import (
     paired_difference,
     summarize,
 )
+from benchmark.sweeps import SMOKE_RUN
 
 
 @dataclass(frozen=True)
@@ -719,7 +720,7 @@ def render(table: Table, fmt: str = "terminal", paired: list | None = None) -> s
     )
     text = [body, ""]
     description = str(table.collection.manifest.get("description") or "")
-    if fmt == "terminal" and description.startswith("SMOKE RUN"):  # `vssl sweep --smoke --table`: say so first
+    if fmt == "terminal" and description.startswith(SMOKE_RUN):  # `vssl sweep --smoke --table`: say so first
         text = [description, "", *text]
     if fmt == "md":
         text += [f"- {n}" for n in notes(table)]

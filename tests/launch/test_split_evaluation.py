@@ -361,7 +361,7 @@ def test_a_local_launch_leaves_cells_queued_in_slurm_to_their_jobs(
     monkeypatch.setattr(state_module, "query_states", unreadable)
     assert main(["sweep", str(f), "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "cannot tell which cells are still queued in SLURM (squeue did not answer" in err
+    assert "cannot tell which cells are still queued or running in SLURM (squeue did not answer" in err
     assert f"off the cluster, on a copy of the folder: move {out / 'jobs.json'} aside)" in err
     monkeypatch.setattr(local, "on_slurm_host", lambda: False)  # a copy of the folder, off the cluster
     assert main(["sweep", str(f), "--out", str(out), "--no-progress"]) == 0 and ran == [cell.id]

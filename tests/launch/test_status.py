@@ -255,3 +255,15 @@ def test_a_figure_edited_into_text_is_corrupt_for_status_as_for_the_table(tmp_pa
     rows = {r.cell_id: r for r in sweep_status(root, query=lambda ids: {})}
     assert rows["a"].state == "done" and rows["b"].state == "corrupt"
     assert "'linear/synthetic/split1.top1' is 'abc', not a number: tables skip it" in rows["b"].error[0]
+
+
+@pytest.mark.parametrize("text", [b"[1, 2]", b'{"cells": [1]}', b"\xff\xfe{"])
+def test_a_job_record_that_is_not_one_is_one_line(tmp_path, text, capsys):
+    """jobs.json as a list, with a list of cells, or not UTF-8 (a bad copy): status says so in one line."""
+    from benchmark.cli import main
+
+    root = make_sweep(tmp_path / "s", {"a": {"step": 1}})
+    (root / "jobs.json").write_bytes(text)
+    assert main(["status", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{root / 'jobs.json'}" in err and "move it away" in err and len(err.splitlines()) == 1
