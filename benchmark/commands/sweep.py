@@ -35,7 +35,10 @@ def register(sub) -> None:
         help="every cell for two steps of each stage on a tiny synthetic stand-in, in <out>-smoke",
     )
     p.add_argument(
-        "--wait", action="store_true", help="slurm: block until every submitted job has ended, then print the status"
+        "--wait",
+        action="store_true",
+        help="slurm: block until every submitted job has ended, then print the status (local and debug launches "
+        "always run to the end)",
     )
     p.add_argument("--poll-s", dest="poll_s", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

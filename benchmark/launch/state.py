@@ -102,6 +102,9 @@ def cell_state(
         row.state = "failed"
         if st.state == "FAILED" and error_file.exists():
             row.error = _tail_lines(error_file, error_lines)
+        elif st.state == "CANCELLED":  # its log's last lines are the kill's side effects (a DataLoader worker killed)
+            row.error = [f"SLURM: CANCELLED (exit {st.exit_code}): cancelled by scancel or an administrator, not a "
+                         "failure of the run; a relaunch resubmits it and it resumes from its last checkpoint"]  # fmt: skip
         else:
             log = _tail_lines(job_log(job["folder"], row.job_id), error_lines) if job.get("folder") else []
             row.error = [f"SLURM: {st.state} (exit {st.exit_code})", *log]

@@ -64,6 +64,7 @@ def test_states_errors_and_requeues(tmp_path, capsys):
             "g_missing": {"started": False},
             "h_corrupt": {"metrics": "{not json"},
             "i_completed_but_missing": {"metrics": {"pretrain": {}}},
+            "j_cancelled": {"step": 9},
         },
         jobs={
             "a_done": "5_0",
@@ -72,11 +73,15 @@ def test_states_errors_and_requeues(tmp_path, capsys):
             "d_failed": "5_3",
             "e_timeout": "5_4",
             "i_completed_but_missing": "5_5",
+            "j_cancelled": "5_6",
         },
     )
     log = root / "slurm" / "x" / "5_4" / "5_4_0_log.err"
     log.parent.mkdir(parents=True)
     log.write_text("loading\nslurmstepd: error: *** JOB 9 CANCELLED DUE TO TIME LIMIT ***\n")
+    log = root / "slurm" / "x" / "5_6" / "5_6_0_log.err"
+    log.parent.mkdir(parents=True)  # what scancel leaves: the kill's side effects, which are not the cause
+    log.write_text("RuntimeError: DataLoader worker (pid 77) is killed by signal: Terminated.\n")
     states = {
         "5_0": JobState("COMPLETED", 1),
         "5_1": JobState("RUNNING"),
@@ -84,6 +89,7 @@ def test_states_errors_and_requeues(tmp_path, capsys):
         "5_3": JobState("FAILED", 0, "1:0"),
         "5_4": JobState("TIMEOUT", 0, "0:0"),
         "5_5": JobState("COMPLETED"),
+        "5_6": JobState("CANCELLED", 0, "0:15"),
     }
     rows = {r.cell_id: r for r in sweep_status(root, query=lambda ids: {j: states[j] for j in ids})}
     got = {cid: r.state for cid, r in rows.items()}
@@ -97,16 +103,19 @@ def test_states_errors_and_requeues(tmp_path, capsys):
         "g_missing": "missing",
         "h_corrupt": "failed",
         "i_completed_but_missing": "failed",
+        "j_cancelled": "failed",
     }
     assert rows["a_done"].requeues == 2 and rows["c_pending"].requeues == 3  # env.json's count or sacct's, the larger
     assert rows["b_running"].step == 40  # a line cut by a kill is skipped
     assert rows["d_failed"].error[-1] == "RuntimeError: loss is nan at step 2"
     assert rows["e_timeout"].error[0] == "SLURM: TIMEOUT (exit 0:0)" and "TIME LIMIT" in rows["e_timeout"].error[-1]
     assert "linear/synthetic/split1" in rows["i_completed_but_missing"].error[0]
+    cancelled = rows["j_cancelled"].error
+    assert len(cancelled) == 1 and cancelled[0].startswith("SLURM: CANCELLED (exit 0:15): cancelled by scancel")
     print_status(list(rows.values()))
     out = capsys.readouterr().out
     assert "RuntimeError: loss is nan at step 2" in out
-    assert "9 cells: 1 done, 1 running, 1 pending, 4 failed, 1 interrupted, 1 missing" in out
+    assert "10 cells: 1 done, 1 running, 1 pending, 5 failed, 1 interrupted, 1 missing" in out
 
 
 def test_array_ranges_expand():
