@@ -127,6 +127,13 @@ def summarize(values: Sequence[float], level: float = LEVEL) -> Summary:
 PRIMARY = "seed-level t-interval"
 
 
+def interval_sign(low, high) -> np.ndarray:
+    """The claim rule on an interval of a difference: +1 (better) when it lies above 0, -1 (worse) below, 0 when
+    it includes 0 or is undefined (nan). PairedResult.claim and the simulations' paired_claims both use it."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.asarray(low) > 0, 1, np.where(np.asarray(high) < 0, -1, 0)).astype(int)
+
+
 @dataclass(frozen=True)
 class PairedResult:
     mean: float  # mean difference, percentage points
@@ -148,14 +155,14 @@ class PairedResult:
     @property
     def excludes_zero(self) -> bool:
         """The primary interval excludes 0 (never with one seed)."""
-        return self.has_claim_basis and (self.t_low > 0 or self.t_high < 0)
+        return self.has_claim_basis and int(interval_sign(self.t_low, self.t_high)) != 0
 
     @property
     def claim(self) -> str | None:
         """'better', 'worse' or None (no difference claimed)."""
         if not self.excludes_zero:
             return None
-        return "better" if self.mean > 0 else "worse"
+        return "better" if int(interval_sign(self.t_low, self.t_high)) > 0 else "worse"
 
 
 def seed_t_interval(seed_diffs, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,9 +184,8 @@ def paired_claims(diff, level: float = LEVEL) -> np.ndarray:
     Vectorised so that a simulation of thousands of experiments runs the exact rule the reports use.
     """
     d = np.asarray(diff, dtype=float)
-    mean, low, high = seed_t_interval(100.0 * d.mean(-1), level)
-    with np.errstate(invalid="ignore"):
-        return np.where(low > 0, 1, np.where(high < 0, -1, 0)).astype(int)
+    _, low, high = seed_t_interval(100.0 * d.mean(-1), level)
+    return interval_sign(low, high)
 
 
 def paired_bootstrap(diff: np.ndarray, n_boot: int = 10000, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:

@@ -5,6 +5,8 @@ import pytest
 
 from benchmark.results.stats import (
     align_per_video,
+    interval_sign,
+    paired_bootstrap,
     paired_claims,
     paired_difference,
     seed_t_interval,
@@ -129,3 +131,44 @@ def test_alignment_refuses_what_cannot_be_paired():
         align_per_video({0: (["v1"], [1])}, {1: (["v1"], [1])})
     with pytest.raises(ValueError, match="different videos"):
         align_per_video({0: (["v1"], [1])}, {0: (["v9"], [1])})
+
+
+def test_alignment_refuses_seeds_tested_on_different_videos():
+    """Seed 1 on a superset (or a subset) of seed 0's videos: pairing on seed 0's list would drop videos (or
+    fail with a KeyError) where one line is wanted."""
+    both = {0: (["v1", "v2"], [1, 0]), 1: (["v1", "v2", "v3"], [1, 0, 1])}
+    with pytest.raises(ValueError, match="differ between seeds"):
+        align_per_video(both, both)
+    fewer = {0: (["v1", "v2"], [1, 0]), 1: (["v1"], [1])}
+    with pytest.raises(ValueError, match="differ between seeds"):
+        align_per_video(fewer, fewer)
+
+
+def test_bootstrap_is_a_two_sided_95_percent_interval_over_videos():
+    """One seed of 400 videos with differences in {-1, 0, 1}: the seed resample is trivial, so the interval is
+    the video bootstrap's, whose half-width is ~1.96 standard errors of the mean (a 90% interval: 1.64; a
+    seed-only resample: 0)."""
+    rng = np.random.default_rng(3)
+    diff = rng.choice([-1.0, 0.0, 1.0], size=(1, 400), p=[0.3, 0.3, 0.4])
+    low, high = paired_bootstrap(diff, n_boot=8000, seed=0)
+    se = 100 * diff.std(ddof=1) / math.sqrt(diff.shape[1])
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.06)
+    assert low < 100 * diff.mean() < high
+
+
+def test_bootstrap_repeats_with_its_seed():
+    """Reports must repeat: the same seed gives the same interval, another seed another."""
+    diff = np.random.default_rng(4).choice([-1.0, 0.0, 1.0], size=(3, 200))
+    a, b = paired_difference(diff, n_boot=500, seed=0), paired_difference(diff, n_boot=500, seed=0)
+    assert (a.boot_low, a.boot_high) == (b.boot_low, b.boot_high)
+    c = paired_difference(diff, n_boot=500, seed=1)
+    assert (c.boot_low, c.boot_high) != (a.boot_low, a.boot_high)
+    assert (c.t_low, c.t_high) == (a.t_low, a.t_high)  # the seed-level interval has no randomness
+
+
+@pytest.mark.parametrize(
+    "low,high,sign",
+    [(0.1, 5.0, 1), (0.0, 5.0, 0), (-5.0, -0.1, -1), (-5.0, 0.0, 0), (-1.0, 1.0, 0), (math.nan, math.nan, 0)],
+)
+def test_a_claim_needs_an_interval_strictly_on_one_side_of_zero(low, high, sign):
+    assert int(interval_sign(low, high)) == sign

@@ -465,3 +465,94 @@ def test_a_malformed_variant_baseline_is_one_line(table1_sweep, spec):
 def test_an_unknown_variant_field_is_named(table1_sweep):
     with pytest.raises(UserError, match="no run has method.nonexistent"):
         paired_vs_baseline(build_table(collect(table1_sweep)), "tce:nonexistent=1", n_boot=10)
+
+
+def test_a_row_that_did_not_learn_its_pretext_is_not_compared_with_its_control(tmp_path):
+    """Its numbers are not reported, so no paired difference is either (a row at chance could otherwise be
+    'better than random init' on its BatchNorm statistics alone)."""
+    from benchmark.results.fakeruns import write_fake_run
+    from benchmark.results.table import NOT_LEARNED, render_paired
+
+    for seed in (0, 1, 2):
+        write_fake_run(
+            tmp_path / "s" / "cells" / f"o{seed}", FakeRun(method="opn", seed=seed, accuracy=0.6, learned=False)
+        )
+        write_fake_run(tmp_path / "s" / "cells" / f"r{seed}", FakeRun(method="random_init", seed=seed, accuracy=0.1))
+    paired = paired_vs_baseline(build_table(collect(tmp_path / "s")), n_boot=100)
+    assert paired and all(p.result is None and p.verdict == NOT_LEARNED for p in paired)
+    text = render_paired(paired, "md")
+    assert "better than" not in text and NOT_LEARNED in text
+
+
+def _paired_row(table1_sweep, result):
+    from benchmark.results.table import PairedRow
+
+    table = build_table(collect(table1_sweep))
+    return PairedRow("r", "TCE (resnet10t)", table.columns[0], "b", result, "", "random_init")
+
+
+def test_the_paired_frame_prints_the_seed_level_interval_and_the_seeds_in_order(table1_sweep):
+    """The column headed 't-interval (seeds)' must hold the t-interval (the one the verdict rests on), not the
+    narrower bootstrap, and the per-seed differences in seed order."""
+    from benchmark.results.stats import PairedResult
+    from benchmark.results.table import paired_frame
+
+    result = PairedResult(1.3, (3.0, -1.0, 2.0), -3.9, 6.5, 0.4, 2.2, 3, 144, 777)
+    frame = paired_frame([_paired_row(table1_sweep, result)]).iloc[0]
+    assert frame["95% t-interval (seeds)"] == "[-3.9, +6.5]"
+    assert frame["95% bootstrap (seeds x videos)"] == "[+0.4, +2.2]"
+    assert frame["per-seed differences"] == "+3.0 / -1.0 / +2.0"
+    assert frame["minus random init (points)"] == "+1.3" and frame["seeds x videos"] == "3 x 144"
+    assert frame["verdict"] == "no difference claimed (seed-level interval includes 0)"
+
+
+def test_paired_results_use_the_requested_bootstrap_replicates(table1_sweep):
+    paired = paired_vs_baseline(build_table(collect(table1_sweep)), n_boot=123)
+    assert paired and all(p.result.n_boot == 123 for p in paired if p.result is not None)
+
+
+def test_per_video_results_that_do_not_reproduce_top1_are_not_paired(table1_sweep):
+    """Stale per-video lists would pair a difference that is not the one the table's cells show."""
+    cell = next(p for p in sorted((table1_sweep / "cells").iterdir()) if RunDir(p).config()["method"]["name"] == "tce")
+    metrics = json.loads((cell / "metrics.json").read_text())
+    entry = metrics["linear/synthetic/split1"]
+    entry["per_video_correct"] = [1 - c for c in entry["per_video_correct"]]
+    (cell / "metrics.json").write_text(json.dumps(metrics))
+    paired = paired_vs_baseline(build_table(collect(table1_sweep)), n_boot=50)
+    tce = next(p for p in paired if p.label.startswith("TCE") and p.column.protocol == "linear")
+    assert tce.result is None and "per_video_correct does not reproduce top1" in tce.verdict
+
+
+def test_two_runs_of_one_row_with_the_same_seed_are_not_paired(tmp_path):
+    """A relaunch into a second folder: the cell pools both runs, so pairing only one of them would not be the
+    difference the table shows."""
+    from benchmark.results.fakeruns import write_fake_run
+
+    for name, spec in (
+        ("t0", FakeRun(seed=0)),
+        ("t0-again", FakeRun(seed=0, accuracy=0.35)),
+        ("t1", FakeRun(seed=1)),
+        ("r0", FakeRun(method="random_init", seed=0)),
+        ("r1", FakeRun(method="random_init", seed=1)),
+    ):
+        write_fake_run(tmp_path / "s" / "cells" / name, spec)
+    paired = paired_vs_baseline(build_table(collect(tmp_path / "s")), n_boot=50)
+    tce = next(p for p in paired if p.label.startswith("TCE") and p.column.protocol == "linear")
+    assert tce.result is None and "two runs with seed 0" in tce.verdict
+
+
+def test_the_control_that_matches_the_rows_settings_is_chosen_and_a_tie_is_refused(tmp_path):
+    """BN-statistics controls at 30 and 60 steps: a row at 30 steps pairs with the 30-step control; a row that
+    matches neither better refuses to pick one."""
+    specs = [
+        FakeRun(method="random_init_bn", seed=s, accuracy=0.3, overrides={"optim.steps": st})
+        for s in (0, 1)
+        for st in (30, 60)
+    ]
+    specs += [FakeRun(seed=s, accuracy=0.4, overrides={"optim.steps": st}) for s in (0, 1) for st in (30, 100)]
+    table = build_table(collect(write_fake_sweep(tmp_path / "s", specs)))
+    linear = {p.row_id: p for p in paired_vs_baseline(table, n_boot=50) if p.column.protocol == "linear"}
+    at30, at100 = linear[_row(table, "tce", "steps=30")], linear[_row(table, "tce", "steps=100")]
+    assert at30.baseline_id == _row(table, "random_init_bn", "steps=30") and at30.result is not None
+    assert at100.baseline_id is None and at100.result is None
+    assert "2 random_init_bn rows fit equally well as the baseline; none is chosen" in at100.verdict
