@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import itertools
 
 import torch
 
-import benchmark.heads as heads
 from benchmark.heads import ConvGRUCell, MLPHead, PairwiseOrderHead, TemporalConvHead
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(heads)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_pairwise_head_concatenates_every_pair_in_order():

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
-import benchmark.keys as keys
 from benchmark.errors import UserError
 from benchmark.keys import MetricsKey, Stage, checkpoint_name, checkpoint_step, required_keys
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(keys)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_stage_keys_use_the_config_defaults_only_where_the_spec_names_none():

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-import benchmark.mining as mining
 from benchmark.mining import ThresholdSchedule, hard_cap, init_bank, mine_negatives, momentum_update_, random_fill
 
 
@@ -22,11 +20,6 @@ def _case(n=40, b=6, d=6, seed=0):
     own = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:b]
     anchor = F.normalize(bank[own] + 0.5 * _unit(b, d, seed=seed + 2), dim=1)  # near their own slot, like training
     return anchor, bank, own
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(mining)
-    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize("threshold", [-0.2, 0.3, 0.8, 1.5])
@@ -66,6 +59,7 @@ def test_hard_count_capped_at_max_hard_fraction():
     anchor, bank, own = _case(n=50)
     mined = mine_negatives(anchor, bank, own, 8, threshold=2.0, max_hard_fraction=0.25)
     assert hard_cap(8, 0.25) == 2 and mined.num_hard.tolist() == [2] * len(own)
+    assert hard_cap(100, 0.29) == 29  # 0.29 * 100 is 28.999999999999996 in floating point
     sim = anchor @ bank.T
     sim[torch.arange(len(own)), own] = -math.inf
     assert torch.equal(mined.indices[:, :2], sim.topk(2, dim=1).indices)
@@ -82,6 +76,29 @@ def test_every_row_unique_and_the_fill_excludes_own_and_hard(n, k):
     for b in range(16):
         row = mined.indices[b].tolist()
         assert len(set(row)) == k and own[b].item() not in row and all(0 <= j < n for j in row)
+
+
+def test_a_bank_with_few_eligible_rows_still_gives_k_distinct_negatives():
+    """K = N - 1, every slot may be hard, only 2 rows below the threshold: the 2 hard ones, then the 5 rows above
+    the threshold as random fill (they are valid negatives, just not hard ones): each row once, never the own."""
+    bank = torch.zeros(8, 2)
+    bank[:6, 0] = 1.0  # own slot 0 and rows 1-5: similarity 1 to the anchor, at or above the threshold
+    bank[6:, 1] = 1.0  # rows 6-7: similarity 0, eligible
+    anchor = torch.tensor([[1.0, 0.0]])
+    mined = mine_negatives(anchor, bank, torch.tensor([0]), 7, threshold=0.5, max_hard_fraction=1.0)
+    assert mined.num_hard.tolist() == [2] and sorted(mined.indices[0, :2].tolist()) == [6, 7]
+    assert sorted(mined.indices[0].tolist()) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_sparse_draw_that_comes_up_short_is_redone_densely():
+    """A draw of candidates with repeats can hold fewer than K distinct rows (forced here: K = the whole pool on the
+    sparse path); those rows are redone, so every row is still K distinct negatives without the own."""
+    n, k = 1001, 1000
+    own = torch.tensor([0, 500, 1000])
+    fill = random_fill(n, k, own, torch.empty(3, 0, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+                       torch.Generator().manual_seed(0), sparse_ratio=0.0)  # fmt: skip
+    for row, o in zip(fill.tolist(), own.tolist(), strict=True):
+        assert sorted(row) == [j for j in range(n) if j != o]
 
 
 def test_mining_off_and_threshold_minus_one_give_all_random():

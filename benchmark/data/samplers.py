@@ -7,7 +7,10 @@ frames it wants; a shorter video is loop-padded or skipped (DataConfig.short_vid
 Plugins register their own with ``@register_sampler("name")``.
 
     >>> s = SAMPLERS.get("frame_pair")(resolution=64, offset_min=1, offset_max=4)
-    >>> sample = s(video, np.random.default_rng(0))   # {"anchor": [3,64,64], "positive": [3,64,64]}
+    >>> video = SyntheticVideo(num_frames=32)  # an open video: VideoHandle's interface (an in-memory one here)
+    >>> sample = s(video, np.random.default_rng(0))
+    >>> {k: tuple(v.shape) for k, v in sample.items()}
+    {'anchor': (3, 64, 64), 'positive': (3, 64, 64), 'offset': ()}
 
 In-tree samplers and what one sample holds (C=3 channels, H=W=resolution):
 

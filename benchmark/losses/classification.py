@@ -4,9 +4,10 @@ Returns the loss and the scalars to log as 0-d tensors (no host synchronisation:
 them into numbers on logging steps only).
 
 >>> import torch
->>> loss, scalars = cross_entropy_accuracy(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 0]))
->>> sorted(scalars), float(scalars["accuracy"])
-(['accuracy', 'loss'], 0.5)
+>>> logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+>>> loss, scalars = cross_entropy_accuracy(logits, torch.tensor([0, 1, 1]))
+>>> sorted(scalars), round(float(scalars["accuracy"]), 3), round(float(loss), 4)
+(['accuracy', 'loss'], 0.667, 0.5224)
 """
 
 from __future__ import annotations

@@ -66,3 +66,45 @@ def test_retrieval_monotone_in_k():
     assert values == sorted(values) and values[0] < values[-1]
     nearest = nearest_neighbours(*centre_and_normalise(train_x, test_x), 1)[1][:, 0]
     assert m["r@1"] == round(100.0 * (train_y[nearest] == test_y).float().mean().item(), 3)
+
+
+def test_top1_votes_with_knn_k_not_the_largest_retrieval_k():
+    """eval.knn_k neighbours vote, not max(eval.knn_ks): here the nearest and the 8 nearest disagree."""
+    # Mean 0 (the two halves mirror each other): class 0 at 0 deg, class 1 at +-10 and +-20 deg, class 2 around
+    # 180 deg. A query at 1 deg: its nearest is class 0, its 8 nearest are four 1s, three 2s and one 0.
+    angles = (0, 10, -10, 20, -20, 180, 170, 190, 160, 200)
+    gallery = torch.tensor([unit(a) for a in angles])
+    gallery_y = torch.tensor([0, 1, 1, 1, 1, 2, 2, 2, 2, 2])
+    m = knn_evaluate(gallery, gallery_y, torch.tensor([unit(1)]), torch.tensor([0]), num_classes=3, ks=[1, 8], k=1)
+    assert m["per_video_correct"] == [1] and m["top1"] == 100.0 and m["k"] == 1
+    m8 = knn_evaluate(gallery, gallery_y, torch.tensor([unit(1)]), torch.tensor([0]), num_classes=3, ks=[1], k=8)
+    assert m8["per_video_correct"] == [0]  # the same query with k = 8: the majority (class 1) wins
+
+
+def test_majority_vote_uses_exactly_k_neighbours():
+    """The (k+1)-th neighbour must not vote: with it, class 1 would have two votes to one."""
+    sims, labels = torch.tensor([[0.9, 0.8, 0.7]]), torch.tensor([[0, 1, 1]])
+    assert knn_vote(sims, labels, num_classes=2, k=2).tolist() == [0]  # 1-1 tie, class 0 is closer
+    assert knn_vote(sims, labels, num_classes=2, k=3).tolist() == [1]
+    assert knn_vote(sims, labels, num_classes=2, k=2, vote="weighted").tolist() == [0]
+
+
+def test_majority_tie_goes_to_the_closer_class_even_with_the_higher_index():
+    """A plain argmax over votes would pick the lowest tied class index (1); the 2s are nearer."""
+    sims, labels = torch.tensor([[0.9, 0.8, 0.3, 0.2]]), torch.tensor([[2, 2, 1, 1]])
+    assert knn_vote(sims, labels, num_classes=3, k=4).tolist() == [2]
+
+
+def test_more_votes_beat_a_larger_summed_similarity():
+    """Summed similarity only breaks ties: class 0 (one vote, 0.9) loses to class 1 (two votes, summing -0.5)."""
+    sims, labels = torch.tensor([[0.9, 0.0, -0.5]]), torch.tensor([[0, 1, 1]])
+    assert knn_vote(sims, labels, num_classes=2, k=3).tolist() == [1]
+
+
+def test_weighted_vote_temperature_is_0_07():
+    """One neighbour at s0 beats two at s1 iff exp((s0 - s1) / T) > 2, i.e. s0 - s1 > T ln 2 (0.0485 at T = 0.07).
+
+    A gap of 0.06 wins at 0.07 but not at 0.1 (needs 0.069); a gap of 0.04 loses at 0.07 but wins at 0.05."""
+    sims = torch.tensor([[0.90, 0.84, 0.84], [0.90, 0.86, 0.86]])
+    labels = torch.tensor([[0, 1, 1], [0, 1, 1]])
+    assert knn_vote(sims, labels, num_classes=2, k=3, vote="weighted").tolist() == [0, 1]

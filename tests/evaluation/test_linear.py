@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from benchmark.data.index import VideoRecord
 from benchmark.evaluation.linear import LinearProbeConfig, linear_probe, select_weight_decay, topk_accuracy
@@ -122,3 +124,94 @@ def test_weight_decay_selection_ignores_a_test_split_that_would_change_it(monkey
     # the selection function itself only ever sees train rows: same choice, same held-out scores
     wd, scores, _ = select_weight_decay(x, y, records, 2, probe, [light, heavy], 0.25)
     assert wd == light and scores == entry["heldout_top1"]
+
+
+def _records(n: int, per_group: int = 1) -> list[VideoRecord]:
+    """n videos of two classes (alternating), ``per_group`` clips per group."""
+    return [VideoRecord(f"/v{i}.avi", i % 2, f"c{i % 2}/v{i}", f"g{i // (2 * per_group):03d}") for i in range(n)]
+
+
+def test_weight_decay_selection_fits_and_scores_disjoint_rows(monkeypatch):
+    """Each grid value is fitted on the fit rows only and scored on the held-out rows only; together: every row."""
+    from benchmark.evaluation import linear
+    from benchmark.evaluation.selection import heldout_split
+
+    records = _records(40, per_group=2)
+    x = torch.arange(len(records), dtype=torch.float32)[:, None]  # a row's feature is its index
+    y = torch.tensor([r.label for r in records])
+    calls = []
+
+    def fake_probe(train_x, train_y, test_x, test_y, num_classes, cfg):
+        calls.append((train_x[:, 0].long().tolist(), test_x[:, 0].long().tolist(), cfg.weight_decay))
+        assert torch.equal(train_y, y[train_x[:, 0].long()]) and torch.equal(test_y, y[test_x[:, 0].long()])
+        return {"top1": 50.0}
+
+    monkeypatch.setattr(linear, "linear_probe", fake_probe)
+    _, _, held_ids = select_weight_decay(x, y, records, 2, LinearProbeConfig(), [1e-4, 1e-2], 0.25)
+    assert [wd for *_, wd in calls] == [1e-4, 1e-2]
+    held_rows = [i for i, r in enumerate(records) if r.video_id in set(held_ids)]
+    assert held_ids == heldout_split(records, 0.25, 0).heldout_ids and held_rows
+    for fit, scored, _ in calls:
+        assert scored == held_rows
+        assert set(fit).isdisjoint(scored) and sorted(fit + scored) == list(range(len(records)))
+
+
+def test_weight_decay_selection_prefers_the_first_of_tied_grid_values(monkeypatch):
+    """The docstring's tie rule: equal held-out top-1 selects the earliest grid value, not the last."""
+    from benchmark.evaluation import linear
+
+    records = _records(40)
+    x, y = torch.randn(40, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([r.label for r in records])
+    scores = iter([60.0, 80.0, 80.0, 70.0])
+    monkeypatch.setattr(linear, "linear_probe", lambda *a, **k: {"top1": next(scores)})
+    wd, held_scores, _ = select_weight_decay(x, y, records, 2, LinearProbeConfig(), [1e-1, 1e-2, 1e-4, 1e-3], 0.25)
+    assert wd == 1e-2 and held_scores == {"0.1": 60.0, "0.01": 80.0, "0.0001": 80.0, "0.001": 70.0}
+    monkeypatch.setattr(linear, "linear_probe", lambda *a, **k: {"top1": 50.0})
+    assert select_weight_decay(x, y, records, 2, LinearProbeConfig(), [1e-2, 1e-4, 1e-3], 0.25)[0] == 1e-2
+
+
+def test_sgd_probe_uses_momentum_and_a_cosine_schedule(monkeypatch):
+    """The recipe: SGD(lr, momentum 0.9, weight decay), lr annealed by a cosine over the epochs to ~0."""
+    import math
+
+    from benchmark.evaluation.linear import fit_linear
+
+    made = []
+
+    class RecordingSGD(torch.optim.SGD):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lrs = []
+            made.append(self)
+
+        def step(self, closure=None):
+            self.lrs.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "SGD", RecordingSGD)
+    x, y = blobs(5)
+    cfg = LinearProbeConfig(epochs=10, lr=0.2, weight_decay=3e-3)
+    fit_linear(x, y, 4, cfg)
+    (opt,) = made
+    group = opt.param_groups[0]
+    assert group["momentum"] == 0.9 and group["weight_decay"] == 3e-3 and not group["nesterov"]
+    expected = [0.2 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(10)]
+    assert opt.lrs == [pytest.approx(lr, abs=1e-9) for lr in expected]  # one step per epoch, 0.2 down the cosine
+    assert group["lr"] == pytest.approx(0.0, abs=1e-9)  # annealed to 0 after the last epoch
+
+
+def test_lbfgs_probe_minimises_cross_entropy_plus_half_wd_squared_weights():
+    """L-BFGS solves min CE + wd/2 ||W||^2 (the bias unregularised): that objective's gradient vanishes there."""
+    from benchmark.evaluation.linear import fit_linear
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 4, generator=g)
+    y = torch.randint(0, 3, (60,), generator=g)  # random labels: not separable, so every minimiser is finite
+    wd = 0.5
+    layer = fit_linear(x, y, 3, LinearProbeConfig(epochs=200, weight_decay=wd, optimizer="lbfgs"))
+    w = layer.weight.detach().clone().requires_grad_()
+    b = layer.bias.detach().clone().requires_grad_()
+    objective = F.cross_entropy(x @ w.T + b, y) + 0.5 * wd * w.pow(2).sum()
+    grad_w, grad_b = torch.autograd.grad(objective, (w, b))
+    assert w.norm() > 0.05  # not trivially zero: the bound below is a few percent of wd * ||W||
+    assert grad_w.norm() < 1e-3 * w.norm() * wd and grad_b.norm() < 1e-4

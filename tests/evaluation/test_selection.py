@@ -68,3 +68,41 @@ def test_hmdb_clips_of_one_source_video_stay_together():
         sources = {(r.label, r.video_id.rsplit("_", 1)[0]) for r in split.heldout}
         assert len(split.heldout) == 2 * 3 and len(sources) == 2  # one whole source video per class
         assert not any((r.label, r.video_id.rsplit("_", 1)[0]) in sources for r in split.fit)
+
+
+def test_a_small_fraction_still_holds_out_one_group_per_class():
+    """Target 2.5 of 50 videos: one group of 5 is no closer than none, but every class gets at least one group."""
+    records = ucf_like(classes=3, groups=10, clips=5)
+    for seed in range(3):
+        split = heldout_split(records, 0.05, seed)
+        assert Counter(r.label for r in split.heldout) == {0: 5, 1: 5, 2: 5}, seed
+
+
+def test_a_group_that_is_only_as_close_to_the_target_is_not_taken():
+    """Target 6 of 12 (groups of 4): after one group (4), a second (8) is as far off, not closer: it stays for fitting."""
+    records = ucf_like(classes=3, groups=3, clips=4)
+    for seed in range(3):
+        split = heldout_split(records, 0.5, seed)
+        assert Counter(r.label for r in split.heldout) == {0: 4, 1: 4, 2: 4}, seed
+
+
+def test_a_large_fraction_keeps_a_group_of_every_class_for_fitting():
+    """Target 13.5 of 15 (three groups of 5) would take every group; the last one stays on the fit side."""
+    records = ucf_like(classes=3, groups=3, clips=5) + [
+        VideoRecord(f"/d/C3/v{g}_{k}.avi", 3, f"C3/v{g}_{k}", f"g{g:02d}")
+        for g, size in ((1, 1), (2, 9))  # uneven: 1 + 9, target 9
+        for k in range(size)
+    ]
+    for seed in range(6):
+        split = heldout_split(records, 0.9, seed)
+        assert {r.label for r in split.fit} == {0, 1, 2, 3}, seed
+        assert all(Counter(r.label for r in split.heldout)[c] == 10 for c in range(3)), seed
+        assert {r.label for r in split.heldout} == {0, 1, 2, 3}, seed
+
+
+def test_label_subset_rounds_to_nearest_and_keeps_one_per_class():
+    """19 per class at 10% is 1.9: 2 videos (rounded, not floored); 4 per class at 10% is 0.4: still 1 video."""
+    nineteen = [VideoRecord(f"/l/{c}/{i}.avi", c, f"{c}/{i}") for c in range(3) for i in range(19)]
+    assert Counter(r.label for r in label_subset(nineteen, 0.1, seed=0)) == {0: 2, 1: 2, 2: 2}
+    four = [VideoRecord(f"/l/{c}/{i}.avi", c, f"{c}/{i}") for c in range(3) for i in range(4)]
+    assert Counter(r.label for r in label_subset(four, 0.1, seed=0)) == {0: 1, 1: 1, 2: 1}

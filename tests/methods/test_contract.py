@@ -200,6 +200,13 @@ def test_pretext_verdict_needs_chance_plus_margin_and_step0_plus_margin():
     assert pretext_verdict(score(0.25), score(0.25 + m + 0.01), chance)["learned"] is True
     assert pretext_verdict(score(0.25), score(0.25 + m - 0.01), chance)["learned"] is False  # within noise of chance
     assert pretext_verdict(score(0.40), score(0.45), chance)["learned"] is False  # no better than before training
+    assert pretext_verdict(score(0.25), score(0.5), chance)["margin"] == round(m, 5)
+    # a step-0 score BELOW chance: the end must still clear chance + m, with m from chance (not from step 0)
+    coin = Chance(math.log(2), 0.5)  # m = 3 * sqrt(0.25 / 256) = 0.094; from a step-0 score of 0.1 it would be 0.056
+    assert pretext_verdict(score(0.10), score(0.58), coin)["learned"] is False  # > step 0 + m, < chance + m
+    assert pretext_verdict(score(0.10), score(0.60), coin)["learned"] is True
+    assert pretext_verdict(score(0.0), score(0.12), Chance(None, None, "r2"))["learned"] is True  # the bar is 0.1
+    assert pretext_verdict(score(0.0), score(0.09), Chance(None, None, "r2"))["learned"] is False
     assert pretext_verdict(score(0.0), score(0.2), Chance(None, None, "r2"))["learned"] is True
     assert pretext_verdict(score(0.0), score(0.05), Chance(None, None, "r2"))["learned"] is False
     # no chance level stated (a plugin's Chance(None, None)): the margin comes from the step-0 score, never 0
@@ -218,3 +225,40 @@ def test_smoke_overrides_are_method_fields_that_load(name):
     overrides = METHODS.get(name).smoke_overrides(cfg.method)
     assert isinstance(overrides, dict) and all(k.startswith("method.") for k in overrides)
     load_config(None, [f"method.name={name}", *(f"{k}={v}" for k, v in overrides.items())])
+
+
+# Each method's chance level, derived by hand (not from its code): the verdict's margin is read against it, so a
+# wrong one makes a row "learned" that guessed. Batch 64; num_videos 600 (TCE's K is given explicitly).
+LN = math.log
+CHANCE_BY_HAND = [
+    ("supervised", [], (LN(12), 1 / 12)),  # 12 classes, uniform
+    ("arrow_of_time", [], (LN(2), 0.5)),
+    ("opn", [], (LN(12), 1 / 12)),  # 4!/2 = 12 orders of 4 frames (an order and its reverse are one class)
+    ("rotnet3d", [], (LN(4), 1 / 4)),
+    ("vcop", ["method.num_clips=3"], (LN(6), 1 / 6)),  # 3! orders
+    ("vcop", ["method.num_clips=4"], (LN(24), 1 / 24)),
+    ("cubic_puzzles", [], (LN(24), 1 / 24)),  # 4! orders of 4 pieces
+    # skewed labels: the majority class's accuracy and the labels' entropy (the best constant guess)
+    ("shuffle_learn", ["method.positive_fraction=0.25"], (-(0.25 * LN(0.25) + 0.75 * LN(0.75)), 0.75)),
+    ("shuffle_learn", ["method.positive_fraction=0.5"], (LN(2), 0.5)),
+    ("skip_clip", ["method.margin=0.1"], (0.1, 0.5)),  # equal scores: every pair costs the margin
+    ("videogan", ["method.gan_loss=bce"], (3 * LN(2), 0.5)),  # D's two terms + G's, logits 0
+    ("videogan", ["method.gan_loss=hinge"], (2.0, 0.5)),
+    # InfoNCE over the positive + K bank negatives (+ the batch's 63 other videos); retrieval among 64 videos
+    ("tce", ["method.negatives=16"], (LN(17), 1 / 64)),
+    ("tce", ["method.negatives=16", "method.batch_negatives=true"], (LN(17 + 63), 1 / 64)),
+    ("tce", ["method.negatives=16", "method.loss=nce"], (None, 1 / 64)),
+    ("cmc", ["method.negatives=16"], (2 * LN(17), 1 / 64)),  # one InfoNCE per view
+]
+
+
+@pytest.mark.parametrize("name,overrides,expected", CHANCE_BY_HAND, ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_chance_levels_match_their_derivation(name, overrides, expected):
+    method_cls = METHODS.get(name)
+    cfg = load_config(None, [f"method.name={name}", f"backbone.name={tiny_backbone(method_cls)}",
+                             f"data.resolution={RES}", *overrides])  # fmt: skip
+    method = build_method(cfg, num_videos=600, num_classes=12 if method_cls.needs_labels else 0)
+    chance = method.chance(64)
+    loss, accuracy = expected
+    assert chance.measure == "accuracy" and chance.accuracy == pytest.approx(accuracy)
+    assert chance.loss == (None if loss is None else pytest.approx(loss))

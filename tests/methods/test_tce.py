@@ -122,6 +122,8 @@ def test_negatives_auto_resolve_and_mining_that_cannot_choose_is_refused_at_load
     assert method.num_negatives == 3 and method.cfg.negatives == 3  # the resolved value is the method's config
     with pytest.raises(UserError, match=r"N - 1 >= 4K .* N = 16 bank slots .* K = 6 negatives"):
         tiny_method("tce", ("method.negatives=6",))
+    with pytest.raises(UserError, match=r"K = 4 negatives; set method.negatives <= 3"):  # 15 < 16: the boundary
+        tiny_method("tce", ("method.negatives=4",))
     off, _ = tiny_method("tce", ("method.negatives=1024", "method.mining_schedule=none"))
     assert off.num_negatives == 15  # without mining K is only capped at the bank
 
@@ -160,10 +162,12 @@ def test_nce_normaliser_estimated_once_and_carried_by_the_state_dict():
 
 
 def test_rotation_auxiliary_task_trains_its_head():
-    method, batch = tiny_method("tce", ("method.rotation_aux=true", "method.negatives=3"))
+    method, batch = tiny_method("tce", ("method.rotation_aux=true", "method.negatives=3", "method.rotation_weight=0.5"))
     out = method.training_step(batch, Progress(0, 10))
     out.loss.backward()
     assert {"loss_rotation", "rotation_acc", "loss_contrastive"} <= set(out.scalars)
+    s = out.scalars  # the total is the contrastive loss plus rotation_weight x the rotation loss
+    assert out.loss.item() == pytest.approx((s["loss_contrastive"] + 0.5 * s["loss_rotation"]).item(), rel=1e-6)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.rotation_head.parameters())
 
 
@@ -201,3 +205,25 @@ def test_resumed_run_continues_with_the_same_bank_and_normaliser(tmp_path, synth
     assert float(a["nce_normaliser"]) == float(b["nce_normaliser"]) == float(mid["nce_normaliser"])
     assert not torch.equal(a["bank"], mid["bank"])  # the bank moved after the interruption ...
     assert torch.allclose(a["bank"], b["bank"], atol=1e-5)  # ... exactly as in the uninterrupted run
+
+
+def test_pretext_eval_is_in_batch_retrieval_of_anchors_among_other_videos(monkeypatch):
+    """Hand-made embeddings: each ANCHOR row retrieves among the positives (not the reverse); a positive of the
+    anchor's own video in another row is no candidate, and the chance accuracy averages 1 / candidates per row."""
+    method, _ = tiny_method("tce", ("method.negatives=3", "method.temperature=1.0"))
+    # anchors = identity, so logits[i, j] = positive[j, i]
+    scores = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.5, 0.0], [1.0, 0.0, 0.2]])  # rows right: 1 of 3; columns: 3
+    anchor, positive = torch.eye(3), scores.T.contiguous()
+    embeds = iter([anchor, positive])
+    monkeypatch.setattr(method, "embed", lambda frames: next(embeds))
+    batch = {"anchor": torch.zeros(3, 3, 8, 8), "positive": torch.zeros(3, 3, 8, 8), "index": torch.tensor([0, 1, 2])}
+    out = method.pretext_eval(batch, Progress(0, 10))
+    assert out["accuracy"].item() == pytest.approx(1 / 3)
+    assert out["loss"].item() == pytest.approx(F.cross_entropy(scores, torch.arange(3)).item())
+    assert out["chance_accuracy"].item() == pytest.approx(1 / 3)
+    # rows 0 and 1 from one video: row 0's best column is row 1's positive (its own video): masked, not a hit
+    same = torch.tensor([[1.0, 2.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    embeds = iter([torch.eye(4), same.T.contiguous()])
+    out = method.pretext_eval({**batch, "index": torch.tensor([0, 0, 1, 2])}, Progress(0, 10))
+    assert out["accuracy"].item() == pytest.approx(1.0)  # row 0 without the mask would pick column 1
+    assert out["chance_accuracy"].item() == pytest.approx((1 / 3 + 1 / 3 + 1 / 4 + 1 / 4) / 4)
