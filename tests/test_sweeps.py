@@ -72,6 +72,8 @@ def test_cli_overrides_reach_cells_and_resources():
             "'method' and 'method.name' are axes",
         ),
         (spec(base=None), "sweep key 'base' = None should be str or dict"),
+        (spec(seeds=[0, 0]), "two cells have the same values"),  # a repeated seed: two cells, one id
+        (spec(grid={"optim.lr": [0.1, 0.1]}), "two cells have the same values"),
     ],
 )
 def test_bad_sweeps(bad, message):
@@ -166,6 +168,22 @@ def test_budget_selection_is_kept_on_the_cell_never_hashed(tmp_path, zip_spec):
     assert "budget_selection" not in manifest["cells"][tce.id]["overrides"]
 
 
+def test_budget_selection_notes_of_a_grid_point_and_a_zip_row_are_both_kept():
+    """Two zip groups each note how they chose their setting: the report shows both."""
+    both = load_sweep(
+        {
+            "name": "t",
+            "base": BASE,
+            "zip": [
+                [{"optim.lr": 0.1, "budget_selection": "lr by held-out top-1"}],
+                [{"method.name": "tce", "budget_selection": "steps by held-out top-1"}],
+            ],
+            "seeds": [0],
+        }
+    )
+    assert both.cells[0].budget_selection == "lr by held-out top-1; steps by held-out top-1"
+
+
 def test_budget_selection_must_be_text():
     with pytest.raises(UserError, match="budget_selection must be non-empty text"):
         load_sweep(spec(zip=[[{"method.name": "tce", "budget_selection": 3}]]))
@@ -206,6 +224,9 @@ def test_a_command_line_value_for_a_swept_key_is_refused_not_ignored(tmp_path):
         load_sweep(gpus, ["resources.gpus_per_node=4"])
     unseeded = {"name": "s", "grid": {"optim.lr": [0.1, 0.2]}}
     assert {c.config.run.seed for c in load_sweep(unseeded, ["run.seed=3"]).cells} == {3}
+    # a whole section on the command line reaches the cells whose own values lie under it (none set eval.*)
+    sections = load_sweep(unseeded, ["eval={dataset: synthetic, frames: 3}"])
+    assert {(c.config.eval.dataset, c.config.eval.frames) for c in sections.cells} == {("synthetic", 3)}
 
 
 @pytest.mark.parametrize(

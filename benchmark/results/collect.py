@@ -252,7 +252,8 @@ def collect(sweep_dir: Path, allow_mixed: bool = False, include_incomplete: bool
     manifest = _read_manifest(sweep_dir)
     rows, skipped, per_video, paths = [], [], {}, {}
     for d in dirs:
-        name = d.name if d.parent.name == "cells" or d == sweep_dir else f"{d.parent.name}/{d.name}"
+        # a cell of this sweep: its id; a run of a folder of sweeps: its path below it (two sweeps may share an id)
+        name = d.name if d == sweep_dir or d.parent == sweep_dir / "cells" else d.relative_to(sweep_dir).as_posix()
         status, reason, cfg, env, metrics = read_run(d)
         if status in ("corrupt", "empty") or (status == "incomplete" and not include_incomplete):
             skipped.append((name, f"{status}: {reason}"))

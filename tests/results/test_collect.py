@@ -103,6 +103,18 @@ def test_mixed_sweeps_are_refused_unless_allowed(tmp_path):
     with pytest.raises(UserError, match="mixes runs of different sweeps: 'a' \\(1 runs\\), 'b' \\(1 runs\\)"):
         collect(tmp_path / "runs")  # a folder of sweeps
     assert len(collect(tmp_path / "runs", allow_mixed=True).runs) == 2
+    # the same cell in two sweeps of the folder: two runs, each with its own per-video results
+    write_fake_sweep(tmp_path / "twin" / "a", [FakeRun(seed=0, sweep="a")], name="a")
+    write_fake_sweep(tmp_path / "twin" / "b", [FakeRun(seed=0, sweep="b")], name="b")
+    twins = collect(tmp_path / "twin", allow_mixed=True)
+    (cell,) = {p.name for p in (tmp_path / "twin" / "a" / "cells").iterdir()}
+    assert sorted(twins.runs["run"]) == [f"a/cells/{cell}", f"b/cells/{cell}"]
+    assert len(twins.per_video) == 2 * len(collect(tmp_path / "twin" / "a").per_video)
+    assert set(twins.cell_ids().values()) == {cell}
+    # a run without a sweep name among a sweep's cells is a mix too
+    write_fake_run(tmp_path / "runs" / "b" / "cells" / "loose", FakeRun(seed=3, sweep=None))
+    with pytest.raises(UserError, match="mixes runs of different sweeps: '\\(no sweep\\)' \\(1 runs\\), 'b'"):
+        collect(tmp_path / "runs" / "b")
     # a run copied into another sweep's folder is caught by its env.json
     write_fake_run(tmp_path / "runs" / "a" / "cells" / "stray", FakeRun(seed=2, sweep="b"))
     with pytest.raises(UserError, match="mixes runs"):

@@ -253,7 +253,8 @@ def test_report_lists_the_method_settings_that_differ_from_the_defaults(tmp_path
     sweep = tmp_path / "s"
     for seed in (0, 1):
         write_fake_run(sweep / "cells" / f"t{seed}", FakeRun(method="tce", seed=seed,
-                       overrides={"method.head": "mlp", "method.temperature": 0.1}))  # fmt: skip
+                       overrides={"method.head": "mlp", "method.temperature": 0.1},
+                       defaults={"method.rotation_weight": 1.0, "method.mining_schedule": "exponential"}))  # fmt: skip
         write_fake_run(sweep / "cells" / f"r{seed}", FakeRun(method="random_init", seed=seed))
         # a tuple default comes back from runs.csv as a JSON list: the same setting, not a deviation
         write_fake_run(sweep / "cells" / f"m{seed}", FakeRun(method="motion_stats", seed=seed, backbone_kind="3d",
@@ -264,6 +265,7 @@ def test_report_lists_the_method_settings_that_differ_from_the_defaults(tmp_path
     assert "head=mlp (default linear)" in section and "temperature=0.1 (default 0.07)" in section
     assert "random init" not in section.lower()  # a row on its defaults is not listed
     assert "patterns=" not in section
+    assert "rotation_weight=" not in section and "mining_schedule=" not in section  # recorded, and the defaults
 
 
 def test_report_header_names_the_runs_commit_the_report_code_and_every_file_by_hand(tmp_path):

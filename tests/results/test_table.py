@@ -556,3 +556,16 @@ def test_the_control_that_matches_the_rows_settings_is_chosen_and_a_tie_is_refus
     assert at30.baseline_id == _row(table, "random_init_bn", "steps=30") and at30.result is not None
     assert at100.baseline_id is None and at100.result is None
     assert "2 random_init_bn rows fit equally well as the baseline; none is chosen" in at100.verdict
+
+
+def test_runs_outside_a_manifest_split_rows_by_the_fields_they_differ_in(tmp_path):
+    """Without sweep.json nothing says which fields are axes: runs that differ in a method field are two rows
+    (variants), never a recipe conflict."""
+    from benchmark.results.fakeruns import write_fake_run
+
+    for seed in (0, 1):
+        for t in (0.07, 0.2):
+            write_fake_run(tmp_path / "s" / f"t{t}-{seed}", FakeRun(seed=seed, overrides={"method.temperature": t}))
+    table = build_table(collect(tmp_path / "s", allow_mixed=True))
+    assert sorted(table.rows["variant"]) == ["temperature=0.07", "temperature=0.2"]
+    assert list(table.rows["n_runs"]) == [2, 2]
