@@ -215,3 +215,18 @@ def test_lbfgs_probe_minimises_cross_entropy_plus_half_wd_squared_weights():
     grad_w, grad_b = torch.autograd.grad(objective, (w, b))
     assert w.norm() > 0.05  # not trivially zero: the bound below is a few percent of wd * ||W||
     assert grad_w.norm() < 1e-3 * w.norm() * wd and grad_b.norm() < 1e-4
+
+
+def test_features_are_standardised_with_the_training_rows_statistics_only():
+    """The test features must not leak into the normalisation: shifting them leaves the training rows as they
+    were, and moves the test rows by exactly the shift over the training spread."""
+    from benchmark.evaluation.linear import standardise
+
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randn(50, 3, generator=g) * 4 + 2, torch.randn(20, 3, generator=g)
+    a_train, a_test = standardise(train, test)
+    b_train, b_test = standardise(train, test + 100.0)
+    assert torch.allclose(a_train.mean(0), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(a_train.std(0, unbiased=False), torch.ones(3), atol=1e-3)
+    assert torch.equal(a_train, b_train)
+    assert torch.allclose(b_test - a_test, 100.0 / (train.std(0, unbiased=False) + 1e-5), atol=1e-4)

@@ -227,3 +227,28 @@ def test_pretext_eval_is_in_batch_retrieval_of_anchors_among_other_videos(monkey
     out = method.pretext_eval({**batch, "index": torch.tensor([0, 0, 1, 2])}, Progress(0, 10))
     assert out["accuracy"].item() == pytest.approx(1.0)  # row 0 without the mask would pick column 1
     assert out["chance_accuracy"].item() == pytest.approx((1 / 3 + 1 / 3 + 1 / 4 + 1 / 4) / 4)
+
+
+def test_a_step_mines_with_the_anchor_at_this_steps_threshold_and_writes_the_anchor_to_the_bank(monkeypatch):
+    """The release's order: mine the bank with the ANCHOR embedding at the schedule's threshold for this step,
+    then overwrite the anchors' slots with the anchor embedding (never the positive's)."""
+    method, batch = tiny_method("tce", ("method.negatives=3", "method.mining_schedule=linear"))
+    seen = {}
+    real_loss, real_mine = method.contrastive_loss, tce_module.mine_negatives
+
+    def loss_spy(anchor, positive, index, progress):
+        seen["anchor"], seen["positive"] = anchor.detach().clone(), positive.detach().clone()
+        return real_loss(anchor, positive, index, progress)
+
+    def mine_spy(anchor, bank, own_index, k, threshold, *args, **kwargs):
+        seen["mined_with"], seen["threshold"] = anchor.clone(), threshold
+        return real_mine(anchor, bank, own_index, k, threshold, *args, **kwargs)
+
+    monkeypatch.setattr(method, "contrastive_loss", loss_spy)
+    monkeypatch.setattr(tce_module, "mine_negatives", mine_spy)
+    method.training_step(batch, Progress(6, 10))
+    assert not torch.equal(seen["anchor"], seen["positive"])
+    assert torch.equal(seen["mined_with"], seen["anchor"])
+    assert seen["threshold"] == method.schedule(6, 10) != method.schedule(0, 10)
+    index = batch["index"].long()
+    assert torch.equal(method.bank[index], seen["anchor"])  # bank_momentum 0: the slot holds the anchor
