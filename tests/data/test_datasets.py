@@ -335,6 +335,21 @@ def test_index_cache_is_hit_on_the_second_build(datasets, monkeypatch, index_cac
     assert len(calls) == 2
 
 
+def test_index_cache_keeps_ucf101_groups(tmp_path, monkeypatch):
+    """The held-out split is group-disjoint only while records keep their UCF101 group: an index read back from
+    the cache (the default, from the second start on) must equal the one built, groups included."""
+    root = _ucf(tmp_path)
+    loc = DatasetLocation("ucf", root, "ucf101")
+    calls = []
+    spy_on_builder(monkeypatch, "ucf101", calls)
+    first = build_index(loc, subset="all")
+    second = build_index(loc, subset="all")
+    assert len(calls) == 1 and not first.from_cache and second.from_cache
+    assert [r.group for r in first.records] == ["g08", "g08", "g10", "g01", "g02"]
+    assert second.records == first.records
+    assert second.missing == first.missing and second.classes == first.classes
+
+
 def test_index_cache_is_invalidated_by_changes(tmp_path, monkeypatch):
     root = _ucf(tmp_path)
     loc = DatasetLocation("ucf", root, "ucf101")

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 
-from benchmark.data.synthetic import TILT, SynthConfig, _plan, _trajectory, class_specs, generate
+from benchmark.data import synthetic
+from benchmark.data.synthetic import (
+    PALETTE_HUES,
+    SHADOW,
+    TILT,
+    SynthConfig,
+    _plan,
+    _trajectory,
+    class_specs,
+    generate,
+    render_video,
+)
 from benchmark.errors import UserError
 
 SMALL = dict(classes=3, videos_per_class=4, groups=4, test_groups=2, size=32, frames=16, pool_videos=4)
@@ -182,3 +196,136 @@ def test_synth_help_lists_every_config_field_with_its_default():
 
     listed = dict(item.rstrip("]").split(" [") for item in SYNTH_FIELDS.split(", "))
     assert listed == {f.name: str(f.default) for f in dataclasses.fields(SynthConfig)}
+
+
+# ---------------------------------------------------------------------- what the renderer draws
+PROBE = SynthConfig(classes=3, videos_per_class=16, groups=4, test_groups=2, size=16, frames=8, pool_videos=6)
+
+
+def probe_render(monkeypatch, cfg: SynthConfig, job) -> tuple[np.ndarray, list[float], list[tuple]]:
+    """Render one planned video, recording the object's hue per frame (what reaches colorsys.hsv_to_rgb last) and
+    its (cx, cy, radius, angle) per frame (what reaches _object_alpha)."""
+    hues, poses = [], []
+    object_alpha = synthetic._object_alpha
+
+    def hsv_to_rgb(h, s, v):
+        hues.append(h)
+        return colorsys.hsv_to_rgb(h, s, v)
+
+    def spy(shape, fill, size, cx, cy, radius, angle):
+        poses.append((cx, cy, radius, angle))
+        return object_alpha(shape, fill, size, cx, cy, radius, angle)
+
+    with monkeypatch.context() as m:
+        m.setattr(synthetic, "colorsys", SimpleNamespace(hsv_to_rgb=hsv_to_rgb))
+        m.setattr(synthetic, "_object_alpha", spy)
+        frames = render_video(job.spec, cfg, np.random.default_rng(list(job.seed_key)))
+    assert len(poses) == cfg.frames
+    return frames, hues[-cfg.frames :], poses  # background textures may be drawn (and coloured) first
+
+
+def palette_index(hue: float) -> int:
+    """The palette entry a drawn hue came from (entries are >= 0.07 apart, the jitter is +-0.02)."""
+    return int(np.argmin([min(abs(hue - p), 1 - abs(hue - p)) for p in PALETTE_HUES]))
+
+
+def test_object_colour_is_not_the_class(monkeypatch):
+    """Colour is a nuisance shared by all classes: a colour-per-class would be a shortcut inflating every probe."""
+    _, train, test, _ = _plan(PROBE)
+    used: dict[str, set[int]] = {}
+    for job in train + test:
+        _, hues, _ = probe_render(monkeypatch, PROBE, job)
+        used.setdefault(job.spec.name, set()).add(palette_index(hues[0]))
+    assert len(used) == 3 and all(len(h) >= 4 for h in used.values()), used  # 16 draws of 10 hues per class
+    counts = Counter(h for hs in used.values() for h in hs)
+    assert max(counts.values()) >= 2, used  # some hue in several classes
+
+
+def test_objects_stand_upright(monkeypatch):
+    """Tilt within +-TILT (3D RotNet's signal: the world has an up). Bouncing and spinning objects start at their
+    initial tilt, so the first frame's angle is it."""
+    _, train, test, _ = _plan(PROBE)
+    angles = [
+        probe_render(monkeypatch, PROBE, job)[2][0][3]
+        for job in train + test
+        if job.spec.motion in ("Bouncing", "Spinning")
+    ]
+    assert len(angles) == 32
+    assert all(-TILT <= a <= TILT for a in angles), angles
+    assert min(angles) < -TILT / 3 and max(angles) > TILT / 3  # drawn over the range, not fixed
+
+
+def test_rendered_spins_slow_down_over_the_video(monkeypatch):
+    """The arrow of time reaches the frames: a spinning object's per-frame rotation shrinks from first to last
+    frame (played backwards it would speed up)."""
+    _, train, test, _ = _plan(PROBE)
+    spinning = [job for job in train + test if job.spec.motion == "Spinning"]
+    assert len(spinning) == 16
+    for job in spinning:
+        angles = np.array([pose[3] for pose in probe_render(monkeypatch, PROBE, job)[2]])
+        step = np.abs(np.diff(angles))
+        assert np.all(np.diff(step) < 0), step
+
+
+def test_pool_holds_every_class_in_balance():
+    cfg = SynthConfig(**{**SMALL, "pool_videos": 7})
+    specs, _, _, pool = _plan(cfg)
+    counts = Counter(job.relpath.split("/")[1] for job in pool)
+    assert counts == {specs[0].name: 3, specs[1].name: 2, specs[2].name: 2}
+    assert all(job.relpath.split("/")[1] == job.spec.name for job in pool)
+    assert len({job.relpath for job in pool}) == len({job.seed_key for job in pool}) == 7
+
+
+def test_seed_changes_every_video_plan():
+    """The generator seed reaches each video's own random stream (object, trajectory, colour, nuisances)."""
+    plans = [_plan(SynthConfig(**SMALL, seed=seed)) for seed in (0, 1)]
+    for jobs_a, jobs_b in zip(plans[0][1:], plans[1][1:], strict=True):
+        assert [j.relpath for j in jobs_a] == [j.relpath for j in jobs_b] and jobs_a
+        for a, b in zip(jobs_a, jobs_b, strict=True):
+            assert np.random.default_rng(list(a.seed_key)).random() != np.random.default_rng(list(b.seed_key)).random()
+
+
+def test_seed_changes_the_background_pool():
+    """The generator seed also reaches the background textures: the same video stream (object, trajectory,
+    nuisances) rendered under two generator seeds differs."""
+    job = _plan(SynthConfig(**SMALL))[1][0]
+    a, b = (
+        render_video(job.spec, SynthConfig(**SMALL, seed=seed), np.random.default_rng(list(job.seed_key)))
+        for seed in (0, 1)
+    )
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() > 5
+
+
+def test_more_test_groups_than_videos_still_leave_a_train_split():
+    cfg = SynthConfig(classes=2, videos_per_class=4, groups=20, test_groups=19)
+    cfg.validate()
+    assert cfg.effective_groups == (4, 3)
+    _, train, test, _ = _plan(cfg)
+    assert len(train) == 2 and len(test) == 6
+
+
+def test_leftover_clips_go_to_the_last_train_groups():
+    """5 videos in 4 groups: the fifth is a second clip of the last group (a train group), not of a test group."""
+    cfg = SynthConfig(videos_per_class=5, groups=4, test_groups=2)
+    assert cfg.group_clips() == [(1, 1), (2, 1), (3, 1), (4, 1), (4, 2)]
+    assert SynthConfig(videos_per_class=6, groups=4, test_groups=2).group_clips()[-3:] == [(3, 2), (4, 1), (4, 2)]
+    _, train, test, _ = _plan(SynthConfig(classes=2, videos_per_class=5, groups=4, test_groups=2))
+    assert len(test) == 4 and len(train) == 6
+
+
+def test_light_comes_from_above(monkeypatch):
+    """The drop shadow darkens the background below the object (another "up" cue): the darkening a shadow adds
+    to a video is centred below the object's centre, about SHADOW[0] of the frame lower."""
+    cfg = SynthConfig(**SMALL)
+    rows = np.arange(cfg.size)[:, None]
+    offsets = []
+    for job in _plan(cfg)[1][:4]:
+        shaded, _, poses = probe_render(monkeypatch, cfg, job)
+        with monkeypatch.context() as m:
+            m.setattr(synthetic, "SHADOW", (*SHADOW[:2], 0.0))  # same video, no shadow
+            plain, _, _ = probe_render(monkeypatch, cfg, job)
+        darkening = np.clip(plain.astype(float) - shaded, 0, None).sum(-1)  # [T, H, W]
+        for frame, (_, cy, _, _) in zip(darkening, poses, strict=True):
+            if frame.sum() > 0:
+                offsets.append((frame * rows).sum() / frame.sum() - cy)
+    assert len(offsets) > 40 and np.median(offsets) > SHADOW[0] * cfg.size / 2, offsets

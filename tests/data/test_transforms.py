@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as F
 
 from benchmark.data.transforms import (
     IMAGENET_MEAN,
@@ -13,8 +16,11 @@ from benchmark.data.transforms import (
     augment,
     eval_transform,
     per_frame,
+    to_uint8,
     train_transform,
 )
+
+PLAIN = AugmentConfig(crop_scale=(1.0, 1.0), flip=False, jitter=0.0, hue=0.0, gray_p=0.0)  # no augmentation
 
 
 def still_clip(t: int = 6, size: int = 24) -> torch.Tensor:
@@ -81,3 +87,77 @@ def test_eval_transform_is_deterministic_centre_crop(shape):
     x = torch.randint(0, 256, shape, dtype=torch.uint8)
     a, b = eval_transform(16)(x), eval_transform(16)(x)
     assert torch.equal(a, b) and a.shape[-2:] == (16, 16) and a.shape[:-2] == shape[:-2]
+
+
+def augmented(clip: torch.Tensor, resolution: int, seed: int, **changes) -> torch.Tensor:
+    """``clip`` through ``train_transform`` with ``PLAIN`` changed by ``changes``, seeded, back as uint8 frames."""
+    torch.manual_seed(seed)
+    return to_uint8(augment(train_transform(resolution, dataclasses.replace(PLAIN, **changes)), clip))
+
+
+def coordinate_clip(size: int = 64) -> torch.Tensor:
+    """Red = 4 * column, green = 4 * row: an augmented frame's red and green ranges tell where it was cropped."""
+    ramp = torch.arange(size, dtype=torch.uint8) * 4
+    frame = torch.stack(
+        [ramp.expand(size, size), ramp[:, None].expand(size, size), torch.zeros(size, size, dtype=torch.uint8)]
+    )
+    return frame[None].clone()
+
+
+def test_crop_area_is_drawn_from_crop_scale():
+    """crop_scale (1, 1) is the whole frame resized; (0.3, 1) draws small and near-full crops alike (a crop always
+    at the minimum area would zoom every sample in)."""
+    clip = coordinate_clip()
+    whole = F.resize(clip, [16, 16], antialias=True)
+    assert all(torch.equal(augmented(clip, 16, seed), whole) for seed in range(10))
+    areas = []
+    for seed in range(30):
+        out = augmented(clip, 16, seed, crop_scale=(0.3, 1.0)).int()
+        width = (out[0, 0].max() - out[0, 0].min()) / 252
+        height = (out[0, 1].max() - out[0, 1].min()) / 252
+        areas.append(float(width * height))
+    assert min(areas) < 0.4 and max(areas) > 0.65, areas  # crop at the minimum area: all ~0.25-0.3
+
+
+def test_flip_mirrors_some_samples_only_when_on():
+    clip = still_clip(2, 16)
+    mirror = clip.flip(-1)
+    flipped = [torch.equal(augmented(clip, 16, seed, flip=True), mirror) for seed in range(30)]
+    assert any(flipped) and not all(flipped)  # P(no flip in 30) = 2^-30
+    assert all(torch.equal(augmented(clip, 16, seed, flip=False), clip) for seed in range(30))
+
+
+def test_jitter_p_is_the_probability_of_colour_jitter():
+    clip = still_clip(2, 16)
+    for seed in range(20):
+        assert not torch.equal(augmented(clip, 16, seed, jitter=0.5, hue=0.1, jitter_p=1.0), clip)
+        assert torch.equal(augmented(clip, 16, seed, jitter=0.5, hue=0.1, jitter_p=0.0), clip)
+
+
+def test_hue_alone_jitters_colour():
+    """A config with hue > 0 and no brightness/contrast/saturation jitter (CMC-like knobs) still shifts hue."""
+    clip = still_clip(2, 16)
+    for seed in range(20):
+        assert not torch.equal(augmented(clip, 16, seed, jitter=0.0, hue=0.25, jitter_p=1.0), clip)
+
+
+def test_gray_p_is_the_probability_of_gray():
+    clip = still_clip(2, 16)
+    for seed in range(20):
+        gray = augmented(clip, 16, seed, gray_p=1.0)
+        assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
+        assert torch.equal(augmented(clip, 16, seed, gray_p=0.0), clip)
+
+
+def normalised(frames: torch.Tensor) -> torch.Tensor:
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    return (frames.float() / 255 - mean) / std
+
+
+@pytest.mark.parametrize("shape", [(3, 30, 40), (2, 3, 40, 30)])
+def test_eval_transform_keeps_the_aspect_ratio(shape):
+    """Short side resized, then centre cropped (UCF101 is 320x240): not squashed to a square."""
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = eval_transform(16)(x)
+    assert torch.allclose(out, normalised(F.center_crop(F.resize(x, 16, antialias=True), [16, 16])), atol=1e-5)
+    assert not torch.allclose(out, normalised(F.resize(x, [16, 16], antialias=True)), atol=0.1)
