@@ -308,3 +308,254 @@ def test_frame_pair_augments_anchor_and_positive_independently():
     assert all(differ)
     shared = build_sampler("clip", RES, train=True, clip_len=2, stride=1)  # the contrast: one draw for a clip
     assert all(torch.equal(s["clip"][0], s["clip"][1]) for s in draw(shared, still, 10))
+
+
+# ---------------------------------------------------------------------- helpers for pixel-encoded videos
+class ChannelVideo(CountingVideo):
+    """Every frame holds a different constant in each colour plane: which channel a grey frame copies is readable."""
+
+    PLANES = (40, 130, 220)
+
+    def __init__(self, num_frames: int = 40, size: int = 20):
+        super().__init__(num_frames, size)
+        self.frames[:] = torch.tensor(self.PLANES, dtype=torch.uint8).view(3, 1, 1)
+
+
+def unnormalise(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised [..., 3, H, W] -> uint8-scale values (0..255, rounded)."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return ((x * std + mean) * 255).round()
+
+
+def copied_channel(frame: torch.Tensor) -> int:
+    """The plane of ChannelVideo a single-channel [3, H, W] output frame was copied from."""
+    raw = unnormalise(frame)
+    assert (raw == raw[0, 0, 0]).all(), "not one channel copied into all three"
+    return ChannelVideo.PLANES.index(int(raw[0, 0, 0]))
+
+
+# ---------------------------------------------------------------------- Shuffle and Learn: what the tuples hold
+def test_shuffle_tuple_draws_both_kinds_of_negative():
+    """(b,a,d) and (b,e,d): the odd frame comes from before AND from after the ends, else 'middle frame outside
+    the ends on the early side' alone would be a shortcut."""
+    sampler = build_sampler("tuple", RES, train=False, positive_fraction=0.0, window=12)
+    kinds = set()
+    for s in draw(sampler, CountingVideo(), 100):
+        first, middle, last = s["frame_indices"].tolist()
+        assert not min(first, last) < middle < max(first, last)
+        kinds.add("before" if middle < min(first, last) else "after")
+    assert kinds == {"before", "after"}
+
+
+def test_shuffle_tuple_positives_and_negatives_share_their_end_frames():
+    """With window = 5 the five frames a..e are consecutive: positives are (b,c,d), negatives (b,a,d) or (b,e,d),
+    so both classes have ends 2 frames apart and differ only by the middle frame (no end-frame shortcut)."""
+    sampler = build_sampler("tuple", RES, train=False, positive_fraction=0.5, window=5)
+    labels = set()
+    for s in draw(sampler, CountingVideo(), 100):
+        first, middle, last = s["frame_indices"].tolist()
+        assert abs(first - last) == 2, (first, middle, last)  # the ends are b and d in both classes
+        lo = min(first, last)
+        if s["order_label"]:
+            assert middle == lo + 1  # c, between b and d
+        else:
+            assert middle in (lo - 1, lo + 3)  # a or e, one frame outside
+        labels.add(int(s["order_label"]))
+    assert labels == {0, 1}
+
+
+# ---------------------------------------------------------------------- OPN
+def test_opn_channel_split_draws_the_channel_per_frame():
+    sampler = build_sampler("opn_tuple", RES, train=True, channel_split=True, aug=NO_COLOUR)
+    torch.manual_seed(0)
+    channels = [{copied_channel(f) for f in s["frames"]} for s in draw(sampler, ChannelVideo(), 20)]
+    assert any(len(c) > 1 for c in channels)  # one channel per sample would hold for all: 4 frames, 1/27 each
+    assert set().union(*channels) == {0, 1, 2}
+
+
+def test_opn_tuple_shows_all_24_orders():
+    """Each class is shown in its order or the reverse, so every one of the 24 permutations occurs."""
+    sampler = build_sampler("opn_tuple", RES, train=False)
+    video = CountingVideo(num_frames=8, size=4)
+    shown = set()
+    for s in draw(sampler, video, 600):  # 24 orders equally likely: missing one has probability < 1e-9
+        shown.add(tuple(int(r) for r in np.argsort(np.argsort(s["frame_indices"].tolist()))))
+    assert shown == set(itertools.permutations(range(4)))
+
+
+def test_order_tuples_stay_inside_their_window_and_use_all_of_it():
+    video = CountingVideo(num_frames=40, size=4)
+    opn = build_sampler("opn_tuple", RES, train=False, window=6)
+    spreads = [int(s["frame_indices"].max() - s["frame_indices"].min()) for s in draw(opn, video, 200)]
+    assert max(spreads) == 6 - 1 and min(spreads) >= 3
+    # Shuffle and Learn shows at most one of a, e: (b,a,d) or (b,e,d) spans at most window - 2 frames
+    sl = build_sampler("tuple", RES, train=False, window=6, positive_fraction=0.0)
+    spreads = [int(s["frame_indices"].max() - s["frame_indices"].min()) for s in draw(sl, video, 200)]
+    assert max(spreads) == 6 - 2
+
+
+# ---------------------------------------------------------------------- clip: window placement and length
+def test_clip_start_reaches_the_last_window():
+    """A video of span + 1 frames has two windows; both must be drawn (the last frame is not dropped)."""
+    sampler = build_sampler("clip", RES, train=False, clip_len=4, stride=1)
+    video = RecordingVideo(num_frames=5, size=4)
+    starts = set()
+    for seed in range(60):
+        sampler(video, np.random.default_rng(seed))
+        starts.add(video.asked[0])
+        assert video.asked == list(range(video.asked[0], video.asked[0] + 4))
+    assert starts == {0, 1}
+
+
+def test_clip_frames_needed_is_its_span():
+    """clip_len frames at stride cover (clip_len - 1) x stride + 1 frames; a video exactly that long is not skipped."""
+    sampler = build_sampler("clip", RES, train=False, clip_len=4, stride=3, short_video="skip")
+    assert sampler.frames_needed == 10
+    video = RecordingVideo(num_frames=10, size=4)
+    for seed in range(5):
+        sampler(video, np.random.default_rng(seed))  # no ShortVideo
+        assert video.asked == [0, 3, 6, 9]
+
+
+# ---------------------------------------------------------------------- segments (TSN fine-tuning)
+def segment_bounds(num_frames: int, count: int) -> list[tuple[int, int]]:
+    """[lo, hi) frame range of each of ``count`` equal segments (edges truncated to frames, at least one frame)."""
+    edges = np.linspace(0, num_frames, count + 1)
+    return [(int(a), max(int(a) + 1, int(b))) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@pytest.mark.parametrize("num_frames", [30, 10])
+def test_segments_draw_a_random_frame_inside_each_segment(num_frames):
+    sampler = build_sampler("segments", RES, train=True, count=3)
+    video = RecordingVideo(num_frames=num_frames, size=4)
+    bounds = segment_bounds(num_frames, 3)
+    drawn = [set() for _ in bounds]
+    torch.manual_seed(0)
+    for seed in range(200):
+        sampler(video, np.random.default_rng(seed))
+        for k, (i, (lo, hi)) in enumerate(zip(video.asked, bounds, strict=True)):
+            assert lo <= i < hi, (num_frames, video.asked, bounds)
+            drawn[k].add(i)
+    assert all(d == set(range(lo, hi)) for d, (lo, hi) in zip(drawn, bounds, strict=True))  # temporal jitter
+
+
+def test_segments_share_one_augmentation():
+    sampler = build_sampler("segments", RES, train=True, count=4)  # crop, flip, jitter, gray all on
+    torch.manual_seed(0)
+    for s in draw(sampler, StillVideo(), 5):
+        f = s["frames"]
+        assert all(torch.equal(f[0], g) for g in f[1:])
+
+
+# ---------------------------------------------------------------------- clips (3D evaluation)
+def test_uniform_clips_cover_the_video_from_first_to_last_frame():
+    """Starts evenly spaced from 0 to n - span (ViewSpec('3d').frame_indices does the same at feature extraction)."""
+    sampler = build_sampler("clips", RES, count=4, clip_len=8, stride=1)
+    video = RecordingVideo(num_frames=40, size=4)
+    sampler(video, np.random.default_rng(0))
+    assert video.asked == [s + j for s in (0, 11, 21, 32) for j in range(8)]  # linspace(0, 32, 4) rounded
+    sampler = build_sampler("clips", RES, count=3, clip_len=4, stride=2)
+    sampler(video, np.random.default_rng(0))
+    assert video.asked == [s + j for s in (0, 16, 33) for j in (0, 2, 4, 6)]  # span 7: linspace(0, 33, 3)
+
+
+# ---------------------------------------------------------------------- blocks (DPC): per-frame colour
+def blocks_sampler(**aug):
+    aug = AugmentConfig(**{"crop_scale": (1.0, 1.0), "flip": False, "jitter": 0.0, "hue": 0.0, "gray_p": 0.0, **aug})
+    return build_sampler("blocks", RES, num_blocks=2, block_len=3, stride=1, aug=aug)
+
+
+def test_blocks_random_gray_draws_the_channel_per_frame():
+    sampler = blocks_sampler(gray_p=1.0)
+    torch.manual_seed(0)
+    channels = [{copied_channel(f) for f in s["blocks"].flatten(0, 1)} for s in draw(sampler, ChannelVideo(), 10)]
+    assert any(len(c) > 1 for c in channels)  # one channel per sample: 6 frames agree with probability 1/243
+
+
+def test_blocks_colour_jitter_is_switched_on_per_frame():
+    video = StillVideo()
+    plain = blocks_sampler()(video, np.random.default_rng(0))["blocks"].flatten(0, 1)[0]
+    sampler = blocks_sampler(jitter=0.5, jitter_p=0.5)
+    torch.manual_seed(0)
+    mixed = 0
+    for s in draw(sampler, video, 10):
+        jittered = {not torch.allclose(f, plain, atol=1e-5) for f in s["blocks"].flatten(0, 1)}
+        mixed += jittered == {True, False}
+    assert mixed > 0  # a sample holds both jittered and untouched frames (6 frames: all alike with p 1/32)
+
+
+def test_blocks_brightness_contrast_saturation_drawn_per_frame():
+    """Hue off: frames of a still video differ only if brightness/contrast/saturation factors differ per frame."""
+    sampler = blocks_sampler(jitter=0.5, jitter_p=1.0)
+    torch.manual_seed(0)
+    for s in draw(sampler, StillVideo(), 3):
+        flat = s["blocks"].flatten(0, 1)
+        assert not any(torch.allclose(flat[0], f, atol=1e-4) for f in flat[1:])
+
+
+# ---------------------------------------------------------------------- cubic puzzles
+def test_cubic_puzzle_channel_replication_per_piece():
+    aug = AugmentConfig(jitter=0.0, hue=0.0, gray_p=0.0)
+    sampler = build_sampler("cubic_puzzle", 32, piece_len=2, tgap=1, channel_rep="piece", aug=aug)
+    video = ChannelVideo(num_frames=20, size=40)
+    torch.manual_seed(0)
+    channels = [{copied_channel(p[0]) for p in s["pieces"]} for s in draw(sampler, video, 10)]
+    assert any(len(c) > 1 for c in channels)  # 4 pieces share one channel with probability 1/27
+    sample_wide = build_sampler("cubic_puzzle", 32, piece_len=2, tgap=1, channel_rep="sample", aug=aug)
+    assert all(len({copied_channel(p[0]) for p in s["pieces"]}) == 1 for s in draw(sample_wide, video, 5))
+
+
+def test_cubic_puzzle_temporal_gaps_vary_within_their_range():
+    """Pieces start at a random offset in [0, tgap] of their segments: gaps of 0..2 tgap frames, not always tgap
+    (a regular spacing the network could count instead of learning order)."""
+    tgap, piece_len = 2, 3
+    sampler = build_sampler("cubic_puzzle", 32, train=False, piece_len=piece_len, stride=1, tgap=tgap, spatial_p=0.0)
+    video = RecordingVideo(num_frames=40, size=40)
+    gaps = set()
+    for seed in range(100):
+        sampler(video, np.random.default_rng(seed))
+        pieces = [video.asked[k * piece_len : (k + 1) * piece_len] for k in range(4)]
+        assert all(np.diff(p).tolist() == [1] * (piece_len - 1) for p in pieces)
+        gaps |= {b[0] - a[-1] - 1 for a, b in itertools.pairwise(pieces)}
+    assert gaps == set(range(2 * tgap + 1))
+
+
+class PositionVideo(CountingVideo):
+    """Pixel (y, x) holds 5x in the red plane and 5y in the green one: a piece's top-left pixel says where it was cut."""
+
+    def __init__(self, num_frames: int = 40, size: int = 40):
+        super().__init__(num_frames, size)
+        pos = torch.arange(size, dtype=torch.uint8) * 5
+        self.frames[:, 0] = pos.view(1, size)
+        self.frames[:, 1] = pos.view(size, 1)
+        self.frames[:, 2] = 0
+
+
+def piece_corners(pieces: torch.Tensor) -> list[tuple[int, int]]:
+    """(y, x) in the cube of each piece's top-left pixel (first frame), read from PositionVideo's planes."""
+    raw = unnormalise(pieces[:, 0, :, 0, 0, None, None])[..., 0, 0]
+    return [(int(p[1]) // 5, int(p[0]) // 5) for p in raw]
+
+
+def test_cubic_puzzle_temporal_pieces_have_their_own_spatial_jitter():
+    """The four temporal pieces are cut from one cell-sized window at different offsets (no aligned borders)."""
+    sampler = build_sampler("cubic_puzzle", 32, train=False, piece_len=2, tgap=1, spatial_p=0.0)
+    assert (sampler.cube, sampler.cell, sampler.piece) == (40, 20, 18)  # the video is the cube: no resize
+    video = PositionVideo()
+    corners = [piece_corners(s["pieces"]) for s in draw(sampler, video, 10)]
+    for c in corners:
+        ys, xs = [y for y, _ in c], [x for _, x in c]
+        assert max(ys) - min(ys) <= 2 and max(xs) - min(xs) <= 2  # one window, jitter up to cell - piece
+    assert any(len(set(c)) > 1 for c in corners)
+
+
+def test_cubic_puzzle_spatial_pieces_jitter_independently_in_x_and_y():
+    sampler = build_sampler("cubic_puzzle", 32, train=False, piece_len=2, tgap=1, spatial_p=1.0)
+    video = PositionVideo()
+    offsets = []
+    for s in draw(sampler, video, 10):
+        for (y, x), (cy, cx) in zip(piece_corners(s["pieces"]), [(0, 0), (0, 20), (20, 0), (20, 20)], strict=True):
+            assert 0 <= y - cy <= 2 and 0 <= x - cx <= 2  # inside its own cell, raster order
+            offsets.append((y - cy, x - cx))
+    assert any(dy != dx for dy, dx in offsets)
