@@ -197,6 +197,27 @@ def test_a_finished_cell_with_an_unreadable_config_is_failed_not_done(tmp_path):
     assert "is empty" in rows["a_empty"].error[0] and "is not UTF-8" in rows["b_binary"].error[0]
 
 
+def test_a_relaunch_reruns_exactly_the_failed_interrupted_and_missing_cells(tmp_path):
+    """Failed, interrupted (it resumes from its checkpoint) and missing cells are (re)submitted; done, corrupt,
+    pending and running ones never (a second job for a live cell would train it twice)."""
+    from benchmark.launch.state import STATES, CellState, needs_run
+
+    rerun = {s for s in STATES if needs_run(CellState("c", "", s))}
+    assert rerun == {"failed", "interrupted", "missing"} and {"done", "corrupt", "pending", "running"} <= set(STATES)
+
+
+def test_a_live_job_whose_metrics_do_not_parse_yet_is_never_failed(tmp_path):
+    """metrics.json caught mid-write (or hand-broken) while the cell's job runs: pending/running, not failed, which
+    a relaunch would resubmit beside the running job."""
+    root = make_sweep(
+        tmp_path / "s", {"a": {"metrics": "{half"}, "b": {"metrics": "{half"}}, jobs={"a": "7_0", "b": "7_1"}
+    )
+    states = {"7_0": JobState("RUNNING"), "7_1": JobState("PENDING")}
+    rows = {r.cell_id: r for r in sweep_status(root, query=lambda ids: {j: states[j] for j in ids})}
+    assert (rows["a"].state, rows["b"].state) == ("running", "pending")
+    assert "does not parse" in rows["a"].error[0]
+
+
 def test_a_split_ddp_cell_shows_its_pre_training_job_while_that_is_live(tmp_path):
     """jobs.json names a split DDP cell's evaluation job and the pre-training job it waits on: status follows the
     pre-training job while it is queued or running or when it ended unfinished, else the evaluation job."""
