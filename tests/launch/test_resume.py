@@ -21,6 +21,7 @@ def _cfg():
     tree = tiny_base()
     tree["optim"]["steps"] = STEPS
     tree["run"]["checkpoint_every"] = 3
+    tree["run"]["pretext_samples"] = 16  # set here: the module-scoped reference runs outside the autouse fixture
     return tree, build_experiment(tree)
 
 
@@ -32,6 +33,8 @@ def _assert_same_run(a: RunDir, b: RunDir) -> None:
     ma, mb = a.metrics()["pretrain"], b.metrics()["pretrain"]
     assert ma["final_loss"] == mb["final_loss"]
     assert ma["bad_samples"] == mb["bad_samples"]
+    # the held-out pretext check: step 0 measured once, before training, and kept across the resume
+    assert ma["pretext"] == mb["pretext"] and ma["pretext"]["step0"] and ma["pretext"]["final"]
     wa, wb = _weights(a), _weights(b)
     assert wa.keys() == wb.keys()
     for k in wa:  # model, heads and TCE's memory bank, bit for bit
