@@ -71,6 +71,22 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_run(tmp_path, kind):
     assert not marker.exists()
 
 
+def test_the_weights_only_load_refuses_a_payload_the_opcode_scan_missed(tmp_path, monkeypatch):
+    """Two lines of defence: with the opcode scan blinded, torch's weights-only load still refuses the payload."""
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
+    torch.save({"model": Payload(marker)}, path)
+    monkeypatch.setattr(checkpoint, "_unsafe_globals", lambda path: [])
+    with pytest.raises(UserError, match=r"refusing to load .*evil.pt: its pickle would import .*system"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_a_file_that_is_not_a_mapping_of_states_is_corrupt(tmp_path):
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(CorruptCheckpoint, match="not a checkpoint \\(a list, not a mapping of states\\)"):
+        load(tmp_path / "list.pt")
+
+
 def test_garbage_and_truncated_files_are_corrupt_not_crashes(tmp_path):
     save(tmp_path / "good.pt", {"w": torch.ones(100)})
     (tmp_path / "cut.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:200])
@@ -82,10 +98,12 @@ def test_garbage_and_truncated_files_are_corrupt_not_crashes(tmp_path):
 
 def test_load_latest_falls_back_with_a_warning_and_never_silently_to_step_0(tmp_path, capsys):
     assert load_latest(tmp_path) is None  # nothing there: a fresh start
+    save(tmp_path / "step_2.pt", {"step": 2})
     save(tmp_path / "step_4.pt", {"step": 4})
     save(tmp_path / "last.pt", {"step": 8})
     (tmp_path / "last.pt").write_bytes(b"garbage")
-    assert load_latest(tmp_path)["step"] == 4  # no last.prev.pt: the newest valid step_N.pt
+    assert load_latest(tmp_path)["step"] == 4  # no last.prev.pt: the newest valid step_N.pt (not step_2)
+    (tmp_path / "step_2.pt").unlink()
     assert "resuming from" in capsys.readouterr().out
     (tmp_path / "step_4.pt").write_bytes(b"garbage too")
     with pytest.raises(UserError, match="no checkpoint in .* loads"):
