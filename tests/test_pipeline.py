@@ -95,7 +95,12 @@ def test_pretrain_on_a_finished_run_changes_nothing(synth_data_home, tmp_path, c
 
     base = ["pretrain", "backbone.name=test_resnet", "data.resolution=32", "optim.batch_size=2", "run.device=cpu",
             "optim.steps=2", "--no-progress", "--out", str(tmp_path / "run")]  # fmt: skip
-    assert main(base) == 0
+    assert main([*base, "run.seed=5"]) == 0
+    from benchmark.rundir import RunDir
+
+    env = RunDir(tmp_path / "run").env()  # provenance: the seed, and the hash a relaunch compares against
+    assert env["seed"] == 5 and isinstance(env["config_hash"], str) and len(env["config_hash"]) == 12
+    base.append("run.seed=5")
     files = {n: (tmp_path / "run" / n).read_bytes() for n in ("metrics.json", "config.yaml", "env.json")}
     checkpoint = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
     capsys.readouterr()

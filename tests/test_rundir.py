@@ -52,10 +52,14 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 def test_scalars_append_and_truncate_on_resume(tmp_path):
     run = make_run(tmp_path)
     run.log_scalars([{"stage": "pretrain", "step": s, "loss": 1.0 / s} for s in range(1, 6)])
+    run.log_scalars([{"stage": "finetune/synthetic/split1", "step": s, "loss": 0.5} for s in (1, 9)])
     with open(run.path / "scalars.jsonl", "a") as f:
         f.write('{"stage": "pretrain", "st')  # a line cut by a kill
     run.truncate_scalars("pretrain", after_step=3)
-    assert [r["step"] for r in run.scalars()] == [1, 2, 3]
+    assert [(r["stage"][:4], r["step"]) for r in run.scalars()] == [("pret", 1), ("pret", 2), ("pret", 3),
+                                                                    ("fine", 1), ("fine", 9)]  # fmt: skip
+    run.truncate_scalars("finetune/synthetic/split1", after_step=1)  # a fine-tune resumed at its epoch 1
+    assert [(r["stage"][:4], r["step"]) for r in run.scalars()] == [("pret", 1), ("pret", 2), ("pret", 3), ("fine", 1)]
 
 
 def test_overrides_and_config_roundtrip(tmp_path):
@@ -74,6 +78,23 @@ def test_required_stages_follow_stage_specs(tmp_path):
         {},
     )
     assert run.required_stages() == ["pretrain", "finetune/ucf101/split1", "finetune/hmdb51/split1"]
+
+
+def test_evaluated_checkpoints_are_required_for_a_complete_run(tmp_path):
+    """With evaluate_epoch_checkpoints, each step_N.pt's evaluation is a stage: a run without it is incomplete."""
+    run = RunDir(tmp_path / "r").create()
+    run.write_config({"run": {"stages": ["pretrain", "linear"], "epoch_checkpoints": [2, 4, 99],
+                              "evaluate_epoch_checkpoints": True},
+                      "optim": {"steps": 10}, "eval": {"dataset": "synthetic", "split": 1}}, {})  # fmt: skip
+    required = run.required_stages()
+    assert "linear/synthetic/split1@step_2" in required and "linear/synthetic/split1@step_4" in required
+    assert not any("step_99" in k for k in required)  # past the run's steps: never written
+    for key in ("pretrain", "linear/synthetic/split1"):
+        run.add_metrics(key, {"top1": 1.0} if "linear" in key else {})
+    assert run.status()[0] == "incomplete"
+    for key in ("linear/synthetic/split1@step_2", "linear/synthetic/split1@step_4"):
+        run.add_metrics(key, {"top1": 1.0})
+    assert run.status()[0] == "complete"
 
 
 @pytest.mark.parametrize("bad", ["lineer", "pretrain:x", "knn:a:b", "knn:a:1:2"])
