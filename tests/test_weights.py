@@ -3,6 +3,7 @@ timm and torchvision, and bad files are one line with nothing written."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -188,6 +189,11 @@ def test_a_2d_export_loads_in_timm_and_strictly(tmp_path):
     ref = seeded(3, timm.create_model("resnet18", num_classes=0).state_dict())
     torch.save(ref, tmp_path / "w.pt")
     main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out", str(tmp_path / "r")])
+    # a pre-trained run keeps its previous checkpoint beside last.pt: the export must read last.pt
+    checkpoints = tmp_path / "r" / "checkpoints"
+    stale = torch.load(checkpoints / "last.pt", weights_only=True)
+    stale["backbone"] = {k: torch.zeros_like(v) for k, v in stale["backbone"].items()}
+    torch.save(stale, checkpoints / "last.prev.pt")
     assert main(["export", str(tmp_path / "r"), "--format", "timm", "--out", str(tmp_path / "e.safetensors")]) == 0
     model = timm.create_model("resnet18", pretrained=True, num_classes=0,
                               pretrained_cfg_overlay=dict(file=str(tmp_path / "e.safetensors")))  # fmt: skip
@@ -198,6 +204,7 @@ def test_a_2d_export_loads_in_timm_and_strictly(tmp_path):
     fresh.load_state_dict(load_file(str(tmp_path / "e.safetensors")), strict=True)
     sidecar = json.loads((tmp_path / "e.json").read_text())
     assert sidecar["backbone"] == "resnet18" and sidecar["released_weights"]["format"] == "timm"
+    assert sidecar["released_weights"]["sha256"] == hashlib.sha256((tmp_path / "w.pt").read_bytes()).hexdigest()
     assert sidecar["pretrain_steps"] == 0
 
 
