@@ -903,5 +903,15 @@ def _load_checkpoint(run: RunDir, cfg: ExperimentConfig, checkpoint: str):
         state = ckpt.load(path)
     except ckpt.CorruptCheckpoint as exc:
         raise UserError(f"{exc}: pre-train again, or restore the file") from None
-    backbone.load_state_dict(state["backbone"])
+    # every key, every shape: a backbone missing weights would be evaluated on partly random ones
+    mismatch = f"{path} does not hold the weights of this run's backbone ({cfg.backbone.name})"
+    try:
+        keys = backbone.load_state_dict(state["backbone"], strict=False)
+    except RuntimeError as exc:  # shapes differ: torch's message lists them, one per line after its first
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise UserError(f"{mismatch}: {lines[1] if len(lines) > 1 else lines[0]}") from None
+    if keys.missing_keys or keys.unexpected_keys:
+        parts = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+                 for what, v in (("missing", keys.missing_keys), ("unexpected", keys.unexpected_keys)) if v]  # fmt: skip
+        raise UserError(f"{mismatch}: {'; '.join(parts)}")
     return backbone, str(path), int(state.get("step", 0)), state

@@ -190,3 +190,21 @@ def test_a_diverged_pre_training_is_one_line(synth_data_home, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "training diverged; lower optim.lr (now 1e+30)" in err and "\n" not in err
+
+
+def test_a_checkpoint_missing_backbone_weights_is_refused_in_one_line(synth_data_home, tmp_path, capsys):
+    """Never evaluated on partly random weights: a last.pt whose backbone lacks a key stops the evaluation."""
+    from benchmark.cli import main
+
+    run = tmp_path / "run"
+    assert main(["pretrain", "backbone.name=test_resnet", "data.resolution=32", "optim.batch_size=2", "run.device=cpu",
+                 "optim.steps=1", "--no-progress", "--out", str(run)]) == 0  # fmt: skip
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    dropped = sorted(state["backbone"])[0]
+    del state["backbone"][dropped]
+    torch.save(state, run / "checkpoints" / "last.pt")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--protocol", "knn", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not hold the weights of this run's backbone (test_resnet)" in err and dropped in err
+    assert len(err.splitlines()) == 1

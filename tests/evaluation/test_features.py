@@ -186,3 +186,28 @@ def test_a_video_replaced_under_its_name_is_not_served_from_the_cache(tiny_synth
     (frames / "f2.jpg").write_bytes(b"yyy!")  # the middle image rewritten in place (the folder's time stays)
     assert content_stamp(frames) != stamp
     assert content_stamp(tmp_path / "gone.avi") == "missing"
+
+
+def test_the_feature_cache_key_changes_with_everything_that_changes_the_features(tmp_path):
+    """A cached feature file may only be served for the same checkpoint bytes (a same-size rewrite too: the usual
+    case for one architecture), the same test-time views, decoder and encoder."""
+    import os
+
+    from benchmark.evaluation.features import ViewSpec, cache_key
+
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"a" * 64)
+    spec = ViewSpec("2d", count=4, resolution=32)
+    key = cache_key(ckpt, [], spec, "pyav")
+    assert cache_key(ckpt, [], spec, "pyav") == key
+    others = [
+        cache_key(ckpt, [], ViewSpec("2d", count=8, resolution=32), "pyav"),
+        cache_key(ckpt, [], ViewSpec("2d", count=4, resolution=32, crops=3), "pyav"),
+        cache_key(ckpt, [], spec, "torchcodec"),
+        cache_key(ckpt, [], spec, "pyav", encoder="flow"),
+    ]
+    st = ckpt.stat()
+    ckpt.write_bytes(b"b" * 64)  # same size, rewritten later
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    others.append(cache_key(ckpt, [], spec, "pyav"))
+    assert len({key, *others}) == 1 + len(others)
