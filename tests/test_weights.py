@@ -25,6 +25,22 @@ def seeded(seed: int, state: dict) -> dict:
     return {k: torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone() for k, v in state.items()}
 
 
+def test_a_timm_checkpoint_with_its_classifier_imports_without_it(tmp_path):
+    """An ImageNet timm checkpoint still carries fc.*: dropped and listed, the backbone imported."""
+    torch.save(timm.create_model("resnet18", num_classes=1000).state_dict(), tmp_path / "w.pt")
+    assert main(["import", str(tmp_path / "w.pt"), "--format", "timm", "--backbone", "resnet18", "--out",
+                 str(tmp_path / "run")]) == 0  # fmt: skip
+    prov = json.loads((tmp_path / "run" / "metrics.json").read_text())["pretrain"]["released_weights"]
+    assert sorted(prov["dropped_head_keys"]) == ["fc.bias", "fc.weight"]
+
+
+def test_a_tce_release_of_resnet50_is_recognised_by_its_bottleneck_keys(tmp_path):
+    body = timm.create_model("resnet50", num_classes=0).state_dict()
+    torch.save({"state_dict": {f"module.backbone.{k}": v for k, v in body.items()}}, tmp_path / "tce50.pth")
+    assert main(["import", str(tmp_path / "tce50.pth"), "--format", "tce", "--out", str(tmp_path / "run")]) == 0
+    assert "resnet50" in (tmp_path / "run" / "config.yaml").read_text()
+
+
 def test_tce_release_keys_land_on_the_timm_resnet18(tmp_path, capsys):
     ref = seeded(1, timm.create_model("resnet18", num_classes=0).state_dict())
     release = {"state_dict": {**{f"module.backbone.{k}": v for k, v in ref.items()},
@@ -121,6 +137,11 @@ def tree(root: Path) -> list[str]:
         ("timm18", ["--format", "tce"], "not a TCE release checkpoint"),
         ("tce18", ["--format", "tce", "--backbone", "r3d_18"], "cannot map it onto 'r3d_18'"),
         ("timm18", ["--format", "timm", "--backbone", "resnet50"], "does not match backbone 'resnet50'"),
+        (
+            "narrow18",
+            ["--format", "timm", "--backbone", "resnet18"],
+            "shapes differ for net.conv1.weight (backbone 'resnet18')",
+        ),
         ("timm18", ["--format", "nope"], "invalid choice"),
         ("evil", ["--format", "tce"], "its pickle would import posix.system"),  # refused, and says why
         ("timm18", ["--format", "torchvision", "--backbone", "resnet18"], "is not a torchvision video model"),
@@ -142,6 +163,8 @@ def test_bad_files_are_one_line_and_write_no_run_directory(case, args, message, 
     files.mkdir()
     timm18 = timm.create_model("resnet18", num_classes=0).state_dict()
     torch.save(timm18, files / "timm18")
+    narrow = {**timm18, "conv1.weight": timm18["conv1.weight"][:, :1]}  # the right keys, one of another shape
+    torch.save(narrow, files / "narrow18")
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in timm18.items()}}, files / "tce18")
     (files / "text").write_text("not a checkpoint\n")
     (files / "truncated").write_bytes((files / "timm18").read_bytes()[:4096])
