@@ -911,7 +911,9 @@ def _load_checkpoint(run: RunDir, cfg: ExperimentConfig, checkpoint: str):
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise UserError(f"{mismatch}: {lines[1] if len(lines) > 1 else lines[0]}") from None
     if keys.missing_keys or keys.unexpected_keys:
-        parts = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+        from benchmark.config import describe_changes
+
+        parts = [f"{len(v)} {what} ({describe_changes(v)})"
                  for what, v in (("missing", keys.missing_keys), ("unexpected", keys.unexpected_keys)) if v]  # fmt: skip
         raise UserError(f"{mismatch}: {'; '.join(parts)}")
     return backbone, str(path), int(state.get("step", 0)), state

@@ -153,16 +153,18 @@ class PairedResult:
         return self.n_seeds >= 2 and math.isfinite(self.t_low)
 
     @property
+    def sign(self) -> int:
+        """+1 / -1 when the primary interval lies above / below 0, else 0 (always 0 with one seed)."""
+        return int(interval_sign(self.t_low, self.t_high)) if self.has_claim_basis else 0
+
+    @property
     def excludes_zero(self) -> bool:
-        """The primary interval excludes 0 (never with one seed)."""
-        return self.has_claim_basis and int(interval_sign(self.t_low, self.t_high)) != 0
+        return self.sign != 0
 
     @property
     def claim(self) -> str | None:
         """'better', 'worse' or None (no difference claimed)."""
-        if not self.excludes_zero:
-            return None
-        return "better" if int(interval_sign(self.t_low, self.t_high)) > 0 else "worse"
+        return {1: "better", -1: "worse"}.get(self.sign)
 
 
 def seed_t_interval(seed_diffs, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
